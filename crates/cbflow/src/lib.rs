@@ -1,8 +1,199 @@
-//! cbflow command line
+//! The `cbflow` command line: argument parsing, terminal output and exit codes. Everything else
+//! lives in the library crates; this crate only wires them to the terminal.
+//!
+//! Exit codes (decided in [`run`] only): 0 success, 1 the command failed (bad input, a failed
+//! step), 2 the command line itself was wrong.
+
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Entry point of the binary.
-pub fn run(_args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    ExitCode::SUCCESS
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod commands;
+
+/// cbflow: a BIDS app that runs a pharmacological ASL crossover study end to end.
+///
+/// BIDS-Apps usage: `cbflow BIDS_DIR OUTPUT_DIR {participant,group} [options]`.
+/// Other commands: validate, inspect, synth, demo.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cbflow",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    app: AppArgs,
+    /// Log more (repeat for more detail).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Log only errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+/// The BIDS-Apps contract.
+#[derive(Debug, Args)]
+struct AppArgs {
+    /// The input BIDS dataset (never written to).
+    #[arg(value_name = "BIDS_DIR", required = true)]
+    bids_dir: Option<PathBuf>,
+    /// Where the derivatives dataset goes (may be `<BIDS_DIR>/derivatives/<name>`, not BIDS_DIR).
+    #[arg(value_name = "OUTPUT_DIR", required = true)]
+    output_dir: Option<PathBuf>,
+    /// Analysis level.
+    #[arg(value_name = "LEVEL", required = true)]
+    level: Option<Level>,
+    /// Participants to process, with or without `sub-` (default: all).
+    #[arg(long = "participant-label", alias = "participant_label", num_args = 1..)]
+    participant_label: Vec<String>,
+    /// Workflow file (YAML); default: the built-in ketamine + naltrexone crossover workflow.
+    #[arg(long)]
+    workflow: Option<PathBuf>,
+    /// Working directory for intermediate results and the cache.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Maximum number of parallel processes.
+    #[arg(long)]
+    nprocs: Option<usize>,
+    /// Seed of every random draw (permutations, surrogates).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// BIDS-Apps analysis levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Level {
+    /// One job per participant: CBF, registration, ROI values.
+    Participant,
+    /// The group analysis over all participants.
+    Group,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a BIDS dataset: errors and warnings per file.
+    Validate {
+        /// The BIDS dataset.
+        bids_dir: PathBuf,
+    },
+    /// Print the header facts of NIfTI images (like fslhd / mrinfo).
+    Inspect {
+        /// `.nii` or `.nii.gz` files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Write a synthetic crossover study with known ground truth.
+    Synth(SynthArgs),
+    /// Generate a synthetic study and run everything that works on it.
+    Demo {
+        /// Where the study (`OUT_DIR/bids`) and its outputs (`OUT_DIR/derivatives`) go.
+        out_dir: PathBuf,
+        /// Number of subjects.
+        #[arg(long, default_value_t = 12)]
+        subjects: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SynthArgs {
+    /// Output directory (created; must be empty).
+    out_dir: PathBuf,
+    /// Number of subjects.
+    #[arg(long, default_value_t = 26)]
+    subjects: usize,
+    /// Seed of every random draw.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// No effect anywhere (for false-positive checks).
+    #[arg(long)]
+    null: bool,
+    /// Resource directory with templates/ and atlases/ (e.g. shared/data): use the MNI tissue
+    /// priors and AAL3 instead of the built-in phantom.
+    #[arg(long)]
+    templates: Option<PathBuf>,
+}
+
+/// Runs the command line and decides the exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = if quiet {
+        "error"
+    } else {
+        match verbose {
+            0 => "info",
+            1 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CBFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Some(Command::Validate { bids_dir }) => commands::validate(&bids_dir),
+        Some(Command::Inspect { files }) => commands::inspect(&files),
+        Some(Command::Synth(a)) => {
+            commands::synth(&a.out_dir, a.subjects, a.seed, a.null, a.templates)
+        }
+        Some(Command::Demo {
+            out_dir,
+            subjects,
+            seed,
+        }) => commands::demo(&out_dir, subjects, seed),
+        None => {
+            let a = cli.app;
+            let (Some(bids_dir), Some(output_dir), Some(level)) =
+                (a.bids_dir, a.output_dir, a.level)
+            else {
+                bail!("BIDS_DIR, OUTPUT_DIR and LEVEL are required");
+            };
+            if a.workflow.is_some() || a.work_dir.is_some() || a.nprocs.is_some() {
+                tracing::warn!(
+                    "--workflow, --work-dir and --nprocs are accepted but not used yet by this version"
+                );
+            }
+            let _ = a.seed;
+            match level {
+                Level::Participant => {
+                    commands::participant(&bids_dir, &output_dir, a.participant_label)
+                }
+                Level::Group => commands::group(&bids_dir, &output_dir),
+            }
+            .with_context(|| format!("{level:?} level on {}", bids_dir.display()).to_lowercase())
+        }
+    }
 }

@@ -1,0 +1,276 @@
+//! Per-run quality-control metrics, including the quality evaluation index (QEI).
+
+use ndarray::{Array3, ArrayView3, Axis};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CbfError, Result};
+use crate::kinetic::{check_shape, dims3};
+use crate::motion::FdSummary;
+use crate::score::TissueMaps;
+
+/// QC settings and plausibility ranges.
+///
+/// The ranges are deliberately wide screening limits chosen by cbflow to catch gross
+/// failures (M0 scaled wrongly by ×10, control/label swapped, failed labelling, heavy
+/// motion); they are not normative values. Healthy-adult GM CBF by ASL is typically
+/// 40–100 mL/100 g/min and the GM/WM ratio 2–3 (Alsop et al. 2015 discuss expected
+/// contrast); adjust per study.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct QcParams {
+    /// Probability threshold that binarises tissue maps (default 0.7, as ASLPrep).
+    pub tissue_threshold: f64,
+    /// Plausible mean GM CBF, mL/100 g/min (default 20–120).
+    pub gm_cbf_range: (f64, f64),
+    /// Plausible GM/WM CBF ratio (default 1.5–4.0).
+    pub gm_wm_ratio_range: (f64, f64),
+    /// Largest acceptable fraction of GM voxels with negative CBF (default 0.1).
+    pub max_negative_gm_fraction: f64,
+    /// Smallest acceptable QEI (default 0.5; QEI is in [0, 1]).
+    pub min_qei: f64,
+    /// Largest acceptable mean FD, mm (default 0.5, the censoring threshold of Power et al. 2012).
+    pub max_mean_fd_mm: f64,
+    /// Smoothing applied to CBF before the QEI, FWHM mm (default 5, as ASLPrep's QEI).
+    pub qei_fwhm_mm: f64,
+    /// Voxel size `[dx, dy, dz]` in mm, needed for the QEI smoothing; `None` = no smoothing.
+    pub voxel_size_mm: Option<[f64; 3]>,
+}
+
+impl Default for QcParams {
+    fn default() -> Self {
+        Self {
+            tissue_threshold: 0.7,
+            gm_cbf_range: (20.0, 120.0),
+            gm_wm_ratio_range: (1.5, 4.0),
+            max_negative_gm_fraction: 0.1,
+            min_qei: 0.5,
+            max_mean_fd_mm: 0.5,
+            qei_fwhm_mm: 5.0,
+            voxel_size_mm: None,
+        }
+    }
+}
+
+/// The three QEI ingredients (Dolui et al. 2024).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct QeiComponents {
+    /// ρ: Pearson correlation of smoothed CBF with pseudo-CBF 2.5·GM + WM (clipped at 0).
+    pub structural_similarity: f64,
+    /// Pooled within-tissue variance of smoothed CBF divided by |mean GM CBF|.
+    pub spatial_variability: f64,
+    /// Fraction of GM voxels with negative smoothed CBF.
+    pub negative_gm_fraction: f64,
+}
+
+/// A metric outside its plausible range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QcFlag {
+    /// Metric name (a field of [`QcMetrics`]).
+    pub metric: String,
+    /// Its value.
+    pub value: f64,
+    /// Accepted range `[lo, hi]`.
+    pub range: (f64, f64),
+}
+
+/// Per-run QC metrics (one TSV row / JSON object).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QcMetrics {
+    /// Mean CBF in GM (probability ≥ threshold, in mask), mL/100 g/min.
+    pub mean_cbf_gm: f64,
+    /// Mean CBF in WM, mL/100 g/min (NaN if the WM class is empty).
+    pub mean_cbf_wm: f64,
+    /// mean_cbf_gm / mean_cbf_wm.
+    pub gm_wm_ratio: f64,
+    /// Fraction of GM voxels with CBF < 0 (unsmoothed).
+    pub negative_gm_fraction: f64,
+    /// Quality evaluation index in [0, 1] (Dolui et al. 2024).
+    pub qei: f64,
+    /// QEI ingredients.
+    pub qei_components: QeiComponents,
+    /// Mean framewise displacement, mm (if motion was estimated).
+    pub fd_mean_mm: Option<f64>,
+    /// Maximum framewise displacement, mm.
+    pub fd_max_mm: Option<f64>,
+    /// Control/label pairs (or ΔM volumes) in the run.
+    pub pairs_total: usize,
+    /// Pairs kept after outlier rejection.
+    pub pairs_kept: usize,
+    /// Metrics outside their plausible ranges.
+    pub flags: Vec<QcFlag>,
+    /// Settings and ranges used.
+    pub params: QcParams,
+}
+
+/// Separable Gaussian smoothing of `[x, y, z]` with FWHM `fwhm_mm` and voxel size
+/// `voxel_mm`; kernel truncated at 4σ, edges replicate the nearest voxel.
+pub fn gaussian_smooth(img: ArrayView3<f32>, fwhm_mm: f64, voxel_mm: [f64; 3]) -> Array3<f32> {
+    let mut cur = img.mapv(|v| v as f64);
+    for (ax, &vox) in voxel_mm.iter().enumerate() {
+        let sigma = fwhm_mm / (8.0 * 2f64.ln()).sqrt() / vox;
+        if sigma.is_nan() || sigma <= 0.0 || !sigma.is_finite() {
+            continue;
+        }
+        let r = (4.0 * sigma).ceil() as isize;
+        let mut k: Vec<f64> = (-r..=r)
+            .map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp())
+            .collect();
+        let s: f64 = k.iter().sum();
+        k.iter_mut().for_each(|v| *v /= s);
+        let n = cur.len_of(Axis(ax)) as isize;
+        let mut out = cur.clone();
+        for (mut o, lane) in out.lanes_mut(Axis(ax)).into_iter().zip(cur.lanes(Axis(ax))) {
+            for i in 0..n {
+                let mut acc = 0.0;
+                for (kk, w) in k.iter().enumerate() {
+                    let j = (i + kk as isize - r).clamp(0, n - 1);
+                    acc += w * lane[j as usize];
+                }
+                o[i as usize] = acc;
+            }
+        }
+        cur = out;
+    }
+    cur.mapv(|v| v as f32)
+}
+
+fn mean_at(img: &Array3<f32>, vox: &[[usize; 3]]) -> f64 {
+    vox.iter().map(|&v| img[v] as f64).sum::<f64>() / vox.len() as f64
+}
+
+/// Quality evaluation index of a CBF map (Dolui et al. 2024, "Automated quality
+/// evaluation index for arterial spin labeling derived cerebral blood flow maps",
+/// JMRI; as implemented in ASLPrep `compute_qei`):
+///
+/// QEI = ∛[ (1 − e^(−3.0126 ρ^2.4419)) · e^(−0.054 V^0.9272) · e^(−2.8478 N^0.5196) ]
+///
+/// with ρ = max(0, corr(CBF, 2.5·GM + WM)) over the mask, V = pooled within-tissue
+/// (GM/WM/CSF) variance / |mean GM CBF|, N = fraction of negative GM voxels, all on
+/// CBF smoothed to `p.qei_fwhm_mm` (when `p.voxel_size_mm` is given).
+pub fn qei(
+    cbf: ArrayView3<f32>,
+    tissue: &TissueMaps<'_>,
+    mask: ArrayView3<bool>,
+    p: &QcParams,
+) -> Result<(f64, QeiComponents)> {
+    let shape = dims3(&cbf);
+    check_shape("mask vs CBF", shape, dims3(&mask))?;
+    tissue.check(shape)?;
+    let s = match p.voxel_size_mm {
+        Some(v) => gaussian_smooth(cbf, p.qei_fwhm_mm, v),
+        None => cbf.to_owned(),
+    };
+    let classes = tissue.classes(mask, p.tissue_threshold);
+    if classes[0].is_empty() {
+        return Err(CbfError::EmptyMask {
+            what: "grey matter within the brain mask".into(),
+        });
+    }
+    // structural similarity
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for ((i, j, k), &m) in mask.indexed_iter() {
+        let c = s[[i, j, k]];
+        if m && c.is_finite() {
+            xs.push(c as f64);
+            ys.push(2.5 * tissue.gm[[i, j, k]] as f64 + tissue.wm[[i, j, k]] as f64);
+        }
+    }
+    let n = xs.len() as f64;
+    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (x, y) in xs.iter().zip(&ys) {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) * (x - mx);
+        syy += (y - my) * (y - my);
+    }
+    let rho = if sxx > 0.0 && syy > 0.0 {
+        (sxy / (sxx * syy).sqrt()).max(0.0)
+    } else {
+        0.0
+    };
+    // pooled variance
+    let (mut num, mut den) = (0.0, 0.0);
+    for c in &classes {
+        if c.len() < 2 {
+            continue;
+        }
+        let m = mean_at(&s, c);
+        num += c.iter().map(|&v| (s[v] as f64 - m).powi(2)).sum::<f64>();
+        den += c.len() as f64 - 1.0;
+    }
+    let pooled = if den > 0.0 { num / den } else { 0.0 };
+    let gm_mean = mean_at(&s, &classes[0]);
+    let cv = pooled / gm_mean.abs();
+    let neg = classes[0].iter().filter(|&&v| s[v] < 0.0).count() as f64 / classes[0].len() as f64;
+    let q1 = 1.0 - (-3.0126 * rho.powf(2.4419)).exp();
+    let q2 = (-0.054 * cv.powf(0.9272)).exp();
+    let q3 = (-2.8478 * neg.powf(0.5196)).exp();
+    let q = (q1 * q2 * q3).cbrt();
+    Ok((
+        q,
+        QeiComponents {
+            structural_similarity: rho,
+            spatial_variability: cv,
+            negative_gm_fraction: neg,
+        },
+    ))
+}
+
+/// QC metrics of a run's mean CBF map `[x, y, z]` (mL/100 g/min) with tissue maps on
+/// the same grid, the motion summary and the pair counts. Values outside the ranges of
+/// `p` are listed in `flags`.
+pub fn qc_metrics(
+    cbf: ArrayView3<f32>,
+    tissue: &TissueMaps<'_>,
+    mask: ArrayView3<bool>,
+    fd: Option<&FdSummary>,
+    pairs_total: usize,
+    pairs_kept: usize,
+    p: &QcParams,
+) -> Result<QcMetrics> {
+    let (q, comps) = qei(cbf, tissue, mask, p)?;
+    let classes = tissue.classes(mask, p.tissue_threshold);
+    let c = cbf.to_owned();
+    let gm = mean_at(&c, &classes[0]);
+    let wm = if classes[1].is_empty() {
+        f64::NAN
+    } else {
+        mean_at(&c, &classes[1])
+    };
+    let neg = classes[0].iter().filter(|&&v| c[v] < 0.0).count() as f64 / classes[0].len() as f64;
+    let ratio = gm / wm;
+    let mut flags = Vec::new();
+    let mut check = |name: &str, v: f64, r: (f64, f64)| {
+        if !(v >= r.0 && v <= r.1) {
+            flags.push(QcFlag {
+                metric: name.into(),
+                value: v,
+                range: r,
+            });
+        }
+    };
+    check("mean_cbf_gm", gm, p.gm_cbf_range);
+    check("gm_wm_ratio", ratio, p.gm_wm_ratio_range);
+    check(
+        "negative_gm_fraction",
+        neg,
+        (0.0, p.max_negative_gm_fraction),
+    );
+    check("qei", q, (p.min_qei, 1.0));
+    if let Some(f) = fd {
+        check("fd_mean_mm", f.mean_mm, (0.0, p.max_mean_fd_mm));
+    }
+    Ok(QcMetrics {
+        mean_cbf_gm: gm,
+        mean_cbf_wm: wm,
+        gm_wm_ratio: ratio,
+        negative_gm_fraction: neg,
+        qei: q,
+        qei_components: comps,
+        fd_mean_mm: fd.map(|f| f.mean_mm),
+        fd_max_mm: fd.map(|f| f.max_mm),
+        pairs_total,
+        pairs_kept,
+        flags,
+        params: *p,
+    })
+}

@@ -1,0 +1,111 @@
+//! One function per command: call the library, print for people.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+pub(crate) fn validate(bids_dir: &Path) -> Result<()> {
+    let report = cbflow_bids::validate(bids_dir)
+        .with_context(|| format!("validating {}", bids_dir.display()))?;
+    let n_err = report
+        .issues
+        .iter()
+        .filter(|i| i.severity == cbflow_bids::Severity::Error)
+        .count();
+    let n_warn = report.issues.len() - n_err;
+    if !report.issues.is_empty() {
+        println!("{report}");
+    }
+    println!("{}: {n_err} errors, {n_warn} warnings", bids_dir.display());
+    if n_err > 0 {
+        bail!("{} is not valid ({n_err} errors)", bids_dir.display());
+    }
+    Ok(())
+}
+
+pub(crate) fn inspect(files: &[PathBuf]) -> Result<()> {
+    let mut failed = 0;
+    for (i, f) in files.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        match cbflow_image::describe(f) {
+            Ok(d) => print!("{d}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} files could not be read", files.len());
+    }
+    Ok(())
+}
+
+pub(crate) fn synth(
+    out_dir: &Path,
+    subjects: usize,
+    seed: u64,
+    null: bool,
+    templates: Option<PathBuf>,
+) -> Result<()> {
+    let spec = cbflow_synth::SynthSpec {
+        subjects,
+        seed,
+        null,
+        templates,
+        ..Default::default()
+    };
+    let t = Instant::now();
+    tracing::info!(
+        "writing a synthetic study of {subjects} subjects to {}",
+        out_dir.display()
+    );
+    let s = cbflow_synth::generate(&spec, out_dir)
+        .with_context(|| format!("cbflow synth {}", out_dir.display()))?;
+    println!(
+        "{}: {} subjects, {} files, truth in {} space ({:.1} s)",
+        s.root.display(),
+        s.subjects.len(),
+        s.files,
+        s.space,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub(crate) fn participant(bids_dir: &Path, output_dir: &Path, labels: Vec<String>) -> Result<()> {
+    let opts = cbflow_pipeline::ParticipantOptions {
+        bids_dir: bids_dir.to_path_buf(),
+        output_dir: output_dir.to_path_buf(),
+        participant_labels: labels,
+    };
+    let s = cbflow_pipeline::participant(&opts)?;
+    for w in &s.warnings {
+        tracing::warn!("{w}");
+    }
+    for (sub, n) in &s.asl_runs {
+        println!("sub-{sub}: {n} ASL runs ingested and validated");
+    }
+    Ok(())
+}
+
+pub(crate) fn group(_bids_dir: &Path, _output_dir: &Path) -> Result<()> {
+    bail!("the group level is not implemented in this version of cbflow")
+}
+
+pub(crate) fn demo(out_dir: &Path, subjects: usize, seed: u64) -> Result<()> {
+    let bids = out_dir.join("bids");
+    let deriv = out_dir.join("derivatives").join("cbflow");
+    synth(&bids, subjects, seed, false, None)?;
+    validate(&bids)?;
+    participant(&bids, &deriv, vec![])?;
+    println!(
+        "demo: study in {}, outputs in {}",
+        bids.display(),
+        deriv.display()
+    );
+    Ok(())
+}

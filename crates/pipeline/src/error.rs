@@ -1,0 +1,38 @@
+use std::path::PathBuf;
+
+/// Errors of the participant and group stages.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The BIDS dataset failed validation; nothing was written.
+    #[error(
+        "{root}: the dataset is not valid BIDS for cbflow ({n_errors} errors); nothing was written\n{report}"
+    )]
+    InvalidDataset {
+        /// The dataset root.
+        root: PathBuf,
+        /// Number of errors.
+        n_errors: usize,
+        /// The validation report, one line per issue.
+        report: String,
+    },
+    /// A requested participant is not in the dataset.
+    #[error("participant '{label}' is not in {root} (it has: {available})")]
+    UnknownParticipant {
+        /// The label asked for.
+        label: String,
+        /// The dataset root.
+        root: PathBuf,
+        /// The participants present.
+        available: String,
+    },
+    /// A BIDS input/output problem.
+    #[error(transparent)]
+    Bids(#[from] cbflow_bids::Error),
+    /// An image input/output problem.
+    #[error(transparent)]
+    Image(#[from] cbflow_image::Error),
+}
+
+/// Result alias of the pipeline crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

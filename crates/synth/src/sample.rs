@@ -1,0 +1,112 @@
+//! Point sampling of template maps (trilinear, zero outside).
+
+use ndarray::Array3;
+
+/// Trilinear interpolation of `data` at the fractional voxel index `v`; 0 outside the grid.
+pub(crate) fn trilinear(data: &Array3<f32>, v: [f64; 3]) -> f32 {
+    let (nx, ny, nz) = data.dim();
+    let dims = [nx, ny, nz];
+    let mut base = [0usize; 3];
+    let mut frac = [0f64; 3];
+    for a in 0..3 {
+        if !(v[a] > -1.0 && v[a] < dims[a] as f64) {
+            return 0.0;
+        }
+        let f = v[a].floor();
+        frac[a] = v[a] - f;
+        base[a] = (f as i64).max(-1) as usize; // -1 wraps; guarded below
+        if f < 0.0 {
+            base[a] = usize::MAX;
+        }
+    }
+    let mut acc = 0.0f64;
+    for dx in 0..2usize {
+        for dy in 0..2usize {
+            for dz in 0..2usize {
+                let idx = [
+                    base[0].wrapping_add(dx),
+                    base[1].wrapping_add(dy),
+                    base[2].wrapping_add(dz),
+                ];
+                if idx.iter().zip(dims).any(|(&i, n)| i >= n) {
+                    continue;
+                }
+                let w = (if dx == 1 { frac[0] } else { 1.0 - frac[0] })
+                    * (if dy == 1 { frac[1] } else { 1.0 - frac[1] })
+                    * (if dz == 1 { frac[2] } else { 1.0 - frac[2] });
+                acc += w * data[idx] as f64;
+            }
+        }
+    }
+    acc as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reproduces_linear_functions_inside() {
+        let a = Array3::from_shape_fn((5, 6, 7), |(i, j, k)| (2 * i + 3 * j) as f32 - k as f32);
+        let v = trilinear(&a, [1.25, 2.5, 3.75]);
+        assert!((v - (2.5 + 7.5 - 3.75)).abs() < 1e-5);
+        assert_eq!(trilinear(&a, [-1.5, 0.0, 0.0]), 0.0);
+        // half a voxel outside the first plane: blends with zero
+        assert!((trilinear(&a, [-0.5, 1.0, 0.0]) - 1.5).abs() < 1e-5);
+    }
+}
+
+/// Trilinear interpolation of the first `out.len()` channels of `data` (`[x, y, z, channel]`,
+/// standard layout) at the fractional voxel index `v`, sharing the weights; 0 outside the grid.
+pub(crate) fn trilinear_channels(data: &ndarray::Array4<f32>, v: [f64; 3], out: &mut [f64]) {
+    out.iter_mut().for_each(|o| *o = 0.0);
+    let (nx, ny, nz, nc) = data.dim();
+    let flat = data.as_slice().expect("standard layout");
+    let dims = [nx as i64, ny as i64, nz as i64];
+    if (0..3).any(|a| !(v[a] > -1.0 && v[a] < dims[a] as f64)) {
+        return;
+    }
+    // floor without a libm call: v > -1, so truncation of v + 1 is its floor plus one
+    let b = v.map(|x| (x + 1.0) as i64 - 1);
+    let t = [v[0] - b[0] as f64, v[1] - b[1] as f64, v[2] - b[2] as f64];
+    let strides = [(ny * nz * nc) as i64, (nz * nc) as i64, nc as i64];
+    for c in 0..8 {
+        let d = [c & 1, (c >> 1) & 1, (c >> 2) & 1];
+        let idx = [b[0] + d[0], b[1] + d[1], b[2] + d[2]];
+        if idx[0] < 0
+            || idx[0] >= dims[0]
+            || idx[1] < 0
+            || idx[1] >= dims[1]
+            || idx[2] < 0
+            || idx[2] >= dims[2]
+        {
+            continue;
+        }
+        let w = (if d[0] == 1 { t[0] } else { 1.0 - t[0] })
+            * (if d[1] == 1 { t[1] } else { 1.0 - t[1] })
+            * (if d[2] == 1 { t[2] } else { 1.0 - t[2] });
+        let off = (idx[0] * strides[0] + idx[1] * strides[1] + idx[2] * strides[2]) as usize;
+        for (o, &x) in out.iter_mut().zip(&flat[off..off + nc]) {
+            *o += w * x as f64;
+        }
+    }
+}
+
+/// Filters every channel of `data` (`[x, y, z, channel]`) along each axis with the 3-tap kernel
+/// `[h/2, 1 − h, h/2]`, `h = half[axis]` (0 ≤ h ≤ 1): at grid points this equals averaging the
+/// trilinear interpolant at `±h` voxels, i.e. the 2×2×2 box average of a larger voxel whose
+/// subsamples lie `h` fine voxels either side of its centre. Edges repeat the border value.
+pub(crate) fn box_prefilter(data: &mut ndarray::Array4<f32>, half: [f64; 3]) {
+    for (axis, &h) in half.iter().enumerate() {
+        let (w0, w1) = ((1.0 - h) as f32, (h / 2.0) as f32);
+        for mut lane in data.lanes_mut(ndarray::Axis(axis)) {
+            let src = lane.to_owned();
+            let n = src.len();
+            for i in 0..n {
+                let prev = src[i.saturating_sub(1)];
+                let next = src[(i + 1).min(n - 1)];
+                lane[i] = w0 * src[i] + w1 * (prev + next);
+            }
+        }
+    }
+}
