@@ -81,14 +81,19 @@ pub(crate) fn participant(bids_dir: &Path, output_dir: &Path, labels: Vec<String
         bids_dir: bids_dir.to_path_buf(),
         output_dir: output_dir.to_path_buf(),
         participant_labels: labels,
+        asl: cbflow_pipeline::AslOptions::default(),
     };
     let s = cbflow_pipeline::participant(&opts)?;
     for w in &s.warnings {
-        tracing::warn!("{w}");
+        tracing::debug!("{w}");
+    }
+    if !s.warnings.is_empty() {
+        tracing::warn!("{} validation warnings (missing RECOMMENDED fields and the like); `cbflow validate {}` lists them", s.warnings.len(), bids_dir.display());
     }
     for (sub, n) in &s.asl_runs {
-        println!("sub-{sub}: {n} ASL runs ingested and validated");
+        println!("sub-{sub}: {n} ASL runs quantified");
     }
+    println!("{} files written to {}", s.files.len(), output_dir.display());
     Ok(())
 }
 

@@ -5,9 +5,26 @@
 //! (x to the right, y anterior, z superior); voxel indices are `[i, j, k]` (and `t` for 4D) in
 //! the order they appear in the NIfTI header, i.e. `data[[i, j, k]]` is the voxel stored at
 //! file offset `i + nx*(j + ny*k)`.
+//!
+//! Arrays may be in any memory layout: every function here indexes logically. Arrays this crate
+//! creates ([`read()`], resampling, smoothing) are column-major (`i` fastest), the file's order.
 
+mod describe;
 mod error;
+pub mod masks;
+mod nifti_io;
+mod resample;
+mod smooth;
 mod volume;
 
+pub use describe::{Description, describe};
 pub use error::{Error, Result};
+pub use nifti_io::{DataType, Header, read, read_header, write};
+pub use resample::{
+    Interp, Sampler, bspline_coefficients, resample_mapped, resample_to_grid, sample,
+};
+pub use smooth::{
+    FWHM_PER_SIGMA, fwhm_to_sigma, gaussian_kernel, gaussian_smooth3, smooth_fwhm,
+    smooth_fwhm_masked,
+};
 pub use volume::{Grid, Volume, VolumeInfo, orientation};

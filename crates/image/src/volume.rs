@@ -16,7 +16,9 @@ impl Grid {
     /// A grid from dimensions and an affine; fails when the affine is singular.
     pub fn new(dims: [usize; 3], affine: Matrix4<f64>) -> Result<Self> {
         if affine.try_inverse().is_none() {
-            return Err(Error::InvalidAffine(format!("singular voxel-to-world affine {affine}")));
+            return Err(Error::InvalidAffine(format!(
+                "singular voxel-to-world affine {affine}"
+            )));
         }
         Ok(Self { dims, affine })
     }
@@ -29,7 +31,9 @@ impl Grid {
 
     /// World → voxel affine (the inverse of [`Grid::affine`]).
     pub fn inverse_affine(&self) -> Matrix4<f64> {
-        self.affine.try_inverse().expect("grid affine checked invertible at construction")
+        self.affine
+            .try_inverse()
+            .expect("grid affine checked invertible at construction")
     }
 
     /// World coordinates (mm) of a (possibly fractional) voxel index.
@@ -121,8 +125,10 @@ impl Volume {
         }
         let grid = Grid::new([data.shape()[0], data.shape()[1], data.shape()[2]], affine)?;
         let vs = grid.voxel_size();
-        let mut info = VolumeInfo::default();
-        info.pixdim = [vs[0], vs[1], vs[2], 0.0];
+        let info = VolumeInfo {
+            pixdim: [vs[0], vs[1], vs[2], 0.0],
+            ..Default::default()
+        };
         Ok(Self { data, affine, info })
     }
 
@@ -134,14 +140,27 @@ impl Volume {
     /// The spatial grid of this volume.
     pub fn grid(&self) -> Grid {
         Grid {
-            dims: [self.data.shape()[0], self.data.shape()[1], self.data.shape()[2]],
+            dims: [
+                self.data.shape()[0],
+                self.data.shape()[1],
+                self.data.shape()[2],
+            ],
             affine: self.affine,
         }
     }
 
+    /// Voxel sizes in mm (the affine's column lengths).
+    pub fn voxel_size(&self) -> [f64; 3] {
+        self.grid().voxel_size()
+    }
+
     /// Number of volumes along the 4th axis (1 for a 3D image).
     pub fn n_volumes(&self) -> usize {
-        if self.data.ndim() == 4 { self.data.shape()[3] } else { 1 }
+        if self.data.ndim() == 4 {
+            self.data.shape()[3]
+        } else {
+            1
+        }
     }
 
     /// View of the 3D frame `t` (the whole image for a 3D volume, where only `t = 0` exists).
@@ -213,7 +232,9 @@ mod tests {
         a[(0, 0)] = -2.0;
         assert_eq!(orientation(&a), "LAS");
         // swapped axes: i runs along y (posterior), j along x (right)
-        let b = Matrix4::new(0.0, 1.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0);
+        let b = Matrix4::new(
+            0.0, 1.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0,
+        );
         assert_eq!(orientation(&b), "PRS");
     }
 
@@ -229,7 +250,11 @@ mod tests {
         let w = g.voxel_to_world([45.0, 63.0, 36.0]);
         assert_eq!(w, [0.0, 0.0, 0.0]);
         let v = g.world_to_voxel([10.0, -4.0, 8.0]);
-        assert!((v[0] - 40.0).abs() < 1e-12 && (v[1] - 61.0).abs() < 1e-12 && (v[2] - 40.0).abs() < 1e-12);
+        assert!(
+            (v[0] - 40.0).abs() < 1e-12
+                && (v[1] - 61.0).abs() < 1e-12
+                && (v[2] - 40.0).abs() < 1e-12
+        );
         assert_eq!(g.voxel_size(), [2.0, 2.0, 2.0]);
     }
 }

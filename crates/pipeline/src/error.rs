@@ -26,6 +26,26 @@ pub enum Error {
         /// The participants present.
         available: String,
     },
+    /// A metadata field or image content that cannot be used.
+    #[error("{path}: {field}: {message}")]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// The field (sidecar key, TSV column or `data`).
+        field: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// A processing step failed on a file.
+    #[error("{path}: {step}: {message}")]
+    Step {
+        /// The input file being processed.
+        path: PathBuf,
+        /// The step.
+        step: &'static str,
+        /// The cause.
+        message: String,
+    },
     /// A BIDS input/output problem.
     #[error(transparent)]
     Bids(#[from] cbflow_bids::Error),

@@ -6,9 +6,12 @@
 //! `cbflow-bids`.
 
 mod error;
+mod asl;
+mod outputs;
 mod participant;
 
 pub use error::{Error, Result};
+pub use asl::{AslOptions, AslResult, NativeTissue, process_run, quant_params};
 pub use participant::{ParticipantOptions, ParticipantSummary, participant};
 
 /// Name and version written into `GeneratedBy` of every derivatives dataset.

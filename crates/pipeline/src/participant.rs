@@ -1,11 +1,13 @@
-//! The participant level: ingest, validate, and write each participant's derivatives.
+//! The participant level: ingest, validate, quantify each participant's ASL runs and write
+//! their derivatives.
 
 use std::path::{Path, PathBuf};
 
-use cbflow_bids::{
-    DerivativesWriter, Layout, SourceDataset, check_output_dir, normalize_participant_label,
-};
+use cbflow_bids::{AslRun, DerivativesWriter, Layout, SourceDataset, check_output_dir, normalize_participant_label};
+use rayon::prelude::*;
 
+use crate::asl::{AslOptions, process_run};
+use crate::outputs::write_asl_run;
 use crate::{Error, Result, generated_by};
 
 /// Options of the participant level (the BIDS-Apps command line, resolved).
@@ -17,6 +19,8 @@ pub struct ParticipantOptions {
     pub output_dir: PathBuf,
     /// Participants to process (without `sub-`); empty = all.
     pub participant_labels: Vec<String>,
+    /// ASL step options.
+    pub asl: AslOptions,
 }
 
 /// What the participant level did.
@@ -24,93 +28,141 @@ pub struct ParticipantOptions {
 pub struct ParticipantSummary {
     /// Participants processed.
     pub participants: Vec<String>,
-    /// ASL runs found per participant, in order.
+    /// ASL runs processed per participant, in order.
     pub asl_runs: Vec<(String, usize)>,
+    /// Files written.
+    pub files: Vec<PathBuf>,
     /// Validation warnings (the errors stop the run before anything is written).
     pub warnings: Vec<String>,
 }
 
-/// Validates the dataset and the request, then writes the derivatives of each participant.
+/// Validates the dataset and the request, processes every selected participant, then writes
+/// their derivatives.
 ///
 /// Nothing is written when the output directory is the input dataset, a participant label is
-/// unsafe or unknown, or the dataset has validation errors.
+/// unsafe or unknown, the dataset has validation errors, or any run fails: outputs are first
+/// written to a staging directory inside OUTPUT_DIR and moved into place only when every run
+/// succeeded.
 pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
-    let labels = opts
-        .participant_labels
-        .iter()
-        .map(|l| normalize_participant_label(l))
-        .collect::<Result<Vec<_>, _>>()?;
+    let labels = opts.participant_labels.iter().map(|l| normalize_participant_label(l)).collect::<Result<Vec<_>, _>>()?;
     check_output_dir(&opts.bids_dir, &opts.output_dir)?;
     let layout = Layout::index(&opts.bids_dir)?;
     let available = layout.subjects();
     for l in &labels {
         if !available.contains(l) {
-            return Err(Error::UnknownParticipant {
-                label: l.clone(),
-                root: opts.bids_dir.clone(),
-                available: available.join(", "),
-            });
+            return Err(Error::UnknownParticipant { label: l.clone(), root: opts.bids_dir.clone(), available: available.join(", ") });
         }
     }
     let selected: Vec<String> = if labels.is_empty() { available } else { labels };
-    let report = cbflow_bids::validate(&opts.bids_dir)?;
+    let warnings = check_dataset(&opts.bids_dir, &selected)?;
+    let runs: Vec<AslRun> = layout
+        .asl_runs()?
+        .into_iter()
+        .filter(|r| r.entities.get("sub").is_some_and(|s| selected.iter().any(|x| x == s)))
+        .collect();
+    tracing::info!("{} participants, {} ASL runs", selected.len(), runs.len());
+    let source = SourceDataset {
+        url: Some(format!("file://{}", std::fs::canonicalize(&opts.bids_dir).unwrap_or(opts.bids_dir.clone()).display())),
+        ..SourceDataset::default()
+    };
+    let staging = Staging::new(&opts.output_dir)?;
+    let writer = DerivativesWriter::create(&staging.dir, generated_by(), &[source])?;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let written: Vec<Result<Vec<PathBuf>>> = runs
+        .par_iter()
+        .map(|run| {
+            let r = process_run(run, &opts.asl, None)?;
+            let files = write_asl_run(&writer, run, &r)?;
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            tracing::info!("[{n}/{}] {}", runs.len(), run.asl.rel_path.display());
+            Ok(files)
+        })
+        .collect();
+    let mut files = Vec::new();
+    for w in written {
+        files.extend(w?);
+    }
+    let files = staging.commit(&files)?;
+    let asl_runs = selected
+        .iter()
+        .map(|s| (s.clone(), runs.iter().filter(|r| r.entities.get("sub") == Some(s.as_str())).count()))
+        .collect();
+    Ok(ParticipantSummary { participants: selected, asl_runs, files, warnings })
+}
+
+/// Runs the validator and fails on errors that concern the selected participants (or the whole
+/// dataset); returns the warnings.
+fn check_dataset(root: &Path, selected: &[String]) -> Result<Vec<String>> {
+    let report = cbflow_bids::validate(root)?;
     let in_scope = |p: &Path| {
-        let first = p
-            .components()
-            .next()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned());
+        let first = p.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
         match first {
             Some(f) if f.starts_with("sub-") => selected.iter().any(|s| f == format!("sub-{s}")),
             _ => true,
         }
     };
-    let errors: Vec<_> = report
-        .issues
-        .iter()
-        .filter(|i| i.severity == cbflow_bids::Severity::Error && in_scope(&i.path))
-        .collect();
+    let errors: Vec<_> = report.issues.iter().filter(|i| i.severity == cbflow_bids::Severity::Error && in_scope(&i.path)).collect();
     if !errors.is_empty() {
         return Err(Error::InvalidDataset {
-            root: opts.bids_dir.clone(),
+            root: root.to_path_buf(),
             n_errors: errors.len(),
-            report: errors
-                .iter()
-                .map(|i| format!("  {i}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
+            report: errors.iter().map(|i| format!("  {i}")).collect::<Vec<_>>().join("\n"),
         });
     }
-    let warnings = report
+    Ok(report
         .issues
         .iter()
         .filter(|i| i.severity == cbflow_bids::Severity::Warning && in_scope(&i.path))
         .map(|i| i.to_string())
-        .collect();
-    let runs = layout.asl_runs()?;
-    let source = SourceDataset {
-        url: Some(format!(
-            "file://{}",
-            std::fs::canonicalize(&opts.bids_dir)
-                .unwrap_or(opts.bids_dir.clone())
-                .display()
-        )),
-        ..SourceDataset::default()
-    };
-    let _writer = DerivativesWriter::create(&opts.output_dir, generated_by(), &[source])?;
-    let asl_runs = selected
-        .iter()
-        .map(|s| {
-            (
-                s.clone(),
-                runs.iter()
-                    .filter(|r| r.asl.entities.get("sub") == Some(s.as_str()))
-                    .count(),
-            )
-        })
-        .collect();
-    Ok(ParticipantSummary {
-        participants: selected,
-        asl_runs,
-        warnings,
-    })
+        .collect())
+}
+
+/// A staging directory inside the output directory: everything is written there first and
+/// renamed into place by [`Staging::commit`]; dropped without commit, it is removed (and so is
+/// the output directory, if this run created it).
+struct Staging {
+    out: PathBuf,
+    dir: PathBuf,
+    created_out: bool,
+    committed: bool,
+}
+
+impl Staging {
+    fn new(out: &Path) -> Result<Self> {
+        let created_out = !out.exists();
+        let dir = out.join(format!(".cbflow-staging-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Step { path: dir.clone(), step: "creating the output directory", message: e.to_string() })?;
+        Ok(Self { out: out.to_path_buf(), dir, created_out, committed: false })
+    }
+
+    /// Moves `files` (paths inside the staging directory, and the dataset description) into the
+    /// output directory; returns their final paths.
+    fn commit(mut self, files: &[PathBuf]) -> Result<Vec<PathBuf>> {
+        let mut all: Vec<PathBuf> = files.to_vec();
+        all.push(self.dir.join("dataset_description.json"));
+        let mut out = Vec::with_capacity(all.len());
+        for f in &all {
+            let rel = f.strip_prefix(&self.dir).expect("staged files live in the staging directory");
+            let dest = self.out.join(rel);
+            if let Some(p) = dest.parent() {
+                std::fs::create_dir_all(p).map_err(|e| Error::Step { path: p.to_path_buf(), step: "writing outputs", message: e.to_string() })?;
+            }
+            std::fs::rename(f, &dest).map_err(|e| Error::Step { path: dest.clone(), step: "writing outputs", message: e.to_string() })?;
+            out.push(dest);
+        }
+        self.committed = true;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(out)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.dir);
+            if self.created_out {
+                let _ = std::fs::remove_dir(&self.out);
+            }
+        }
+    }
 }

@@ -1,0 +1,140 @@
+//! Writing a participant's derivatives: names from the source entities, a JSON sidecar with
+//! units, parameters and `Sources` next to every image.
+
+use std::path::{Path, PathBuf};
+
+use cbflow_bids::{AslRun, DerivativeName, DerivativesWriter, Entities, Table};
+use cbflow_image::{DataType, Volume};
+use ndarray::{Array3, Array4};
+use serde_json::{Value, json};
+
+use crate::asl::AslResult;
+use crate::{Error, Result};
+
+/// BIDS URI of an input file (`bids:raw:<path relative to the dataset root>`).
+pub(crate) fn source_uri(rel: &Path) -> String {
+    format!("bids:raw:{}", rel.display())
+}
+
+/// Derivative name in `perf/` built from a run's entities.
+pub(crate) fn perf_name(entities: &Entities) -> DerivativeName {
+    DerivativeName::from_entities(entities).datatype("perf")
+}
+
+fn rel(name: DerivativeName) -> Result<PathBuf> {
+    Ok(name.rel_path()?)
+}
+
+fn volume3(like: &Volume, data: &Array3<f32>) -> Result<Volume> {
+    crate::asl::grid_volume(like, data.clone())
+}
+
+fn volume4(like: &Volume, data: &Array4<f32>, tr: f64) -> Result<Volume> {
+    let mut v = Volume::new(data.clone().into_dyn(), like.affine)?;
+    v.info.pixdim[3] = tr;
+    Ok(v)
+}
+
+/// Writes every native-space output of one ASL run; returns the paths written.
+pub(crate) fn write_asl_run(w: &DerivativesWriter, run: &AslRun, r: &AslResult) -> Result<Vec<PathBuf>> {
+    let e = &run.entities;
+    let context_rel = run.asl.rel_path.with_file_name(run.context.file_name().unwrap_or_default());
+    let mut sources = vec![source_uri(&run.asl.rel_path), source_uri(&context_rel)];
+    if let Some(m0) = &run.m0scan {
+        sources.push(source_uri(&m0.rel_path));
+    }
+    let cbf_units = json!("mL/100g/min");
+    let base = |desc: Option<&str>| -> Value {
+        let mut v = json!({"Units": cbf_units, "Sources": sources, "Parameters": r.parameters});
+        if let Some(d) = desc {
+            v["Description"] = json!(d);
+        }
+        v
+    };
+    let mut written = Vec::new();
+    let mut put = |name: DerivativeName, vol: &Volume, dtype: DataType, sidecar: Value| -> Result<()> {
+        written.push(w.write_nifti(&rel(name)?, vol, dtype, &sidecar)?);
+        Ok(())
+    };
+    let like = &r.reference;
+    put(perf_name(e).suffix("cbf").extension(".nii.gz"), &volume3(like, &r.cbf)?, DataType::Float32, base(Some("mean CBF over all label/control pairs")))?;
+    let tr = run.sidecar.get("RepetitionTimePreparation").and_then(|v| v.as_f64().or_else(|| v.get(0).and_then(Value::as_f64))).unwrap_or(0.0);
+    put(
+        perf_name(e).set("desc", "timeseries").suffix("cbf").extension(".nii.gz"),
+        &volume4(like, &r.cbf_series, 2.0 * tr)?,
+        DataType::Float32,
+        base(Some("CBF of each label/control pair in acquisition order (the 4th axis is pairs)")),
+    )?;
+    if let Some(s) = &r.cbf_score {
+        let mut sc = base(Some("SCORE robust mean of the per-pair CBF (Dolui et al. 2017)"));
+        sc["PairsKept"] = json!(r.score_kept);
+        put(perf_name(e).set("desc", "score").suffix("cbf").extension(".nii.gz"), &volume3(like, s)?, DataType::Float32, sc)?;
+    }
+    if let Some(att) = &r.att {
+        let mut sc = base(Some("arterial transit time"));
+        sc["Units"] = json!("s");
+        put(perf_name(e).set("desc", "att").suffix("cbf").extension(".nii.gz"), &volume3(like, att)?, DataType::Float32, sc)?;
+    }
+    let mut dm = base(Some("mean ΔM (control − label) after realignment"));
+    dm["Units"] = json!("arbitrary (scanner units)");
+    put(perf_name(e).set("desc", "mean").suffix("deltam").extension(".nii.gz"), &volume3(like, &r.mean_delta_m)?, DataType::Float32, dm)?;
+    let mut m0 = base(Some("M0 used for calibration: averaged, corrected for RepetitionTimePreparation, scaled"));
+    m0["Units"] = json!("arbitrary (scanner units)");
+    put(perf_name(e).set("desc", "calibration").suffix("m0scan").extension(".nii.gz"), &volume3(like, &r.m0)?, DataType::Float32, m0)?;
+    let mut mk = base(Some("brain mask from M0 (Otsu threshold, largest component, holes filled)"));
+    mk["Type"] = json!("Brain");
+    mk.as_object_mut().expect("object").remove("Units");
+    put(perf_name(e).set("desc", "brain").suffix("mask").extension(".nii.gz"), &volume3(like, &r.mask.mapv(|b| if b { 1.0 } else { 0.0 }))?, DataType::Uint8, mk)?;
+
+    // confounds: one row per volume
+    let cols = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z", "framewise_displacement", "volume_type"];
+    let rows = r
+        .motion
+        .iter()
+        .zip(&r.fd)
+        .zip(&run.volumes.volume_types)
+        .map(|((m, fd), t)| {
+            let mut row: Vec<String> = m.iter().map(|x| format!("{x:.6}")).collect();
+            row.push(format!("{fd:.6}"));
+            row.push(t.as_str().to_string());
+            row
+        })
+        .collect();
+    let confounds = rel(perf_name(e).set("desc", "confounds").suffix("timeseries").extension(".tsv"))?;
+    written.push(w.write_tsv(&confounds, &Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?)?);
+    written.push(w.write_json(
+        &DerivativesWriter::sidecar_path(&confounds),
+        &json!({
+            "trans_x": {"Units": "mm", "Description": "translation of the rigid realignment transform (reference → volume) about MotionCentre"},
+            "rot_x": {"Units": "rad", "Description": "rotation about x; R = Rz·Ry·Rx"},
+            "framewise_displacement": {"Units": "mm", "Description": "Power et al. 2012: sum of absolute parameter differences, rotations on a 50 mm sphere"},
+            "Sources": sources,
+        }),
+    )?);
+    if let Some(qc) = &r.qc {
+        let qc_json = serde_json::to_value(qc).map_err(|e| Error::Step { path: run.asl.path.clone(), step: "QC", message: e.to_string() })?;
+        let mut cols = vec![];
+        let mut row = vec![];
+        for (k, v) in qc_json.as_object().expect("QC is an object") {
+            match v {
+                Value::Number(n) => {
+                    cols.push(k.clone());
+                    row.push(format!("{:.6}", n.as_f64().unwrap_or(f64::NAN)));
+                }
+                Value::Null => {
+                    cols.push(k.clone());
+                    row.push("n/a".into());
+                }
+                _ => {}
+            }
+        }
+        cols.push("flags".into());
+        row.push(if qc.flags.is_empty() { "none".into() } else { qc.flags.iter().map(|f| f.metric.clone()).collect::<Vec<_>>().join(",") });
+        let qc_rel = rel(perf_name(e).set("desc", "qc").suffix("cbf").extension(".tsv"))?;
+        written.push(w.write_tsv(&qc_rel, &Table::new(cols, vec![row])?)?);
+        let mut j = qc_json;
+        j["Sources"] = json!(sources);
+        written.push(w.write_json(&DerivativesWriter::sidecar_path(&qc_rel), &j)?);
+    }
+    Ok(written)
+}
