@@ -88,12 +88,20 @@ pub(crate) fn participant(bids_dir: &Path, output_dir: &Path, labels: Vec<String
         tracing::debug!("{w}");
     }
     if !s.warnings.is_empty() {
-        tracing::warn!("{} validation warnings (missing RECOMMENDED fields and the like); `cbflow validate {}` lists them", s.warnings.len(), bids_dir.display());
+        tracing::warn!(
+            "{} validation warnings (missing RECOMMENDED fields and the like); `cbflow validate {}` lists them",
+            s.warnings.len(),
+            bids_dir.display()
+        );
     }
     for (sub, n) in &s.asl_runs {
         println!("sub-{sub}: {n} ASL runs quantified");
     }
-    println!("{} files written to {}", s.files.len(), output_dir.display());
+    println!(
+        "{} files written to {}",
+        s.files.len(),
+        output_dir.display()
+    );
     Ok(())
 }
 

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use cbflow_bids::{AslRun, AslType, M0Type, VolumeType as BidsVolumeType};
 use cbflow_cbf::{
-    BackgroundSuppression, BolusCutoff, FdSummary, Labeling, LabelingEfficiency, M0Input, M0Params, QcMetrics,
-    QcParams, QuantParams, ScoreParams, SeriesLayout, SliceTiming, TissueMaps, VolumeType,
+    BackgroundSuppression, BolusCutoff, FdSummary, Labeling, LabelingEfficiency, M0Input, M0Params,
+    QcMetrics, QcParams, QuantParams, ScoreParams, SeriesLayout, SliceTiming, TissueMaps,
+    VolumeType,
 };
 use cbflow_image::{Interp, Volume};
 use cbflow_register::{AffineTransform, RealignOptions, TransformChain};
@@ -33,7 +34,13 @@ pub struct AslOptions {
 
 impl Default for AslOptions {
     fn default() -> Self {
-        Self { bs_efficiency_per_pulse: 0.95, m0_scale: 1.0, dummy_scans: 0, realign: true, m0_smoothing_fwhm_mm: None }
+        Self {
+            bs_efficiency_per_pulse: 0.95,
+            m0_scale: 1.0,
+            dummy_scans: 0,
+            realign: true,
+            m0_smoothing_fwhm_mm: None,
+        }
     }
 }
 
@@ -82,34 +89,72 @@ pub struct NativeTissue {
 }
 
 fn cbf_err(run: &AslRun) -> impl Fn(cbflow_cbf::CbfError) -> Error + '_ {
-    move |e| Error::Step { path: run.asl.path.clone(), step: "ASL quantification", message: e.to_string() }
+    move |e| Error::Step {
+        path: run.asl.path.clone(),
+        step: "ASL quantification",
+        message: e.to_string(),
+    }
 }
 
 /// Kinetic-model parameters from the BIDS metadata (and the options).
 pub fn quant_params(run: &AslRun, opts: &AslOptions, shape: [usize; 3]) -> Result<QuantParams> {
     let m = &run.metadata;
-    let bad = |field: &str, message: String| Error::Metadata { path: run.asl.path.clone(), field: field.into(), message };
-    let field = m.magnetic_field_strength.ok_or_else(|| bad("MagneticFieldStrength", "required for T1 of blood".into()))?;
+    let bad = |field: &str, message: String| Error::Metadata {
+        path: run.asl.path.clone(),
+        field: field.into(),
+        message,
+    };
+    let field = m
+        .magnetic_field_strength
+        .ok_or_else(|| bad("MagneticFieldStrength", "required for T1 of blood".into()))?;
     let labeling = match m.asl_type {
         AslType::Pcasl | AslType::Casl => {
-            let tau = m.labeling_duration.as_ref().and_then(|v| v.first().copied()).ok_or_else(|| bad("LabelingDuration", "required for (P)CASL".into()))?;
-            if m.labeling_duration.as_ref().is_some_and(|v| v.iter().any(|&x| x != 0.0 && (x - tau).abs() > 1e-9)) {
-                return Err(bad("LabelingDuration", "varies between volumes: not supported".into()));
+            let tau = m
+                .labeling_duration
+                .as_ref()
+                .and_then(|v| v.first().copied())
+                .ok_or_else(|| bad("LabelingDuration", "required for (P)CASL".into()))?;
+            if m.labeling_duration
+                .as_ref()
+                .is_some_and(|v| v.iter().any(|&x| x != 0.0 && (x - tau).abs() > 1e-9))
+            {
+                return Err(bad(
+                    "LabelingDuration",
+                    "varies between volumes: not supported".into(),
+                ));
             }
-            if m.asl_type == AslType::Pcasl { Labeling::Pcasl { labeling_duration_s: tau } } else { Labeling::Casl { labeling_duration_s: tau } }
+            if m.asl_type == AslType::Pcasl {
+                Labeling::Pcasl {
+                    labeling_duration_s: tau,
+                }
+            } else {
+                Labeling::Casl {
+                    labeling_duration_s: tau,
+                }
+            }
         }
         AslType::Pasl => {
             if m.bolus_cut_off_flag != Some(true) {
                 return Err(bad("BolusCutOffFlag", "PASL without a bolus cut-off cannot be quantified by the single-compartment model".into()));
             }
-            let t = m.bolus_cut_off_delay_time.as_ref().ok_or_else(|| bad("BolusCutOffDelayTime", "required with BolusCutOffFlag".into()))?;
+            let t = m.bolus_cut_off_delay_time.as_ref().ok_or_else(|| {
+                bad(
+                    "BolusCutOffDelayTime",
+                    "required with BolusCutOffFlag".into(),
+                )
+            })?;
             let tech = m.bolus_cut_off_technique.as_deref().unwrap_or("QUIPSS II");
             let cutoff = if tech.to_ascii_uppercase().contains("Q2TIPS") && t.len() >= 2 {
-                BolusCutoff::Q2tips { ti1_s: t[0], ti1_stop_s: t[t.len() - 1] }
+                BolusCutoff::Q2tips {
+                    ti1_s: t[0],
+                    ti1_stop_s: t[t.len() - 1],
+                }
             } else {
                 BolusCutoff::QuipssII { ti1_s: t[0] }
             };
-            Labeling::Pasl { bolus_cutoff: cutoff }
+            Labeling::Pasl {
+                bolus_cutoff: cutoff,
+            }
         }
     };
     let mut p = QuantParams::consensus(labeling, field);
@@ -118,17 +163,32 @@ pub fn quant_params(run: &AslRun, opts: &AslOptions, shape: [usize; 3]) -> Resul
     }
     p.efficiency = LabelingEfficiency {
         base: p.efficiency.base,
-        background_suppression: match (m.background_suppression, m.background_suppression_number_pulses) {
+        background_suppression: match (
+            m.background_suppression,
+            m.background_suppression_number_pulses,
+        ) {
             (false, _) => BackgroundSuppression::None,
-            (true, Some(n)) => BackgroundSuppression::PerPulse { n_pulses: n, efficiency_per_pulse: opts.bs_efficiency_per_pulse },
+            (true, Some(n)) => BackgroundSuppression::PerPulse {
+                n_pulses: n,
+                efficiency_per_pulse: opts.bs_efficiency_per_pulse,
+            },
             (true, None) => {
                 return Err(bad("BackgroundSuppressionNumberPulses", "background suppression is on but the number of pulses is not given: the labelling efficiency cannot be corrected".into()));
             }
         },
     };
     if m.mr_acquisition_type.as_deref() == Some("2D") {
-        let times = m.slice_timing.clone().ok_or_else(|| bad("SliceTiming", "required for 2D readouts (each slice has its own PLD)".into()))?;
-        let dir = run.sidecar.get("SliceEncodingDirection").and_then(Value::as_str).unwrap_or("k");
+        let times = m.slice_timing.clone().ok_or_else(|| {
+            bad(
+                "SliceTiming",
+                "required for 2D readouts (each slice has its own PLD)".into(),
+            )
+        })?;
+        let dir = run
+            .sidecar
+            .get("SliceEncodingDirection")
+            .and_then(Value::as_str)
+            .unwrap_or("k");
         let axis = match dir.trim_end_matches('-') {
             "i" => 0,
             "j" => 1,
@@ -138,7 +198,10 @@ pub fn quant_params(run: &AslRun, opts: &AslOptions, shape: [usize; 3]) -> Resul
         if dir.ends_with('-') {
             times.reverse();
         }
-        p.slice_timing = Some(SliceTiming { times_s: times, axis });
+        p.slice_timing = Some(SliceTiming {
+            times_s: times,
+            axis,
+        });
     }
     p.validate(shape).map_err(cbf_err(run))?;
     Ok(p)
@@ -184,7 +247,11 @@ fn mean_of(series: &Array4<f32>, idx: &[usize]) -> Array3<f32> {
 /// Realigns the series: controls (and M0 volumes) to the mean control, labels to the mean label,
 /// then the mean label to the mean control, so the perfusion difference between label and control
 /// does not pull the fit. Returns the realigned series and per-volume parameters.
-fn realign(series: &Volume, layout: &SeriesLayout, types: &[VolumeType]) -> cbflow_register::Result<(Array4<f32>, Vec<[f64; 6]>, [f64; 3])> {
+fn realign(
+    series: &Volume,
+    layout: &SeriesLayout,
+    types: &[VolumeType],
+) -> cbflow_register::Result<(Array4<f32>, Vec<[f64; 6]>, [f64; 3])> {
     let grid = series.grid();
     let n = series.n_volumes();
     let data = as_4d(series.data.clone());
@@ -214,7 +281,12 @@ fn realign(series: &Volume, layout: &SeriesLayout, types: &[VolumeType]) -> cbfl
     }
     if groups.len() == 2 {
         // label reference → control reference, composed into every label's transform
-        let r = cbflow_register::realign_series(&[group_refs[1].view()], group_refs[0].view(), &grid, &opts)?;
+        let r = cbflow_register::realign_series(
+            &[group_refs[1].view()],
+            group_refs[0].view(),
+            &grid,
+            &opts,
+        )?;
         let to_label_ref = r.transforms[0].clone();
         for &i in &groups[1] {
             let t = transforms[i].clone().expect("label realigned");
@@ -223,17 +295,30 @@ fn realign(series: &Volume, layout: &SeriesLayout, types: &[VolumeType]) -> cbfl
     }
     let mut out = data.clone();
     for i in 0..n {
-        let Some(t) = transforms[i].clone() else { continue };
+        let Some(t) = transforms[i].clone() else {
+            continue;
+        };
         params[i] = t.rigid_params(centre);
-        let frame = series.with_data3(data.index_axis(Axis(3), i).to_owned()).map_err(cbflow_register::Error::from)?;
-        let moved = cbflow_register::apply(&frame, &grid, &TransformChain::from_affine(t), Interp::Linear)?;
+        let frame = series
+            .with_data3(data.index_axis(Axis(3), i).to_owned())
+            .map_err(cbflow_register::Error::from)?;
+        let moved = cbflow_register::apply(
+            &frame,
+            &grid,
+            &TransformChain::from_affine(t),
+            Interp::Linear,
+        )?;
         out.index_axis_mut(Axis(3), i).assign(&moved.frame(0));
     }
     Ok((out, params, centre))
 }
 
 /// Quantifies one run. `tissue` (on the ASL grid) enables SCORE and the QC metrics.
-pub fn process_run(run: &AslRun, opts: &AslOptions, tissue: Option<&NativeTissue>) -> Result<AslResult> {
+pub fn process_run(
+    run: &AslRun,
+    opts: &AslOptions,
+    tissue: Option<&NativeTissue>,
+) -> Result<AslResult> {
     let asl_path = &run.asl.path;
     let series = cbflow_image::read(asl_path)?;
     check_finite(&series, asl_path)?;
@@ -251,17 +336,23 @@ pub fn process_run(run: &AslRun, opts: &AslOptions, tissue: Option<&NativeTissue
     let layout = cbflow_cbf::split_series(&types, opts.dummy_scans).map_err(cbf_err(run))?;
     let p = quant_params(run, opts, shape)?;
     let (data, motion, centre) = if opts.realign && n > 1 {
-        realign(&series, &layout, &types).map_err(|e| Error::Step { path: asl_path.clone(), step: "realignment", message: e.to_string() })?
+        realign(&series, &layout, &types).map_err(|e| Error::Step {
+            path: asl_path.clone(),
+            step: "realignment",
+            message: e.to_string(),
+        })?
     } else {
         (as_4d(series.data.clone()), vec![[0.0; 6]; n], [0.0; 3])
     };
-    let fd = cbflow_cbf::framewise_displacement(&motion, cbflow_cbf::motion::DEFAULT_FD_RADIUS_MM).map_err(cbf_err(run))?;
+    let fd = cbflow_cbf::framewise_displacement(&motion, cbflow_cbf::motion::DEFAULT_FD_RADIUS_MM)
+        .map_err(cbf_err(run))?;
     let fd_summary = cbflow_cbf::summarize_fd(&fd, 0.5, cbflow_cbf::motion::DEFAULT_FD_RADIUS_MM);
 
     // ΔM: pairs, then deltam volumes
     let mut dm = cbflow_cbf::pairwise_delta_m(data.view(), &layout.pairs).map_err(cbf_err(run))?;
     if !layout.delta_m.is_empty() {
-        let extra = cbflow_cbf::series::select_volumes(data.view(), &layout.delta_m).map_err(cbf_err(run))?;
+        let extra = cbflow_cbf::series::select_volumes(data.view(), &layout.delta_m)
+            .map_err(cbf_err(run))?;
         dm = ndarray::concatenate(Axis(3), &[dm.view(), extra.view()]).expect("same spatial shape");
     }
     let per_volume_pld: Vec<f64> = if run.metadata.post_labeling_delay.len() == 1 {
@@ -269,12 +360,20 @@ pub fn process_run(run: &AslRun, opts: &AslOptions, tissue: Option<&NativeTissue
     } else {
         run.metadata.post_labeling_delay.clone()
     };
-    let mut delays = layout.pair_values(&per_volume_pld, "PostLabelingDelay").map_err(cbf_err(run))?;
-    delays.extend(SeriesLayout::select_values(&per_volume_pld, &layout.delta_m, "PostLabelingDelay").map_err(cbf_err(run))?);
+    let mut delays = layout
+        .pair_values(&per_volume_pld, "PostLabelingDelay")
+        .map_err(cbf_err(run))?;
+    delays.extend(
+        SeriesLayout::select_values(&per_volume_pld, &layout.delta_m, "PostLabelingDelay")
+            .map_err(cbf_err(run))?,
+    );
 
     // M0
     let m0_params = M0Params {
-        t1_tissue_s: cbflow_cbf::params::t1_tissue_default(run.metadata.magnetic_field_strength.unwrap_or(3.0)).unwrap_or(1.607),
+        t1_tissue_s: cbflow_cbf::params::t1_tissue_default(
+            run.metadata.magnetic_field_strength.unwrap_or(3.0),
+        )
+        .unwrap_or(1.607),
         scale: opts.m0_scale,
     };
     let tr_of = |meta: &serde_json::Map<String, Value>| -> Option<f64> {
@@ -295,28 +394,43 @@ pub fn process_run(run: &AslRun, opts: &AslOptions, tissue: Option<&NativeTissue
             })?;
             let m0 = cbflow_image::read(&f.path)?;
             check_finite(&m0, &f.path)?;
-            let on_grid = if m0.grid().dims == shape && (m0.affine - grid.affine).abs().max() < 1e-3 {
+            let on_grid = if m0.grid().dims == shape && (m0.affine - grid.affine).abs().max() < 1e-3
+            {
                 m0
             } else {
                 cbflow_image::resample_to_grid(&m0, &grid, Interp::Linear)?
             };
             m0_volumes = as_4d(on_grid.data);
-            M0Input::Volumes { volumes: m0_volumes.view(), repetition_time_s: run.m0scan_metadata.as_ref().and_then(tr_of) }
+            M0Input::Volumes {
+                volumes: m0_volumes.view(),
+                repetition_time_s: run.m0scan_metadata.as_ref().and_then(tr_of),
+            }
         }
         M0Type::Included => {
-            m0_volumes = cbflow_cbf::series::select_volumes(data.view(), &layout.m0).map_err(cbf_err(run))?;
-            M0Input::Volumes { volumes: m0_volumes.view(), repetition_time_s: tr_of(&run.sidecar) }
+            m0_volumes = cbflow_cbf::series::select_volumes(data.view(), &layout.m0)
+                .map_err(cbf_err(run))?;
+            M0Input::Volumes {
+                volumes: m0_volumes.view(),
+                repetition_time_s: tr_of(&run.sidecar),
+            }
         }
         M0Type::Estimate(v) => M0Input::Estimate { value: *v },
         M0Type::Absent => {
-            controls_view = cbflow_cbf::series::select_volumes(data.view(), &layout.controls()).map_err(cbf_err(run))?;
-            M0Input::MeanControl { controls: controls_view.view(), repetition_time_s: tr_of(&run.sidecar), background_suppressed: run.metadata.background_suppression }
+            controls_view = cbflow_cbf::series::select_volumes(data.view(), &layout.controls())
+                .map_err(cbf_err(run))?;
+            M0Input::MeanControl {
+                controls: controls_view.view(),
+                repetition_time_s: tr_of(&run.sidecar),
+                background_suppressed: run.metadata.background_suppression,
+            }
         }
     };
-    let (mut m0, m0_report) = cbflow_cbf::calibrate_m0(&m0_input, shape, &m0_params).map_err(cbf_err(run))?;
+    let (mut m0, m0_report) =
+        cbflow_cbf::calibrate_m0(&m0_input, shape, &m0_params).map_err(cbf_err(run))?;
     let (mask, mask_report) = match &run.metadata.m0_type {
         M0Type::Estimate(_) => {
-            let mean_abs = Zip::from(dm.lanes(Axis(3))).map_collect(|l| l.iter().map(|x| x.abs()).sum::<f32>());
+            let mean_abs = Zip::from(dm.lanes(Axis(3)))
+                .map_collect(|l| l.iter().map(|x| x.abs()).sum::<f32>());
             cbflow_cbf::brain_mask_from_m0(mean_abs.view()).map_err(cbf_err(run))?
         }
         _ => cbflow_cbf::brain_mask_from_m0(m0.view()).map_err(cbf_err(run))?,
@@ -328,12 +442,23 @@ pub fn process_run(run: &AslRun, opts: &AslOptions, tissue: Option<&NativeTissue
     let cbf_series = if run.metadata.is_multi_pld() {
         None
     } else {
-        Some(cbflow_cbf::quantify_series(dm.view(), m0.view(), mask.view(), &p, &delays).map_err(cbf_err(run))?)
+        Some(
+            cbflow_cbf::quantify_series(dm.view(), m0.view(), mask.view(), &p, &delays)
+                .map_err(cbf_err(run))?,
+        )
     };
     let (cbf, att, cbf_series) = match cbf_series {
         Some(s) => (s.mean_axis(Axis(3)).expect("at least one pair"), None, s),
         None => {
-            let fit = cbflow_cbf::fit_multi_delay(dm.view(), &delays, m0.view(), mask.view(), &p, &cbflow_cbf::MultiDelayOptions::default()).map_err(cbf_err(run))?;
+            let fit = cbflow_cbf::fit_multi_delay(
+                dm.view(),
+                &delays,
+                m0.view(),
+                mask.view(),
+                &p,
+                &cbflow_cbf::MultiDelayOptions::default(),
+            )
+            .map_err(cbf_err(run))?;
             let s = fit.cbf.clone().insert_axis(Axis(3));
             (fit.cbf, Some(fit.att), s)
         }
@@ -341,10 +466,15 @@ pub fn process_run(run: &AslRun, opts: &AslOptions, tissue: Option<&NativeTissue
     let mean_delta_m = dm.mean_axis(Axis(3)).expect("at least one ΔM");
     let (cbf_score, score_kept, qc) = match tissue {
         Some(t) => {
-            let maps = TissueMaps { gm: t.gm.view(), wm: t.wm.view(), csf: Some(t.csf.view()) };
+            let maps = TissueMaps {
+                gm: t.gm.view(),
+                wm: t.wm.view(),
+                csf: Some(t.csf.view()),
+            };
             let sp = ScoreParams::default();
             let (score_mean, kept) = if cbf_series.dim().3 >= 3 {
-                let s = cbflow_cbf::score(cbf_series.view(), &maps, mask.view(), &sp).map_err(cbf_err(run))?;
+                let s = cbflow_cbf::score(cbf_series.view(), &maps, mask.view(), &sp)
+                    .map_err(cbf_err(run))?;
                 (Some(s.mean), Some(s.kept))
             } else {
                 (None, None)
@@ -352,7 +482,16 @@ pub fn process_run(run: &AslRun, opts: &AslOptions, tissue: Option<&NativeTissue
             let best = score_mean.as_ref().unwrap_or(&cbf);
             let pairs_total = cbf_series.dim().3;
             let pairs_kept = kept.as_ref().map_or(pairs_total, Vec::len);
-            let qc = cbflow_cbf::qc_metrics(best.view(), &maps, mask.view(), Some(&fd_summary), pairs_total, pairs_kept, &QcParams::default()).map_err(cbf_err(run))?;
+            let qc = cbflow_cbf::qc_metrics(
+                best.view(),
+                &maps,
+                mask.view(),
+                Some(&fd_summary),
+                pairs_total,
+                pairs_kept,
+                &QcParams::default(),
+            )
+            .map_err(cbf_err(run))?;
             (score_mean, kept, Some(qc))
         }
         None => (None, None, None),
@@ -391,7 +530,9 @@ pub fn process_run(run: &AslRun, opts: &AslOptions, tissue: Option<&NativeTissue
 /// A 3D or 4D array as 4D (a 3D image is one volume), whatever its memory order.
 fn as_4d(data: ndarray::ArrayD<f32>) -> Array4<f32> {
     if data.ndim() == 3 {
-        data.insert_axis(Axis(3)).into_dimensionality().expect("3D plus one axis")
+        data.insert_axis(Axis(3))
+            .into_dimensionality()
+            .expect("3D plus one axis")
     } else {
         data.into_dimensionality().expect("volumes are 3D or 4D")
     }

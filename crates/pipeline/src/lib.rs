@@ -5,13 +5,13 @@
 //! output directory untouched; every file it writes goes through the atomic writers of
 //! `cbflow-bids`.
 
-mod error;
 mod asl;
+mod error;
 mod outputs;
 mod participant;
 
-pub use error::{Error, Result};
 pub use asl::{AslOptions, AslResult, NativeTissue, process_run, quant_params};
+pub use error::{Error, Result};
 pub use participant::{ParticipantOptions, ParticipantSummary, participant};
 
 /// Name and version written into `GeneratedBy` of every derivatives dataset.

@@ -36,9 +36,16 @@ fn volume4(like: &Volume, data: &Array4<f32>, tr: f64) -> Result<Volume> {
 }
 
 /// Writes every native-space output of one ASL run; returns the paths written.
-pub(crate) fn write_asl_run(w: &DerivativesWriter, run: &AslRun, r: &AslResult) -> Result<Vec<PathBuf>> {
+pub(crate) fn write_asl_run(
+    w: &DerivativesWriter,
+    run: &AslRun,
+    r: &AslResult,
+) -> Result<Vec<PathBuf>> {
     let e = &run.entities;
-    let context_rel = run.asl.rel_path.with_file_name(run.context.file_name().unwrap_or_default());
+    let context_rel = run
+        .asl
+        .rel_path
+        .with_file_name(run.context.file_name().unwrap_or_default());
     let mut sources = vec![source_uri(&run.asl.rel_path), source_uri(&context_rel)];
     if let Some(m0) = &run.m0scan {
         sources.push(source_uri(&m0.rel_path));
@@ -52,42 +59,112 @@ pub(crate) fn write_asl_run(w: &DerivativesWriter, run: &AslRun, r: &AslResult) 
         v
     };
     let mut written = Vec::new();
-    let mut put = |name: DerivativeName, vol: &Volume, dtype: DataType, sidecar: Value| -> Result<()> {
-        written.push(w.write_nifti(&rel(name)?, vol, dtype, &sidecar)?);
-        Ok(())
-    };
+    let mut put =
+        |name: DerivativeName, vol: &Volume, dtype: DataType, sidecar: Value| -> Result<()> {
+            written.push(w.write_nifti(&rel(name)?, vol, dtype, &sidecar)?);
+            Ok(())
+        };
     let like = &r.reference;
-    put(perf_name(e).suffix("cbf").extension(".nii.gz"), &volume3(like, &r.cbf)?, DataType::Float32, base(Some("mean CBF over all label/control pairs")))?;
-    let tr = run.sidecar.get("RepetitionTimePreparation").and_then(|v| v.as_f64().or_else(|| v.get(0).and_then(Value::as_f64))).unwrap_or(0.0);
     put(
-        perf_name(e).set("desc", "timeseries").suffix("cbf").extension(".nii.gz"),
+        perf_name(e).suffix("cbf").extension(".nii.gz"),
+        &volume3(like, &r.cbf)?,
+        DataType::Float32,
+        base(Some("mean CBF over all label/control pairs")),
+    )?;
+    let tr = run
+        .sidecar
+        .get("RepetitionTimePreparation")
+        .and_then(|v| v.as_f64().or_else(|| v.get(0).and_then(Value::as_f64)))
+        .unwrap_or(0.0);
+    put(
+        perf_name(e)
+            .set("desc", "timeseries")
+            .suffix("cbf")
+            .extension(".nii.gz"),
         &volume4(like, &r.cbf_series, 2.0 * tr)?,
         DataType::Float32,
-        base(Some("CBF of each label/control pair in acquisition order (the 4th axis is pairs)")),
+        base(Some(
+            "CBF of each label/control pair in acquisition order (the 4th axis is pairs)",
+        )),
     )?;
     if let Some(s) = &r.cbf_score {
-        let mut sc = base(Some("SCORE robust mean of the per-pair CBF (Dolui et al. 2017)"));
+        let mut sc = base(Some(
+            "SCORE robust mean of the per-pair CBF (Dolui et al. 2017)",
+        ));
         sc["PairsKept"] = json!(r.score_kept);
-        put(perf_name(e).set("desc", "score").suffix("cbf").extension(".nii.gz"), &volume3(like, s)?, DataType::Float32, sc)?;
+        put(
+            perf_name(e)
+                .set("desc", "score")
+                .suffix("cbf")
+                .extension(".nii.gz"),
+            &volume3(like, s)?,
+            DataType::Float32,
+            sc,
+        )?;
     }
     if let Some(att) = &r.att {
         let mut sc = base(Some("arterial transit time"));
         sc["Units"] = json!("s");
-        put(perf_name(e).set("desc", "att").suffix("cbf").extension(".nii.gz"), &volume3(like, att)?, DataType::Float32, sc)?;
+        put(
+            perf_name(e)
+                .set("desc", "att")
+                .suffix("cbf")
+                .extension(".nii.gz"),
+            &volume3(like, att)?,
+            DataType::Float32,
+            sc,
+        )?;
     }
     let mut dm = base(Some("mean ΔM (control − label) after realignment"));
     dm["Units"] = json!("arbitrary (scanner units)");
-    put(perf_name(e).set("desc", "mean").suffix("deltam").extension(".nii.gz"), &volume3(like, &r.mean_delta_m)?, DataType::Float32, dm)?;
-    let mut m0 = base(Some("M0 used for calibration: averaged, corrected for RepetitionTimePreparation, scaled"));
+    put(
+        perf_name(e)
+            .set("desc", "mean")
+            .suffix("deltam")
+            .extension(".nii.gz"),
+        &volume3(like, &r.mean_delta_m)?,
+        DataType::Float32,
+        dm,
+    )?;
+    let mut m0 = base(Some(
+        "M0 used for calibration: averaged, corrected for RepetitionTimePreparation, scaled",
+    ));
     m0["Units"] = json!("arbitrary (scanner units)");
-    put(perf_name(e).set("desc", "calibration").suffix("m0scan").extension(".nii.gz"), &volume3(like, &r.m0)?, DataType::Float32, m0)?;
-    let mut mk = base(Some("brain mask from M0 (Otsu threshold, largest component, holes filled)"));
+    put(
+        perf_name(e)
+            .set("desc", "calibration")
+            .suffix("m0scan")
+            .extension(".nii.gz"),
+        &volume3(like, &r.m0)?,
+        DataType::Float32,
+        m0,
+    )?;
+    let mut mk = base(Some(
+        "brain mask from M0 (Otsu threshold, largest component, holes filled)",
+    ));
     mk["Type"] = json!("Brain");
     mk.as_object_mut().expect("object").remove("Units");
-    put(perf_name(e).set("desc", "brain").suffix("mask").extension(".nii.gz"), &volume3(like, &r.mask.mapv(|b| if b { 1.0 } else { 0.0 }))?, DataType::Uint8, mk)?;
+    put(
+        perf_name(e)
+            .set("desc", "brain")
+            .suffix("mask")
+            .extension(".nii.gz"),
+        &volume3(like, &r.mask.mapv(|b| if b { 1.0 } else { 0.0 }))?,
+        DataType::Uint8,
+        mk,
+    )?;
 
     // confounds: one row per volume
-    let cols = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z", "framewise_displacement", "volume_type"];
+    let cols = [
+        "trans_x",
+        "trans_y",
+        "trans_z",
+        "rot_x",
+        "rot_y",
+        "rot_z",
+        "framewise_displacement",
+        "volume_type",
+    ];
     let rows = r
         .motion
         .iter()
@@ -100,8 +177,14 @@ pub(crate) fn write_asl_run(w: &DerivativesWriter, run: &AslRun, r: &AslResult) 
             row
         })
         .collect();
-    let confounds = rel(perf_name(e).set("desc", "confounds").suffix("timeseries").extension(".tsv"))?;
-    written.push(w.write_tsv(&confounds, &Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?)?);
+    let confounds = rel(perf_name(e)
+        .set("desc", "confounds")
+        .suffix("timeseries")
+        .extension(".tsv"))?;
+    written.push(w.write_tsv(
+        &confounds,
+        &Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?,
+    )?);
     written.push(w.write_json(
         &DerivativesWriter::sidecar_path(&confounds),
         &json!({
@@ -112,7 +195,11 @@ pub(crate) fn write_asl_run(w: &DerivativesWriter, run: &AslRun, r: &AslResult) 
         }),
     )?);
     if let Some(qc) = &r.qc {
-        let qc_json = serde_json::to_value(qc).map_err(|e| Error::Step { path: run.asl.path.clone(), step: "QC", message: e.to_string() })?;
+        let qc_json = serde_json::to_value(qc).map_err(|e| Error::Step {
+            path: run.asl.path.clone(),
+            step: "QC",
+            message: e.to_string(),
+        })?;
         let mut cols = vec![];
         let mut row = vec![];
         for (k, v) in qc_json.as_object().expect("QC is an object") {
@@ -129,8 +216,19 @@ pub(crate) fn write_asl_run(w: &DerivativesWriter, run: &AslRun, r: &AslResult) 
             }
         }
         cols.push("flags".into());
-        row.push(if qc.flags.is_empty() { "none".into() } else { qc.flags.iter().map(|f| f.metric.clone()).collect::<Vec<_>>().join(",") });
-        let qc_rel = rel(perf_name(e).set("desc", "qc").suffix("cbf").extension(".tsv"))?;
+        row.push(if qc.flags.is_empty() {
+            "none".into()
+        } else {
+            qc.flags
+                .iter()
+                .map(|f| f.metric.clone())
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let qc_rel = rel(perf_name(e)
+            .set("desc", "qc")
+            .suffix("cbf")
+            .extension(".tsv"))?;
         written.push(w.write_tsv(&qc_rel, &Table::new(cols, vec![row])?)?);
         let mut j = qc_json;
         j["Sources"] = json!(sources);

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use cbflow_bids::{AslRun, DerivativesWriter, Layout, SourceDataset, check_output_dir, normalize_participant_label};
+use cbflow_bids::{
+    AslRun, DerivativesWriter, Layout, SourceDataset, check_output_dir, normalize_participant_label,
+};
 use rayon::prelude::*;
 
 use crate::asl::{AslOptions, process_run};
@@ -44,13 +46,21 @@ pub struct ParticipantSummary {
 /// written to a staging directory inside OUTPUT_DIR and moved into place only when every run
 /// succeeded.
 pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
-    let labels = opts.participant_labels.iter().map(|l| normalize_participant_label(l)).collect::<Result<Vec<_>, _>>()?;
+    let labels = opts
+        .participant_labels
+        .iter()
+        .map(|l| normalize_participant_label(l))
+        .collect::<Result<Vec<_>, _>>()?;
     check_output_dir(&opts.bids_dir, &opts.output_dir)?;
     let layout = Layout::index(&opts.bids_dir)?;
     let available = layout.subjects();
     for l in &labels {
         if !available.contains(l) {
-            return Err(Error::UnknownParticipant { label: l.clone(), root: opts.bids_dir.clone(), available: available.join(", ") });
+            return Err(Error::UnknownParticipant {
+                label: l.clone(),
+                root: opts.bids_dir.clone(),
+                available: available.join(", "),
+            });
         }
     }
     let selected: Vec<String> = if labels.is_empty() { available } else { labels };
@@ -58,11 +68,20 @@ pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
     let runs: Vec<AslRun> = layout
         .asl_runs()?
         .into_iter()
-        .filter(|r| r.entities.get("sub").is_some_and(|s| selected.iter().any(|x| x == s)))
+        .filter(|r| {
+            r.entities
+                .get("sub")
+                .is_some_and(|s| selected.iter().any(|x| x == s))
+        })
         .collect();
     tracing::info!("{} participants, {} ASL runs", selected.len(), runs.len());
     let source = SourceDataset {
-        url: Some(format!("file://{}", std::fs::canonicalize(&opts.bids_dir).unwrap_or(opts.bids_dir.clone()).display())),
+        url: Some(format!(
+            "file://{}",
+            std::fs::canonicalize(&opts.bids_dir)
+                .unwrap_or(opts.bids_dir.clone())
+                .display()
+        )),
         ..SourceDataset::default()
     };
     let staging = Staging::new(&opts.output_dir)?;
@@ -85,9 +104,21 @@ pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
     let files = staging.commit(&files)?;
     let asl_runs = selected
         .iter()
-        .map(|s| (s.clone(), runs.iter().filter(|r| r.entities.get("sub") == Some(s.as_str())).count()))
+        .map(|s| {
+            (
+                s.clone(),
+                runs.iter()
+                    .filter(|r| r.entities.get("sub") == Some(s.as_str()))
+                    .count(),
+            )
+        })
         .collect();
-    Ok(ParticipantSummary { participants: selected, asl_runs, files, warnings })
+    Ok(ParticipantSummary {
+        participants: selected,
+        asl_runs,
+        files,
+        warnings,
+    })
 }
 
 /// Runs the validator and fails on errors that concern the selected participants (or the whole
@@ -95,18 +126,29 @@ pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
 fn check_dataset(root: &Path, selected: &[String]) -> Result<Vec<String>> {
     let report = cbflow_bids::validate(root)?;
     let in_scope = |p: &Path| {
-        let first = p.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+        let first = p
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
         match first {
             Some(f) if f.starts_with("sub-") => selected.iter().any(|s| f == format!("sub-{s}")),
             _ => true,
         }
     };
-    let errors: Vec<_> = report.issues.iter().filter(|i| i.severity == cbflow_bids::Severity::Error && in_scope(&i.path)).collect();
+    let errors: Vec<_> = report
+        .issues
+        .iter()
+        .filter(|i| i.severity == cbflow_bids::Severity::Error && in_scope(&i.path))
+        .collect();
     if !errors.is_empty() {
         return Err(Error::InvalidDataset {
             root: root.to_path_buf(),
             n_errors: errors.len(),
-            report: errors.iter().map(|i| format!("  {i}")).collect::<Vec<_>>().join("\n"),
+            report: errors
+                .iter()
+                .map(|i| format!("  {i}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
         });
     }
     Ok(report
@@ -131,8 +173,17 @@ impl Staging {
     fn new(out: &Path) -> Result<Self> {
         let created_out = !out.exists();
         let dir = out.join(format!(".cbflow-staging-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Step { path: dir.clone(), step: "creating the output directory", message: e.to_string() })?;
-        Ok(Self { out: out.to_path_buf(), dir, created_out, committed: false })
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Step {
+            path: dir.clone(),
+            step: "creating the output directory",
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            out: out.to_path_buf(),
+            dir,
+            created_out,
+            committed: false,
+        })
     }
 
     /// Moves `files` (paths inside the staging directory, and the dataset description) into the
@@ -142,12 +193,22 @@ impl Staging {
         all.push(self.dir.join("dataset_description.json"));
         let mut out = Vec::with_capacity(all.len());
         for f in &all {
-            let rel = f.strip_prefix(&self.dir).expect("staged files live in the staging directory");
+            let rel = f
+                .strip_prefix(&self.dir)
+                .expect("staged files live in the staging directory");
             let dest = self.out.join(rel);
             if let Some(p) = dest.parent() {
-                std::fs::create_dir_all(p).map_err(|e| Error::Step { path: p.to_path_buf(), step: "writing outputs", message: e.to_string() })?;
+                std::fs::create_dir_all(p).map_err(|e| Error::Step {
+                    path: p.to_path_buf(),
+                    step: "writing outputs",
+                    message: e.to_string(),
+                })?;
             }
-            std::fs::rename(f, &dest).map_err(|e| Error::Step { path: dest.clone(), step: "writing outputs", message: e.to_string() })?;
+            std::fs::rename(f, &dest).map_err(|e| Error::Step {
+                path: dest.clone(),
+                step: "writing outputs",
+                message: e.to_string(),
+            })?;
             out.push(dest);
         }
         self.committed = true;

@@ -1,0 +1,223 @@
+//! The command line as users meet it: exit codes, error messages naming file and field, and no
+//! partial outputs on bad input.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+mod participant;
+
+/// A small synthetic study, generated once per test binary; tests copy it before changing it.
+pub(crate) fn base_study() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, p) = DIR.get_or_init(|| {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("bids");
+        let mut spec = cbflow_synth::SynthSpec {
+            subjects: 2,
+            seed: 5,
+            ..Default::default()
+        };
+        spec.protocol.pairs = 3;
+        cbflow_synth::generate(&spec, &root).unwrap();
+        (t, root)
+    });
+    p
+}
+
+pub(crate) fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).unwrap();
+        }
+    }
+}
+
+/// A private copy of the base study.
+pub(crate) fn study() -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("bids");
+    copy_dir(base_study(), &root);
+    (t, root)
+}
+
+pub(crate) fn cbflow() -> Command {
+    let mut c = Command::cargo_bin("cbflow").unwrap();
+    c.env("CBFLOW_LOG", "error");
+    c
+}
+
+const ASL: &str = "sub-01/ses-1/perf/sub-01_ses-1_run-1_asl.nii.gz";
+
+/// Runs the participant level and expects failure with `needles` in stderr and no output dir.
+fn participant_fails(root: &Path, out: &Path, extra: &[&str], needles: &[&str]) {
+    let mut c = cbflow();
+    c.arg(root).arg(out).arg("participant").args(extra);
+    let mut assert = c.assert().failure().code(1);
+    for n in needles {
+        assert = assert.stderr(predicate::str::contains(*n));
+    }
+    assert!(!out.exists(), "{} was created on bad input", out.display());
+}
+
+#[test]
+fn synth_output_validates() {
+    cbflow()
+        .arg("validate")
+        .arg(base_study())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("0 errors"));
+}
+
+#[test]
+fn inspect_prints_header_facts() {
+    cbflow()
+        .arg("inspect")
+        .arg(base_study().join(ASL))
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("orientation:   LAS")
+                .and(predicate::str::contains("int16"))
+                .and(predicate::str::contains("x 6")),
+        );
+}
+
+#[test]
+fn truncated_nifti_is_named() {
+    let (t, root) = study();
+    let p = root.join(ASL);
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    cbflow()
+        .arg("inspect")
+        .arg(&p)
+        .assert()
+        .failure()
+        .code(1)
+        .stderr(predicate::str::contains("sub-01_ses-1_run-1_asl.nii.gz"));
+    participant_fails(
+        &root,
+        &t.path().join("out"),
+        &[],
+        &["sub-01_ses-1_run-1_asl.nii.gz"],
+    );
+}
+
+#[test]
+fn impossible_header_dims_are_named() {
+    let (t, root) = study();
+    let p = root.join(ASL);
+    let mut raw = Vec::new();
+    use std::io::Read;
+    flate2::read::GzDecoder::new(std::fs::File::open(&p).unwrap())
+        .read_to_end(&mut raw)
+        .unwrap();
+    raw[40..42].copy_from_slice(&9i16.to_le_bytes()); // dim[0] = 9
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &raw).unwrap();
+    std::fs::write(&p, enc.finish().unwrap()).unwrap();
+    cbflow()
+        .arg("inspect")
+        .arg(&p)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("dim"));
+    participant_fails(
+        &root,
+        &t.path().join("out"),
+        &[],
+        &["sub-01_ses-1_run-1_asl.nii.gz", "dim"],
+    );
+}
+
+#[test]
+fn sidecar_without_post_labeling_delay_is_named() {
+    let (t, root) = study();
+    let p = root.join("sub-02/ses-2/perf/sub-02_ses-2_run-1_asl.json");
+    let mut j: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    j.as_object_mut().unwrap().remove("PostLabelingDelay");
+    std::fs::write(&p, serde_json::to_vec_pretty(&j).unwrap()).unwrap();
+    participant_fails(
+        &root,
+        &t.path().join("out"),
+        &[],
+        &["sub-02_ses-2_run-1_asl.json", "PostLabelingDelay"],
+    );
+    cbflow()
+        .arg("validate")
+        .arg(&root)
+        .assert()
+        .failure()
+        .stdout(predicate::str::contains("PostLabelingDelay"));
+}
+
+#[test]
+fn aslcontext_with_wrong_row_count_is_named() {
+    let (t, root) = study();
+    let p = root.join("sub-01/ses-2/perf/sub-01_ses-2_run-2_aslcontext.tsv");
+    std::fs::write(&p, "volume_type\ncontrol\nlabel\n").unwrap();
+    participant_fails(
+        &root,
+        &t.path().join("out"),
+        &[],
+        &["sub-01_ses-2_run-2_aslcontext.tsv"],
+    );
+}
+
+#[test]
+fn unsafe_participant_label_is_refused() {
+    let (t, root) = study();
+    participant_fails(
+        &root,
+        &t.path().join("out"),
+        &["--participant-label", "../x"],
+        &["../x"],
+    );
+}
+
+#[test]
+fn unknown_participant_label_is_refused() {
+    let (t, root) = study();
+    participant_fails(
+        &root,
+        &t.path().join("out"),
+        &["--participant-label", "99"],
+        &["99", "01, 02"],
+    );
+}
+
+#[test]
+fn output_dir_must_not_be_the_input_dataset() {
+    let (_t, root) = study();
+    let before = std::fs::read_dir(&root).unwrap().count();
+    cbflow()
+        .arg(&root)
+        .arg(&root)
+        .arg("participant")
+        .assert()
+        .failure()
+        .code(1)
+        .stderr(predicate::str::contains("input BIDS dataset"));
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), before);
+}
+
+#[test]
+fn usage_errors_exit_with_two() {
+    cbflow().assert().failure().code(2);
+    cbflow()
+        .arg("a")
+        .arg("b")
+        .arg("sideways")
+        .assert()
+        .failure()
+        .code(2);
+}

@@ -1,0 +1,143 @@
+//! The participant level on a synthetic study recovers its ground truth.
+
+use std::path::Path;
+
+use crate::{cbflow, study};
+
+fn read(p: &Path) -> cbflow_image::Volume {
+    cbflow_image::read(p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// GM-mean CBF of every run within 3 % of the truth; realigned motion close to the simulated one.
+#[test]
+fn participant_recovers_truth() {
+    let (t, root) = study();
+    let out = root.join("derivatives/cbflow");
+    let before = checksum_tree(&root);
+    cbflow()
+        .arg(&root)
+        .arg(&out)
+        .arg("participant")
+        .assert()
+        .success();
+    assert_eq!(
+        before,
+        checksum_tree_without(&root, "derivatives/cbflow"),
+        "the input dataset changed"
+    );
+    let mut n = 0;
+    for sub in ["01", "02"] {
+        for ses in ["1", "2"] {
+            for run in ["1", "2"] {
+                let stem = format!("sub-{sub}_ses-{ses}_run-{run}");
+                let est = read(&out.join(format!("sub-{sub}/ses-{ses}/perf/{stem}_cbf.nii.gz")));
+                let truth = read(&root.join(format!(
+                    "derivatives/truth/sub-{sub}/ses-{ses}/perf/{stem}_cbf.nii.gz"
+                )));
+                // grey-matter-dominated voxels: truth above the GM/WM midpoint
+                let (mut se, mut st, mut k) = (0f64, 0f64, 0usize);
+                for (e, &tv) in est.frame(0).iter().zip(truth.frame(0).iter()) {
+                    if tv > 45.0 {
+                        se += *e as f64;
+                        st += tv as f64;
+                        k += 1;
+                    }
+                }
+                assert!(k > 200, "{stem}: {k} GM voxels");
+                let rel = se / st - 1.0;
+                assert!(
+                    rel.abs() < 0.03,
+                    "{stem}: GM mean CBF {:.2} vs truth {:.2} ({:+.1} %)",
+                    se / k as f64,
+                    st / k as f64,
+                    100.0 * rel
+                );
+                motion_close(
+                    &out.join(format!(
+                        "sub-{sub}/ses-{ses}/perf/{stem}_desc-confounds_timeseries.tsv"
+                    )),
+                    &root.join(format!(
+                        "derivatives/truth/sub-{sub}/ses-{ses}/perf/{stem}_motion.tsv"
+                    )),
+                );
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(n, 8);
+    drop(t);
+}
+
+/// Estimated motion relative to the first control volume against the simulated motion, as a
+/// framewise-displacement-style distance (Power et al. 2012: Σ|Δtranslation| + 50 mm · Σ|Δrotation|)
+/// between the estimated and the simulated head position of each control volume: below 0.5 mm for
+/// every volume and 0.35 mm on average (about a tenth of the 3.75 × 3.75 × 4 mm ASL voxels).
+fn motion_close(est: &Path, truth: &Path) {
+    let e = cbflow_bids::Table::read_tsv(est).unwrap();
+    let t = cbflow_bids::Table::read_tsv(truth).unwrap();
+    let types = e.column("volume_type").unwrap();
+    let cols = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"];
+    let get = |tab: &cbflow_bids::Table, c: &str| -> Vec<f64> {
+        tab.f64_column(c)
+            .unwrap()
+            .into_iter()
+            .map(Option::unwrap)
+            .collect()
+    };
+    let (ev, tv): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (
+        cols.iter().map(|c| get(&e, c)).collect(),
+        cols.iter().map(|c| get(&t, c)).collect(),
+    );
+    let mut errors = vec![];
+    for i in 0..types.len() {
+        if types[i] != "control" || i == 0 {
+            continue;
+        }
+        let d: f64 = (0..6)
+            .map(|c| {
+                ((ev[c][i] - ev[c][0]) - (tv[c][i] - tv[c][0])).abs()
+                    * if c < 3 { 1.0 } else { 50.0 }
+            })
+            .sum();
+        errors.push(d);
+    }
+    let max = errors.iter().cloned().fold(0.0, f64::max);
+    let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+    assert!(
+        max < 0.5 && mean < 0.35,
+        "{}: motion error max {max:.3} mm, mean {mean:.3} mm",
+        est.display()
+    );
+}
+
+fn checksum_tree(root: &Path) -> Vec<(String, u64)> {
+    checksum_tree_without(root, "\u{0}")
+}
+
+/// (relative path, FNV-1a hash) of every file under `root` except those under `skip`.
+fn checksum_tree_without(root: &Path, skip: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel.starts_with(skip) {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let h = std::fs::read(&p)
+                    .unwrap()
+                    .iter()
+                    .fold(0xcbf29ce484222325u64, |h, &b| {
+                        (h ^ b as u64).wrapping_mul(0x100000001b3)
+                    });
+                out.push((rel, h));
+            }
+        }
+    }
+    out.sort();
+    out
+}
