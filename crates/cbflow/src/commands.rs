@@ -76,12 +76,37 @@ pub(crate) fn synth(
     Ok(())
 }
 
-pub(crate) fn participant(bids_dir: &Path, output_dir: &Path, labels: Vec<String>) -> Result<()> {
+/// Resolves `--template` and `--resources` (or `$CBFLOW_RESOURCES`).
+pub(crate) fn template_choice(
+    name: &str,
+    resources: Option<PathBuf>,
+) -> Result<Option<cbflow_pipeline::TemplateChoice>> {
+    use cbflow_pipeline::{RESOURCES_ENV, TemplateChoice};
+    match name {
+        "none" => Ok(None),
+        "phantom" => Ok(Some(TemplateChoice::Phantom)),
+        "MNI152NLin6Asym" => {
+            let dir = resources.or_else(|| std::env::var_os(RESOURCES_ENV).map(PathBuf::from)).with_context(|| {
+                format!("template MNI152NLin6Asym needs its files: pass --resources DIR or set {RESOURCES_ENV} (a directory with templates/ and atlases/), or use --template none for native-space outputs only")
+            })?;
+            Ok(Some(TemplateChoice::Mni152NLin6Asym { resources: dir }))
+        }
+        other => bail!("unknown --template {other:?}: expected MNI152NLin6Asym, phantom or none"),
+    }
+}
+
+pub(crate) fn participant(
+    bids_dir: &Path,
+    output_dir: &Path,
+    labels: Vec<String>,
+    template: Option<cbflow_pipeline::TemplateChoice>,
+) -> Result<()> {
     let opts = cbflow_pipeline::ParticipantOptions {
         bids_dir: bids_dir.to_path_buf(),
         output_dir: output_dir.to_path_buf(),
         participant_labels: labels,
         asl: cbflow_pipeline::AslOptions::default(),
+        template,
     };
     let s = cbflow_pipeline::participant(&opts)?;
     for w in &s.warnings {
@@ -114,7 +139,12 @@ pub(crate) fn demo(out_dir: &Path, subjects: usize, seed: u64) -> Result<()> {
     let deriv = out_dir.join("derivatives").join("cbflow");
     synth(&bids, subjects, seed, false, None)?;
     validate(&bids)?;
-    participant(&bids, &deriv, vec![])?;
+    participant(
+        &bids,
+        &deriv,
+        vec![],
+        Some(cbflow_pipeline::TemplateChoice::Phantom),
+    )?;
     println!(
         "demo: study in {}, outputs in {}",
         bids.display(),

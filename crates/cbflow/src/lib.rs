@@ -64,6 +64,13 @@ struct AppArgs {
     /// Seed of every random draw (permutations, surrogates).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Template space: `MNI152NLin6Asym` (2 mm; needs resources), `phantom` (the synthetic
+    /// brain of `cbflow synth`, built in), or `none` (native space only).
+    #[arg(long, default_value = "MNI152NLin6Asym")]
+    template: String,
+    /// Resource directory with templates/ and atlases/ (default: $CBFLOW_RESOURCES).
+    #[arg(long)]
+    resources: Option<PathBuf>,
 }
 
 /// BIDS-Apps analysis levels.
@@ -189,7 +196,9 @@ fn dispatch(cli: Cli) -> Result<()> {
             let _ = a.seed;
             match level {
                 Level::Participant => {
-                    commands::participant(&bids_dir, &output_dir, a.participant_label)
+                    commands::template_choice(&a.template, a.resources).and_then(|t| {
+                        commands::participant(&bids_dir, &output_dir, a.participant_label, t)
+                    })
                 }
                 Level::Group => commands::group(&bids_dir, &output_dir),
             }

@@ -75,6 +75,8 @@ pub struct AslResult {
     pub qc: Option<QcMetrics>,
     /// Every parameter and constant used, for the sidecars.
     pub parameters: Value,
+    /// The ASL series this came from (for error messages).
+    pub path: std::path::PathBuf,
 }
 
 /// Tissue probability maps on the ASL grid (from the anatomy).
@@ -244,6 +246,9 @@ fn mean_of(series: &Array4<f32>, idx: &[usize]) -> Array3<f32> {
     m / idx.len().max(1) as f32
 }
 
+/// Realigned series, motion parameters per volume and their rotation centre.
+type Realigned = (Array4<f32>, Vec<[f64; 6]>, [f64; 3]);
+
 /// Realigns the series: controls (and M0 volumes) to the mean control, labels to the mean label,
 /// then the mean label to the mean control, so the perfusion difference between label and control
 /// does not pull the fit. Returns the realigned series and per-volume parameters.
@@ -251,7 +256,7 @@ fn realign(
     series: &Volume,
     layout: &SeriesLayout,
     types: &[VolumeType],
-) -> cbflow_register::Result<(Array4<f32>, Vec<[f64; 6]>, [f64; 3])> {
+) -> cbflow_register::Result<Realigned> {
     let grid = series.grid();
     let n = series.n_volumes();
     let data = as_4d(series.data.clone());
@@ -313,12 +318,8 @@ fn realign(
     Ok((out, params, centre))
 }
 
-/// Quantifies one run. `tissue` (on the ASL grid) enables SCORE and the QC metrics.
-pub fn process_run(
-    run: &AslRun,
-    opts: &AslOptions,
-    tissue: Option<&NativeTissue>,
-) -> Result<AslResult> {
+/// Quantifies one run in native space ([`score_and_qc`] adds SCORE and QC once tissue maps exist).
+pub fn process_run(run: &AslRun, opts: &AslOptions) -> Result<AslResult> {
     let asl_path = &run.asl.path;
     let series = cbflow_image::read(asl_path)?;
     check_finite(&series, asl_path)?;
@@ -464,38 +465,6 @@ pub fn process_run(
         }
     };
     let mean_delta_m = dm.mean_axis(Axis(3)).expect("at least one ΔM");
-    let (cbf_score, score_kept, qc) = match tissue {
-        Some(t) => {
-            let maps = TissueMaps {
-                gm: t.gm.view(),
-                wm: t.wm.view(),
-                csf: Some(t.csf.view()),
-            };
-            let sp = ScoreParams::default();
-            let (score_mean, kept) = if cbf_series.dim().3 >= 3 {
-                let s = cbflow_cbf::score(cbf_series.view(), &maps, mask.view(), &sp)
-                    .map_err(cbf_err(run))?;
-                (Some(s.mean), Some(s.kept))
-            } else {
-                (None, None)
-            };
-            let best = score_mean.as_ref().unwrap_or(&cbf);
-            let pairs_total = cbf_series.dim().3;
-            let pairs_kept = kept.as_ref().map_or(pairs_total, Vec::len);
-            let qc = cbflow_cbf::qc_metrics(
-                best.view(),
-                &maps,
-                mask.view(),
-                Some(&fd_summary),
-                pairs_total,
-                pairs_kept,
-                &QcParams::default(),
-            )
-            .map_err(cbf_err(run))?;
-            (score_mean, kept, Some(qc))
-        }
-        None => (None, None, None),
-    };
     let parameters = json!({
         "Model": match p.labeling { Labeling::Pasl { .. } => "PASL single-compartment, QUIPSS II / Q2TIPS (Alsop et al. 2015)", _ => if run.metadata.is_multi_pld() { "multi-delay general kinetic model, CBF and ATT fitted per voxel (Buxton et al. 1998; Woods et al. 2024)" } else { "single-PLD (P)CASL consensus model (Alsop et al. 2015)" } },
         "QuantParams": p,
@@ -507,24 +476,61 @@ pub fn process_run(
         "Realignment": if opts.realign { "rigid, 6 parameters; controls to mean control, labels to mean label, mean label to mean control (least squares, Gauss-Newton)" } else { "none" },
         "MotionCentre": centre,
         "Options": opts,
-        "ScoreParams": if cbf_score.is_some() { serde_json::to_value(ScoreParams::default()).unwrap_or(Value::Null) } else { Value::Null },
     });
     Ok(AslResult {
         reference: grid_volume(&series, m0.clone())?,
         cbf,
         cbf_series,
         att,
-        cbf_score,
-        score_kept,
+        cbf_score: None,
+        score_kept: None,
         mean_delta_m,
         m0,
         mask,
         motion,
         fd,
         fd_summary,
-        qc,
+        qc: None,
         parameters,
+        path: asl_path.clone(),
     })
+}
+
+/// SCORE and the QC metrics, given tissue probability maps on the ASL grid.
+pub fn score_and_qc(r: &mut AslResult, t: &NativeTissue) -> Result<()> {
+    let err = |e: cbflow_cbf::CbfError| Error::Step {
+        path: r.path.clone(),
+        step: "SCORE and QC",
+        message: e.to_string(),
+    };
+    let maps = TissueMaps {
+        gm: t.gm.view(),
+        wm: t.wm.view(),
+        csf: Some(t.csf.view()),
+    };
+    let sp = ScoreParams::default();
+    let pairs_total = r.cbf_series.dim().3;
+    if pairs_total >= 3 && r.att.is_none() {
+        let s = cbflow_cbf::score(r.cbf_series.view(), &maps, r.mask.view(), &sp).map_err(err)?;
+        r.cbf_score = Some(s.mean);
+        r.score_kept = Some(s.kept);
+        r.parameters["ScoreParams"] = serde_json::to_value(sp).unwrap_or(Value::Null);
+    }
+    let best = r.cbf_score.as_ref().unwrap_or(&r.cbf);
+    let pairs_kept = r.score_kept.as_ref().map_or(pairs_total, Vec::len);
+    r.qc = Some(
+        cbflow_cbf::qc_metrics(
+            best.view(),
+            &maps,
+            r.mask.view(),
+            Some(&r.fd_summary),
+            pairs_total,
+            pairs_kept,
+            &QcParams::default(),
+        )
+        .map_err(err)?,
+    );
+    Ok(())
 }
 
 /// A 3D or 4D array as 4D (a 3D image is one volume), whatever its memory order.

@@ -46,6 +46,14 @@ pub enum Error {
         /// The cause.
         message: String,
     },
+    /// A template or atlas resource is missing or unusable.
+    #[error("{path}: {message}")]
+    Resource {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A BIDS input/output problem.
     #[error(transparent)]
     Bids(#[from] cbflow_bids::Error),

@@ -5,14 +5,17 @@
 //! output directory untouched; every file it writes goes through the atomic writers of
 //! `cbflow-bids`.
 
+mod anat;
 mod asl;
 mod error;
 mod outputs;
 mod participant;
+mod template;
 
-pub use asl::{AslOptions, AslResult, NativeTissue, process_run, quant_params};
+pub use asl::{AslOptions, AslResult, NativeTissue, process_run, quant_params, score_and_qc};
 pub use error::{Error, Result};
 pub use participant::{ParticipantOptions, ParticipantSummary, participant};
+pub use template::{RESOURCES_ENV, Template, TemplateChoice};
 
 /// Name and version written into `GeneratedBy` of every derivatives dataset.
 pub fn generated_by() -> cbflow_bids::GeneratedBy {

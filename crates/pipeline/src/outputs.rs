@@ -8,8 +8,11 @@ use cbflow_image::{DataType, Volume};
 use ndarray::{Array3, Array4};
 use serde_json::{Value, json};
 
+use crate::anat::Anatomy;
 use crate::asl::AslResult;
+use crate::template::Template;
 use crate::{Error, Result};
+use cbflow_register::AffineTransform;
 
 /// BIDS URI of an input file (`bids:raw:<path relative to the dataset root>`).
 pub(crate) fn source_uri(rel: &Path) -> String {
@@ -235,4 +238,133 @@ pub(crate) fn write_asl_run(
         written.push(w.write_json(&DerivativesWriter::sidecar_path(&qc_rel), &j)?);
     }
     Ok(written)
+}
+
+/// The session's normalisation: the template → T1w affine (ITK text), the warp (a displacement
+/// field on the template grid), and the T1w brain mask.
+pub(crate) fn write_anatomy(
+    w: &DerivativesWriter,
+    a: &Anatomy,
+    tpl: &Template,
+) -> Result<Vec<PathBuf>> {
+    let e = &a.t1w_file.entities;
+    let anat = |n: DerivativeName| n.datatype("anat");
+    let sources = vec![source_uri(&a.t1w_file.rel_path)];
+    let mut out = Vec::new();
+    let xfm = |desc: &str, ext: &str| {
+        anat(
+            DerivativeName::from_entities(e)
+                .set("from", "T1w")
+                .set("to", &tpl.name)
+                .set("mode", "image")
+                .set("desc", desc)
+                .suffix("xfm")
+                .extension(ext),
+        )
+    };
+    let affine_rel = rel(xfm("affine", ".txt"))?;
+    out.push(w.write_bytes(&affine_rel, a.syn.affine.to_itk_string().as_bytes())?);
+    let field = &a.syn.forward;
+    let mut fv = Volume::new(field.data.clone().into_dyn(), field.grid.affine)?;
+    fv.info.description = "displacement (mm, RAS) on the template grid".into();
+    let convention = "Template world point x maps to T1w world point A(x + u(x)), A the affine of the desc-affine transform (ITK text, LPS as ITK requires), u this displacement field: a 4D image [i, j, k, component], components x, y, z in RAS millimetres (not ITK's 5D LPS layout)";
+    out.push(w.write_nifti(&rel(xfm("warp", ".nii.gz"))?, &fv, DataType::Float32, &json!({"Units": "mm", "Convention": convention, "Sources": sources, "Method": "diffeomorphic log-domain demons with LNCC force (cbflow-register)", "LNCC": a.syn.metric_value}))?);
+    let mask = a
+        .t1w
+        .with_data3(a.brain_mask.mapv(|b| if b { 1.0 } else { 0.0 }))?;
+    out.push(w.write_nifti(&rel(anat(DerivativeName::from_entities(e).set("desc", "brain").suffix("mask").extension(".nii.gz")))?, &mask, DataType::Uint8, &json!({"Type": "Brain", "Description": format!("{} brain mask brought to the T1w through the inverse normalisation", tpl.name), "Sources": sources}))?);
+    Ok(out)
+}
+
+/// The run's template-space CBF maps, its ASL → T1w transform and its ROI table.
+pub(crate) fn write_template_outputs(
+    w: &DerivativesWriter,
+    run: &AslRun,
+    r: &AslResult,
+    tpl: &Template,
+    rigid: &AffineTransform,
+    cbf: &Volume,
+    score: Option<&Volume>,
+) -> Result<Vec<PathBuf>> {
+    let e = &run.entities;
+    let sources = vec![source_uri(&run.asl.rel_path)];
+    let mut out = Vec::new();
+    let xfm_rel = rel(perf_name(e)
+        .set("from", "asl")
+        .set("to", "T1w")
+        .set("mode", "image")
+        .suffix("xfm")
+        .extension(".txt"))?;
+    out.push(w.write_bytes(&xfm_rel, rigid.to_itk_string().as_bytes())?);
+    let side = |desc: &str| json!({"Units": "mL/100g/min", "Sources": sources, "Description": desc, "SpatialReference": tpl.name, "Resampling": "one trilinear resampling through warp ∘ affine ∘ rigid", "Parameters": r.parameters});
+    let tname = |n: DerivativeName| n.set("space", &tpl.name).set("res", &tpl.res);
+    out.push(w.write_nifti(
+        &rel(tname(perf_name(e)).suffix("cbf").extension(".nii.gz"))?,
+        cbf,
+        DataType::Float32,
+        &side("mean CBF in template space"),
+    )?);
+    if let Some(s) = score {
+        out.push(
+            w.write_nifti(
+                &rel(tname(perf_name(e))
+                    .set("desc", "score")
+                    .suffix("cbf")
+                    .extension(".nii.gz"))?,
+                s,
+                DataType::Float32,
+                &side("SCORE robust mean CBF in template space"),
+            )?,
+        );
+    }
+    // ROI table in template space
+    let labels = cbflow_register::labels_from_volume(tpl.labels.frame(0));
+    let brain = tpl.brain_mask.frame(0).mapv(|v| v > 0.5);
+    let gm = ndarray::Zip::from(tpl.gm.frame(0))
+        .and(&brain)
+        .map_collect(|&g, &b| b && g > 0.5);
+    let err = |e: cbflow_register::Error| Error::Step {
+        path: run.asl.path.clone(),
+        step: "ROI extraction",
+        message: e.to_string(),
+    };
+    let regions = cbflow_register::aal3_acc_regions();
+    let mut rows = Vec::new();
+    let maps: Vec<(&str, &Volume)> = std::iter::once(("cbf", cbf))
+        .chain(score.map(|s| ("cbf_score", s)))
+        .collect();
+    let mut per_map = Vec::new();
+    for (_, m) in &maps {
+        let mut stats =
+            cbflow_register::roi_stats(m.frame(0), labels.view(), &regions, None).map_err(err)?;
+        stats.push(cbflow_register::mask_stats(m.frame(0), gm.view(), "grey_matter").map_err(err)?);
+        stats.push(cbflow_register::mask_stats(m.frame(0), brain.view(), "global").map_err(err)?);
+        per_map.push(stats);
+    }
+    for i in 0..per_map[0].len() {
+        let mut row = vec![
+            per_map[0][i].name.clone(),
+            per_map[0][i].n_voxels.to_string(),
+        ];
+        for stats in &per_map {
+            row.push(format!("{:.4}", stats[i].mean));
+            row.push(format!("{:.4}", stats[i].median));
+        }
+        rows.push(row);
+    }
+    let mut cols = vec!["region".to_string(), "n_voxels".to_string()];
+    for (name, _) in &maps {
+        cols.push(format!("mean_{name}"));
+        cols.push(format!("median_{name}"));
+    }
+    let roi_rel = rel(tname(perf_name(e))
+        .set("desc", "roi")
+        .suffix("cbf")
+        .extension(".tsv"))?;
+    out.push(w.write_tsv(&roi_rel, &Table::new(cols, rows)?)?);
+    out.push(w.write_json(
+        &DerivativesWriter::sidecar_path(&roi_rel),
+        &json!({"Units": "mL/100g/min", "Atlas": "AAL3v1 labels 151-156 (Rolls et al. 2020)", "grey_matter": "template GM probability > 0.5 inside the brain mask", "global": "template brain mask", "Sources": sources}),
+    )?);
+    Ok(out)
 }

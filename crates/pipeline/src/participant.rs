@@ -8,8 +8,13 @@ use cbflow_bids::{
 };
 use rayon::prelude::*;
 
-use crate::asl::{AslOptions, process_run};
-use crate::outputs::write_asl_run;
+use crate::anat::{
+    Anatomy, asl_to_t1w, asl_to_template, native_tissue, normalise, template_to_asl,
+    to_template_space,
+};
+use crate::asl::{AslOptions, process_run, score_and_qc};
+use crate::outputs::{write_anatomy, write_asl_run, write_template_outputs};
+use crate::template::{Template, TemplateChoice};
 use crate::{Error, Result, generated_by};
 
 /// Options of the participant level (the BIDS-Apps command line, resolved).
@@ -23,6 +28,8 @@ pub struct ParticipantOptions {
     pub participant_labels: Vec<String>,
     /// ASL step options.
     pub asl: AslOptions,
+    /// Template space to normalise to; `None` = native space only.
+    pub template: Option<TemplateChoice>,
 }
 
 /// What the participant level did.
@@ -86,14 +93,50 @@ pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
     };
     let staging = Staging::new(&opts.output_dir)?;
     let writer = DerivativesWriter::create(&staging.dir, generated_by(), &[source])?;
+    let template = match &opts.template {
+        Some(c) => Some(Template::load(c)?),
+        None => None,
+    };
+    // one job per session: its anatomy, then its runs
+    let mut sessions: Vec<(String, Option<String>)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r.entities.get("sub").unwrap_or("").to_string(),
+                r.entities.get("ses").map(str::to_string),
+            )
+        })
+        .collect();
+    sessions.dedup();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let written: Vec<Result<Vec<PathBuf>>> = runs
+    let written: Vec<Result<Vec<PathBuf>>> = sessions
         .par_iter()
-        .map(|run| {
-            let r = process_run(run, &opts.asl, None)?;
-            let files = write_asl_run(&writer, run, &r)?;
+        .map(|(sub, ses)| {
+            let session_runs: Vec<&AslRun> = runs
+                .iter()
+                .filter(|r| {
+                    r.entities.get("sub") == Some(sub.as_str())
+                        && r.entities.get("ses").map(str::to_string) == *ses
+                })
+                .collect();
+            let files = process_session(
+                &layout,
+                &writer,
+                template.as_ref(),
+                &opts.asl,
+                sub,
+                ses.as_deref(),
+                &session_runs,
+            )?;
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            tracing::info!("[{n}/{}] {}", runs.len(), run.asl.rel_path.display());
+            tracing::info!(
+                "[{n}/{}] sub-{sub}{} done ({} runs)",
+                sessions.len(),
+                ses.as_ref()
+                    .map(|s| format!(" ses-{s}"))
+                    .unwrap_or_default(),
+                session_runs.len()
+            );
             Ok(files)
         })
         .collect();
@@ -226,4 +269,79 @@ impl Drop for Staging {
             }
         }
     }
+}
+
+/// One session: normalise its T1w (when there is one and a template is chosen), then quantify
+/// each ASL run, add SCORE/QC and the template-space maps, and write everything.
+fn process_session(
+    layout: &Layout,
+    writer: &DerivativesWriter,
+    template: Option<&Template>,
+    asl_opts: &AslOptions,
+    sub: &str,
+    ses: Option<&str>,
+    runs: &[&AslRun],
+) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut q = cbflow_bids::Query::new().sub(sub).suffix("T1w").nifti();
+    if let Some(s) = ses {
+        q = q.ses(s);
+    }
+    let t1ws = layout.query(&q);
+    let anatomy: Option<Anatomy> = match (template, t1ws.first()) {
+        (Some(tpl), Some(t1w)) => {
+            if t1ws.len() > 1 {
+                tracing::warn!(
+                    "sub-{sub}: {} T1w images; using {}",
+                    t1ws.len(),
+                    t1w.rel_path.display()
+                );
+            }
+            let a = normalise(t1w, tpl)?;
+            files.extend(write_anatomy(writer, &a, tpl)?);
+            Some(a)
+        }
+        (Some(_), None) => {
+            tracing::warn!(
+                "sub-{sub}{}: no T1w; template-space outputs, SCORE and QC are skipped for this session",
+                ses.map(|s| format!(" ses-{s}")).unwrap_or_default()
+            );
+            None
+        }
+        (None, _) => None,
+    };
+    for run in runs {
+        let mut r = process_run(run, asl_opts)?;
+        if let (Some(tpl), Some(anat)) = (template, &anatomy) {
+            let rigid = asl_to_t1w(anat, &r.reference, &run.asl.path)?;
+            let to_tpl = asl_to_template(anat, &rigid, &run.asl.path)?;
+            let tissue = native_tissue(tpl, &to_tpl, &r.reference.grid())?;
+            score_and_qc(&mut r, &tissue)?;
+            let chain = template_to_asl(anat, &rigid);
+            let cbf_tpl = to_template_space(
+                &crate::asl::grid_volume(&r.reference, r.cbf.clone())?,
+                tpl,
+                &chain,
+            )?;
+            let score_tpl = match &r.cbf_score {
+                Some(s) => Some(to_template_space(
+                    &crate::asl::grid_volume(&r.reference, s.clone())?,
+                    tpl,
+                    &chain,
+                )?),
+                None => None,
+            };
+            files.extend(write_template_outputs(
+                writer,
+                run,
+                &r,
+                tpl,
+                &rigid,
+                &cbf_tpl,
+                score_tpl.as_ref(),
+            )?);
+        }
+        files.extend(write_asl_run(writer, run, &r)?);
+    }
+    Ok(files)
 }

@@ -1,61 +1,5 @@
 //! Point sampling of template maps (trilinear, zero outside).
 
-use ndarray::Array3;
-
-/// Trilinear interpolation of `data` at the fractional voxel index `v`; 0 outside the grid.
-pub(crate) fn trilinear(data: &Array3<f32>, v: [f64; 3]) -> f32 {
-    let (nx, ny, nz) = data.dim();
-    let dims = [nx, ny, nz];
-    let mut base = [0usize; 3];
-    let mut frac = [0f64; 3];
-    for a in 0..3 {
-        if !(v[a] > -1.0 && v[a] < dims[a] as f64) {
-            return 0.0;
-        }
-        let f = v[a].floor();
-        frac[a] = v[a] - f;
-        base[a] = (f as i64).max(-1) as usize; // -1 wraps; guarded below
-        if f < 0.0 {
-            base[a] = usize::MAX;
-        }
-    }
-    let mut acc = 0.0f64;
-    for dx in 0..2usize {
-        for dy in 0..2usize {
-            for dz in 0..2usize {
-                let idx = [
-                    base[0].wrapping_add(dx),
-                    base[1].wrapping_add(dy),
-                    base[2].wrapping_add(dz),
-                ];
-                if idx.iter().zip(dims).any(|(&i, n)| i >= n) {
-                    continue;
-                }
-                let w = (if dx == 1 { frac[0] } else { 1.0 - frac[0] })
-                    * (if dy == 1 { frac[1] } else { 1.0 - frac[1] })
-                    * (if dz == 1 { frac[2] } else { 1.0 - frac[2] });
-                acc += w * data[idx] as f64;
-            }
-        }
-    }
-    acc as f32
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reproduces_linear_functions_inside() {
-        let a = Array3::from_shape_fn((5, 6, 7), |(i, j, k)| (2 * i + 3 * j) as f32 - k as f32);
-        let v = trilinear(&a, [1.25, 2.5, 3.75]);
-        assert!((v - (2.5 + 7.5 - 3.75)).abs() < 1e-5);
-        assert_eq!(trilinear(&a, [-1.5, 0.0, 0.0]), 0.0);
-        // half a voxel outside the first plane: blends with zero
-        assert!((trilinear(&a, [-0.5, 1.0, 0.0]) - 1.5).abs() < 1e-5);
-    }
-}
-
 /// Trilinear interpolation of the first `out.len()` channels of `data` (`[x, y, z, channel]`,
 /// standard layout) at the fractional voxel index `v`, sharing the weights; 0 outside the grid.
 pub(crate) fn trilinear_channels(data: &ndarray::Array4<f32>, v: [f64; 3], out: &mut [f64]) {
@@ -108,5 +52,48 @@ pub(crate) fn box_prefilter(data: &mut ndarray::Array4<f32>, half: [f64; 3]) {
                 lane[i] = w0 * src[i] + w1 * (prev + next);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_reproduce_linear_functions_inside() {
+        let a = ndarray::Array4::from_shape_fn((5, 6, 7, 2), |(i, j, k, c)| {
+            ((2 * i + 3 * j) as f32 - k as f32) * (c + 1) as f32
+        });
+        let mut out = [0.0; 2];
+        trilinear_channels(&a, [1.25, 2.5, 3.75], &mut out);
+        assert!((out[0] - (2.5 + 7.5 - 3.75)).abs() < 1e-5 && (out[1] - 2.0 * out[0]).abs() < 1e-5);
+        trilinear_channels(&a, [-1.5, 0.0, 0.0], &mut out);
+        assert_eq!(out, [0.0, 0.0]);
+    }
+
+    #[test]
+    fn prefilter_equals_subsample_average() {
+        let a = ndarray::Array4::from_shape_fn((6, 6, 6, 1), |(i, j, k, _)| {
+            ((i * 7 + j * 3 + k * k) % 5) as f32
+        });
+        let mut f = a.clone();
+        let h = [0.3, 0.4, 0.5];
+        box_prefilter(&mut f, h);
+        let mut acc = 0.0;
+        let mut buf = [0.0];
+        for s in 0..8 {
+            let o = [s & 1, (s >> 1) & 1, (s >> 2) & 1].map(|b| if b == 1 { 1.0 } else { -1.0 });
+            trilinear_channels(
+                &a,
+                [3.0 + o[0] * h[0], 3.0 + o[1] * h[1], 3.0 + o[2] * h[2]],
+                &mut buf,
+            );
+            acc += buf[0] / 8.0;
+        }
+        assert!(
+            (f[[3, 3, 3, 0]] as f64 - acc).abs() < 1e-5,
+            "{} vs {acc}",
+            f[[3, 3, 3, 0]]
+        );
     }
 }

@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::deform::{SubjectTransform, random_rigid, rigid_matrix};
 use crate::io::{Writer, fmt};
 use crate::pheno::{self, LinkModel, PSI_SUBSCALES};
-use crate::sample::{box_prefilter, trilinear, trilinear_channels};
+use crate::sample::{box_prefilter, trilinear_channels};
 use crate::space::{ACC_LABELS, Space, T1W_WM};
 use crate::{Error, Result, SynthSpec, SynthSummary};
 
@@ -568,7 +568,7 @@ fn simulate_session(
         .enumerate()
         .for_each(|(k, mut plane)| {
             for ((i, j), v) in plane.indexed_iter_mut() {
-                *v = trilinear(
+                *v = sample_linear(
                     &t1_tpl,
                     to_tpl_voxel(t1_grid.voxel_to_world([i as f64, j as f64, k as f64])),
                 );
@@ -607,13 +607,14 @@ fn simulate_session(
                 for j in 0..fshape.1 {
                     let q = fine.voxel_to_world([i as f64, j as f64, k as f64]);
                     let v = to_tpl_voxel(q);
-                    let pd = trilinear(&pop.pd, v) as f64;
+                    let pd = sample_linear(&pop.pd, v) as f64;
                     let bias = 1.0 + 0.08 * (q[0] - bias_centre[0]) / 100.0
                         - 0.06 * (q[2] - bias_centre[2]) / 100.0;
                     let m0 = M0_SCALE * pd * bias;
-                    let sg = trilinear(&pop.sgacc, v) as f64;
-                    let base = trilinear(&pop.cbf, v) as f64 * (1.0 + (sgacc_factor - 1.0) * sg);
-                    let eff = trilinear(&pop.effect, v) as f64;
+                    let sg = sample_linear(&pop.sgacc, v) as f64;
+                    let base =
+                        sample_linear(&pop.cbf, v) as f64 * (1.0 + (sgacc_factor - 1.0) * sg);
+                    let eff = sample_linear(&pop.effect, v) as f64;
                     plane[[i, j, 0]] = m0 as f32;
                     plane[[i, j, 1]] = (base * m0) as f32;
                     plane[[i, j, 2]] = (base * eff * m0) as f32;
@@ -810,4 +811,9 @@ fn add_noise(a: &mut Array3<f32>, sigma: f64, rng: &mut ChaCha8Rng, mean: f64) {
     for v in a.iter_mut() {
         *v += n.sample(rng) as f32;
     }
+}
+
+/// Trilinear sample of a template map at a fractional voxel index (0 outside).
+fn sample_linear(data: &Array3<f32>, v: [f64; 3]) -> f32 {
+    cbflow_image::sample(data.view(), v, cbflow_image::Interp::Linear)
 }
