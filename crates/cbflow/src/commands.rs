@@ -130,8 +130,41 @@ pub(crate) fn participant(
     Ok(())
 }
 
-pub(crate) fn group(_bids_dir: &Path, _output_dir: &Path) -> Result<()> {
-    bail!("the group level is not implemented in this version of cbflow")
+pub(crate) fn group(
+    bids_dir: &Path,
+    output_dir: &Path,
+    template: cbflow_pipeline::TemplateChoice,
+    permutations: usize,
+    seed: u64,
+    smoothing: f64,
+) -> Result<()> {
+    let opts = cbflow_pipeline::GroupOptions {
+        bids_dir: bids_dir.to_path_buf(),
+        output_dir: output_dir.to_path_buf(),
+        template: cbflow_pipeline::Template::load(&template)?,
+        design: cbflow_pipeline::StudyDesign::default(),
+        n_permutations: permutations,
+        seed,
+        smoothing_fwhm_mm: smoothing,
+        cluster_threshold: 3.1,
+    };
+    let s = cbflow_pipeline::group(&opts)?;
+    println!(
+        "group level: {} subjects ({} left out)",
+        s.subjects.len(),
+        s.excluded.len()
+    );
+    for (name, v, t, c) in &s.contrasts {
+        println!(
+            "  {name:<26} FWE p < 0.05: {v:>6} voxels (max-T), {t:>6} voxels (TFCE), {c:>3} clusters"
+        );
+    }
+    println!(
+        "{} group-level files written to {}",
+        s.files.len(),
+        output_dir.display()
+    );
+    Ok(())
 }
 
 pub(crate) fn demo(out_dir: &Path, subjects: usize, seed: u64) -> Result<()> {

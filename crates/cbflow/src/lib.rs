@@ -71,6 +71,12 @@ struct AppArgs {
     /// Resource directory with templates/ and atlases/ (default: $CBFLOW_RESOURCES).
     #[arg(long)]
     resources: Option<PathBuf>,
+    /// Group level: permutations per contrast (exhaustive when fewer sign patterns exist).
+    #[arg(long, default_value_t = 10_000)]
+    permutations: usize,
+    /// Group level: Gaussian smoothing (FWHM, mm) of each CBF map before the voxelwise test.
+    #[arg(long, default_value_t = 6.0)]
+    smoothing: f64,
 }
 
 /// BIDS-Apps analysis levels.
@@ -200,7 +206,10 @@ fn dispatch(cli: Cli) -> Result<()> {
                         commands::participant(&bids_dir, &output_dir, a.participant_label, t)
                     })
                 }
-                Level::Group => commands::group(&bids_dir, &output_dir),
+                Level::Group => commands::template_choice(&a.template, a.resources).and_then(|t| {
+                    let t = t.context("the group level works in template space: --template none is not possible here")?;
+                    commands::group(&bids_dir, &output_dir, t, a.permutations, a.seed, a.smoothing)
+                }),
             }
             .with_context(|| format!("{level:?} level on {}", bids_dir.display()).to_lowercase())
         }

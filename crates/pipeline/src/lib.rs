@@ -8,12 +8,15 @@
 mod anat;
 mod asl;
 mod error;
+mod group;
+mod group_tables;
 mod outputs;
 mod participant;
 mod template;
 
 pub use asl::{AslOptions, AslResult, NativeTissue, process_run, quant_params, score_and_qc};
 pub use error::{Error, Result};
+pub use group::{GroupOptions, GroupSummary, StudyDesign, group};
 pub use participant::{ParticipantOptions, ParticipantSummary, participant};
 pub use template::{RESOURCES_ENV, Template, TemplateChoice};
 

@@ -47,6 +47,8 @@ pub struct Template {
     pub csf: Volume,
     /// Atlas labels (AAL3 numbering; stored as floats).
     pub labels: Volume,
+    /// Name of each atlas label.
+    pub label_names: std::collections::BTreeMap<i32, String>,
 }
 
 fn vol(grid: &Grid, data: Array3<f32>) -> Volume {
@@ -77,6 +79,11 @@ impl Template {
             wm: vol(g, s.wm.clone()),
             csf: vol(g, s.csf.clone()),
             labels: vol(g, s.labels.mapv(|l| l as f32)),
+            label_names: cbflow_register::aal3_acc_regions()
+                .into_iter()
+                .filter(|r| r.labels.len() == 1)
+                .map(|r| (r.labels[0], r.name))
+                .collect(),
         }
     }
 
@@ -123,6 +130,20 @@ impl Template {
                 p.data.mapv_inplace(|x| x / max);
             }
         }
+        let table_path = resources.join("atlases/aal3/AAL3v1.nii.txt");
+        let text = std::fs::read_to_string(&table_path).map_err(|e| Error::Resource {
+            path: table_path.clone(),
+            message: e.to_string(),
+        })?;
+        let label_names = cbflow_register::regions_from_label_table(&text)
+            .map_err(|e| Error::Resource {
+                path: table_path,
+                message: e.to_string(),
+            })?
+            .into_iter()
+            .filter(|r| r.labels.len() == 1)
+            .map(|r| (r.labels[0], r.name))
+            .collect();
         Ok(Self {
             name: "MNI152NLin6Asym".into(),
             res: "2".into(),
@@ -133,6 +154,7 @@ impl Template {
             wm,
             csf,
             labels,
+            label_names,
         })
     }
 }

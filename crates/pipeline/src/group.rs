@@ -1,0 +1,582 @@
+//! The group level: the crossover design from `participants.tsv`/`sessions.tsv`, voxelwise
+//! permutation inference on the template-space CBF maps of the participant level, ROI tests,
+//! brain–behaviour correlations and the crossover mixed model.
+
+use std::path::{Path, PathBuf};
+
+use cbflow_bids::{DerivativeName, DerivativesWriter, Layout, Table};
+use cbflow_image::{DataType, Volume};
+use cbflow_stats::{
+    CrossoverContrast, CrossoverMaps, MaskGeometry, PermutationOptions, PermutationResult, Tail,
+    TfceParams, Treatment,
+};
+use ndarray::{Array2, Array3};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::template::Template;
+use crate::{Error, Result};
+
+/// How the study maps onto BIDS (the workflow's declarations; these are the defaults of the
+/// ketamine + naltrexone workflow).
+#[derive(Debug, Clone, Serialize)]
+pub struct StudyDesign {
+    /// `sessions.tsv` column naming the pre-treatment of each session.
+    pub pretreatment_column: String,
+    /// Its value for placebo sessions.
+    pub placebo: String,
+    /// Its value for naltrexone sessions.
+    pub naltrexone: String,
+    /// `sessions.tsv` column with the period (1 or 2).
+    pub period_column: String,
+    /// `run` entity of the scan before ketamine.
+    pub run_before: String,
+    /// `run` entity of the scan during ketamine.
+    pub run_during: String,
+}
+
+impl Default for StudyDesign {
+    fn default() -> Self {
+        Self {
+            pretreatment_column: "pretreatment".into(),
+            placebo: "placebo".into(),
+            naltrexone: "naltrexone".into(),
+            period_column: "period".into(),
+            run_before: "1".into(),
+            run_during: "2".into(),
+        }
+    }
+}
+
+/// Options of the group level.
+#[derive(Debug, Clone)]
+pub struct GroupOptions {
+    /// The input BIDS dataset.
+    pub bids_dir: PathBuf,
+    /// The derivatives written by the participant level (the group outputs go to `group/` in it).
+    pub output_dir: PathBuf,
+    /// The template the participant level used.
+    pub template: Template,
+    /// The design.
+    pub design: StudyDesign,
+    /// Permutations (10 000 by default; exhaustive when fewer sign patterns exist).
+    pub n_permutations: usize,
+    /// Seed of the permutations.
+    pub seed: u64,
+    /// Smoothing of each template-space CBF map before the voxelwise test (FWHM, mm).
+    pub smoothing_fwhm_mm: f64,
+    /// Cluster-forming threshold (t).
+    pub cluster_threshold: f64,
+}
+
+/// What the group level did.
+#[derive(Debug, Clone)]
+pub struct GroupSummary {
+    /// Subjects in the analysis.
+    pub subjects: Vec<String>,
+    /// Subjects left out, with the reason.
+    pub excluded: Vec<(String, String)>,
+    /// Per contrast: voxels with voxel-level FWE p < 0.05, with TFCE FWE p < 0.05, clusters.
+    pub contrasts: Vec<(String, usize, usize, usize)>,
+    /// Files written.
+    pub files: Vec<PathBuf>,
+}
+
+/// One subject's four sessions × runs.
+#[derive(Debug, Clone)]
+struct SubjectData {
+    label: String,
+    /// (placebo session, naltrexone session) labels.
+    sessions: [String; 2],
+    /// Period of the placebo and naltrexone sessions.
+    periods: [u8; 2],
+}
+
+const CONTRASTS: [(CrossoverContrast, &str, Tail); 4] = [
+    (
+        CrossoverContrast::KetamineUnderPlacebo,
+        "ketamineUnderPlacebo",
+        Tail::Positive,
+    ),
+    (
+        CrossoverContrast::KetamineUnderNaltrexone,
+        "ketamineUnderNaltrexone",
+        Tail::Positive,
+    ),
+    (
+        CrossoverContrast::KetaminePooled,
+        "ketaminePooled",
+        Tail::Positive,
+    ),
+    (
+        CrossoverContrast::Interaction,
+        "interaction",
+        Tail::TwoSided,
+    ),
+];
+
+fn meta_err(path: &Path, field: &str, message: impl Into<String>) -> Error {
+    Error::Metadata {
+        path: path.to_path_buf(),
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Reads the crossover design of every subject from its `sessions.tsv`.
+fn read_design(
+    layout: &Layout,
+    d: &StudyDesign,
+) -> Result<(Vec<SubjectData>, Vec<(String, String)>)> {
+    let mut subjects = Vec::new();
+    let mut excluded = Vec::new();
+    for sub in layout.subjects() {
+        let path = layout
+            .root()
+            .join(format!("sub-{sub}/sub-{sub}_sessions.tsv"));
+        let Some(t) = layout.sessions_table(&sub)? else {
+            excluded.push((sub.clone(), "no sessions.tsv".into()));
+            continue;
+        };
+        let ids = t.column("session_id")?;
+        let pre = t.column(&d.pretreatment_column)?;
+        let per = t.f64_column(&d.period_column)?;
+        let mut ses = [None, None];
+        let mut periods = [0u8; 2];
+        for ((id, p), period) in ids.iter().zip(&pre).zip(&per) {
+            let slot = if *p == d.placebo {
+                0
+            } else if *p == d.naltrexone {
+                1
+            } else {
+                return Err(meta_err(
+                    &path,
+                    &d.pretreatment_column,
+                    format!("{p:?} is neither {:?} nor {:?}", d.placebo, d.naltrexone),
+                ));
+            };
+            let period = period
+                .ok_or_else(|| meta_err(&path, &d.period_column, format!("missing for {id}")))?;
+            if period != 1.0 && period != 2.0 {
+                return Err(meta_err(
+                    &path,
+                    &d.period_column,
+                    format!("{period} for {id}: expected 1 or 2"),
+                ));
+            }
+            ses[slot] = Some(id.trim_start_matches("ses-").to_string());
+            periods[slot] = period as u8;
+        }
+        match ses {
+            [Some(p), Some(n)] => subjects.push(SubjectData {
+                label: sub,
+                sessions: [p, n],
+                periods,
+            }),
+            _ => excluded.push((sub, "needs one placebo and one naltrexone session".into())),
+        }
+    }
+    Ok((subjects, excluded))
+}
+
+fn cbf_path(
+    out: &Path,
+    sub: &str,
+    ses: &str,
+    run: &str,
+    tpl: &Template,
+    suffix_desc: Option<&str>,
+    ext: &str,
+) -> PathBuf {
+    let desc = suffix_desc
+        .map(|d| format!("_desc-{d}"))
+        .unwrap_or_default();
+    out.join(format!(
+        "sub-{sub}/ses-{ses}/perf/sub-{sub}_ses-{ses}_run-{run}_space-{}_res-{}{desc}_cbf{ext}",
+        tpl.name, tpl.res
+    ))
+}
+
+/// Runs the group level.
+pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
+    let layout = Layout::index(&opts.bids_dir)?;
+    let (mut subjects, mut excluded) = read_design(&layout, &opts.design)?;
+    let tpl = &opts.template;
+    let d = &opts.design;
+    // keep subjects whose four template-space maps exist
+    subjects.retain(|s| {
+        let missing: Vec<String> = (0..2)
+            .flat_map(|k| {
+                [&d.run_before, &d.run_during].map(|r| {
+                    cbf_path(
+                        &opts.output_dir,
+                        &s.label,
+                        &s.sessions[k],
+                        r,
+                        tpl,
+                        None,
+                        ".nii.gz",
+                    )
+                })
+            })
+            .filter(|p| !p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !missing.is_empty() {
+            excluded.push((
+                s.label.clone(),
+                format!("missing participant-level outputs: {}", missing.join(", ")),
+            ));
+        }
+        missing.is_empty()
+    });
+    for (s, why) in &excluded {
+        tracing::warn!("sub-{s} left out of the group analysis: {why}");
+    }
+    if subjects.len() < 3 {
+        return Err(Error::Metadata {
+            path: opts.output_dir.clone(),
+            field: "participants".into(),
+            message: format!(
+                "{} complete subjects; the group level needs at least 3 (run the participant level first, with --template {})",
+                subjects.len(),
+                tpl.name
+            ),
+        });
+    }
+    let n = subjects.len();
+    tracing::info!(
+        "group level: {n} subjects, {} permutations",
+        opts.n_permutations
+    );
+    // load and smooth maps: index [arm][time] → (n, V) after masking
+    let brain = tpl.brain_mask.frame(0).mapv(|v| v > 0.5);
+    let mut raw: Vec<Vec<Volume>> = vec![Vec::new(); 4];
+    for s in &subjects {
+        for (k, ses) in s.sessions.iter().enumerate() {
+            for (t, run) in [&d.run_before, &d.run_during].into_iter().enumerate() {
+                let p = cbf_path(&opts.output_dir, &s.label, ses, run, tpl, None, ".nii.gz");
+                let v = cbflow_image::read(&p)?;
+                if v.grid().dims != tpl.grid.dims {
+                    return Err(meta_err(&p, "dim", format!("not on the {} grid", tpl.name)));
+                }
+                raw[2 * k + t].push(v);
+            }
+        }
+    }
+    // analysis mask: brain ∧ every map covered
+    let mut mask = brain.clone();
+    for group in &raw {
+        for v in group {
+            ndarray::Zip::from(&mut mask)
+                .and(v.frame(0))
+                .for_each(|m, &x| *m &= x.is_finite() && x != 0.0);
+        }
+    }
+    let n_vox = mask.iter().filter(|&&m| m).count();
+    if n_vox < 100 {
+        return Err(meta_err(
+            &opts.output_dir,
+            "mask",
+            format!("only {n_vox} voxels are covered by every subject's CBF map"),
+        ));
+    }
+    let mut data: Vec<Array2<f32>> = Vec::with_capacity(4);
+    for group in &raw {
+        let mut a = Array2::<f32>::zeros((n, n_vox));
+        for (i, v) in group.iter().enumerate() {
+            let sm = if opts.smoothing_fwhm_mm > 0.0 {
+                cbflow_image::smooth_fwhm_masked(v, &mask, opts.smoothing_fwhm_mm)?
+            } else {
+                v.clone()
+            };
+            let vals: Vec<f32> = sm
+                .frame(0)
+                .iter()
+                .zip(mask.iter())
+                .filter(|(_, m)| **m)
+                .map(|(x, _)| *x)
+                .collect();
+            a.row_mut(i).assign(&ndarray::Array1::from(vals));
+        }
+        data.push(a);
+    }
+    let dims = tpl.grid.dims;
+    let ijk: Vec<[usize; 3]> = mask
+        .indexed_iter()
+        .filter(|(_, m)| **m)
+        .map(|((i, j, k), _)| [i, j, k])
+        .collect();
+    let geometry =
+        MaskGeometry::from_ijk(dims, ijk.clone()).map_err(|e| stats_err(&opts.output_dir, e))?;
+    let maps = CrossoverMaps {
+        placebo_before: data[0].view(),
+        placebo_during: data[1].view(),
+        naltrexone_before: data[2].view(),
+        naltrexone_during: data[3].view(),
+    };
+    let sequence: Vec<cbflow_stats::Sequence> = subjects
+        .iter()
+        .map(|s| {
+            if s.periods[0] == 1 {
+                cbflow_stats::Sequence::PlaceboFirst
+            } else {
+                cbflow_stats::Sequence::NaltrexoneFirst
+            }
+        })
+        .collect();
+
+    let staging_writer = DerivativesWriter::create(&opts.output_dir, crate::generated_by(), &[])?;
+    let w = &staging_writer;
+    let mut files = Vec::new();
+    let mut summary = Vec::new();
+    let to_volume = |vals: &[f64]| -> Result<Volume> {
+        let mut a = Array3::<f32>::zeros((dims[0], dims[1], dims[2]));
+        for (v, p) in vals.iter().zip(&ijk) {
+            a[*p] = *v as f32;
+        }
+        Ok(Volume::new(a.into_dyn(), tpl.grid.affine)?)
+    };
+    for (contrast, name, tail) in CONTRASTS {
+        let popts = PermutationOptions {
+            n_permutations: opts.n_permutations,
+            seed: opts.seed,
+            tail,
+            tfce: Some(TfceParams::default()),
+            cluster_threshold: Some(opts.cluster_threshold),
+            ..PermutationOptions::default()
+        };
+        let t0 = std::time::Instant::now();
+        let (_diff, res) = cbflow_stats::crossover_test(
+            &maps,
+            contrast,
+            Some(&sequence),
+            &[],
+            Some(&geometry),
+            &popts,
+        )
+        .map_err(|e| stats_err(&opts.output_dir, e))?;
+        tracing::info!(
+            "contrast {name}: {} shuffles{} in {:.1} s",
+            res.n_shuffles,
+            if res.exhaustive { " (exhaustive)" } else { "" },
+            t0.elapsed().as_secs_f64()
+        );
+        let (n_voxel, n_tfce, n_cluster) = write_contrast(
+            w, &mut files, tpl, name, &res, &popts, &to_volume, &ijk, opts,
+        )?;
+        summary.push((name.to_string(), n_voxel, n_tfce, n_cluster));
+    }
+    files.extend(crate::group_tables::write_tables(
+        w,
+        &layout,
+        opts,
+        &subjects_info(&subjects),
+    )?);
+    Ok(GroupSummary {
+        subjects: subjects.iter().map(|s| s.label.clone()).collect(),
+        excluded,
+        contrasts: summary,
+        files,
+    })
+}
+
+/// Subject label, placebo and naltrexone session labels, and their periods.
+pub(crate) type SubjectInfo = (String, [String; 2], [u8; 2]);
+
+fn subjects_info(s: &[SubjectData]) -> Vec<SubjectInfo> {
+    s.iter()
+        .map(|x| (x.label.clone(), x.sessions.clone(), x.periods))
+        .collect()
+}
+
+fn stats_err(path: &Path, e: cbflow_stats::StatsError) -> Error {
+    Error::Step {
+        path: path.to_path_buf(),
+        step: "group statistics",
+        message: e.to_string(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_contrast(
+    w: &DerivativesWriter,
+    files: &mut Vec<PathBuf>,
+    tpl: &Template,
+    name: &str,
+    res: &PermutationResult,
+    popts: &PermutationOptions,
+    to_volume: &dyn Fn(&[f64]) -> Result<Volume>,
+    ijk: &[[usize; 3]],
+    opts: &GroupOptions,
+) -> Result<(usize, usize, usize)> {
+    let base = || {
+        DerivativeName::group()
+            .set("space", &tpl.name)
+            .set("res", &tpl.res)
+            .set("contrast", name)
+    };
+    let common = json!({
+        "Contrast": name,
+        "Tail": format!("{:?}", res.tail),
+        "Permutations": res.n_shuffles,
+        "Exhaustive": res.exhaustive,
+        "Seed": popts.seed,
+        "Inference": "sign-flipping of within-subject difference maps, sequence (order of pre-treatments) as a nuisance regressor by Freedman-Lane; FWE from the maximum statistic over the mask (Nichols & Holmes 2002; Winkler et al. 2014)",
+        "SmoothingFWHM": opts.smoothing_fwhm_mm,
+        "TFCE": popts.tfce,
+        "ClusterFormingThreshold": popts.cluster_threshold,
+        "DegreesOfFreedom": res.df,
+        "Sources": "participant-level *_space-<template>_cbf.nii.gz, run-1 (before) and run-2 (during) of the placebo and naltrexone sessions",
+    });
+    let mut put = |n: DerivativeName, vals: &[f64], desc: &str, units: &str| -> Result<()> {
+        let mut side = common.clone();
+        side["Description"] = json!(desc);
+        side["Units"] = json!(units);
+        let rel = n.rel_path()?;
+        files.push(w.write_nifti(&rel, &to_volume(vals)?, DataType::Float32, &side)?);
+        Ok(())
+    };
+    let logp = "-log10(p): 1.3 is p = 0.05, larger is more significant";
+    put(
+        base()
+            .set("stat", "t")
+            .suffix("statmap")
+            .extension(".nii.gz"),
+        res.t.as_slice().expect("contiguous"),
+        "t statistic",
+        "t",
+    )?;
+    put(
+        base()
+            .set("stat", "effect")
+            .suffix("statmap")
+            .extension(".nii.gz"),
+        res.effect.as_slice().expect("contiguous"),
+        "mean CBF difference",
+        "mL/100g/min",
+    )?;
+    let lp = |p: &ndarray::Array1<f64>| cbflow_stats::neg_log10(p).to_vec();
+    put(
+        base()
+            .set("stat", "logp")
+            .set("desc", "uncorrected")
+            .suffix("statmap")
+            .extension(".nii.gz"),
+        &lp(&res.p_uncorrected),
+        &format!("uncorrected permutation p; {logp}"),
+        "-log10(p)",
+    )?;
+    put(
+        base()
+            .set("stat", "logp")
+            .set("desc", "voxelFWE")
+            .suffix("statmap")
+            .extension(".nii.gz"),
+        &lp(&res.p_fwe),
+        &format!("voxel-level FWE p (max-T); {logp}"),
+        "-log10(p)",
+    )?;
+    let n_voxel = res.p_fwe.iter().filter(|&&p| p < 0.05).count();
+    let mut n_tfce = 0;
+    if let Some(t) = &res.tfce {
+        put(
+            base()
+                .set("stat", "tfce")
+                .suffix("statmap")
+                .extension(".nii.gz"),
+            t.values.as_slice().expect("contiguous"),
+            "TFCE (E = 0.5, H = 2)",
+            "arbitrary",
+        )?;
+        put(
+            base()
+                .set("stat", "logp")
+                .set("desc", "tfceFWE")
+                .suffix("statmap")
+                .extension(".nii.gz"),
+            &lp(&t.p_fwe),
+            &format!("TFCE FWE p (max-TFCE); {logp}"),
+            "-log10(p)",
+        )?;
+        n_tfce = t.p_fwe.iter().filter(|&&p| p < 0.05).count();
+    }
+    let mut n_cluster = 0;
+    if let Some(c) = &res.clusters {
+        put(
+            base()
+                .set("stat", "logp")
+                .set("desc", "clusterFWE")
+                .suffix("statmap")
+                .extension(".nii.gz"),
+            &lp(&c.p_fwe),
+            &format!("cluster-extent FWE p; {logp}"),
+            "-log10(p)",
+        )?;
+        n_cluster = c.clusters.iter().filter(|c| c.p_fwe < 0.05).count();
+        let labels = tpl.labels.frame(0);
+        let rows = c
+            .clusters
+            .iter()
+            .map(|cl| {
+                let w = tpl.grid.voxel_to_world(cl.peak_ijk.map(|x| x as f64));
+                let l = labels[cl.peak_ijk].round() as i32;
+                vec![
+                    cl.label.to_string(),
+                    if cl.sign > 0 {
+                        "positive".into()
+                    } else {
+                        "negative".into()
+                    },
+                    cl.size.to_string(),
+                    format!("{:.3}", cl.peak_t),
+                    format!("{:.1}", w[0]),
+                    format!("{:.1}", w[1]),
+                    format!("{:.1}", w[2]),
+                    tpl.label_names
+                        .get(&l)
+                        .cloned()
+                        .unwrap_or_else(|| if l == 0 { "n/a".into() } else { l.to_string() }),
+                    format!("{:.5}", cl.p_fwe),
+                ]
+            })
+            .collect();
+        let cols = [
+            "cluster",
+            "sign",
+            "size_voxels",
+            "peak_t",
+            "peak_x_mm",
+            "peak_y_mm",
+            "peak_z_mm",
+            "peak_label",
+            "p_fwe",
+        ];
+        let rel = base()
+            .set("desc", "clusters")
+            .suffix("table")
+            .extension(".tsv")
+            .rel_path()?;
+        files.push(w.write_tsv(
+            &rel,
+            &Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?,
+        )?);
+        let mut side = common.clone();
+        side["Description"] = json!(format!(
+            "clusters of t beyond {} (26-connectivity); peak coordinates in {} world mm; peak_label from the template atlas (AAL3)",
+            c.threshold, tpl.name
+        ));
+        files.push(w.write_json(&DerivativesWriter::sidecar_path(&rel), &side)?);
+    }
+    let _ = ijk;
+    Ok((n_voxel, n_tfce, n_cluster))
+}
+
+/// Placebo/naltrexone arms as the LMM codes them.
+pub(crate) fn arm(k: usize) -> Treatment {
+    if k == 0 {
+        Treatment::Placebo
+    } else {
+        Treatment::Naltrexone
+    }
+}

@@ -1,0 +1,388 @@
+//! Group-level tables: ROI values and paired tests, brain–behaviour correlations, and the
+//! crossover mixed model, from the participant-level ROI tables and the phenotype TSVs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use cbflow_bids::{DerivativeName, DerivativesWriter, Layout, Table};
+use cbflow_stats::{CorrelationMethod, CrossoverObservation};
+use serde_json::json;
+
+use crate::group::{GroupOptions, SubjectInfo, arm};
+use crate::{Error, Result};
+
+/// Regions tested at the group level (rows of the participant ROI tables).
+const REGIONS: [&str; 5] = ["ACC_sub", "ACC_pre", "ACC_sup", "grey_matter", "global"];
+/// Regions whose ketamine change is related to the subjective effects.
+const BEHAVIOUR_REGIONS: [&str; 3] = ["ACC_sub", "ACC_pre", "ACC_sup"];
+
+fn f(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.5}")
+    } else {
+        "n/a".into()
+    }
+}
+
+fn step_err(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
+    Error::Step {
+        path: path.to_path_buf(),
+        step: "group tables",
+        message: e.to_string(),
+    }
+}
+
+/// ROI mean CBF of one run: region → mean.
+fn roi_values(
+    opts: &GroupOptions,
+    sub: &str,
+    ses: &str,
+    run: &str,
+) -> Result<BTreeMap<String, f64>> {
+    let tpl = &opts.template;
+    let p = opts.output_dir.join(format!(
+        "sub-{sub}/ses-{ses}/perf/sub-{sub}_ses-{ses}_run-{run}_space-{}_res-{}_desc-roi_cbf.tsv",
+        tpl.name, tpl.res
+    ));
+    let t = Table::read_tsv(&p)?;
+    let names = t.column("region")?;
+    let vals = t.f64_column("mean_cbf")?;
+    Ok(names
+        .iter()
+        .zip(vals)
+        .filter_map(|(n, v)| v.map(|v| (n.to_string(), v)))
+        .collect())
+}
+
+/// Writes the ROI, brain–behaviour and mixed-model tables.
+pub(crate) fn write_tables(
+    w: &DerivativesWriter,
+    layout: &Layout,
+    opts: &GroupOptions,
+    subjects: &[SubjectInfo],
+) -> Result<Vec<PathBuf>> {
+    let d = &opts.design;
+    let mut files = Vec::new();
+    // values[s][arm][time] = region → mean
+    let mut values = Vec::new();
+    for (sub, sessions, _) in subjects {
+        let mut per = Vec::new();
+        for ses in sessions {
+            per.push([
+                roi_values(opts, sub, ses, &d.run_before)?,
+                roi_values(opts, sub, ses, &d.run_during)?,
+            ]);
+        }
+        values.push(per);
+    }
+    let get =
+        |s: usize, a: usize, t: usize, r: &str| values[s][a][t].get(r).copied().unwrap_or(f64::NAN);
+    let delta = |a: usize, r: &str| -> Vec<f64> {
+        (0..subjects.len())
+            .map(|s| get(s, a, 1, r) - get(s, a, 0, r))
+            .collect()
+    };
+
+    // long-form values for spreadsheets
+    let mut rows = Vec::new();
+    for (s, (sub, sessions, periods)) in subjects.iter().enumerate() {
+        for a in 0..2 {
+            for (t, time) in ["before", "during"].iter().enumerate() {
+                for r in REGIONS {
+                    rows.push(vec![
+                        format!("sub-{sub}"),
+                        format!("ses-{}", sessions[a]),
+                        if a == 0 {
+                            d.placebo.clone()
+                        } else {
+                            d.naltrexone.clone()
+                        },
+                        periods[a].to_string(),
+                        time.to_string(),
+                        r.to_string(),
+                        f(get(s, a, t, r)),
+                    ]);
+                }
+            }
+        }
+    }
+    let cols = [
+        "participant_id",
+        "session_id",
+        "pretreatment",
+        "period",
+        "time",
+        "region",
+        "mean_cbf",
+    ];
+    files.extend(write_table(w, "roiValues", &cols, rows, json!({"Description": "ROI mean CBF (mL/100g/min) of every subject, session and run, in template space", "Units": "mL/100g/min"}))?);
+
+    // paired tests per ROI and contrast
+    let mut rows = Vec::new();
+    for r in REGIONS {
+        let (dp, dn) = (delta(0, r), delta(1, r));
+        let contrasts: [(&str, Vec<f64>); 4] = [
+            ("ketamineUnderPlacebo", dp.clone()),
+            ("ketamineUnderNaltrexone", dn.clone()),
+            (
+                "ketaminePooled",
+                dp.iter().zip(&dn).map(|(a, b)| (a + b) / 2.0).collect(),
+            ),
+            (
+                "interaction",
+                dp.iter().zip(&dn).map(|(a, b)| a - b).collect(),
+            ),
+        ];
+        for (name, diff) in contrasts {
+            let t = cbflow_stats::one_sample_t_test(&diff)
+                .map_err(|e| step_err(&opts.output_dir, e))?;
+            rows.push(vec![
+                r.to_string(),
+                name.to_string(),
+                t.n.to_string(),
+                f(t.mean),
+                f(t.ci95.0),
+                f(t.ci95.1),
+                f(t.t),
+                f(t.df),
+                f(t.p),
+                f(t.cohens_dz),
+            ]);
+        }
+    }
+    let cols = [
+        "region",
+        "contrast",
+        "n",
+        "mean_difference",
+        "ci95_low",
+        "ci95_high",
+        "t",
+        "df",
+        "p",
+        "cohens_dz",
+    ];
+    files.extend(write_table(w, "roiTtests", &cols, rows, json!({"Description": "paired t tests of ROI mean CBF: during − before ketamine per pre-treatment, their mean, and their difference (interaction); two-sided p; 95 % CI of the mean difference", "Units": "mL/100g/min"}))?);
+
+    // brain–behaviour correlations
+    let phenotype = layout.phenotype()?;
+    let score_of = |table: &str, col: &str, sub: &str, ses: &str| -> Option<f64> {
+        let t = phenotype.get(table)?;
+        let ids = t.column("participant_id").ok()?;
+        let sess = t.column("session_id").ok()?;
+        let c = t.f64_column(col).ok()?;
+        ids.iter()
+            .zip(sess)
+            .zip(c)
+            .find(|((i, s), _)| **i == format!("sub-{sub}") && *s == format!("ses-{ses}"))
+            .and_then(|(_, v)| v)
+    };
+    let mut rows = Vec::new();
+    let corr_row = |rows: &mut Vec<Vec<String>>,
+                    relation: &str,
+                    region: &str,
+                    score: &str,
+                    x: [&Vec<f64>; 2],
+                    y: [&Vec<f64>; 2]|
+     -> Result<()> {
+        for method in [CorrelationMethod::Pearson, CorrelationMethod::Spearman] {
+            for a in 0..2 {
+                let c = cbflow_stats::correlation(x[a], y[a], method)
+                    .map_err(|e| step_err(&opts.output_dir, e))?;
+                rows.push(vec![
+                    relation.into(),
+                    region.into(),
+                    score.into(),
+                    if a == 0 {
+                        d.placebo.clone()
+                    } else {
+                        d.naltrexone.clone()
+                    },
+                    format!("{method:?}").to_lowercase(),
+                    c.n.to_string(),
+                    f(c.r),
+                    f(c.ci95.0),
+                    f(c.ci95.1),
+                    f(c.p),
+                ]);
+            }
+        }
+        let t = cbflow_stats::compare_dependent_correlations(x[0], y[0], x[1], y[1])
+            .map_err(|e| step_err(&opts.output_dir, e))?;
+        rows.push(vec![
+            relation.into(),
+            region.into(),
+            score.into(),
+            format!("{} - {}", d.placebo, d.naltrexone),
+            "pearson difference (Raghunathan et al. 1996; Zou 2007 CI)".into(),
+            t.n.to_string(),
+            f(t.difference),
+            f(t.ci95.0),
+            f(t.ci95.1),
+            f(t.p),
+        ]);
+        Ok(())
+    };
+    if let Some(inf) = phenotype.get("infusion") {
+        let scores: Vec<String> = inf
+            .columns
+            .iter()
+            .filter(|c| c.starts_with("psi_") || *c == "cadss")
+            .cloned()
+            .collect();
+        for region in BEHAVIOUR_REGIONS {
+            let dx = [delta(0, region), delta(1, region)];
+            for score in &scores {
+                let ys: Option<Vec<Vec<f64>>> = (0..2)
+                    .map(|a| {
+                        subjects
+                            .iter()
+                            .map(|(sub, ses, _)| score_of("infusion", score, sub, &ses[a]))
+                            .collect()
+                    })
+                    .collect();
+                let Some(ys) = ys else {
+                    tracing::warn!(
+                        "phenotype/infusion.tsv: {score} is missing for some subject; not correlated"
+                    );
+                    continue;
+                };
+                corr_row(
+                    &mut rows,
+                    "ketamine ΔCBF vs subjective effect",
+                    region,
+                    score,
+                    [&dx[0], &dx[1]],
+                    [&ys[0], &ys[1]],
+                )?;
+            }
+        }
+    } else {
+        tracing::warn!("no phenotype/infusion.tsv: ΔCBF–subjective-effect correlations skipped");
+    }
+    if phenotype.contains_key("mood") {
+        // baseline sgACC adjusted for global CBF (residuals), per pre-treatment session
+        let adj: Vec<Vec<f64>> = (0..2)
+            .map(|a| {
+                let sg: Vec<f64> = (0..subjects.len())
+                    .map(|s| get(s, a, 0, "ACC_sub"))
+                    .collect();
+                let gl: Vec<f64> = (0..subjects.len())
+                    .map(|s| get(s, a, 0, "global"))
+                    .collect();
+                cbflow_stats::residualise(&sg, &[&gl]).map_err(|e| step_err(&opts.output_dir, e))
+            })
+            .collect::<Result<_>>()?;
+        for scale in ["madrs", "qids"] {
+            let ys: Option<Vec<Vec<f64>>> = (0..2)
+                .map(|a| {
+                    subjects
+                        .iter()
+                        .map(|(sub, ses, _)| {
+                            Some(
+                                score_of("mood", &format!("{scale}_day1"), sub, &ses[a])?
+                                    - score_of("mood", &format!("{scale}_baseline"), sub, &ses[a])?,
+                            )
+                        })
+                        .collect()
+                })
+                .collect();
+            match ys {
+                Some(ys) => corr_row(
+                    &mut rows,
+                    "baseline sgACC CBF (adjusted for global) vs day-1 change",
+                    "ACC_sub",
+                    &format!("{scale}_change"),
+                    [&adj[0], &adj[1]],
+                    [&ys[0], &ys[1]],
+                )?,
+                None => {
+                    tracing::warn!("phenotype/mood.tsv: {scale} scores incomplete; not correlated")
+                }
+            }
+        }
+    } else {
+        tracing::warn!("no phenotype/mood.tsv: baseline-sgACC–response correlations skipped");
+    }
+    let cols = [
+        "relation",
+        "region",
+        "score",
+        "pretreatment",
+        "method",
+        "n",
+        "r",
+        "ci95_low",
+        "ci95_high",
+        "p",
+    ];
+    files.extend(write_table(w, "brainBehaviour", &cols, rows, json!({"Description": "correlations with 95 % CIs (Fisher z; Bonett & Wright for Spearman) under each pre-treatment, and the test of their difference in the same subjects", "CI": "Fisher z transform"}))?);
+
+    // crossover mixed model on ΔCBF
+    let mut rows = Vec::new();
+    for r in REGIONS {
+        let mut y = Vec::new();
+        let mut obs = Vec::new();
+        for (s, (_, _, periods)) in subjects.iter().enumerate() {
+            for a in 0..2 {
+                y.push(get(s, a, 1, r) - get(s, a, 0, r));
+                obs.push(CrossoverObservation {
+                    subject: s,
+                    treatment: arm(a),
+                    period: periods[a],
+                });
+            }
+        }
+        let (x, groups, names) =
+            cbflow_stats::crossover_design(&obs).map_err(|e| step_err(&opts.output_dir, e))?;
+        let fit = cbflow_stats::fit_random_intercept(&y, &x, &groups, &names)
+            .map_err(|e| step_err(&opts.output_dir, e))?;
+        for i in 0..fit.names.len() {
+            rows.push(vec![
+                r.to_string(),
+                fit.names[i].clone(),
+                f(fit.beta[i]),
+                f(fit.se[i]),
+                f(fit.df[i]),
+                f(fit.t[i]),
+                f(fit.p[i]),
+                f(fit.sigma2_subject),
+                f(fit.sigma2_residual),
+                fit.n_obs.to_string(),
+            ]);
+        }
+    }
+    let cols = [
+        "region",
+        "term",
+        "estimate",
+        "se",
+        "df",
+        "t",
+        "p",
+        "sigma2_subject",
+        "sigma2_residual",
+        "n_obs",
+    ];
+    files.extend(write_table(w, "lmm", &cols, rows, json!({"Description": "linear mixed model of the ketamine ΔCBF (during − before) per session: fixed effects intercept, naltrexone, period 2, sequence NP; random intercept per subject; REML; Satterthwaite df", "Units": "mL/100g/min"}))?);
+    Ok(files)
+}
+
+fn write_table(
+    w: &DerivativesWriter,
+    desc: &str,
+    cols: &[&str],
+    rows: Vec<Vec<String>>,
+    sidecar: serde_json::Value,
+) -> Result<Vec<PathBuf>> {
+    let rel = DerivativeName::group()
+        .set("desc", desc)
+        .suffix("table")
+        .extension(".tsv")
+        .rel_path()?;
+    let t = Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?;
+    Ok(vec![
+        w.write_tsv(&rel, &t)?,
+        w.write_json(&DerivativesWriter::sidecar_path(&rel), &sidecar)?,
+    ])
+}
