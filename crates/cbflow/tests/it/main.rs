@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use assert_cmd::Command;
 use predicates::prelude::*;
 
+mod group;
 mod participant;
 
 /// A small synthetic study, generated once per test binary; tests copy it before changing it.

@@ -1,0 +1,104 @@
+//! The group level on a small synthetic study: every output is written, and the ACC ROI
+//! change has the simulated sign.
+
+use crate::cbflow;
+
+#[test]
+fn group_level_writes_maps_and_tables() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("bids");
+    let mut spec = cbflow_synth::SynthSpec {
+        subjects: 5,
+        seed: 11,
+        ..Default::default()
+    };
+    spec.protocol.pairs = 3;
+    cbflow_synth::generate(&spec, &root).unwrap();
+    let out = t.path().join("out");
+    cbflow()
+        .arg(&root)
+        .arg(&out)
+        .arg("participant")
+        .args(["--template", "phantom"])
+        .assert()
+        .success();
+    // the group level refuses a template the participant level did not use
+    cbflow()
+        .arg(&root)
+        .arg(&out)
+        .arg("group")
+        .args(["--template", "none"])
+        .assert()
+        .failure()
+        .code(1);
+    cbflow()
+        .arg(&root)
+        .arg(&out)
+        .arg("group")
+        .args(["--template", "phantom", "--permutations", "100"])
+        .assert()
+        .success();
+    for contrast in [
+        "ketamineUnderPlacebo",
+        "ketamineUnderNaltrexone",
+        "ketaminePooled",
+        "interaction",
+    ] {
+        for stat in ["stat-t", "stat-effect", "stat-tfce"] {
+            let p = out.join(format!(
+                "space-phantom_res-3_contrast-{contrast}_{stat}_statmap.nii.gz"
+            ));
+            let v = cbflow_image::read(&p).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                v.frame(0).iter().any(|&x| x != 0.0),
+                "{} is empty",
+                p.display()
+            );
+        }
+        for desc in ["uncorrected", "voxelFWE", "tfceFWE", "clusterFWE"] {
+            let p = out.join(format!(
+                "space-phantom_res-3_desc-{desc}_contrast-{contrast}_stat-logp_statmap.nii.gz"
+            ));
+            let v = cbflow_image::read(&p).unwrap_or_else(|e| panic!("{e}"));
+            // -log10 p of permutation p-values with 2^5 = 32 exhaustive flips: in [0, log10 32]
+            assert!(
+                v.frame(0).iter().all(|&x| (0.0..=1.51).contains(&x)),
+                "{}",
+                p.display()
+            );
+            let side: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(p.with_extension("").with_extension("json")).unwrap(),
+            )
+            .unwrap();
+            assert!(side["Description"].as_str().unwrap().contains("-log10(p)"));
+            assert_eq!(side["Exhaustive"], true);
+        }
+        assert!(
+            out.join(format!(
+                "space-phantom_res-3_desc-clusters_contrast-{contrast}_table.tsv"
+            ))
+            .exists()
+        );
+    }
+    let roi = cbflow_bids::Table::read_tsv(&out.join("desc-roiTtests_table.tsv")).unwrap();
+    let regions = roi.column("region").unwrap();
+    let contrasts = roi.column("contrast").unwrap();
+    let means = roi.f64_column("mean_difference").unwrap();
+    let pooled_acc: Vec<f64> = (0..regions.len())
+        .filter(|&i| regions[i].starts_with("ACC") && contrasts[i] == "ketaminePooled")
+        .map(|i| means[i].unwrap())
+        .collect();
+    assert_eq!(pooled_acc.len(), 3);
+    assert!(
+        pooled_acc.iter().all(|&m| m > 0.0),
+        "ACC ketamine change should be positive: {pooled_acc:?}"
+    );
+    for table in [
+        "desc-roiValues_table.tsv",
+        "desc-brainBehaviour_table.tsv",
+        "desc-lmm_table.tsv",
+    ] {
+        let t = cbflow_bids::Table::read_tsv(&out.join(table)).unwrap();
+        assert!(t.n_rows() > 0, "{table} is empty");
+    }
+}

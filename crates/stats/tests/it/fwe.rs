@@ -1,0 +1,48 @@
+//! Family-wise error control under the null on smooth Gaussian noise.
+
+use crate::common::*;
+use cbflow_stats::{PermutationOptions, TfceParams, one_sample_sign_flip};
+
+/// 200 null data sets (10 subjects, 12×12×8 full grid, Gaussian smoothing sigma 1.2 voxels),
+/// 200 sign flips each: the FWE false-positive rate at 0.05 for max-T and for max-TFCE must lie
+/// inside the central 95% binomial interval of Binomial(200, 0.05 · 201/201) — with 201 shuffles
+/// the attainable level is 10/201.
+#[test]
+fn fwe_rate_under_null_is_nominal() {
+    let dims = [12, 12, 8];
+    let geom = full_geometry(dims);
+    let n_sets = 200u64;
+    let mut r = rng(2024);
+    let datasets: Vec<_> = (0..n_sets)
+        .map(|_| smooth_noise(&mut r, 10, dims, 1.2))
+        .collect();
+    let mut fp_t = 0u64;
+    let mut fp_tfce = 0u64;
+    for (k, data) in datasets.iter().enumerate() {
+        let opts = PermutationOptions {
+            n_permutations: 200,
+            seed: k as u64,
+            tfce: Some(TfceParams::default()),
+            ..Default::default()
+        };
+        let res = one_sample_sign_flip(data.view(), Some(&geom), &opts).unwrap();
+        assert_eq!(res.n_shuffles, 201);
+        if res.p_fwe.iter().any(|&p| p <= 0.05) {
+            fp_t += 1;
+        }
+        if res.tfce.unwrap().p_fwe.iter().any(|&p| p <= 0.05) {
+            fp_tfce += 1;
+        }
+    }
+    eprintln!("null FWE false positives: max-T {fp_t}/{n_sets}, TFCE {fp_tfce}/{n_sets}");
+    let level = 10.0 / 201.0;
+    let (lo, hi) = binomial_interval(n_sets, level);
+    assert!(
+        (lo..=hi).contains(&fp_t),
+        "max-T FWE {fp_t}/{n_sets} outside [{lo}, {hi}]"
+    );
+    assert!(
+        (lo..=hi).contains(&fp_tfce),
+        "TFCE FWE {fp_tfce}/{n_sets} outside [{lo}, {hi}]"
+    );
+}
