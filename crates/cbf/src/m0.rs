@@ -1,7 +1,5 @@
 //! M0 calibration image, brain mask from M0, and explicit exclusion of unusable voxels.
 
-use std::collections::VecDeque;
-
 use ndarray::{Array3, ArrayView3, ArrayView4, Axis};
 use serde::{Deserialize, Serialize};
 
@@ -274,164 +272,36 @@ pub struct BrainMaskReport {
     pub n_voxels: usize,
 }
 
-/// Otsu threshold (Otsu 1979) of the finite values, 256-bin histogram.
-pub fn otsu_threshold(values: &[f32]) -> Option<f64> {
-    let v: Vec<f64> = values
-        .iter()
-        .filter(|x| x.is_finite())
-        .map(|&x| x as f64)
-        .collect();
-    let (lo, hi) = v
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-            (a.min(x), b.max(x))
-        });
-    if v.is_empty() || hi <= lo {
-        return None;
-    }
-    const NB: usize = 256;
-    let w = (hi - lo) / NB as f64;
-    let mut hist = [0usize; NB];
-    for &x in &v {
-        hist[(((x - lo) / w) as usize).min(NB - 1)] += 1;
-    }
-    let total = v.len() as f64;
-    let sum_all: f64 = (0..NB).map(|b| b as f64 * hist[b] as f64).sum();
-    let (mut wb, mut sb, mut best, mut best_b) = (0.0, 0.0, -1.0, 0usize);
-    for b in 0..NB - 1 {
-        wb += hist[b] as f64;
-        sb += b as f64 * hist[b] as f64;
-        let wf = total - wb;
-        if wb == 0.0 || wf == 0.0 {
-            continue;
-        }
-        let (mb, mf) = (sb / wb, (sum_all - sb) / wf);
-        let between = wb * wf * (mb - mf) * (mb - mf);
-        if between > best {
-            best = between;
-            best_b = b;
-        }
-    }
-    Some(lo + (best_b + 1) as f64 * w)
-}
-
-const NEIGH6: [[isize; 3]; 6] = [
-    [1, 0, 0],
-    [-1, 0, 0],
-    [0, 1, 0],
-    [0, -1, 0],
-    [0, 0, 1],
-    [0, 0, -1],
-];
-
-fn neighbours(idx: [usize; 3], shape: [usize; 3]) -> impl Iterator<Item = [usize; 3]> {
-    NEIGH6.iter().filter_map(move |d| {
-        let mut o = [0usize; 3];
-        for a in 0..3 {
-            let v = idx[a] as isize + d[a];
-            if v < 0 || v >= shape[a] as isize {
-                return None;
-            }
-            o[a] = v as usize;
-        }
-        Some(o)
-    })
-}
-
-/// Keep the largest 6-connected component of `mask` (ties: the first in memory order).
-/// Returns the new mask and the number of components.
-pub fn largest_component(mask: ArrayView3<bool>) -> (Array3<bool>, usize) {
-    let shape = dims3(&mask);
-    let mut label = Array3::<u32>::zeros(mask.raw_dim());
-    let mut sizes = vec![0usize];
-    let mut q = VecDeque::new();
-    for ((i, j, k), &m) in mask.indexed_iter() {
-        if !m || label[[i, j, k]] != 0 {
-            continue;
-        }
-        let l = sizes.len() as u32;
-        sizes.push(0);
-        label[[i, j, k]] = l;
-        q.push_back([i, j, k]);
-        while let Some(v) = q.pop_front() {
-            sizes[l as usize] += 1;
-            for n in neighbours(v, shape) {
-                if mask[n] && label[n] == 0 {
-                    label[n] = l;
-                    q.push_back(n);
-                }
-            }
-        }
-    }
-    let n_comp = sizes.len() - 1;
-    let best = (1..sizes.len()).fold(
-        0usize,
-        |b, l| if b == 0 || sizes[l] > sizes[b] { l } else { b },
-    );
-    (label.mapv(|l| best != 0 && l as usize == best), n_comp)
-}
-
-/// Fill holes: background voxels not 6-connected to the array border become foreground.
-/// Returns the filled mask and the number of voxels added.
-pub fn fill_holes(mask: ArrayView3<bool>) -> (Array3<bool>, usize) {
-    let shape = dims3(&mask);
-    let mut outside = Array3::<bool>::from_elem(mask.raw_dim(), false);
-    let mut q = VecDeque::new();
-    for ((i, j, k), &m) in mask.indexed_iter() {
-        let border = i == 0
-            || j == 0
-            || k == 0
-            || i + 1 == shape[0]
-            || j + 1 == shape[1]
-            || k + 1 == shape[2];
-        if border && !m {
-            outside[[i, j, k]] = true;
-            q.push_back([i, j, k]);
-        }
-    }
-    while let Some(v) = q.pop_front() {
-        for n in neighbours(v, shape) {
-            if !mask[n] && !outside[n] {
-                outside[n] = true;
-                q.push_back(n);
-            }
-        }
-    }
-    let mut added = 0;
-    let out = Array3::from_shape_fn(mask.raw_dim(), |(i, j, k)| {
-        let m = mask[[i, j, k]];
-        if !m && !outside[[i, j, k]] {
-            added += 1;
-        }
-        m || !outside[[i, j, k]]
-    });
-    (out, added)
-}
-
 /// Brain mask from an M0 image `[x, y, z]`: Otsu threshold, largest 6-connected
 /// component, hole filling. Errors if M0 is constant or nothing survives.
 pub fn brain_mask_from_m0(m0: ArrayView3<f32>) -> Result<(Array3<bool>, BrainMaskReport)> {
+    use cbflow_image::masks;
     let vals: Vec<f32> = m0.iter().copied().collect();
-    let thr = otsu_threshold(&vals).ok_or(CbfError::EmptyMask {
+    let no_threshold = || CbfError::EmptyMask {
         what: "M0 (constant or not finite): no Otsu threshold".into(),
-    })?;
+    };
+    if !vals.iter().any(|v| v.is_finite() && *v != vals[0]) {
+        return Err(no_threshold());
+    }
+    let thr = masks::otsu_threshold(&vals).map_err(|_| no_threshold())? as f64;
     let above = m0.mapv(|v| v.is_finite() && v as f64 > thr);
-    let (lcc, n_comp) = largest_component(above.view());
-    let n_lcc = lcc.iter().filter(|&&b| b).count();
+    let n_comp = masks::label_components(&above).1.len();
+    let lcc = masks::largest_component(&above);
+    let n_lcc = masks::count(&lcc);
     if n_lcc == 0 {
         return Err(CbfError::EmptyMask {
             what: "brain mask from M0".into(),
         });
     }
-    let (filled, added) = fill_holes(lcc.view());
-    let n = filled.iter().filter(|&&b| b).count();
+    let filled = masks::fill_holes(&lcc);
+    let n = masks::count(&filled);
     Ok((
         filled,
         BrainMaskReport {
             threshold: thr,
             n_components: n_comp,
             n_largest_component: n_lcc,
-            n_holes_filled: added,
+            n_holes_filled: n - n_lcc,
             n_voxels: n,
         },
     ))

@@ -1,6 +1,6 @@
 //! Per-run quality-control metrics, including the quality evaluation index (QEI).
 
-use ndarray::{Array3, ArrayView3, Axis};
+use ndarray::{Array3, ArrayView3};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CbfError, Result};
@@ -101,38 +101,6 @@ pub struct QcMetrics {
     pub params: QcParams,
 }
 
-/// Separable Gaussian smoothing of `[x, y, z]` with FWHM `fwhm_mm` and voxel size
-/// `voxel_mm`; kernel truncated at 4σ, edges replicate the nearest voxel.
-pub fn gaussian_smooth(img: ArrayView3<f32>, fwhm_mm: f64, voxel_mm: [f64; 3]) -> Array3<f32> {
-    let mut cur = img.mapv(|v| v as f64);
-    for (ax, &vox) in voxel_mm.iter().enumerate() {
-        let sigma = fwhm_mm / (8.0 * 2f64.ln()).sqrt() / vox;
-        if sigma.is_nan() || sigma <= 0.0 || !sigma.is_finite() {
-            continue;
-        }
-        let r = (4.0 * sigma).ceil() as isize;
-        let mut k: Vec<f64> = (-r..=r)
-            .map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp())
-            .collect();
-        let s: f64 = k.iter().sum();
-        k.iter_mut().for_each(|v| *v /= s);
-        let n = cur.len_of(Axis(ax)) as isize;
-        let mut out = cur.clone();
-        for (mut o, lane) in out.lanes_mut(Axis(ax)).into_iter().zip(cur.lanes(Axis(ax))) {
-            for i in 0..n {
-                let mut acc = 0.0;
-                for (kk, w) in k.iter().enumerate() {
-                    let j = (i + kk as isize - r).clamp(0, n - 1);
-                    acc += w * lane[j as usize];
-                }
-                o[i as usize] = acc;
-            }
-        }
-        cur = out;
-    }
-    cur.mapv(|v| v as f32)
-}
-
 fn mean_at(img: &Array3<f32>, vox: &[[usize; 3]]) -> f64 {
     vox.iter().map(|&v| img[v] as f64).sum::<f64>() / vox.len() as f64
 }
@@ -156,7 +124,10 @@ pub fn qei(
     check_shape("mask vs CBF", shape, dims3(&mask))?;
     tissue.check(shape)?;
     let s = match p.voxel_size_mm {
-        Some(v) => gaussian_smooth(cbf, p.qei_fwhm_mm, v),
+        Some(v) => cbflow_image::gaussian_smooth3(
+            cbf,
+            v.map(|vox| cbflow_image::fwhm_to_sigma(p.qei_fwhm_mm) / vox),
+        ),
         None => cbf.to_owned(),
     };
     let classes = tissue.classes(mask, p.tissue_threshold);
