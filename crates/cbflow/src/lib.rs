@@ -194,10 +194,19 @@ fn dispatch(cli: Cli) -> Result<()> {
             else {
                 bail!("BIDS_DIR, OUTPUT_DIR and LEVEL are required");
             };
-            if a.workflow.is_some() || a.work_dir.is_some() || a.nprocs.is_some() {
+            if a.workflow.is_some() || a.work_dir.is_some() {
                 tracing::warn!(
-                    "--workflow, --work-dir and --nprocs are accepted but not used yet by this version"
+                    "--workflow and --work-dir are accepted but not used yet by this version: the built-in crossover design runs and nothing is cached"
                 );
+            }
+            if let Some(n) = a.nprocs {
+                if n == 0 {
+                    bail!("--nprocs must be at least 1");
+                }
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build_global()
+                    .context("setting the number of threads")?;
             }
             let _ = a.seed;
             match level {
