@@ -114,7 +114,7 @@ impl Default for NoiseModel {
             subject_global_sd: 0.12,
             run_global_sd: 0.03,
             sgacc_sd: 0.10,
-            effect_sd: 0.3,
+            effect_sd: 0.5,
             motion_step: [0.15, 0.1],
         }
     }
