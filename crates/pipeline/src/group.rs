@@ -326,8 +326,8 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
         })
         .collect();
 
-    let staging_writer = DerivativesWriter::create(&opts.output_dir, crate::generated_by(), &[])?;
-    let w = &staging_writer;
+    let writer = DerivativesWriter::create(&opts.output_dir, crate::generated_by(), &[])?;
+    let w = &writer;
     let mut files = Vec::new();
     let mut summary = Vec::new();
     let to_volume = |vals: &[f64]| -> Result<Volume> {
@@ -362,9 +362,8 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
             if res.exhaustive { " (exhaustive)" } else { "" },
             t0.elapsed().as_secs_f64()
         );
-        let (n_voxel, n_tfce, n_cluster) = write_contrast(
-            w, &mut files, tpl, name, &res, &popts, &to_volume, &ijk, opts,
-        )?;
+        let (n_voxel, n_tfce, n_cluster) =
+            write_contrast(w, &mut files, tpl, name, &res, &popts, &to_volume, opts)?;
         summary.push((name.to_string(), n_voxel, n_tfce, n_cluster));
     }
     files.extend(crate::group_tables::write_tables(
@@ -407,7 +406,6 @@ fn write_contrast(
     res: &PermutationResult,
     popts: &PermutationOptions,
     to_volume: &dyn Fn(&[f64]) -> Result<Volume>,
-    ijk: &[[usize; 3]],
     opts: &GroupOptions,
 ) -> Result<(usize, usize, usize)> {
     let base = || {
@@ -568,7 +566,6 @@ fn write_contrast(
         ));
         files.push(w.write_json(&DerivativesWriter::sidecar_path(&rel), &side)?);
     }
-    let _ = ijk;
     Ok((n_voxel, n_tfce, n_cluster))
 }
 

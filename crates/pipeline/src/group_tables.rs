@@ -234,7 +234,10 @@ pub(crate) fn write_tables(
             // ΔCBF adjusted for the global ΔCBF of the same session (residuals), as the
             // baseline sgACC value is adjusted for global CBF below
             let dx: Vec<Vec<f64>> = (0..2)
-                .map(|a| cbflow_stats::residualise(&delta(a, region), &[&delta(a, "global")]).map_err(|e| step_err(&opts.output_dir, e)))
+                .map(|a| {
+                    cbflow_stats::residualise(&delta(a, region), &[&delta(a, "global")])
+                        .map_err(|e| step_err(&opts.output_dir, e))
+                })
                 .collect::<Result<_>>()?;
             for score in &scores {
                 let ys: Option<Vec<Vec<f64>>> = (0..2)

@@ -60,7 +60,11 @@ const ASL: &str = "sub-01/ses-1/perf/sub-01_ses-1_run-1_asl.nii.gz";
 /// Runs the participant level and expects failure with `needles` in stderr and no output dir.
 fn participant_fails(root: &Path, out: &Path, extra: &[&str], needles: &[&str]) {
     let mut c = cbflow();
-    c.arg(root).arg(out).arg("participant").args(extra);
+    c.arg(root)
+        .arg(out)
+        .arg("participant")
+        .args(["--template", "none"])
+        .args(extra);
     let mut assert = c.assert().failure().code(1);
     for n in needles {
         assert = assert.stderr(predicate::str::contains(*n));
@@ -204,11 +208,27 @@ fn output_dir_must_not_be_the_input_dataset() {
         .arg(&root)
         .arg(&root)
         .arg("participant")
+        .args(["--template", "none"])
         .assert()
         .failure()
         .code(1)
         .stderr(predicate::str::contains("input BIDS dataset"));
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), before);
+}
+
+#[test]
+fn missing_template_resources_are_named() {
+    let (t, root) = study();
+    let out = t.path().join("out");
+    let mut c = cbflow();
+    c.env_remove("CBFLOW_RESOURCES")
+        .arg(&root)
+        .arg(&out)
+        .arg("participant");
+    c.assert().failure().code(1).stderr(
+        predicate::str::contains("--resources").and(predicate::str::contains("CBFLOW_RESOURCES")),
+    );
+    assert!(!out.exists());
 }
 
 #[test]

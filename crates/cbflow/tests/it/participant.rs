@@ -18,6 +18,7 @@ fn participant_recovers_truth() {
         .arg(&root)
         .arg(&out)
         .arg("participant")
+        .args(["--template", "none"])
         .assert()
         .success();
     assert_eq!(

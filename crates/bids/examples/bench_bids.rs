@@ -2,7 +2,7 @@
 //! inheritance, aslcontext, M0 matching), full validation (NIfTI headers included), and atomic
 //! derivative writes. Prints wall times and peak memory (VmHWM).
 //!
-//! `cargo run --release -p cbflow-bids --example bench [n_subjects]`
+//! `cargo run --release -p cbflow-bids --example bench_bids [n_subjects]`
 
 use std::path::Path;
 use std::time::Instant;

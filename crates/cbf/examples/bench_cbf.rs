@@ -1,7 +1,7 @@
 //! Benchmark: one 3D pCASL run, 64×64×40, 30 control/label pairs + 1 M0 volume:
 //! series split, pair subtraction, M0 calibration and brain mask, per-pair CBF, SCORE,
 //! QC; then a 6-PLD multi-delay fit on the same grid. Prints wall times and peak
-//! resident memory (VmHWM). Run: `cargo run --release -p cbflow-cbf --example bench`.
+//! resident memory (VmHWM). Run: `cargo run --release -p cbflow-cbf --example bench_cbf`.
 
 use std::time::Instant;
 

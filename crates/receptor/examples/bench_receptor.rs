@@ -1,6 +1,6 @@
 //! Benchmark of the variogram surrogate generators.
 //!
-//! `cargo run --release -p cbflow-receptor --example bench [-- n_surrogates]`
+//! `cargo run --release -p cbflow-receptor --example bench_receptor [-- n_surrogates]`
 //!
 //! 1. Full method: 1 000 surrogates of a 400-parcel map (Schaefer-400 centroids from
 //!    shared/data, Euclidean distances).

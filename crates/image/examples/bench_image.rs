@@ -2,7 +2,7 @@
 //! read with nibabel (`python3` with nibabel installed) on the same file; also times
 //! `read_header`, one cubic B-spline resampling and a 4D smoothing.
 //!
-//! Run with `cargo run --release -p cbflow-image --example bench`.
+//! Run with `cargo run --release -p cbflow-image --example bench_image`.
 
 use std::process::Command;
 use std::time::Instant;

@@ -1,7 +1,7 @@
 //! Benchmark: a 1 mm T1w (ICBM 2009a, deformed by a known affine and smooth warp) registered to
 //! the 2 mm FSL MNI152 template, affine then diffeomorphic. Prints wall times and peak memory.
 //!
-//! Run: `RAYON_NUM_THREADS=2 cargo run --release -p cbflow-register --example bench`
+//! Run: `RAYON_NUM_THREADS=2 cargo run --release -p cbflow-register --example bench_register`
 
 use std::path::PathBuf;
 use std::time::Instant;

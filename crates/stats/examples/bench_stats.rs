@@ -2,7 +2,7 @@
 //!
 //! Synthetic ellipsoid "brain" mask on the 91×109×91 grid (~230k voxels), 26 subjects of
 //! Gaussian-smoothed noise (sigma 2 voxels) plus a small blob of signal.
-//! Run: `cargo run --release -p cbflow-stats --example bench [-- max_t_perms tfce_perms]`.
+//! Run: `cargo run --release -p cbflow-stats --example bench_stats [-- max_t_perms tfce_perms]`.
 
 use std::time::Instant;
 
