@@ -178,6 +178,14 @@ pub(crate) fn demo(out_dir: &Path, subjects: usize, seed: u64) -> Result<()> {
         vec![],
         Some(cbflow_pipeline::TemplateChoice::Phantom),
     )?;
+    group(
+        &bids,
+        &deriv,
+        cbflow_pipeline::TemplateChoice::Phantom,
+        2000,
+        seed,
+        6.0,
+    )?;
     println!(
         "demo: study in {}, outputs in {}",
         bids.display(),
