@@ -209,7 +209,10 @@ pub(crate) fn write_asl_run(
             match v {
                 Value::Number(n) => {
                     cols.push(k.clone());
-                    row.push(format!("{:.6}", n.as_f64().unwrap_or(f64::NAN)));
+                    row.push(match n.as_i64() {
+                        Some(i) => i.to_string(),
+                        None => format!("{:.6}", n.as_f64().unwrap_or(f64::NAN)),
+                    });
                 }
                 Value::Null => {
                     cols.push(k.clone());

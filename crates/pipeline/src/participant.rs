@@ -140,11 +140,11 @@ pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
             Ok(files)
         })
         .collect();
-    let mut files = Vec::new();
+    // any failed session stops here, before anything reaches OUTPUT_DIR
     for w in written {
-        files.extend(w?);
+        w?;
     }
-    let files = staging.commit(&files)?;
+    let files = staging.commit()?;
     let asl_runs = selected
         .iter()
         .map(|s| {
@@ -229,33 +229,42 @@ impl Staging {
         })
     }
 
-    /// Moves `files` (paths inside the staging directory, and the dataset description) into the
-    /// output directory; returns their final paths.
-    fn commit(mut self, files: &[PathBuf]) -> Result<Vec<PathBuf>> {
-        let mut all: Vec<PathBuf> = files.to_vec();
-        all.push(self.dir.join("dataset_description.json"));
-        let mut out = Vec::with_capacity(all.len());
-        for f in &all {
-            let rel = f
-                .strip_prefix(&self.dir)
-                .expect("staged files live in the staging directory");
-            let dest = self.out.join(rel);
-            if let Some(p) = dest.parent() {
-                std::fs::create_dir_all(p).map_err(|e| Error::Step {
-                    path: p.to_path_buf(),
-                    step: "writing outputs",
-                    message: e.to_string(),
-                })?;
+    /// Moves everything written into the staging directory into the output directory (keeping
+    /// relative paths; a file already there is replaced); returns the final paths.
+    fn commit(mut self) -> Result<Vec<PathBuf>> {
+        let err = |p: &Path, e: std::io::Error| Error::Step {
+            path: p.to_path_buf(),
+            step: "writing outputs",
+            message: e.to_string(),
+        };
+        let mut out = Vec::new();
+        let mut stack = vec![self.dir.clone()];
+        while let Some(d) = stack.pop() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(&d)
+                .map_err(|e| err(&d, e))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| err(&d, e))?;
+            entries.sort();
+            for f in entries {
+                if f.is_dir() {
+                    stack.push(f);
+                    continue;
+                }
+                let rel = f
+                    .strip_prefix(&self.dir)
+                    .expect("inside the staging directory");
+                let dest = self.out.join(rel);
+                if let Some(p) = dest.parent() {
+                    std::fs::create_dir_all(p).map_err(|e| err(p, e))?;
+                }
+                std::fs::rename(&f, &dest).map_err(|e| err(&dest, e))?;
+                out.push(dest);
             }
-            std::fs::rename(f, &dest).map_err(|e| Error::Step {
-                path: dest.clone(),
-                step: "writing outputs",
-                message: e.to_string(),
-            })?;
-            out.push(dest);
         }
         self.committed = true;
         let _ = std::fs::remove_dir_all(&self.dir);
+        out.sort();
         Ok(out)
     }
 }

@@ -66,6 +66,32 @@ fn participant_recovers_truth() {
         }
     }
     assert_eq!(n, 8);
+    // every image has its JSON sidecar, and nothing is left in a staging directory
+    let mut stack = vec![out.clone()];
+    let mut images = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                !name.starts_with(".cbflow-staging"),
+                "staging left behind: {}",
+                p.display()
+            );
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Some(stem) = name.strip_suffix(".nii.gz") {
+                images += 1;
+                assert!(
+                    p.with_file_name(format!("{stem}.json")).exists(),
+                    "{} has no sidecar",
+                    p.display()
+                );
+            }
+        }
+    }
+    // per run: cbf, timeseries, mean ΔM, calibration M0, brain mask
+    assert_eq!(images, 8 * 5, "images written");
     drop(t);
 }
 
