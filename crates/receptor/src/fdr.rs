@@ -18,15 +18,18 @@ pub fn fdr_bh(p: &[f64]) -> Result<Vec<f64>> {
             reason: "must lie in [0, 1]",
         });
     }
-    let mut idx: Vec<usize> = (0..p.len()).filter(|&i| p[i].is_finite()).collect();
-    let m = idx.len();
-    idx.sort_by(|&a, &b| p[a].total_cmp(&p[b]).then(a.cmp(&b)));
+    // the adjustment itself is cbflow-stats'; here NaN entries are set aside (they stay NaN and
+    // do not count towards m)
+    let finite: Vec<usize> = (0..p.len()).filter(|&i| p[i].is_finite()).collect();
+    let vals: Vec<f64> = finite.iter().map(|&i| p[i]).collect();
+    let q = cbflow_stats::benjamini_hochberg(&vals).map_err(|e| Error::InvalidParameter {
+        name: "p-value",
+        value: e.to_string(),
+        reason: "must lie in [0, 1]",
+    })?;
     let mut out = vec![f64::NAN; p.len()];
-    let mut running = 1.0f64;
-    for rank in (0..m).rev() {
-        let i = idx[rank];
-        running = running.min(p[i] * m as f64 / (rank + 1) as f64);
-        out[i] = running.min(1.0);
+    for (&i, v) in finite.iter().zip(q) {
+        out[i] = v;
     }
     Ok(out)
 }
