@@ -14,6 +14,7 @@ use ndarray::{Array2, Array3};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::outputs::template_output;
 use crate::template::Template;
 use crate::{Error, Result};
 
@@ -179,57 +180,37 @@ fn read_design(
     Ok((subjects, excluded))
 }
 
-fn cbf_path(
-    out: &Path,
-    sub: &str,
-    ses: &str,
-    run: &str,
-    tpl: &Template,
-    suffix_desc: Option<&str>,
-    ext: &str,
-) -> PathBuf {
-    let desc = suffix_desc
-        .map(|d| format!("_desc-{d}"))
-        .unwrap_or_default();
-    out.join(format!(
-        "sub-{sub}/ses-{ses}/perf/sub-{sub}_ses-{ses}_run-{run}_space-{}_res-{}{desc}_cbf{ext}",
-        tpl.name, tpl.res
-    ))
-}
-
 /// Runs the group level.
 pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
     let layout = Layout::index(&opts.bids_dir)?;
-    let (mut subjects, mut excluded) = read_design(&layout, &opts.design)?;
+    let (subjects, mut excluded) = read_design(&layout, &opts.design)?;
     let tpl = &opts.template;
     let d = &opts.design;
     // keep subjects whose four template-space maps exist
-    subjects.retain(|s| {
-        let missing: Vec<String> = (0..2)
-            .flat_map(|k| {
-                [&d.run_before, &d.run_during].map(|r| {
-                    cbf_path(
-                        &opts.output_dir,
-                        &s.label,
-                        &s.sessions[k],
-                        r,
-                        tpl,
-                        None,
-                        ".nii.gz",
-                    )
-                })
-            })
-            .filter(|p| !p.exists())
-            .map(|p| p.display().to_string())
-            .collect();
-        if !missing.is_empty() {
+    let cbf_path = |sub: &str, ses: &str, run: &str| {
+        template_output(&opts.output_dir, sub, ses, run, tpl, None, ".nii.gz")
+    };
+    let mut complete = Vec::with_capacity(subjects.len());
+    for s in subjects {
+        let mut missing = Vec::new();
+        for ses in &s.sessions {
+            for run in [&d.run_before, &d.run_during] {
+                let p = cbf_path(&s.label, ses, run)?;
+                if !p.exists() {
+                    missing.push(p.display().to_string());
+                }
+            }
+        }
+        if missing.is_empty() {
+            complete.push(s);
+        } else {
             excluded.push((
                 s.label.clone(),
                 format!("missing participant-level outputs: {}", missing.join(", ")),
             ));
         }
-        missing.is_empty()
-    });
+    }
+    let subjects = complete;
     for (s, why) in &excluded {
         tracing::warn!("sub-{s} left out of the group analysis: {why}");
     }
@@ -255,7 +236,7 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
     for s in &subjects {
         for (k, ses) in s.sessions.iter().enumerate() {
             for (t, run) in [&d.run_before, &d.run_during].into_iter().enumerate() {
-                let p = cbf_path(&opts.output_dir, &s.label, ses, run, tpl, None, ".nii.gz");
+                let p = cbf_path(&s.label, ses, run)?;
                 let v = cbflow_image::read(&p)?;
                 if v.grid().dims != tpl.grid.dims {
                     return Err(meta_err(&p, "dim", format!("not on the {} grid", tpl.name)));

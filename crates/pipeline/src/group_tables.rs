@@ -39,11 +39,15 @@ fn roi_values(
     ses: &str,
     run: &str,
 ) -> Result<BTreeMap<String, f64>> {
-    let tpl = &opts.template;
-    let p = opts.output_dir.join(format!(
-        "sub-{sub}/ses-{ses}/perf/sub-{sub}_ses-{ses}_run-{run}_space-{}_res-{}_desc-roi_cbf.tsv",
-        tpl.name, tpl.res
-    ));
+    let p = crate::outputs::template_output(
+        &opts.output_dir,
+        sub,
+        ses,
+        run,
+        &opts.template,
+        Some("roi"),
+        ".tsv",
+    )?;
     let t = Table::read_tsv(&p)?;
     let names = t.column("region")?;
     let vals = t.f64_column("mean_cbf")?;

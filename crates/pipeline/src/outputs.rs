@@ -24,6 +24,35 @@ pub(crate) fn perf_name(entities: &Entities) -> DerivativeName {
     DerivativeName::from_entities(entities).datatype("perf")
 }
 
+/// Name of a run's template-space derivative (`perf/`, the run's entities, `space-`, `res-`):
+/// the one naming rule the participant level writes by and the group level reads by.
+pub(crate) fn template_name(entities: &Entities, tpl: &Template) -> DerivativeName {
+    perf_name(entities)
+        .set("space", &tpl.name)
+        .set("res", &tpl.res)
+}
+
+/// Path in `out` of a run's template-space output `sub-*_ses-*_run-*_space-*_res-*[_desc-*]_cbf<ext>`.
+pub(crate) fn template_output(
+    out: &Path,
+    sub: &str,
+    ses: &str,
+    run: &str,
+    tpl: &Template,
+    desc: Option<&str>,
+    extension: &str,
+) -> Result<PathBuf> {
+    let mut e = Entities::new();
+    e.set("sub", sub);
+    e.set("ses", ses);
+    e.set("run", run);
+    let mut name = template_name(&e, tpl).suffix("cbf").extension(extension);
+    if let Some(d) = desc {
+        name = name.set("desc", d);
+    }
+    Ok(out.join(rel(name)?))
+}
+
 fn rel(name: DerivativeName) -> Result<PathBuf> {
     Ok(name.rel_path()?)
 }
@@ -300,9 +329,8 @@ pub(crate) fn write_template_outputs(
         .extension(".txt"))?;
     out.push(w.write_bytes(&xfm_rel, rigid.to_itk_string().as_bytes())?);
     let side = |desc: &str| json!({"Units": "mL/100g/min", "Sources": sources, "Description": desc, "SpatialReference": tpl.name, "Resampling": "one trilinear resampling through warp ∘ affine ∘ rigid", "Parameters": r.parameters});
-    let tname = |n: DerivativeName| n.set("space", &tpl.name).set("res", &tpl.res);
     out.push(w.write_nifti(
-        &rel(tname(perf_name(e)).suffix("cbf").extension(".nii.gz"))?,
+        &rel(template_name(e, tpl).suffix("cbf").extension(".nii.gz"))?,
         cbf,
         DataType::Float32,
         &side("mean CBF in template space"),
@@ -310,7 +338,7 @@ pub(crate) fn write_template_outputs(
     if let Some(s) = score {
         out.push(
             w.write_nifti(
-                &rel(tname(perf_name(e))
+                &rel(template_name(e, tpl)
                     .set("desc", "score")
                     .suffix("cbf")
                     .extension(".nii.gz"))?,
@@ -360,7 +388,7 @@ pub(crate) fn write_template_outputs(
         cols.push(format!("mean_{name}"));
         cols.push(format!("median_{name}"));
     }
-    let roi_rel = rel(tname(perf_name(e))
+    let roi_rel = rel(template_name(e, tpl)
         .set("desc", "roi")
         .suffix("cbf")
         .extension(".tsv"))?;
