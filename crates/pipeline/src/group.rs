@@ -85,15 +85,15 @@ pub struct GroupSummary {
 
 /// One subject's four sessions × runs.
 #[derive(Debug, Clone)]
-struct SubjectData {
-    label: String,
+pub(crate) struct SubjectData {
+    pub(crate) label: String,
     /// (placebo session, naltrexone session) labels.
-    sessions: [String; 2],
+    pub(crate) sessions: [String; 2],
     /// Period of the placebo and naltrexone sessions.
-    periods: [u8; 2],
+    pub(crate) periods: [u8; 2],
 }
 
-const CONTRASTS: [(CrossoverContrast, &str, Tail); 4] = [
+pub(crate) const CONTRASTS: [(CrossoverContrast, &str, Tail); 4] = [
     (
         CrossoverContrast::KetamineUnderPlacebo,
         "ketamineUnderPlacebo",
@@ -125,7 +125,7 @@ fn meta_err(path: &Path, field: &str, message: impl Into<String>) -> Error {
 }
 
 /// Reads the crossover design of every subject from its `sessions.tsv`.
-fn read_design(
+pub(crate) fn read_design(
     layout: &Layout,
     d: &StudyDesign,
 ) -> Result<(Vec<SubjectData>, Vec<(String, String)>)> {
