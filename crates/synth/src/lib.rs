@@ -25,7 +25,7 @@ mod space;
 
 pub use deform::SubjectTransform;
 pub use error::{Error, Result};
-pub use simulate::{AslProtocol, NoiseModel, generate};
+pub use simulate::{AslProtocol, KETAMINE_RISE, NoiseModel, generate};
 pub use space::{ACC_LABELS, Space};
 
 use std::path::PathBuf;
@@ -46,6 +46,44 @@ pub struct SynthSpec {
     pub protocol: AslProtocol,
     /// Noise model.
     pub noise: NoiseModel,
+    /// Spatial pattern of the ketamine CBF rise (default: the ACC labels).
+    pub effect: EffectPattern,
+}
+
+/// Where ketamine raises CBF, as a fractional change of baseline CBF per template voxel (the
+/// per-session effect scale and the ramp over the run multiply it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum EffectPattern {
+    /// +18 % ([`KETAMINE_RISE`]) in the AAL3 ACC labels 151–156, 0 elsewhere (the default).
+    #[default]
+    AccRois,
+    /// A given map on the grid of the study's space (`Space::phantom()` or
+    /// `Space::from_resources`): fractional CBF change per voxel, finite and > −1 (e.g. 0.1 =
+    /// +10 %). Build it with [`EffectPattern::from_z_map`] to follow a receptor map.
+    Map {
+        /// Name written into the truth (e.g. `MOR`).
+        name: String,
+        /// Fractional change, shape = the space's grid dimensions.
+        rise: ndarray::Array3<f32>,
+    },
+}
+
+impl EffectPattern {
+    /// A rise that follows a z-scored map (e.g. a receptor map already resampled to the space's
+    /// grid, NaN where undefined): `rise = mean + sd · z`, clipped to [−0.5, 1.5], 0 where `z`
+    /// is not finite.
+    pub fn from_z_map(name: &str, z: &ndarray::Array3<f32>, mean: f32, sd: f32) -> Self {
+        EffectPattern::Map {
+            name: name.into(),
+            rise: z.mapv(|v| {
+                if v.is_finite() {
+                    (mean + sd * v).clamp(-0.5, 1.5)
+                } else {
+                    0.0
+                }
+            }),
+        }
+    }
 }
 
 impl Default for SynthSpec {
@@ -57,6 +95,7 @@ impl Default for SynthSpec {
             templates: None,
             protocol: AslProtocol::default(),
             noise: NoiseModel::default(),
+            effect: EffectPattern::default(),
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::io::{Writer, fmt};
 use crate::pheno::{self, LinkModel, PSI_SUBSCALES};
 use crate::sample::{box_prefilter, trilinear_channels};
 use crate::space::{ACC_LABELS, Space, T1W_WM};
-use crate::{Error, Result, SynthSpec, SynthSummary};
+use crate::{EffectPattern, Error, Result, SynthSpec, SynthSummary};
 
 /// The 3D pCASL protocol of every ASL run (the study's: LD 1.8 s, PLD 1.8 s, four background
 /// suppression pulses, a separate M0 with its own repetition time).
@@ -142,17 +142,38 @@ struct Population {
     sgacc: Array3<f32>,
     /// Relative proton density.
     pd: Array3<f32>,
+    /// Mean fractional rise over the ACC labels (the truth's `acc_rise` at scale 1).
+    acc_rise: f64,
 }
 
 impl Population {
-    fn new(space: &Space, null: bool) -> Self {
+    fn new(space: &Space, null: bool, pattern: &EffectPattern) -> Self {
         let cbf = Zip::from(&space.gm)
             .and(&space.wm)
             .map_collect(|&g, &w| CBF_GM as f32 * g + CBF_WM as f32 * w);
-        let rise = if null { 0.0 } else { KETAMINE_RISE as f32 };
-        let effect = space
-            .labels
-            .mapv(|l| if ACC_LABELS.contains(&l) { rise } else { 0.0 });
+        let effect = match pattern {
+            _ if null => Array3::zeros(space.labels.raw_dim()),
+            EffectPattern::AccRois => {
+                let rise = KETAMINE_RISE as f32;
+                space
+                    .labels
+                    .mapv(|l| if ACC_LABELS.contains(&l) { rise } else { 0.0 })
+            }
+            EffectPattern::Map { rise, .. } => rise.clone(),
+        };
+        let (mut acc_sum, mut acc_n) = (0.0, 0usize);
+        Zip::from(&space.labels).and(&effect).for_each(|l, &e| {
+            if ACC_LABELS.contains(l) {
+                acc_sum += f64::from(e);
+                acc_n += 1;
+            }
+        });
+        let acc_rise = match pattern {
+            _ if null => 0.0,
+            EffectPattern::AccRois => KETAMINE_RISE,
+            EffectPattern::Map { .. } if acc_n > 0 => acc_sum / acc_n as f64,
+            EffectPattern::Map { .. } => 0.0,
+        };
         let sgacc = space
             .labels
             .mapv(|l| if l == 151 || l == 152 { 1.0 } else { 0.0 });
@@ -165,6 +186,7 @@ impl Population {
             effect,
             sgacc,
             pd,
+            acc_rise,
         }
     }
 }
@@ -210,7 +232,22 @@ pub fn generate(spec: &SynthSpec, out_dir: &Path) -> Result<SynthSummary> {
         Some(dir) => Space::from_resources(dir)?,
         None => Space::phantom(),
     };
-    let pop = Population::new(&space, spec.null);
+    if let EffectPattern::Map { name, rise } = &spec.effect {
+        let d = space.grid.dims;
+        if rise.shape() != d {
+            return Err(Error::Invalid(format!(
+                "effect map {name:?} has shape {:?}; the {} space's grid is {d:?}",
+                rise.shape(),
+                space.name
+            )));
+        }
+        if let Some(v) = rise.iter().find(|v| !v.is_finite() || **v <= -1.0) {
+            return Err(Error::Invalid(format!(
+                "effect map {name:?} has the value {v}: fractional CBF changes must be finite and > -1"
+            )));
+        }
+    }
+    let pop = Population::new(&space, spec.null, &spec.effect);
     let w = Writer::new(out_dir);
     let subjects: Vec<String> = (1..=spec.subjects).map(|s| format!("{s:02}")).collect();
     // Counterbalanced order: half placebo first (sequence PN), half naltrexone first (NP).
@@ -318,12 +355,12 @@ fn write_top_level(w: &Writer, spec: &SynthSpec, space: &Space) -> Result<()> {
     let sp = &space.name;
     w.nifti(
         &format!("derivatives/truth/space-{sp}_desc-effect_cbf.nii.gz"),
-        &tpl(Population::new(space, spec.null).effect)?,
+        &tpl(Population::new(space, spec.null, &spec.effect).effect)?,
         DataType::Float32,
     )?;
     w.nifti(
         &format!("derivatives/truth/space-{sp}_desc-baseline_cbf.nii.gz"),
-        &tpl(Population::new(space, spec.null).cbf)?,
+        &tpl(Population::new(space, spec.null, &spec.effect).cbf)?,
         DataType::Float32,
     )?;
     w.nifti(
@@ -389,6 +426,10 @@ fn write_tables(
             "Seed": spec.seed,
             "Null": spec.null,
             "KetamineRise": if spec.null { 0.0 } else { KETAMINE_RISE },
+            "EffectPattern": match &spec.effect {
+                EffectPattern::AccRois => json!("acc-rois"),
+                EffectPattern::Map { name, .. } => json!({"map": name, "Description": format!("fractional CBF rise per voxel following the {name} map (space-{}_desc-effect_cbf.nii.gz); KetamineRise does not apply", space.name)}),
+            },
             "KetamineRiseDescription": "mean fractional CBF rise in the AAL3 ACC labels 151-156 during ketamine, equal under placebo and naltrexone; pair p of the during run reaches the fraction ramp[p] of it",
             "CBF": {"GM": CBF_GM, "WM": CBF_WM, "Units": "mL/100g/min"},
             "Protocol": spec.protocol,
@@ -497,10 +538,7 @@ fn simulate_subject(
             fmt(global[1], 6),
             fmt(sgacc_factor, 6),
             fmt(effect_scale, 6),
-            fmt(
-                KETAMINE_RISE * effect_scale * mean_ramp * if spec.null { 0.0 } else { 1.0 },
-                6,
-            ),
+            fmt(pop.acc_rise * effect_scale * mean_ramp, 6),
             fmt(z_rise, 6),
             fmt(z_sgacc, 6),
         ]);

@@ -5,4 +5,5 @@ mod calibration;
 mod common;
 mod hansen;
 mod nulls;
+mod registry;
 mod surrogates;

@@ -175,3 +175,74 @@ fn t1w_agrees_with_truth_transform() {
     assert!((gm - 550.0).abs() < 40.0, "GM median {gm}");
     assert!((wm - 850.0).abs() < 40.0, "WM median {wm}");
 }
+
+/// An effect map given on the space's grid is the truth's effect image, the template-space truth
+/// CBF of the during-ketamine run carries it, and a map on another grid is refused.
+#[test]
+fn effect_follows_a_given_map() {
+    use cbflow_synth::{EffectPattern, Space};
+    let space = Space::phantom();
+    // a smooth left-right gradient inside the brain, as a z map
+    let z =
+        ndarray::Array3::from_shape_fn(space.gm.raw_dim(), |(i, _, _)| (i as f32 - 28.0) / 10.0);
+    let pattern = EffectPattern::from_z_map("gradient", &z, 0.1, 0.05);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("bids");
+    let mut spec = quiet_spec(2);
+    spec.protocol.pairs = 2;
+    spec.effect = pattern.clone();
+    generate(&spec, &root).unwrap();
+    let truth = root.join("derivatives/truth");
+    let eff = read(&truth.join("space-phantom_desc-effect_cbf.nii.gz"));
+    let EffectPattern::Map { rise, .. } = &pattern else {
+        unreachable!()
+    };
+    assert_eq!(eff.frame(0), rise.view());
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(truth.join("truth.json")).unwrap()).unwrap();
+    assert_eq!(j["EffectPattern"]["map"], "gradient");
+    // during / before ratio of the template-space truth CBF = 1 + rise · scale · mean ramp
+    let perf = truth.join("sub-01/ses-1/perf");
+    let before = read(&perf.join("sub-01_ses-1_run-1_space-phantom_cbf.nii.gz"));
+    let during = read(&perf.join("sub-01_ses-1_run-2_space-phantom_cbf.nii.gz"));
+    let side: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(perf.join("sub-01_ses-1_run-2_cbf.json")).unwrap(),
+    )
+    .unwrap();
+    let g = [
+        side["GlobalFactor"].as_f64().unwrap(),
+        serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(perf.join("sub-01_ses-1_run-1_cbf.json")).unwrap(),
+        )
+        .unwrap()["GlobalFactor"]
+            .as_f64()
+            .unwrap(),
+    ];
+    let ramp: Vec<f64> = side["Ramp"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let k = ramp.iter().sum::<f64>() / ramp.len() as f64;
+    let mut checked = 0;
+    for ((idx, &b), &d) in before.frame(0).indexed_iter().zip(during.frame(0).iter()) {
+        let sg = space.labels[idx];
+        if b > 20.0 && sg != 151 && sg != 152 {
+            let want = (g[0] / g[1]) * (1.0 + f64::from(rise[idx]) * k);
+            assert!(
+                (f64::from(d / b) - want).abs() < 1e-4,
+                "{idx:?}: {} vs {want}",
+                d / b
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 1000);
+    // a map on another grid is refused, naming the shapes
+    spec.effect = EffectPattern::from_z_map("small", &ndarray::Array3::zeros((3, 3, 3)), 0.1, 0.0);
+    let e = generate(&spec, &dir.path().join("other"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("small") && e.contains("[3, 3, 3]"), "{e}");
+}
