@@ -193,3 +193,150 @@ pub(crate) fn demo(out_dir: &Path, subjects: usize, seed: u64) -> Result<()> {
     );
     Ok(())
 }
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))
+}
+
+/// `--executor slurm`: checks the request as the local run would, then submits the participant
+/// array (one task per participant) and the group job that depends on it.
+pub(crate) fn submit_slurm(
+    a: &crate::AppArgs,
+    bids_dir: &Path,
+    output_dir: &Path,
+    level: crate::Level,
+) -> Result<()> {
+    use crate::slurm::{Launcher, Request, Resources};
+    let bids_dir = absolute(bids_dir)?;
+    let output_dir = absolute(output_dir)?;
+    let template = template_choice(&a.template, a.resources.clone())?;
+    let participants = match level {
+        crate::Level::Participant => {
+            let pre =
+                cbflow_pipeline::participant_preflight(&cbflow_pipeline::ParticipantOptions {
+                    bids_dir: bids_dir.clone(),
+                    output_dir: output_dir.clone(),
+                    participant_labels: a.participant_label.clone(),
+                    asl: cbflow_pipeline::AslOptions::default(),
+                    template: template.clone(),
+                })?;
+            pre.participants
+        }
+        crate::Level::Group => {
+            if template.is_none() {
+                bail!(
+                    "the group level works in template space: --template none is not possible here"
+                );
+            }
+            cbflow_bids::check_output_dir(&bids_dir, &output_dir)?;
+            Vec::new()
+        }
+    };
+    if let Some(cbflow_pipeline::TemplateChoice::Mni152NLin6Asym { resources }) = &template
+        && !resources.is_dir()
+    {
+        bail!("--resources {}: not a directory", resources.display());
+    }
+    // options both levels get, with absolute paths (tasks may start elsewhere)
+    let mut forward = vec![
+        "--template".to_string(),
+        a.template.clone(),
+        "--seed".into(),
+        a.seed.to_string(),
+        "--permutations".into(),
+        a.permutations.to_string(),
+        "--smoothing".into(),
+        a.smoothing.to_string(),
+    ];
+    let mut extra_mounts = Vec::new();
+    if let Some(cbflow_pipeline::TemplateChoice::Mni152NLin6Asym { resources }) = &template {
+        let r = absolute(resources)?;
+        forward.extend(["--resources".into(), r.display().to_string()]);
+        extra_mounts.push((r, true));
+    }
+    if let Some(w) = &a.workflow {
+        let w = absolute(w)?;
+        forward.extend(["--workflow".into(), w.display().to_string()]);
+        extra_mounts.push((w, true));
+    }
+    if let Some(w) = &a.work_dir {
+        let w = absolute(w)?;
+        forward.extend(["--work-dir".into(), w.display().to_string()]);
+        extra_mounts.push((w, false));
+    }
+    let mni = matches!(
+        template,
+        Some(cbflow_pipeline::TemplateChoice::Mni152NLin6Asym { .. })
+    );
+    let cpus = a.nprocs.unwrap_or(2).max(1);
+    let req = Request {
+        bids_dir: bids_dir.clone(),
+        output_dir: output_dir.clone(),
+        group: level == crate::Level::Group || !a.slurm.slurm_no_group,
+        participants,
+        forward,
+        extra_mounts,
+        participant_resources: Resources {
+            cpus,
+            mem_gb: a.mem_gb.unwrap_or(if mni { 6.0 } else { 2.0 }),
+            time_min: a.slurm.slurm_time,
+        },
+        group_resources: Resources {
+            cpus,
+            mem_gb: a.mem_gb.unwrap_or(if mni { 12.0 } else { 4.0 }).max(2.0),
+            time_min: a.slurm.slurm_time,
+        },
+        partition: a.slurm.slurm_partition.clone(),
+        account: a.slurm.slurm_account.clone(),
+        launcher: Launcher::parse(a.slurm.container.as_deref())?,
+    };
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let dir = output_dir.join("logs").join(format!("slurm-{stamp}"));
+    let created_out = !output_dir.exists();
+    let s = match crate::slurm::submit(&req, &dir) {
+        Ok(s) => s,
+        Err(e) => {
+            // nothing was queued (or only the array, which the message names): leave no trace
+            if created_out {
+                let _ = std::fs::remove_dir_all(&output_dir);
+            } else {
+                let _ = std::fs::remove_dir_all(&dir);
+                let _ = std::fs::remove_dir(output_dir.join("logs"));
+            }
+            return Err(e);
+        }
+    };
+    if let Some(id) = &s.participant_job {
+        println!(
+            "submitted participant array job {id}: {} tasks ({})",
+            s.participants.len(),
+            s.participants
+                .iter()
+                .map(|l| format!("sub-{l}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(id) = &s.group_job {
+        match &s.participant_job {
+            Some(p) => {
+                println!("submitted group job {id} (starts after every task of {p} succeeded)")
+            }
+            None => println!("submitted group job {id}"),
+        }
+    }
+    println!("scripts and logs: {}", s.dir.display());
+    if a.slurm.wait {
+        crate::slurm::wait(
+            &s,
+            std::time::Duration::from_secs(2),
+            a.slurm
+                .wait_timeout
+                .map(|m| std::time::Duration::from_secs(m * 60)),
+        )?;
+        println!("all SLURM jobs completed");
+    }
+    Ok(())
+}

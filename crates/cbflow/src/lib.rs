@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod commands;
+mod slurm;
 
 /// cbflow: a BIDS app that runs a pharmacological ASL crossover study end to end.
 ///
@@ -39,7 +40,7 @@ pub struct Cli {
 
 /// The BIDS-Apps contract.
 #[derive(Debug, Args)]
-struct AppArgs {
+pub(crate) struct AppArgs {
     /// The input BIDS dataset (never written to).
     #[arg(value_name = "BIDS_DIR", required = true)]
     bids_dir: Option<PathBuf>,
@@ -77,11 +78,59 @@ struct AppArgs {
     /// Group level: Gaussian smoothing (FWHM, mm) of each CBF map before the voxelwise test.
     #[arg(long, default_value_t = 6.0)]
     smoothing: f64,
+    /// Memory budget (GB) for jobs running at once; with `--executor slurm`, the memory of each
+    /// task.
+    #[arg(long)]
+    mem_gb: Option<f64>,
+    /// Where the jobs run: here, or as SLURM jobs (participant level: one array task per
+    /// participant, then the group level once all succeeded).
+    #[arg(long, value_enum, default_value_t = Executor::Local)]
+    executor: Executor,
+    #[command(flatten)]
+    slurm: SlurmArgs,
+}
+
+/// Where jobs run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Executor {
+    /// In this process.
+    Local,
+    /// As sbatch jobs on a SLURM cluster.
+    Slurm,
+}
+
+/// Options of `--executor slurm`.
+#[derive(Debug, Args)]
+struct SlurmArgs {
+    /// SLURM partition.
+    #[arg(long, value_name = "NAME")]
+    slurm_partition: Option<String>,
+    /// SLURM account.
+    #[arg(long, value_name = "NAME")]
+    slurm_account: Option<String>,
+    /// Wall-time limit of each participant task (minutes).
+    #[arg(long, value_name = "MIN", default_value_t = 120)]
+    slurm_time: u64,
+    /// Submit the participant array only, without the dependent group job.
+    #[arg(long)]
+    slurm_no_group: bool,
+    /// Run the tasks in a container instead of this binary: `podman:IMAGE` or
+    /// `apptainer:FILE.sif` (BIDS_DIR, OUTPUT_DIR, --work-dir and --resources are mounted at
+    /// the same paths).
+    #[arg(long, value_name = "RUNTIME:IMAGE")]
+    container: Option<String>,
+    /// Wait until the jobs have ended and fail if one did (default: print the job ids and
+    /// return).
+    #[arg(long)]
+    wait: bool,
+    /// Give up waiting after this many minutes.
+    #[arg(long, value_name = "MIN")]
+    wait_timeout: Option<u64>,
 }
 
 /// BIDS-Apps analysis levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Level {
+pub(crate) enum Level {
     /// One job per participant: CBF, registration, ROI values.
     Participant,
     /// The group analysis over all participants.
@@ -170,6 +219,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
         .try_init();
@@ -190,7 +240,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         None => {
             let a = cli.app;
             let (Some(bids_dir), Some(output_dir), Some(level)) =
-                (a.bids_dir, a.output_dir, a.level)
+                (a.bids_dir.clone(), a.output_dir.clone(), a.level)
             else {
                 bail!("BIDS_DIR, OUTPUT_DIR and LEVEL are required");
             };
@@ -198,6 +248,10 @@ fn dispatch(cli: Cli) -> Result<()> {
                 tracing::warn!(
                     "--workflow and --work-dir are accepted but not used yet by this version: the built-in crossover design runs and nothing is cached"
                 );
+            }
+            if a.executor == Executor::Slurm {
+                return commands::submit_slurm(&a, &bids_dir, &output_dir, level)
+                    .context("submitting to SLURM");
             }
             if let Some(n) = a.nprocs {
                 if n == 0 {

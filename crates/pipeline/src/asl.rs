@@ -59,6 +59,10 @@ pub struct AslResult {
     pub cbf_score: Option<Array3<f32>>,
     /// Pairs SCORE kept.
     pub score_kept: Option<Vec<usize>>,
+    /// Start time (s from the start of the run) of the label volume of each frame of
+    /// `cbf_series`: volume onsets are the running sum of `RepetitionTimePreparation` (scalar or
+    /// per volume); empty when it is unknown.
+    pub pair_times_s: Vec<f64>,
     /// Mean ΔM.
     pub mean_delta_m: Array3<f32>,
     /// Calibration M0 as used (after averaging, TR correction and scale).
@@ -465,6 +469,11 @@ pub fn process_run(run: &AslRun, opts: &AslOptions) -> Result<AslResult> {
         }
     };
     let mean_delta_m = dm.mean_axis(Axis(3)).expect("at least one ΔM");
+    let pair_times_s = if run.metadata.is_multi_pld() {
+        Vec::new()
+    } else {
+        pair_onsets(&run.sidecar, n, &layout)
+    };
     let parameters = json!({
         "Model": match p.labeling { Labeling::Pasl { .. } => "PASL single-compartment, QUIPSS II / Q2TIPS (Alsop et al. 2015)", _ => if run.metadata.is_multi_pld() { "multi-delay general kinetic model, CBF and ATT fitted per voxel (Buxton et al. 1998; Woods et al. 2024)" } else { "single-PLD (P)CASL consensus model (Alsop et al. 2015)" } },
         "QuantParams": p,
@@ -481,6 +490,7 @@ pub fn process_run(run: &AslRun, opts: &AslOptions) -> Result<AslResult> {
         reference: grid_volume(&series, m0.clone())?,
         cbf,
         cbf_series,
+        pair_times_s,
         att,
         cbf_score: None,
         score_kept: None,
@@ -494,6 +504,33 @@ pub fn process_run(run: &AslRun, opts: &AslOptions) -> Result<AslResult> {
         parameters,
         path: asl_path.clone(),
     })
+}
+
+/// Onset (s) of the label volume of every pair, then of every ΔM volume, in `cbf_series`
+/// order; empty when `RepetitionTimePreparation` is missing or does not fit the series.
+fn pair_onsets(
+    sidecar: &serde_json::Map<String, Value>,
+    n: usize,
+    layout: &SeriesLayout,
+) -> Vec<f64> {
+    let per_volume: Vec<f64> = match sidecar.get("RepetitionTimePreparation") {
+        Some(Value::Number(x)) => x.as_f64().map(|t| vec![t; n]).unwrap_or_default(),
+        Some(Value::Array(a)) if a.len() == n => a.iter().filter_map(Value::as_f64).collect(),
+        _ => Vec::new(),
+    };
+    if per_volume.len() != n {
+        return Vec::new();
+    }
+    let mut onset = vec![0.0; n];
+    for i in 1..n {
+        onset[i] = onset[i - 1] + per_volume[i - 1];
+    }
+    layout
+        .pairs
+        .iter()
+        .map(|p| onset[p.label])
+        .chain(layout.delta_m.iter().map(|&i| onset[i]))
+        .collect()
 }
 
 /// SCORE and the QC metrics, given tissue probability maps on the ASL grid.
@@ -545,6 +582,11 @@ fn as_4d(data: ndarray::ArrayD<f32>) -> Array4<f32> {
 }
 
 /// A 3D volume on the grid of `like` holding `data`.
+/// A 4D volume (frames on the 4th axis) on the grid of `like`.
+pub(crate) fn grid_volume4(like: &Volume, data: Array4<f32>) -> Result<Volume> {
+    Ok(Volume::new(data.into_dyn(), like.affine)?)
+}
+
 pub(crate) fn grid_volume(like: &Volume, data: Array3<f32>) -> Result<Volume> {
     let mut v = Volume::new(data.into_dyn(), like.affine)?;
     v.info.pixdim[3] = 0.0;

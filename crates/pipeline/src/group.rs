@@ -231,7 +231,6 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
         opts.n_permutations
     );
     // load and smooth maps: index [arm][time] → (n, V) after masking
-    let brain = tpl.brain_mask.frame(0).mapv(|v| v > 0.5);
     let mut raw: Vec<Vec<Volume>> = vec![Vec::new(); 4];
     for s in &subjects {
         for (k, ses) in s.sessions.iter().enumerate() {
@@ -245,51 +244,12 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
             }
         }
     }
-    // analysis mask: brain ∧ every map covered
-    let mut mask = brain.clone();
-    for group in &raw {
-        for v in group {
-            ndarray::Zip::from(&mut mask)
-                .and(v.frame(0))
-                .for_each(|m, &x| *m &= x.is_finite() && x != 0.0);
-        }
-    }
-    let n_vox = mask.iter().filter(|&&m| m).count();
-    if n_vox < 100 {
-        return Err(meta_err(
-            &opts.output_dir,
-            "mask",
-            format!("only {n_vox} voxels are covered by every subject's CBF map"),
-        ));
-    }
-    let mut data: Vec<Array2<f32>> = Vec::with_capacity(4);
-    for group in &raw {
-        let mut a = Array2::<f32>::zeros((n, n_vox));
-        for (i, v) in group.iter().enumerate() {
-            let sm = if opts.smoothing_fwhm_mm > 0.0 {
-                cbflow_image::smooth_fwhm_masked(v, &mask, opts.smoothing_fwhm_mm)?
-            } else {
-                v.clone()
-            };
-            let vals: Vec<f32> = sm
-                .frame(0)
-                .iter()
-                .zip(mask.iter())
-                .filter(|(_, m)| **m)
-                .map(|(x, _)| *x)
-                .collect();
-            a.row_mut(i).assign(&ndarray::Array1::from(vals));
-        }
-        data.push(a);
-    }
+    let MaskedMaps {
+        ijk,
+        geometry,
+        data,
+    } = masked_maps(tpl, &raw, opts.smoothing_fwhm_mm, &opts.output_dir)?;
     let dims = tpl.grid.dims;
-    let ijk: Vec<[usize; 3]> = mask
-        .indexed_iter()
-        .filter(|(_, m)| **m)
-        .map(|((i, j, k), _)| [i, j, k])
-        .collect();
-    let geometry =
-        MaskGeometry::from_ijk(dims, ijk.clone()).map_err(|e| stats_err(&opts.output_dir, e))?;
     let maps = CrossoverMaps {
         placebo_before: data[0].view(),
         placebo_during: data[1].view(),
@@ -307,7 +267,13 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
         })
         .collect();
 
-    let writer = DerivativesWriter::create(&opts.output_dir, crate::generated_by(), &[])?;
+    // everything goes to a staging directory first: a failure leaves OUTPUT_DIR as it was
+    let staging = crate::staging::Staging::new(&opts.output_dir)?;
+    let writer = DerivativesWriter::create(
+        &staging.dir,
+        crate::generated_by(),
+        &[crate::source_dataset(&opts.bids_dir)],
+    )?;
     let w = &writer;
     let mut files = Vec::new();
     let mut summary = Vec::new();
@@ -317,6 +283,11 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
             a[*p] = *v as f32;
         }
         Ok(Volume::new(a.into_dyn(), tpl.grid.affine)?)
+    };
+    let meta = ContrastMeta {
+        smoothing_fwhm_mm: opts.smoothing_fwhm_mm,
+        inference: "sign-flipping of within-subject difference maps, sequence (order of pre-treatments) as a nuisance regressor by Freedman-Lane; FWE from the maximum statistic over the mask (Nichols & Holmes 2002; Winkler et al. 2014)".into(),
+        sources: format!("participant-level *_space-<template>_cbf.nii.gz, run-{} (before) and run-{} (during) of the placebo and naltrexone sessions", d.run_before, d.run_during),
     };
     for (contrast, name, tail) in CONTRASTS {
         let popts = PermutationOptions {
@@ -344,20 +315,88 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
             t0.elapsed().as_secs_f64()
         );
         let (n_voxel, n_tfce, n_cluster) =
-            write_contrast(w, &mut files, tpl, name, &res, &popts, &to_volume, opts)?;
+            write_contrast(w, &mut files, tpl, name, &res, &popts, &to_volume, &meta)?;
         summary.push((name.to_string(), n_voxel, n_tfce, n_cluster));
     }
-    files.extend(crate::group_tables::write_tables(
-        w,
-        &layout,
-        opts,
-        &subjects_info(&subjects),
-    )?);
+    crate::group_tables::write_tables(w, &layout, opts, &subjects_info(&subjects))?;
+    drop(files);
+    let files = staging.commit()?;
     Ok(GroupSummary {
         subjects: subjects.iter().map(|s| s.label.clone()).collect(),
         excluded,
         contrasts: summary,
         files,
+    })
+}
+
+/// Subjects' template-space maps of each condition, restricted to the analysis mask.
+pub(crate) struct MaskedMaps {
+    /// Voxel indices of the mask, in memory order.
+    pub(crate) ijk: Vec<[usize; 3]>,
+    /// Mask geometry for TFCE and clusters.
+    pub(crate) geometry: MaskGeometry,
+    /// One `(subjects, voxels)` matrix per condition, smoothed inside the mask.
+    pub(crate) data: Vec<Array2<f32>>,
+}
+
+/// The analysis mask (template brain ∧ covered by every map) and the masked, smoothed maps;
+/// `raw[condition][subject]`.
+pub(crate) fn masked_maps(
+    tpl: &Template,
+    raw: &[Vec<Volume>],
+    smoothing_fwhm_mm: f64,
+    output_dir: &Path,
+) -> Result<MaskedMaps> {
+    let brain = tpl.brain_mask.frame(0).mapv(|v| v > 0.5);
+    let n = raw.first().map_or(0, Vec::len);
+    // analysis mask: brain ∧ every map covered
+    let mut mask = brain.clone();
+    for group in raw {
+        for v in group {
+            ndarray::Zip::from(&mut mask)
+                .and(v.frame(0))
+                .for_each(|m, &x| *m &= x.is_finite() && x != 0.0);
+        }
+    }
+    let n_vox = mask.iter().filter(|&&m| m).count();
+    if n_vox < 100 {
+        return Err(meta_err(
+            output_dir,
+            "mask",
+            format!("only {n_vox} voxels are covered by every subject's CBF map"),
+        ));
+    }
+    let mut data: Vec<Array2<f32>> = Vec::with_capacity(4);
+    for group in raw {
+        let mut a = Array2::<f32>::zeros((n, n_vox));
+        for (i, v) in group.iter().enumerate() {
+            let sm = if smoothing_fwhm_mm > 0.0 {
+                cbflow_image::smooth_fwhm_masked(v, &mask, smoothing_fwhm_mm)?
+            } else {
+                v.clone()
+            };
+            let vals: Vec<f32> = sm
+                .frame(0)
+                .iter()
+                .zip(mask.iter())
+                .filter(|(_, m)| **m)
+                .map(|(x, _)| *x)
+                .collect();
+            a.row_mut(i).assign(&ndarray::Array1::from(vals));
+        }
+        data.push(a);
+    }
+    let ijk: Vec<[usize; 3]> = mask
+        .indexed_iter()
+        .filter(|(_, m)| **m)
+        .map(|((i, j, k), _)| [i, j, k])
+        .collect();
+    let geometry =
+        MaskGeometry::from_ijk(tpl.grid.dims, ijk.clone()).map_err(|e| stats_err(output_dir, e))?;
+    Ok(MaskedMaps {
+        ijk,
+        geometry,
+        data,
     })
 }
 
@@ -378,8 +417,19 @@ fn stats_err(path: &Path, e: cbflow_stats::StatsError) -> Error {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_contrast(
+/// What the sidecars of a contrast's maps say about how they were made.
+pub(crate) struct ContrastMeta {
+    /// Smoothing before the test (FWHM, mm).
+    pub(crate) smoothing_fwhm_mm: f64,
+    /// The inference scheme, with references.
+    pub(crate) inference: String,
+    /// The input maps.
+    pub(crate) sources: String,
+}
+
+/// Writes a contrast's t, effect, TFCE and −log10 p maps and its cluster table; returns the
+/// number of voxel-FWE and TFCE-FWE significant voxels and of FWE-significant clusters.
+pub(crate) fn write_contrast(
     w: &DerivativesWriter,
     files: &mut Vec<PathBuf>,
     tpl: &Template,
@@ -387,7 +437,7 @@ fn write_contrast(
     res: &PermutationResult,
     popts: &PermutationOptions,
     to_volume: &dyn Fn(&[f64]) -> Result<Volume>,
-    opts: &GroupOptions,
+    meta: &ContrastMeta,
 ) -> Result<(usize, usize, usize)> {
     let base = || {
         DerivativeName::group()
@@ -401,12 +451,12 @@ fn write_contrast(
         "Permutations": res.n_shuffles,
         "Exhaustive": res.exhaustive,
         "Seed": popts.seed,
-        "Inference": "sign-flipping of within-subject difference maps, sequence (order of pre-treatments) as a nuisance regressor by Freedman-Lane; FWE from the maximum statistic over the mask (Nichols & Holmes 2002; Winkler et al. 2014)",
-        "SmoothingFWHM": opts.smoothing_fwhm_mm,
+        "Inference": meta.inference,
+        "SmoothingFWHM": meta.smoothing_fwhm_mm,
         "TFCE": popts.tfce,
         "ClusterFormingThreshold": popts.cluster_threshold,
         "DegreesOfFreedom": res.df,
-        "Sources": "participant-level *_space-<template>_cbf.nii.gz, run-1 (before) and run-2 (during) of the placebo and naltrexone sessions",
+        "Sources": meta.sources,
     });
     let mut put = |n: DerivativeName, vals: &[f64], desc: &str, units: &str| -> Result<()> {
         let mut side = common.clone();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use cbflow_bids::{DerivativeName, DerivativesWriter, Layout, Table};
-use cbflow_stats::{CorrelationMethod, CrossoverObservation};
+use cbflow_stats::{CorrelationMethod, CrossoverObservation, StatsError};
 use serde_json::json;
 
 use crate::group::{GroupOptions, SubjectInfo, arm};
@@ -23,6 +23,14 @@ fn f(x: f64) -> String {
         "n/a".into()
     }
 }
+
+/// The statistics columns of a row that has too few subjects: `n`, then n/a.
+fn too_few(n: usize) -> [String; 5] {
+    tracing::warn!("{n} subjects: too few for a correlation; its row is n/a");
+    [n.to_string(), NA.into(), NA.into(), NA.into(), NA.into()]
+}
+
+const NA: &str = "n/a";
 
 fn step_err(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
     Error::Step {
@@ -191,9 +199,13 @@ pub(crate) fn write_tables(
      -> Result<()> {
         for method in [CorrelationMethod::Pearson, CorrelationMethod::Spearman] {
             for a in 0..2 {
-                let c = cbflow_stats::correlation(x[a], y[a], method)
-                    .map_err(|e| step_err(&opts.output_dir, e))?;
-                rows.push(vec![
+                // too few subjects for a correlation: the row stays, with n/a statistics
+                let stats = match cbflow_stats::correlation(x[a], y[a], method) {
+                    Ok(c) => [c.n.to_string(), f(c.r), f(c.ci95.0), f(c.ci95.1), f(c.p)],
+                    Err(StatsError::TooFewObservations { got, .. }) => too_few(got),
+                    Err(e) => return Err(step_err(&opts.output_dir, e)),
+                };
+                let mut row = vec![
                     relation.into(),
                     region.into(),
                     score.into(),
@@ -203,28 +215,31 @@ pub(crate) fn write_tables(
                         d.naltrexone.clone()
                     },
                     format!("{method:?}").to_lowercase(),
-                    c.n.to_string(),
-                    f(c.r),
-                    f(c.ci95.0),
-                    f(c.ci95.1),
-                    f(c.p),
-                ]);
+                ];
+                row.extend(stats);
+                rows.push(row);
             }
         }
-        let t = cbflow_stats::compare_dependent_correlations(x[0], y[0], x[1], y[1])
-            .map_err(|e| step_err(&opts.output_dir, e))?;
-        rows.push(vec![
+        let stats = match cbflow_stats::compare_dependent_correlations(x[0], y[0], x[1], y[1]) {
+            Ok(t) => [
+                t.n.to_string(),
+                f(t.difference),
+                f(t.ci95.0),
+                f(t.ci95.1),
+                f(t.p),
+            ],
+            Err(StatsError::TooFewObservations { got, .. }) => too_few(got),
+            Err(e) => return Err(step_err(&opts.output_dir, e)),
+        };
+        let mut row = vec![
             relation.into(),
             region.into(),
             score.into(),
             format!("{} - {}", d.placebo, d.naltrexone),
             "pearson difference (Raghunathan et al. 1996; Zou 2007 CI)".into(),
-            t.n.to_string(),
-            f(t.difference),
-            f(t.ci95.0),
-            f(t.ci95.1),
-            f(t.p),
-        ]);
+        ];
+        row.extend(stats);
+        rows.push(row);
         Ok(())
     };
     if let Some(inf) = phenotype.get("infusion") {
@@ -346,8 +361,18 @@ pub(crate) fn write_tables(
         }
         let (x, groups, names) =
             cbflow_stats::crossover_design(&obs).map_err(|e| step_err(&opts.output_dir, e))?;
-        let fit = cbflow_stats::fit_random_intercept(&y, &x, &groups, &names)
-            .map_err(|e| step_err(&opts.output_dir, e))?;
+        let fit = match cbflow_stats::fit_random_intercept(&y, &x, &groups, &names) {
+            Ok(fit) => fit,
+            Err(StatsError::TooFewObservations { got, .. }) => {
+                tracing::warn!("{r}: {got} observations, too few for the crossover mixed model");
+                let mut row = vec![r.to_string()];
+                row.extend(std::iter::repeat_n(NA.to_string(), 8));
+                row.push(got.to_string());
+                rows.push(row);
+                continue;
+            }
+            Err(e) => return Err(step_err(&opts.output_dir, e)),
+        };
         for i in 0..fit.names.len() {
             rows.push(vec![
                 r.to_string(),

@@ -11,13 +11,26 @@ mod error;
 mod group;
 mod group_tables;
 mod outputs;
+mod paired;
 mod participant;
+mod receptors;
+mod staging;
 mod template;
 
 pub use asl::{AslOptions, AslResult, NativeTissue, process_run, quant_params, score_and_qc};
+pub use cbflow_receptor::{CorrelationMethod, GroupStat};
+pub use cbflow_stats::Tail;
 pub use error::{Error, Result};
 pub use group::{GroupOptions, GroupSummary, StudyDesign, group};
-pub use participant::{ParticipantOptions, ParticipantSummary, participant};
+pub use paired::{PairedGroupOptions, paired_group};
+pub use participant::{
+    ParticipantOptions, ParticipantSummary, Preflight, participant, participant_preflight,
+};
+pub use receptors::{
+    ContrastReceptors, GM_THRESHOLD, LoadedMap, MIN_PARCEL_VOXELS, ReceptorLevel, ReceptorNull,
+    ReceptorOptions, ReceptorSummary, SUPPORT_WEIGHT, VOXEL_SPACING_MM, load_parcellation,
+    load_receptor_map, map_support, receptor_correlations,
+};
 pub use template::{RESOURCES_ENV, Template, TemplateChoice};
 
 /// Name and version written into `GeneratedBy` of every derivatives dataset.
@@ -26,5 +39,19 @@ pub fn generated_by() -> cbflow_bids::GeneratedBy {
         name: "cbflow".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         code_url: Some(env!("CARGO_PKG_REPOSITORY").into()),
+    }
+}
+
+/// The input dataset as `SourceDatasets` of `dataset_description.json` (the same for every level,
+/// so that the levels write the same file).
+pub(crate) fn source_dataset(bids_dir: &std::path::Path) -> cbflow_bids::SourceDataset {
+    cbflow_bids::SourceDataset {
+        url: Some(format!(
+            "file://{}",
+            std::fs::canonicalize(bids_dir)
+                .unwrap_or(bids_dir.to_path_buf())
+                .display()
+        )),
+        ..cbflow_bids::SourceDataset::default()
     }
 }

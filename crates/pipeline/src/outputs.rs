@@ -317,6 +317,7 @@ pub(crate) fn write_template_outputs(
     rigid: &AffineTransform,
     cbf: &Volume,
     score: Option<&Volume>,
+    series: Option<&Volume>,
 ) -> Result<Vec<PathBuf>> {
     let e = &run.entities;
     let sources = vec![source_uri(&run.asl.rel_path)];
@@ -397,5 +398,59 @@ pub(crate) fn write_template_outputs(
         &DerivativesWriter::sidecar_path(&roi_rel),
         &json!({"Units": "mL/100g/min", "Atlas": "AAL3v1 labels 151-156 (Rolls et al. 2020)", "grey_matter": "template GM probability > 0.5 inside the brain mask", "global": "template brain mask", "Sources": sources}),
     )?);
+    // ROI means of every pair's CBF: the time course through the infusion
+    if let Some(series) = series.filter(|s| s.n_volumes() > 1) {
+        let n_frames = series.n_volumes();
+        let mut cols = vec!["pair".to_string(), "time_s".to_string()];
+        let mut columns: Vec<Vec<f64>> = Vec::new();
+        for t in 0..n_frames {
+            let frame = series.frame(t);
+            let mut stats =
+                cbflow_register::roi_stats(frame, labels.view(), &regions, None).map_err(err)?;
+            stats.push(cbflow_register::mask_stats(frame, gm.view(), "grey_matter").map_err(err)?);
+            stats.push(cbflow_register::mask_stats(frame, brain.view(), "global").map_err(err)?);
+            if t == 0 {
+                cols.extend(stats.iter().map(|s| s.name.clone()));
+                columns = vec![Vec::with_capacity(n_frames); stats.len()];
+            }
+            for (c, s) in columns.iter_mut().zip(&stats) {
+                c.push(s.mean);
+            }
+        }
+        let rows = (0..n_frames)
+            .map(|t| {
+                let mut row = vec![
+                    t.to_string(),
+                    r.pair_times_s
+                        .get(t)
+                        .map_or("n/a".to_string(), |x| format!("{x:.3}")),
+                ];
+                row.extend(columns.iter().map(|c| {
+                    if c[t].is_finite() {
+                        format!("{:.4}", c[t])
+                    } else {
+                        "n/a".to_string()
+                    }
+                }));
+                row
+            })
+            .collect();
+        let ts_rel = rel(template_name(e, tpl)
+            .set("desc", "roi")
+            .suffix("timeseries")
+            .extension(".tsv"))?;
+        out.push(w.write_tsv(&ts_rel, &Table::new(cols, rows)?)?);
+        out.push(w.write_json(
+            &DerivativesWriter::sidecar_path(&ts_rel),
+            &json!({
+                "Description": "mean CBF of each label/control pair in each region, in template space: the time course through the run",
+                "pair": {"Description": "pair index in acquisition order (0-based)"},
+                "time_s": {"Description": "onset of the pair's label volume from the start of the run", "Units": "s"},
+                "Units": "mL/100g/min",
+                "Atlas": "AAL3v1 labels 151-156 (Rolls et al. 2020)",
+                "Sources": sources,
+            }),
+        )?);
+    }
     Ok(out)
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use cbflow_bids::{
-    AslRun, DerivativesWriter, Layout, SourceDataset, check_output_dir, normalize_participant_label,
+    AslRun, DerivativesWriter, Layout, check_output_dir, normalize_participant_label,
 };
 use rayon::prelude::*;
 
@@ -14,8 +14,9 @@ use crate::anat::{
 };
 use crate::asl::{AslOptions, process_run, score_and_qc};
 use crate::outputs::{write_anatomy, write_asl_run, write_template_outputs};
+use crate::staging::Staging;
 use crate::template::{Template, TemplateChoice};
-use crate::{Error, Result, generated_by};
+use crate::{Error, Result, generated_by, source_dataset};
 
 /// Options of the participant level (the BIDS-Apps command line, resolved).
 #[derive(Debug, Clone)]
@@ -53,25 +54,11 @@ pub struct ParticipantSummary {
 /// written to a staging directory inside OUTPUT_DIR and moved into place only when every run
 /// succeeded.
 pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
-    let labels = opts
-        .participant_labels
-        .iter()
-        .map(|l| normalize_participant_label(l))
-        .collect::<Result<Vec<_>, _>>()?;
-    check_output_dir(&opts.bids_dir, &opts.output_dir)?;
-    let layout = Layout::index(&opts.bids_dir)?;
-    let available = layout.subjects();
-    for l in &labels {
-        if !available.contains(l) {
-            return Err(Error::UnknownParticipant {
-                label: l.clone(),
-                root: opts.bids_dir.clone(),
-                available: available.join(", "),
-            });
-        }
-    }
-    let selected: Vec<String> = if labels.is_empty() { available } else { labels };
-    let warnings = check_dataset(&opts.bids_dir, &selected)?;
+    let Preflight {
+        layout,
+        participants: selected,
+        warnings,
+    } = participant_preflight(opts)?;
     let runs: Vec<AslRun> = layout
         .asl_runs()?
         .into_iter()
@@ -82,17 +69,12 @@ pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
         })
         .collect();
     tracing::info!("{} participants, {} ASL runs", selected.len(), runs.len());
-    let source = SourceDataset {
-        url: Some(format!(
-            "file://{}",
-            std::fs::canonicalize(&opts.bids_dir)
-                .unwrap_or(opts.bids_dir.clone())
-                .display()
-        )),
-        ..SourceDataset::default()
-    };
     let staging = Staging::new(&opts.output_dir)?;
-    let writer = DerivativesWriter::create(&staging.dir, generated_by(), &[source])?;
+    let writer = DerivativesWriter::create(
+        &staging.dir,
+        generated_by(),
+        &[source_dataset(&opts.bids_dir)],
+    )?;
     let template = match &opts.template {
         Some(c) => Some(Template::load(c)?),
         None => None,
@@ -164,6 +146,48 @@ pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
     })
 }
 
+/// The checks the participant level makes before it writes anything, and what it would process.
+#[derive(Debug)]
+pub struct Preflight {
+    /// The indexed input dataset.
+    pub layout: Layout,
+    /// The participants that would be processed (without `sub-`), sorted.
+    pub participants: Vec<String>,
+    /// Validation warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Checks a participant-level request without writing anything: safe labels that exist, an
+/// output directory that is not the input, and a dataset without validation errors for the
+/// selected participants. Executors that fan participants out (e.g. to SLURM) call this first,
+/// so that bad input fails before anything is submitted.
+pub fn participant_preflight(opts: &ParticipantOptions) -> Result<Preflight> {
+    let labels = opts
+        .participant_labels
+        .iter()
+        .map(|l| normalize_participant_label(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_output_dir(&opts.bids_dir, &opts.output_dir)?;
+    let layout = Layout::index(&opts.bids_dir)?;
+    let available = layout.subjects();
+    for l in &labels {
+        if !available.contains(l) {
+            return Err(Error::UnknownParticipant {
+                label: l.clone(),
+                root: opts.bids_dir.clone(),
+                available: available.join(", "),
+            });
+        }
+    }
+    let selected: Vec<String> = if labels.is_empty() { available } else { labels };
+    let warnings = check_dataset(&opts.bids_dir, &selected)?;
+    Ok(Preflight {
+        layout,
+        participants: selected,
+        warnings,
+    })
+}
+
 /// Runs the validator and fails on errors that concern the selected participants (or the whole
 /// dataset); returns the warnings.
 fn check_dataset(root: &Path, selected: &[String]) -> Result<Vec<String>> {
@@ -200,84 +224,6 @@ fn check_dataset(root: &Path, selected: &[String]) -> Result<Vec<String>> {
         .filter(|i| i.severity == cbflow_bids::Severity::Warning && in_scope(&i.path))
         .map(|i| i.to_string())
         .collect())
-}
-
-/// A staging directory inside the output directory: everything is written there first and
-/// renamed into place by [`Staging::commit`]; dropped without commit, it is removed (and so is
-/// the output directory, if this run created it).
-struct Staging {
-    out: PathBuf,
-    dir: PathBuf,
-    created_out: bool,
-    committed: bool,
-}
-
-impl Staging {
-    fn new(out: &Path) -> Result<Self> {
-        let created_out = !out.exists();
-        let dir = out.join(format!(".cbflow-staging-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Step {
-            path: dir.clone(),
-            step: "creating the output directory",
-            message: e.to_string(),
-        })?;
-        Ok(Self {
-            out: out.to_path_buf(),
-            dir,
-            created_out,
-            committed: false,
-        })
-    }
-
-    /// Moves everything written into the staging directory into the output directory (keeping
-    /// relative paths; a file already there is replaced); returns the final paths.
-    fn commit(mut self) -> Result<Vec<PathBuf>> {
-        let err = |p: &Path, e: std::io::Error| Error::Step {
-            path: p.to_path_buf(),
-            step: "writing outputs",
-            message: e.to_string(),
-        };
-        let mut out = Vec::new();
-        let mut stack = vec![self.dir.clone()];
-        while let Some(d) = stack.pop() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(&d)
-                .map_err(|e| err(&d, e))?
-                .map(|e| e.map(|e| e.path()))
-                .collect::<Result<_, _>>()
-                .map_err(|e| err(&d, e))?;
-            entries.sort();
-            for f in entries {
-                if f.is_dir() {
-                    stack.push(f);
-                    continue;
-                }
-                let rel = f
-                    .strip_prefix(&self.dir)
-                    .expect("inside the staging directory");
-                let dest = self.out.join(rel);
-                if let Some(p) = dest.parent() {
-                    std::fs::create_dir_all(p).map_err(|e| err(p, e))?;
-                }
-                std::fs::rename(&f, &dest).map_err(|e| err(&dest, e))?;
-                out.push(dest);
-            }
-        }
-        self.committed = true;
-        let _ = std::fs::remove_dir_all(&self.dir);
-        out.sort();
-        Ok(out)
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.dir);
-            if self.created_out {
-                let _ = std::fs::remove_dir(&self.out);
-            }
-        }
-    }
 }
 
 /// One session: normalise its T1w (when there is one and a template is chosen), then quantify
@@ -340,6 +286,11 @@ fn process_session(
                 )?),
                 None => None,
             };
+            let series_tpl = to_template_space(
+                &crate::asl::grid_volume4(&r.reference, r.cbf_series.clone())?,
+                tpl,
+                &chain,
+            )?;
             files.extend(write_template_outputs(
                 writer,
                 run,
@@ -348,6 +299,7 @@ fn process_session(
                 &rigid,
                 &cbf_tpl,
                 score_tpl.as_ref(),
+                Some(&series_tpl),
             )?);
         }
         files.extend(write_asl_run(writer, run, &r)?);
