@@ -50,14 +50,53 @@ pub(crate) fn synth(
     seed: u64,
     null: bool,
     templates: Option<PathBuf>,
+    effect_map: Option<(String, Option<PathBuf>)>,
 ) -> Result<()> {
-    let spec = cbflow_synth::SynthSpec {
+    let mut spec = cbflow_synth::SynthSpec {
         subjects,
         seed,
         null,
-        templates,
+        templates: templates.clone(),
         ..Default::default()
     };
+    if let Some((name, resources)) = effect_map {
+        let resources = resources
+            .or(templates.clone())
+            .or_else(|| std::env::var_os(cbflow_pipeline::RESOURCES_ENV).map(PathBuf::from))
+            .with_context(|| {
+                format!(
+                    "--effect-map {name} needs the PET maps: pass --resources DIR or set {}",
+                    cbflow_pipeline::RESOURCES_ENV
+                )
+            })?;
+        let registry = cbflow_receptor::Registry::builtin()?;
+        let entry = registry.receptor(&name).with_context(|| {
+            format!(
+                "--effect-map {name:?} is not in the receptor registry; known maps: {}",
+                registry
+                    .receptors
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        // the map on the grid of the study's space (the phantom or the MNI template)
+        let choice = match &templates {
+            Some(dir) => cbflow_pipeline::TemplateChoice::Mni152NLin6Asym {
+                resources: dir.clone(),
+            },
+            None => cbflow_pipeline::TemplateChoice::Phantom,
+        };
+        let template = cbflow_pipeline::Template::load(&choice)?;
+        let map = cbflow_pipeline::load_receptor_map(entry, &resources, &template)?;
+        spec.effect = cbflow_synth::EffectPattern::from_z_map(&entry.name, &map.z, 0.10, 0.06);
+        tracing::info!(
+            "the ketamine effect follows {} ({:.0} % of grey matter covered)",
+            entry.name,
+            100.0 * map.coverage
+        );
+    }
     let t = Instant::now();
     tracing::info!(
         "writing a synthetic study of {subjects} subjects to {}",
@@ -76,93 +115,234 @@ pub(crate) fn synth(
     Ok(())
 }
 
-/// Resolves `--template` and `--resources` (or `$CBFLOW_RESOURCES`).
-pub(crate) fn template_choice(
-    name: &str,
-    resources: Option<PathBuf>,
-) -> Result<Option<cbflow_pipeline::TemplateChoice>> {
-    use cbflow_pipeline::{RESOURCES_ENV, TemplateChoice};
-    match name {
-        "none" => Ok(None),
-        "phantom" => Ok(Some(TemplateChoice::Phantom)),
-        "MNI152NLin6Asym" => {
-            let dir = resources.or_else(|| std::env::var_os(RESOURCES_ENV).map(PathBuf::from)).with_context(|| {
-                format!("template MNI152NLin6Asym needs its files: pass --resources DIR or set {RESOURCES_ENV} (a directory with templates/ and atlases/), or use --template none for native-space outputs only")
-            })?;
-            Ok(Some(TemplateChoice::Mni152NLin6Asym { resources: dir }))
-        }
-        other => bail!("unknown --template {other:?}: expected MNI152NLin6Asym, phantom or none"),
+fn workflow_level(level: crate::Level) -> cbflow_workflow::Level {
+    match level {
+        crate::Level::Participant => cbflow_workflow::Level::Participant,
+        crate::Level::Group => cbflow_workflow::Level::Group,
     }
 }
 
-pub(crate) fn participant(
+fn load_workflow(path: Option<&Path>) -> Result<cbflow_workflow::Workflow> {
+    Ok(match path {
+        Some(p) => cbflow_workflow::Workflow::from_path(p)?,
+        None => cbflow_workflow::Workflow::builtin(),
+    })
+}
+
+fn template_override(name: Option<&str>) -> Result<Option<cbflow_workflow::TemplateName>> {
+    name.map(|t| {
+        t.parse::<cbflow_workflow::TemplateName>().map_err(|e| {
+            anyhow::anyhow!("--template {t:?}: {e} (expected MNI152NLin6Asym, phantom or none)")
+        })
+    })
+    .transpose()
+}
+
+/// `cbflow plan`: the resolved plan, printed.
+pub(crate) fn plan(
     bids_dir: &Path,
-    output_dir: &Path,
-    labels: Vec<String>,
-    template: Option<cbflow_pipeline::TemplateChoice>,
+    workflow: Option<&Path>,
+    level: crate::Level,
+    participant_labels: Vec<String>,
+    template: Option<String>,
+    resources: Option<PathBuf>,
 ) -> Result<()> {
-    let opts = cbflow_pipeline::ParticipantOptions {
-        bids_dir: bids_dir.to_path_buf(),
-        output_dir: output_dir.to_path_buf(),
-        participant_labels: labels,
-        asl: cbflow_pipeline::AslOptions::default(),
-        template,
-    };
-    let s = cbflow_pipeline::participant(&opts)?;
-    for w in &s.warnings {
-        tracing::debug!("{w}");
+    let wf = load_workflow(workflow)?;
+    let plan = cbflow_workflow::plan(
+        &wf,
+        &cbflow_workflow::PlanRequest {
+            bids_dir: bids_dir.to_path_buf(),
+            output_dir: bids_dir.join("derivatives").join("cbflow"),
+            level: workflow_level(level),
+            participant_labels,
+            overrides: cbflow_workflow::Overrides {
+                template: template_override(template.as_deref())?,
+                resources_dir: resources,
+                ..Default::default()
+            },
+        },
+    )?;
+    use std::io::Write as _;
+    match write!(std::io::stdout().lock(), "{plan}") {
+        // `cbflow plan ... | head` closes the pipe early: not an error
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
-    if !s.warnings.is_empty() {
-        tracing::warn!(
-            "{} validation warnings (missing RECOMMENDED fields and the like); `cbflow validate {}` lists them",
-            s.warnings.len(),
-            bids_dir.display()
-        );
+}
+
+/// The default work directory: inside OUTPUT_DIR, hidden, so that a later run (another
+/// container, another node) finds the cache.
+pub(crate) fn default_work_dir(output_dir: &Path) -> PathBuf {
+    output_dir.join(".cbflow-work")
+}
+
+/// The HTML reports of what a level produced: one per participant of the participant level,
+/// the group report after the group level.
+fn write_reports(plan: &cbflow_workflow::Plan, bids_dir: &Path, output_dir: &Path) -> Result<()> {
+    use rayon::prelude::*;
+    let t = Instant::now();
+    match plan.level {
+        cbflow_workflow::Level::Participant => {
+            let mut labels: Vec<&str> = plan
+                .jobs
+                .iter()
+                .filter_map(|j| j.participant.as_deref())
+                .collect();
+            labels.dedup();
+            let written: Vec<PathBuf> = labels
+                .par_iter()
+                .map(|l| cbflow_report::participant_report(output_dir, bids_dir, l))
+                .collect::<Result<_, _>>()
+                .context("writing the participant reports")?;
+            tracing::info!(
+                "{} participant reports in {:.1} s",
+                written.len(),
+                t.elapsed().as_secs_f64()
+            );
+        }
+        cbflow_workflow::Level::Group => {
+            let crossover = plan
+                .jobs
+                .iter()
+                .any(|j| matches!(j.op, cbflow_workflow::Op::CrossoverGroup(_)));
+            if !crossover {
+                tracing::warn!("the group report covers the crossover design only; none written");
+                return Ok(());
+            }
+            let p = cbflow_report::group_report(output_dir, bids_dir)
+                .context("writing the group report")?;
+            tracing::info!(
+                "group report {} in {:.1} s",
+                p.display(),
+                t.elapsed().as_secs_f64()
+            );
+        }
     }
-    for (sub, n) in &s.asl_runs {
-        println!("sub-{sub}: {n} ASL runs quantified");
-    }
-    println!(
-        "{} files written to {}",
-        s.files.len(),
-        output_dir.display()
-    );
     Ok(())
 }
 
-pub(crate) fn group(
+/// True when `out` holds only logs and the work directory: no job published an output.
+fn nothing_published(out: &Path) -> bool {
+    std::fs::read_dir(out).is_ok_and(|entries| {
+        entries.filter_map(|e| e.ok()).all(|e| {
+            let name = e.file_name();
+            name == "logs" || name == ".cbflow-work"
+        })
+    })
+}
+
+/// A BIDS-Apps level run here: check the request (nothing is written on bad input), resolve
+/// the workflow into a plan, execute it with the cache.
+pub(crate) fn run_level(
+    a: &crate::AppArgs,
     bids_dir: &Path,
     output_dir: &Path,
-    template: cbflow_pipeline::TemplateChoice,
-    permutations: usize,
-    seed: u64,
-    smoothing: f64,
+    level: crate::Level,
 ) -> Result<()> {
-    let opts = cbflow_pipeline::GroupOptions {
+    let overrides = cbflow_workflow::Overrides {
+        template: template_override(a.template.as_deref())?,
+        resources_dir: a.resources.clone(),
+        permutations: a.permutations,
+        seed: a.seed,
+        smoothing_fwhm_mm: a.smoothing,
+        cluster_threshold: None,
+    };
+    let exec = LevelRun {
+        workflow: a.workflow.clone(),
+        participant_labels: a.participant_label.clone(),
+        overrides,
+        work_dir: a.work_dir.clone(),
+        nprocs: a.nprocs,
+        mem_gb: a.mem_gb,
+    };
+    execute_level(&exec, bids_dir, output_dir, level)
+}
+
+/// What a level run needs besides the dataset.
+pub(crate) struct LevelRun {
+    workflow: Option<PathBuf>,
+    participant_labels: Vec<String>,
+    overrides: cbflow_workflow::Overrides,
+    work_dir: Option<PathBuf>,
+    nprocs: Option<usize>,
+    mem_gb: Option<f64>,
+}
+
+fn execute_level(
+    a: &LevelRun,
+    bids_dir: &Path,
+    output_dir: &Path,
+    level: crate::Level,
+) -> Result<()> {
+    let wf = load_workflow(a.workflow.as_deref())?;
+    // the checks of the participant level, before anything is written
+    let pre = cbflow_pipeline::participant_preflight(&cbflow_pipeline::ParticipantOptions {
         bids_dir: bids_dir.to_path_buf(),
         output_dir: output_dir.to_path_buf(),
-        template: cbflow_pipeline::Template::load(&template)?,
-        design: cbflow_pipeline::StudyDesign::default(),
-        n_permutations: permutations,
-        seed,
-        smoothing_fwhm_mm: smoothing,
-        cluster_threshold: 3.1,
-    };
-    let s = cbflow_pipeline::group(&opts)?;
-    println!(
-        "group level: {} subjects ({} left out)",
-        s.subjects.len(),
-        s.excluded.len()
-    );
-    for (name, v, t, c) in &s.contrasts {
-        println!(
-            "  {name:<26} FWE p < 0.05: {v:>6} voxels (max-T), {t:>6} voxels (TFCE), {c:>3} clusters"
+        participant_labels: a.participant_labels.clone(),
+        asl: cbflow_pipeline::AslOptions::default(),
+        template: None,
+    })?;
+    if !pre.warnings.is_empty() {
+        for w in &pre.warnings {
+            tracing::debug!("{w}");
+        }
+        tracing::warn!(
+            "{} validation warnings (missing RECOMMENDED fields and the like); `cbflow validate {}` lists them",
+            pre.warnings.len(),
+            bids_dir.display()
         );
     }
+    let plan = cbflow_workflow::plan(
+        &wf,
+        &cbflow_workflow::PlanRequest {
+            bids_dir: bids_dir.to_path_buf(),
+            output_dir: output_dir.to_path_buf(),
+            level: workflow_level(level),
+            participant_labels: a.participant_labels.clone(),
+            overrides: a.overrides.clone(),
+        },
+    )?;
+    let mut exec = cbflow_workflow::ExecOptions::new(
+        a.work_dir
+            .clone()
+            .unwrap_or_else(|| default_work_dir(output_dir)),
+    );
+    if let Some(n) = a.nprocs {
+        exec.nprocs = n;
+    }
+    if let Some(m) = a.mem_gb {
+        exec.mem_gb = m;
+    }
+    let created_out = !output_dir.exists();
+    let s = match cbflow_workflow::execute(&plan, &exec) {
+        Ok(s) => s,
+        Err(e) => {
+            // a run that failed before publishing anything leaves no OUTPUT_DIR behind
+            if created_out && nothing_published(output_dir) {
+                let _ = std::fs::remove_dir_all(output_dir);
+            }
+            return Err(e.into());
+        }
+    };
+    for j in &s.jobs {
+        println!(
+            "{:<28} {:<10} {:>7.1} s  {} files",
+            j.id,
+            format!("{:?}", j.status).to_lowercase(),
+            j.seconds,
+            j.files
+        );
+    }
+    write_reports(&plan, bids_dir, output_dir)?;
     println!(
-        "{} group-level files written to {}",
-        s.files.len(),
-        output_dir.display()
+        "{} jobs ({} computed, {} from the cache) in {:.1} s; outputs in {}; provenance in {}",
+        s.jobs.len(),
+        s.count(cbflow_workflow::JobStatus::Ran),
+        s.count(cbflow_workflow::JobStatus::Cached),
+        s.seconds,
+        output_dir.display(),
+        s.provenance.display()
     );
     Ok(())
 }
@@ -170,22 +350,23 @@ pub(crate) fn group(
 pub(crate) fn demo(out_dir: &Path, subjects: usize, seed: u64) -> Result<()> {
     let bids = out_dir.join("bids");
     let deriv = out_dir.join("derivatives").join("cbflow");
-    synth(&bids, subjects, seed, false, None)?;
+    synth(&bids, subjects, seed, false, None, None)?;
     validate(&bids)?;
-    participant(
-        &bids,
-        &deriv,
-        vec![],
-        Some(cbflow_pipeline::TemplateChoice::Phantom),
-    )?;
-    group(
-        &bids,
-        &deriv,
-        cbflow_pipeline::TemplateChoice::Phantom,
-        2000,
-        seed,
-        6.0,
-    )?;
+    let run = LevelRun {
+        workflow: None,
+        participant_labels: Vec::new(),
+        overrides: cbflow_workflow::Overrides {
+            template: Some(cbflow_workflow::TemplateName::Phantom),
+            permutations: Some(2000),
+            seed: Some(seed),
+            ..Default::default()
+        },
+        work_dir: None,
+        nprocs: None,
+        mem_gb: None,
+    };
+    execute_level(&run, &bids, &deriv, crate::Level::Participant)?;
+    execute_level(&run, &bids, &deriv, crate::Level::Group)?;
     println!(
         "demo: study in {}, outputs in {}",
         bids.display(),
@@ -209,48 +390,122 @@ pub(crate) fn submit_slurm(
     use crate::slurm::{Launcher, Request, Resources};
     let bids_dir = absolute(bids_dir)?;
     let output_dir = absolute(output_dir)?;
-    let template = template_choice(&a.template, a.resources.clone())?;
-    let participants = match level {
-        crate::Level::Participant => {
-            let pre =
-                cbflow_pipeline::participant_preflight(&cbflow_pipeline::ParticipantOptions {
-                    bids_dir: bids_dir.clone(),
-                    output_dir: output_dir.clone(),
-                    participant_labels: a.participant_label.clone(),
-                    asl: cbflow_pipeline::AslOptions::default(),
-                    template: template.clone(),
-                })?;
-            pre.participants
-        }
-        crate::Level::Group => {
-            if template.is_none() {
-                bail!(
-                    "the group level works in template space: --template none is not possible here"
-                );
-            }
-            cbflow_bids::check_output_dir(&bids_dir, &output_dir)?;
-            Vec::new()
-        }
+    // the checks and the plan of a local run: bad input fails before anything is submitted
+    let pre = cbflow_pipeline::participant_preflight(&cbflow_pipeline::ParticipantOptions {
+        bids_dir: bids_dir.clone(),
+        output_dir: output_dir.clone(),
+        participant_labels: a.participant_label.clone(),
+        asl: cbflow_pipeline::AslOptions::default(),
+        template: None,
+    })?;
+    let wf = load_workflow(a.workflow.as_deref())?;
+    let overrides = cbflow_workflow::Overrides {
+        template: template_override(a.template.as_deref())?,
+        resources_dir: a.resources.clone(),
+        permutations: a.permutations,
+        seed: a.seed,
+        smoothing_fwhm_mm: a.smoothing,
+        cluster_threshold: None,
     };
-    if let Some(cbflow_pipeline::TemplateChoice::Mni152NLin6Asym { resources }) = &template
-        && !resources.is_dir()
-    {
-        bail!("--resources {}: not a directory", resources.display());
+    let request = |level| cbflow_workflow::PlanRequest {
+        bids_dir: bids_dir.clone(),
+        output_dir: output_dir.clone(),
+        level,
+        participant_labels: pre.participants.clone(),
+        overrides: overrides.clone(),
+    };
+    let participant_plan =
+        cbflow_workflow::plan(&wf, &request(cbflow_workflow::Level::Participant))?;
+    let want_group = level == crate::Level::Group || !a.slurm.slurm_no_group;
+    let group_plan = if want_group {
+        Some(cbflow_workflow::plan(
+            &wf,
+            &request(cbflow_workflow::Level::Group),
+        )?)
+    } else {
+        None
+    };
+    // resources per task from the plan: the largest job of a participant / of the group
+    let max_resources = |jobs: &mut dyn Iterator<Item = &cbflow_workflow::Job>| {
+        jobs.fold(None::<Resources>, |acc, j| {
+            let r = Resources {
+                cpus: j.resources.cpus,
+                mem_gb: j.resources.mem_gb,
+                time_min: j.resources.time_min,
+            };
+            Some(match acc {
+                None => r,
+                Some(a) => Resources {
+                    cpus: a.cpus.max(r.cpus),
+                    mem_gb: a.mem_gb.max(r.mem_gb),
+                    time_min: a.time_min.max(r.time_min),
+                },
+            })
+        })
+    };
+    let fallback = Resources {
+        cpus: 2,
+        mem_gb: 4.0,
+        time_min: 120,
+    };
+    let mut participant_resources =
+        max_resources(&mut participant_plan.jobs.iter()).unwrap_or(fallback);
+    let mut group_resources = group_plan
+        .as_ref()
+        .and_then(|p| max_resources(&mut p.jobs.iter().filter(|j| !j.prerequisite)))
+        .unwrap_or(fallback);
+    if let Some(n) = a.nprocs {
+        participant_resources.cpus = n;
+        group_resources.cpus = n;
     }
-    // options both levels get, with absolute paths (tasks may start elsewhere)
-    let mut forward = vec![
-        "--template".to_string(),
-        a.template.clone(),
-        "--seed".into(),
-        a.seed.to_string(),
-        "--permutations".into(),
-        a.permutations.to_string(),
-        "--smoothing".into(),
-        a.smoothing.to_string(),
-    ];
+    if let Some(m) = a.mem_gb {
+        participant_resources.mem_gb = m;
+    }
+    if let Some(t) = a.slurm.slurm_time {
+        participant_resources.time_min = t;
+        group_resources.time_min = t;
+    }
+    let participants = if level == crate::Level::Participant {
+        let mut labels: Vec<String> = participant_plan
+            .jobs
+            .iter()
+            .filter_map(|j| j.participant.clone())
+            .collect();
+        labels.dedup();
+        labels
+    } else {
+        Vec::new()
+    };
+    // the options every task gets (absolute paths: tasks may start elsewhere); the work
+    // directory is shared, so the group job finds the participant jobs in the cache
+    let work_dir = absolute(
+        &a.work_dir
+            .clone()
+            .unwrap_or_else(|| default_work_dir(&output_dir)),
+    )?;
+    let mut forward = vec!["--work-dir".to_string(), work_dir.display().to_string()];
     let mut extra_mounts = Vec::new();
-    if let Some(cbflow_pipeline::TemplateChoice::Mni152NLin6Asym { resources }) = &template {
-        let r = absolute(resources)?;
+    if !work_dir.starts_with(&output_dir) {
+        extra_mounts.push((work_dir.clone(), false));
+    }
+    if let Some(t) = &a.template {
+        forward.extend(["--template".into(), t.clone()]);
+    }
+    if let Some(x) = a.seed {
+        forward.extend(["--seed".into(), x.to_string()]);
+    }
+    if let Some(x) = a.permutations {
+        forward.extend(["--permutations".into(), x.to_string()]);
+    }
+    if let Some(x) = a.smoothing {
+        forward.extend(["--smoothing".into(), x.to_string()]);
+    }
+    if let Some(r) = participant_plan
+        .resources_dir
+        .as_ref()
+        .or(group_plan.as_ref().and_then(|p| p.resources_dir.as_ref()))
+    {
+        let r = absolute(r)?;
         forward.extend(["--resources".into(), r.display().to_string()]);
         extra_mounts.push((r, true));
     }
@@ -259,33 +514,15 @@ pub(crate) fn submit_slurm(
         forward.extend(["--workflow".into(), w.display().to_string()]);
         extra_mounts.push((w, true));
     }
-    if let Some(w) = &a.work_dir {
-        let w = absolute(w)?;
-        forward.extend(["--work-dir".into(), w.display().to_string()]);
-        extra_mounts.push((w, false));
-    }
-    let mni = matches!(
-        template,
-        Some(cbflow_pipeline::TemplateChoice::Mni152NLin6Asym { .. })
-    );
-    let cpus = a.nprocs.unwrap_or(2).max(1);
     let req = Request {
         bids_dir: bids_dir.clone(),
         output_dir: output_dir.clone(),
-        group: level == crate::Level::Group || !a.slurm.slurm_no_group,
+        group: want_group,
         participants,
         forward,
         extra_mounts,
-        participant_resources: Resources {
-            cpus,
-            mem_gb: a.mem_gb.unwrap_or(if mni { 6.0 } else { 2.0 }),
-            time_min: a.slurm.slurm_time,
-        },
-        group_resources: Resources {
-            cpus,
-            mem_gb: a.mem_gb.unwrap_or(if mni { 12.0 } else { 4.0 }).max(2.0),
-            time_min: a.slurm.slurm_time,
-        },
+        participant_resources,
+        group_resources,
         partition: a.slurm.slurm_partition.clone(),
         account: a.slurm.slurm_account.clone(),
         launcher: Launcher::parse(a.slurm.container.as_deref())?,

@@ -53,31 +53,37 @@ pub(crate) struct AppArgs {
     /// Participants to process, with or without `sub-` (default: all).
     #[arg(long = "participant-label", alias = "participant_label", num_args = 1..)]
     participant_label: Vec<String>,
-    /// Workflow file (YAML); default: the built-in ketamine + naltrexone crossover workflow.
+    /// Workflow file (YAML); default: the built-in ketamine + naltrexone crossover workflow
+    /// (`cbflow plan BIDS_DIR` prints what it would run).
     #[arg(long)]
     workflow: Option<PathBuf>,
-    /// Working directory for intermediate results and the cache.
+    /// Working directory: every job's results under the hash of its inputs, parameters and
+    /// code, so a rerun skips finished jobs and a killed run resumes (default:
+    /// OUTPUT_DIR/.cbflow-work; put it on scratch on clusters).
     #[arg(long)]
     work_dir: Option<PathBuf>,
     /// Maximum number of parallel processes.
     #[arg(long)]
     nprocs: Option<usize>,
-    /// Seed of every random draw (permutations, surrogates).
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Seed of every random draw (permutations, surrogates) [workflow's default: 1].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Template space: `MNI152NLin6Asym` (2 mm; needs resources), `phantom` (the synthetic
-    /// brain of `cbflow synth`, built in), or `none` (native space only).
-    #[arg(long, default_value = "MNI152NLin6Asym")]
-    template: String,
+    /// brain of `cbflow synth`, built in), or `none` (native space only) [workflow's default:
+    /// MNI152NLin6Asym].
+    #[arg(long)]
+    template: Option<String>,
     /// Resource directory with templates/ and atlases/ (default: $CBFLOW_RESOURCES).
     #[arg(long)]
     resources: Option<PathBuf>,
-    /// Group level: permutations per contrast (exhaustive when fewer sign patterns exist).
-    #[arg(long, default_value_t = 10_000)]
-    permutations: usize,
-    /// Group level: Gaussian smoothing (FWHM, mm) of each CBF map before the voxelwise test.
-    #[arg(long, default_value_t = 6.0)]
-    smoothing: f64,
+    /// Group level: permutations per contrast (exhaustive when fewer sign patterns exist)
+    /// [workflow's default: 10000].
+    #[arg(long)]
+    permutations: Option<usize>,
+    /// Group level: Gaussian smoothing (FWHM, mm) of each CBF map before the voxelwise test
+    /// [workflow's default: 6].
+    #[arg(long)]
+    smoothing: Option<f64>,
     /// Memory budget (GB) for jobs running at once; with `--executor slurm`, the memory of each
     /// task.
     #[arg(long)]
@@ -108,9 +114,9 @@ struct SlurmArgs {
     /// SLURM account.
     #[arg(long, value_name = "NAME")]
     slurm_account: Option<String>,
-    /// Wall-time limit of each participant task (minutes).
-    #[arg(long, value_name = "MIN", default_value_t = 120)]
-    slurm_time: u64,
+    /// Wall-time limit of each task (minutes) [default: the workflow's `time-min`].
+    #[arg(long, value_name = "MIN")]
+    slurm_time: Option<u64>,
     /// Submit the participant array only, without the dependent group job.
     #[arg(long)]
     slurm_no_group: bool,
@@ -144,6 +150,28 @@ enum Command {
         /// The BIDS dataset.
         bids_dir: PathBuf,
     },
+    /// Print the jobs a workflow would run on a dataset (nothing is run or written).
+    Plan {
+        /// The BIDS dataset.
+        bids_dir: PathBuf,
+        /// The workflow file (YAML); default: the built-in crossover workflow.
+        #[arg(long)]
+        workflow: Option<PathBuf>,
+        /// Level to plan.
+        #[arg(long, value_enum, default_value_t = Level::Participant)]
+        level: Level,
+        /// Participants (default: all).
+        #[arg(long = "participant-label", num_args = 1..)]
+        participant_label: Vec<String>,
+        /// Template space (overrides the workflow's).
+        #[arg(long)]
+        template: Option<String>,
+        /// Resource directory (default: $CBFLOW_RESOURCES).
+        #[arg(long)]
+        resources: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of workflow files.
+    Schema,
     /// Print the header facts of NIfTI images (like fslhd / mrinfo).
     Inspect {
         /// `.nii` or `.nii.gz` files.
@@ -182,6 +210,15 @@ struct SynthArgs {
     /// priors and AAL3 instead of the built-in phantom.
     #[arg(long)]
     templates: Option<PathBuf>,
+    /// Make the ketamine effect follow a receptor map of the registry (e.g. `MOR`): +10 % CBF
+    /// at the grey-matter mean of the map, ±6 % per standard deviation. Needs the PET maps:
+    /// --resources DIR or $CBFLOW_RESOURCES.
+    #[arg(long, value_name = "MAP")]
+    effect_map: Option<String>,
+    /// Resource directory with pet/ (for --effect-map; default: --templates, then
+    /// $CBFLOW_RESOURCES).
+    #[arg(long)]
+    resources: Option<PathBuf>,
 }
 
 /// Runs the command line and decides the exit code.
@@ -228,10 +265,34 @@ fn init_logging(verbose: u8, quiet: bool) {
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Some(Command::Validate { bids_dir }) => commands::validate(&bids_dir),
-        Some(Command::Inspect { files }) => commands::inspect(&files),
-        Some(Command::Synth(a)) => {
-            commands::synth(&a.out_dir, a.subjects, a.seed, a.null, a.templates)
+        Some(Command::Plan {
+            bids_dir,
+            workflow,
+            level,
+            participant_label,
+            template,
+            resources,
+        }) => commands::plan(
+            &bids_dir,
+            workflow.as_deref(),
+            level,
+            participant_label,
+            template,
+            resources,
+        ),
+        Some(Command::Schema) => {
+            println!("{}", cbflow_workflow::Workflow::json_schema());
+            Ok(())
         }
+        Some(Command::Inspect { files }) => commands::inspect(&files),
+        Some(Command::Synth(a)) => commands::synth(
+            &a.out_dir,
+            a.subjects,
+            a.seed,
+            a.null,
+            a.templates,
+            a.effect_map.map(|m| (m, a.resources)),
+        ),
         Some(Command::Demo {
             out_dir,
             subjects,
@@ -244,37 +305,13 @@ fn dispatch(cli: Cli) -> Result<()> {
             else {
                 bail!("BIDS_DIR, OUTPUT_DIR and LEVEL are required");
             };
-            if a.workflow.is_some() || a.work_dir.is_some() {
-                tracing::warn!(
-                    "--workflow and --work-dir are accepted but not used yet by this version: the built-in crossover design runs and nothing is cached"
-                );
-            }
             if a.executor == Executor::Slurm {
                 return commands::submit_slurm(&a, &bids_dir, &output_dir, level)
                     .context("submitting to SLURM");
             }
-            if let Some(n) = a.nprocs {
-                if n == 0 {
-                    bail!("--nprocs must be at least 1");
-                }
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .build_global()
-                    .context("setting the number of threads")?;
-            }
-            let _ = a.seed;
-            match level {
-                Level::Participant => {
-                    commands::template_choice(&a.template, a.resources).and_then(|t| {
-                        commands::participant(&bids_dir, &output_dir, a.participant_label, t)
-                    })
-                }
-                Level::Group => commands::template_choice(&a.template, a.resources).and_then(|t| {
-                    let t = t.context("the group level works in template space: --template none is not possible here")?;
-                    commands::group(&bids_dir, &output_dir, t, a.permutations, a.seed, a.smoothing)
-                }),
-            }
-            .with_context(|| format!("{level:?} level on {}", bids_dir.display()).to_lowercase())
+            commands::run_level(&a, &bids_dir, &output_dir, level).with_context(|| {
+                format!("{level:?} level on {}", bids_dir.display()).to_lowercase()
+            })
         }
     }
 }

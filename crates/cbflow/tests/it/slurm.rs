@@ -30,7 +30,12 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             let rel = p.strip_prefix(root).unwrap().to_path_buf();
-            if rel.starts_with("logs") {
+            // logs (timings) and the work directory (the cache) are not outputs
+            if rel.starts_with("logs") || rel.starts_with(".cbflow-work") {
+                continue;
+            }
+            // the HTML reports name the output directory they describe
+            if rel.extension().is_some_and(|e| e == "html") {
                 continue;
             }
             if p.is_dir() {
@@ -99,6 +104,12 @@ fn slurm_run_equals_local_run() {
     let logs: Vec<PathBuf> = std::fs::read_dir(cluster.join("logs"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("slurm-")
+        })
         .collect();
     assert_eq!(logs.len(), 1);
     for f in [

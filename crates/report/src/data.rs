@@ -1,0 +1,212 @@
+//! Reading the derivatives: tables, sidecars, volumes, transforms; template detection.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cbflow_bids::Table;
+use cbflow_image::Volume;
+use cbflow_pipeline::{Template, TemplateChoice};
+use ndarray::{Array3, Array4};
+use serde_json::Value;
+
+use crate::{Error, Result};
+
+/// Reads a NIfTI image, naming the file on error.
+pub fn volume(path: &Path) -> Result<Volume> {
+    cbflow_image::read(path).map_err(|e| Error::read(path, e))
+}
+
+/// Reads a NIfTI image when the file exists.
+pub fn volume_opt(path: &Path) -> Result<Option<Volume>> {
+    if path.exists() {
+        volume(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Reads a TSV table when the file exists.
+pub fn table_opt(path: &Path) -> Result<Option<Table>> {
+    if path.exists() {
+        Table::read_tsv(path)
+            .map(Some)
+            .map_err(|e| Error::read(path, e))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Reads a JSON file when it exists.
+pub fn json_opt(path: &Path) -> Result<Option<Value>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))
+}
+
+/// A numeric column (`n/a` → NaN), naming the file and column on error.
+pub fn col_f64(t: &Table, path: &Path, name: &str) -> Result<Vec<f64>> {
+    Ok(t.f64_column(name)
+        .map_err(|e| Error::invalid(path, e))?
+        .into_iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
+}
+
+/// A text column, naming the file and column on error.
+pub fn col_str(t: &Table, path: &Path, name: &str) -> Result<Vec<String>> {
+    Ok(t.column(name)
+        .map_err(|e| Error::invalid(path, e))?
+        .into_iter()
+        .map(str::to_string)
+        .collect())
+}
+
+/// Sorted entries of a directory (empty when it does not exist).
+pub fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::read(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// File name as text.
+pub fn fname(p: &Path) -> String {
+    p.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// `key-value` entities of a file name (without suffix and extension), in order.
+pub fn entities(name: &str) -> BTreeMap<String, String> {
+    let stem = name.split('.').next().unwrap_or("");
+    stem.split('_')
+        .filter_map(|kv| kv.split_once('-'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The template space and resolution used in a derivatives directory, from the first
+/// `*_space-<name>_res-<res>_*` file found (group maps at the root, else a participant's
+/// `perf/` folder below `search`).
+pub fn detect_space(search: &Path) -> Result<Option<(String, String)>> {
+    let mut stack = vec![search.to_path_buf()];
+    let mut depth = 0;
+    while !stack.is_empty() && depth < 4 {
+        let mut next = Vec::new();
+        for dir in stack {
+            for p in list_dir(&dir)? {
+                if p.is_dir() {
+                    next.push(p);
+                    continue;
+                }
+                let e = entities(&fname(&p));
+                if let (Some(s), Some(r)) = (e.get("space"), e.get("res")) {
+                    return Ok(Some((s.clone(), r.clone())));
+                }
+            }
+        }
+        stack = next;
+        depth += 1;
+    }
+    Ok(None)
+}
+
+/// Loads the template named `space`: the phantom is built in code; `MNI152NLin6Asym` is read
+/// from the resource directory in the environment variable `CBFLOW_RESOURCES`. `Err(text)`
+/// says why it could not be loaded (the report then omits what needs it).
+pub fn load_template(space: &str) -> std::result::Result<Template, String> {
+    let phantom = Template::phantom();
+    if space == phantom.name {
+        return Ok(phantom);
+    }
+    if space == "MNI152NLin6Asym" {
+        let Some(dir) = std::env::var_os(cbflow_pipeline::RESOURCES_ENV) else {
+            return Err(format!(
+                "template {space}: set {} to the resource directory to draw template edges and atlas slices",
+                cbflow_pipeline::RESOURCES_ENV
+            ));
+        };
+        return Template::load(&TemplateChoice::Mni152NLin6Asym {
+            resources: PathBuf::from(dir),
+        })
+        .map_err(|e| format!("template {space}: {e}"));
+    }
+    Err(format!(
+        "template {space} is not known to this version of cbflow"
+    ))
+}
+
+/// Reads the session's T1w → template transform (affine text + warp NIfTI) as the chain that
+/// maps template world points to T1w world points (`[warp, affine]`, as
+/// `cbflow_pipeline`'s anatomy writes it).
+pub fn read_normalisation(
+    affine_txt: &Path,
+    warp_nii: &Path,
+) -> Result<cbflow_register::TransformChain> {
+    let text = std::fs::read_to_string(affine_txt).map_err(|e| Error::read(affine_txt, e))?;
+    let affine = cbflow_register::AffineTransform::from_itk_str(&text)
+        .map_err(|e| Error::invalid(affine_txt, e))?;
+    let w = volume(warp_nii)?;
+    let grid = cbflow_image::Grid {
+        dims: [w.data.shape()[0], w.data.shape()[1], w.data.shape()[2]],
+        affine: w.affine,
+    };
+    let data: Array4<f32> = w
+        .data
+        .clone()
+        .into_dimensionality()
+        .map_err(|_| Error::invalid(warp_nii, "a warp must be a 4D image [i, j, k, 3]"))?;
+    let field = cbflow_register::DisplacementField::new(grid, data)
+        .map_err(|e| Error::invalid(warp_nii, e))?;
+    Ok(cbflow_register::TransformChain::new()
+        .then(cbflow_register::Transform::Field(field))
+        .then(cbflow_register::Transform::Affine(affine)))
+}
+
+/// Reads an affine ITK text transform.
+pub fn read_affine(path: &Path) -> Result<cbflow_register::AffineTransform> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+    cbflow_register::AffineTransform::from_itk_str(&text).map_err(|e| Error::invalid(path, e))
+}
+
+/// Binary mask `> 0.5`.
+pub fn mask(a: &Array3<f32>) -> Array3<bool> {
+    a.mapv(|v| v > 0.5)
+}
+
+/// Integer labels (rounded).
+pub fn labels(a: &Array3<f32>) -> Array3<i32> {
+    a.mapv(|v| v.round() as i32)
+}
+
+/// A JSON value at a path of keys, as text (numbers and strings), for the methods paragraph.
+pub fn jtext(v: &Value, path: &[&str]) -> Option<String> {
+    let mut cur = v;
+    for k in path {
+        cur = cur.get(*k)?;
+    }
+    match cur {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A JSON number at a path of keys.
+pub fn jnum(v: &Value, path: &[&str]) -> Option<f64> {
+    let mut cur = v;
+    for k in path {
+        cur = cur.get(*k)?;
+    }
+    cur.as_f64()
+}

@@ -1,0 +1,35 @@
+//! The cbflow workflow: a typed YAML format, the plan it resolves to on a BIDS dataset, and a
+//! local executor with a content-addressed cache and provenance.
+//!
+//! Two stages, as in ripgrep's `LowArgs` → `HiArgs`: [`Workflow::parse`] checks what was
+//! written (unknown keys, types, step references, cycles — every error with file, line and
+//! column), then [`plan`] resolves it against a dataset and a request into a [`Plan`] of jobs.
+//! [`execute`] runs the plan: independent jobs in parallel within `nprocs` and `mem_gb`, each
+//! job's result cached in the work directory under the hash of its inputs, parameters and the
+//! code, so that a rerun only publishes and a killed run resumes.
+//!
+//! Adding an operation: a parameter struct implementing [`OpSpec`], one line in the `ops!`
+//! list of `spec.rs`, and one match arm in [`PipelineRunner`].
+
+mod cache;
+mod error;
+mod exec;
+mod plan;
+mod runner;
+mod spec;
+
+pub use cache::{Done, HashCache, OutputFile, code_id, job_key, sha256_file, sha256_hex};
+pub use error::{Error, Result};
+pub use exec::{
+    ExecOptions, JobContext, JobReport, JobRunner, JobStatus, RunSummary, execute, execute_with,
+    list_outputs,
+};
+pub use plan::{Job, Overrides, Plan, PlanRequest, plan};
+pub use runner::{PipelineRunner, template_choice};
+pub use spec::{
+    AslCbfParams, BUILTIN_WORKFLOW, BidsQuery, CrossoverDesign, CrossoverGroupParams,
+    FORMAT_VERSION, Input, Level, Located, OUT_ANAT, OUT_CBF, OUT_CBF_TEMPLATE, OUT_RECEPTORS,
+    OUT_STATMAPS, OUT_TABLES, Op, OpKind, OpSpec, PairedDesign, PairedGroupParams, Pos,
+    ReceptorCorrelationParams, ResourceSpec, Resources, Slot, SlotKind, Step, StepRef,
+    TemplateName, Workflow,
+};

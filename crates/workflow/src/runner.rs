@@ -1,0 +1,202 @@
+//! The runner of the built-in operations: each calls its cbflow-pipeline stage.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result, io_err};
+use crate::exec::{JobContext, JobRunner, list_outputs};
+use crate::spec::{Op, TemplateName};
+
+/// Runs the built-in operations with cbflow-pipeline.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PipelineRunner;
+
+fn failed(ctx: &JobContext<'_>, e: impl std::fmt::Display) -> Error {
+    Error::JobFailed {
+        job: ctx.job.id.clone(),
+        message: e.to_string(),
+    }
+}
+
+/// The pipeline's template choice for a template name.
+pub fn template_choice(
+    name: TemplateName,
+    resources: Option<&Path>,
+) -> Option<cbflow_pipeline::TemplateChoice> {
+    match name {
+        TemplateName::None => None,
+        TemplateName::Phantom => Some(cbflow_pipeline::TemplateChoice::Phantom),
+        TemplateName::Mni152NLin6Asym => Some(cbflow_pipeline::TemplateChoice::Mni152NLin6Asym {
+            resources: resources.map(Path::to_path_buf).unwrap_or_default(),
+        }),
+    }
+}
+
+/// Links (or, across file systems, copies) every upstream output into `out`; returns the
+/// relative paths staged.
+fn stage_upstream(ctx: &JobContext<'_>) -> Result<BTreeSet<PathBuf>> {
+    let mut staged = BTreeSet::new();
+    for up in &ctx.upstream {
+        for rel in list_outputs(up)? {
+            if !staged.insert(rel.clone()) {
+                continue;
+            }
+            let to = ctx.out_dir.join(&rel);
+            if let Some(p) = to.parent() {
+                std::fs::create_dir_all(p).map_err(io_err(p))?;
+            }
+            let from = up.join(&rel);
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to).map_err(io_err(&to))?;
+            }
+        }
+    }
+    Ok(staged)
+}
+
+/// The template of a group-level job's inputs.
+fn group_template(ctx: &JobContext<'_>) -> Result<cbflow_pipeline::Template> {
+    let name = ctx
+        .job
+        .template
+        .ok_or_else(|| failed(ctx, "no template-space input"))?;
+    let choice = template_choice(name, ctx.plan.resources_dir.as_deref())
+        .ok_or_else(|| failed(ctx, "the group level needs a template other than none"))?;
+    cbflow_pipeline::Template::load(&choice).map_err(|e| failed(ctx, e))
+}
+
+impl JobRunner for PipelineRunner {
+    fn run(&self, ctx: &JobContext<'_>) -> Result<Vec<PathBuf>> {
+        let plan = ctx.plan;
+        let job = ctx.job;
+        match &job.op {
+            Op::AslCbf(p) => {
+                let label = job
+                    .participant
+                    .clone()
+                    .ok_or_else(|| failed(ctx, "a participant-level job without a participant"))?;
+                let opts = cbflow_pipeline::ParticipantOptions {
+                    bids_dir: plan.bids_dir.clone(),
+                    output_dir: ctx.out_dir.to_path_buf(),
+                    participant_labels: vec![label],
+                    asl: p.asl_options(),
+                    template: template_choice(p.template, plan.resources_dir.as_deref()),
+                };
+                let s = cbflow_pipeline::participant(&opts).map_err(|e| failed(ctx, e))?;
+                if !s.warnings.is_empty() {
+                    tracing::debug!("{}: {} validation warnings", job.id, s.warnings.len());
+                }
+                list_outputs(ctx.out_dir)
+            }
+            Op::CrossoverGroup(p) => {
+                let template = group_template(ctx)?;
+                let staged = stage_upstream(ctx)?;
+                let opts = cbflow_pipeline::GroupOptions {
+                    bids_dir: plan.bids_dir.clone(),
+                    output_dir: ctx.out_dir.to_path_buf(),
+                    template,
+                    design: p.design.study_design(),
+                    n_permutations: p.permutations,
+                    seed: p.seed,
+                    smoothing_fwhm_mm: p.smoothing_fwhm_mm,
+                    cluster_threshold: p.cluster_threshold,
+                };
+                let s = cbflow_pipeline::group(&opts).map_err(|e| failed(ctx, e))?;
+                tracing::info!(
+                    "{}: {} subjects, {} left out",
+                    job.id,
+                    s.subjects.len(),
+                    s.excluded.len()
+                );
+                // its outputs: what it wrote that no upstream job made (a file an upstream
+                // job made, e.g. dataset_description.json, stays the upstream one)
+                Ok(list_outputs(ctx.out_dir)?
+                    .into_iter()
+                    .filter(|r| !staged.contains(r))
+                    .collect())
+            }
+            Op::PairedGroup(p) => {
+                let template = group_template(ctx)?;
+                let staged = stage_upstream(ctx)?;
+                let opts = cbflow_pipeline::PairedGroupOptions {
+                    bids_dir: plan.bids_dir.clone(),
+                    output_dir: ctx.out_dir.to_path_buf(),
+                    template,
+                    session: p.design.session.clone(),
+                    run_before: p.design.run_before.clone(),
+                    run_during: p.design.run_during.clone(),
+                    contrast: "drug".into(),
+                    tail: cbflow_pipeline::Tail::TwoSided,
+                    n_permutations: p.permutations,
+                    seed: p.seed,
+                    smoothing_fwhm_mm: p.smoothing_fwhm_mm,
+                    cluster_threshold: p.cluster_threshold,
+                };
+                let s = cbflow_pipeline::paired_group(&opts).map_err(|e| failed(ctx, e))?;
+                tracing::info!(
+                    "{}: {} subjects, {} left out",
+                    job.id,
+                    s.subjects.len(),
+                    s.excluded.len()
+                );
+                Ok(list_outputs(ctx.out_dir)?
+                    .into_iter()
+                    .filter(|r| !staged.contains(r))
+                    .collect())
+            }
+            Op::ReceptorCorrelation(p) => {
+                let Some(resources) = plan.resources_dir.clone().or_else(|| {
+                    std::env::var_os(cbflow_pipeline::RESOURCES_ENV).map(PathBuf::from)
+                }) else {
+                    tracing::warn!(
+                        "{}: no resource directory with the PET maps (--resources or {}): receptor correlations skipped",
+                        job.id,
+                        cbflow_pipeline::RESOURCES_ENV
+                    );
+                    return Ok(Vec::new());
+                };
+                let template = group_template(ctx)?;
+                let staged = stage_upstream(ctx)?;
+                let mut opts = cbflow_pipeline::ReceptorOptions::new(
+                    plan.bids_dir.clone(),
+                    ctx.out_dir.to_path_buf(),
+                    template,
+                    resources,
+                );
+                let parse_err = |what: &str, v: &str| failed(ctx, format!("{what}: {v:?}"));
+                opts.maps = p.maps.clone();
+                opts.parcellation = p.parcellation.clone();
+                opts.level = cbflow_pipeline::ReceptorLevel::parse(&p.level)
+                    .ok_or_else(|| parse_err("level", &p.level))?;
+                opts.method = match p.method.as_str() {
+                    "pearson" => cbflow_pipeline::CorrelationMethod::Pearson,
+                    _ => cbflow_pipeline::CorrelationMethod::Spearman,
+                };
+                opts.nulls = p
+                    .nulls
+                    .iter()
+                    .map(|n| {
+                        cbflow_pipeline::ReceptorNull::parse(n).ok_or_else(|| parse_err("nulls", n))
+                    })
+                    .collect::<Result<_>>()?;
+                opts.n_null = p.n_null;
+                opts.seed = p.seed;
+                opts.statistic = if p.statistic == "mean" {
+                    cbflow_pipeline::GroupStat::Mean
+                } else {
+                    cbflow_pipeline::GroupStat::T
+                };
+                opts.dominance = p.dominance;
+                opts.design = p.design.study_design();
+                opts.smoothing_fwhm_mm = p.smoothing_fwhm_mm;
+                let s =
+                    cbflow_pipeline::receptor_correlations(&opts).map_err(|e| failed(ctx, e))?;
+                tracing::info!("{}: {} contrasts", job.id, s.contrasts.len());
+                Ok(list_outputs(ctx.out_dir)?
+                    .into_iter()
+                    .filter(|r| !staged.contains(r))
+                    .collect())
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Parsing: the shipped workflows, the schema, and every kind of bad file with its position.
+
+use cbflow_workflow::{Error, Input, Op, OpKind, TemplateName, Workflow};
+
+use crate::workflows_dir;
+
+#[test]
+fn builtin_workflow_parses_with_the_study_design() {
+    let w = Workflow::builtin();
+    assert_eq!(w.name, "ketamine-naltrexone-crossover");
+    let from_file =
+        Workflow::from_path(&workflows_dir().join("ketamine-naltrexone-crossover.yaml")).unwrap();
+    assert_eq!(from_file.steps, w.steps);
+    let cbf = w.step("cbf").unwrap();
+    assert_eq!(*cbf.op, OpKind::AslCbf);
+    let Op::AslCbf(p) = &cbf.params.value else {
+        panic!("asl-cbf params")
+    };
+    assert_eq!(p.template, TemplateName::Mni152NLin6Asym);
+    assert_eq!(p.bs_efficiency_per_pulse, 0.95);
+    let Input::Bids(q) = &cbf.inputs["asl"].value else {
+        panic!("bids input")
+    };
+    assert_eq!(
+        (q.datatype.as_deref(), q.suffix.as_str()),
+        (Some("perf"), "asl")
+    );
+    let g = w.step("crossover").unwrap();
+    let Op::CrossoverGroup(p) = &g.params.value else {
+        panic!("crossover-group params")
+    };
+    assert_eq!(p.permutations, 10_000);
+    assert_eq!(p.cluster_threshold, 3.1);
+    assert_eq!(p.design.pretreatment_column, "pretreatment");
+    assert_eq!(
+        (p.design.run_before.as_str(), p.design.run_during.as_str()),
+        ("1", "2")
+    );
+    let Input::Step(r) = &g.inputs["cbf"].value else {
+        panic!("step input")
+    };
+    assert_eq!(
+        (r.step.as_str(), r.output.as_str()),
+        ("cbf", "cbf-template")
+    );
+    // positions are recorded
+    assert_eq!((cbf.id.pos.line, cbf.id.pos.column), (16, 9));
+    assert_eq!(w.step_order().unwrap(), vec![0, 1, 2]);
+}
+
+#[test]
+fn before_after_example_parses() {
+    let w = Workflow::from_path(&workflows_dir().join("examples/before-after.yaml")).unwrap();
+    let g = w.step("drug-effect").unwrap();
+    let Op::PairedGroup(p) = &g.params.value else {
+        panic!("paired-group params")
+    };
+    assert_eq!((p.permutations, p.seed), (5000, 7));
+    assert_eq!(
+        p.cluster_threshold, 3.1,
+        "unset parameters take their defaults"
+    );
+    assert_eq!(p.design.session, None);
+}
+
+/// The checked-in schema is the one the types generate. Regenerate with
+/// `CBFLOW_BLESS=1 cargo nextest run -p cbflow-workflow schema`.
+#[test]
+fn schema_is_up_to_date() {
+    let path = workflows_dir().join("cbflow-workflow.schema.json");
+    let now = Workflow::json_schema();
+    if std::env::var_os("CBFLOW_BLESS").is_some() {
+        std::fs::write(&path, &now).unwrap();
+    }
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        old == now,
+        "{} is stale: regenerate it with `CBFLOW_BLESS=1 cargo nextest run -p cbflow-workflow schema`",
+        path.display()
+    );
+    // it documents every field, including the operations' parameters
+    for needle in [
+        "\"asl-cbf\"",
+        "\"crossover-group\"",
+        "\"paired-group\"",
+        "bs-efficiency-per-pulse",
+        "pretreatment-column",
+        "Sign-flip permutations per contrast",
+        "\"additionalProperties\": false",
+    ] {
+        assert!(now.contains(needle), "schema lacks {needle}");
+    }
+}
+
+const GOOD: &str = "\
+version: 1
+name: t
+steps:
+  - id: cbf
+    op: asl-cbf
+    inputs:
+      asl: {bids: {datatype: perf, suffix: asl}}
+    params:
+      template: phantom
+  - id: group
+    op: crossover-group
+    inputs:
+      cbf: {step: cbf, output: cbf-template}
+    params:
+      permutations: 100
+";
+
+/// `GOOD` with line `line` (1-based) replaced by `with`.
+fn edit(line: usize, with: &str) -> String {
+    let mut v: Vec<&str> = GOOD.lines().collect();
+    v[line - 1] = with;
+    v.join("\n") + "\n"
+}
+
+/// Parses `text` as `bad.yaml` and returns `(line, column, message)` of the error.
+fn error_at(text: &str) -> (u64, u64, String) {
+    match Workflow::parse(text, "bad.yaml") {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => {
+            let shown = e.to_string();
+            let (line, column, message) = match &e {
+                Error::Parse {
+                    line,
+                    column,
+                    message,
+                    ..
+                }
+                | Error::Invalid {
+                    line,
+                    column,
+                    message,
+                    ..
+                } => (*line, *column, message.clone()),
+                other => panic!("unexpected error {other:?}"),
+            };
+            assert!(
+                shown.starts_with(&format!("bad.yaml:{line}:{column}: ")),
+                "{shown}"
+            );
+            (line, column, message)
+        }
+    }
+}
+
+#[test]
+fn good_text_parses() {
+    Workflow::parse(GOOD, "good.yaml").unwrap();
+}
+
+#[test]
+fn unknown_key_in_params_is_located() {
+    let (l, c, m) = error_at(&edit(9, "      templat: phantom"));
+    assert_eq!((l, c), (9, 7), "{m}");
+    assert!(m.contains("unknown field `templat`"), "{m}");
+}
+
+#[test]
+fn unknown_key_in_step_is_located() {
+    let (l, c, m) = error_at(&edit(8, "    parms:"));
+    assert_eq!((l, c), (8, 5), "{m}");
+    assert!(m.contains("unknown field `parms`"), "{m}");
+}
+
+#[test]
+fn unknown_top_level_key_is_located() {
+    let (l, c, m) = error_at(&edit(2, "nmae: t"));
+    assert_eq!((l, c), (2, 1), "{m}");
+    assert!(m.contains("unknown field `nmae`"), "{m}");
+}
+
+#[test]
+fn unknown_key_in_bids_query_is_located() {
+    let (l, c, m) = error_at(&edit(7, "      asl: {bids: {datatype: perf, sufix: asl}}"));
+    assert_eq!((l, c), (7, 36), "{m}");
+    assert!(m.contains("unknown field `sufix`"), "{m}");
+}
+
+#[test]
+fn wrong_type_is_located() {
+    let (l, c, m) = error_at(&edit(15, "      permutations: many"));
+    assert_eq!((l, c), (15, 21), "{m}");
+    assert!(m.contains("invalid"), "{m}");
+}
+
+#[test]
+fn yaml_1_1_boolean_is_rejected() {
+    let text = GOOD.replace(
+        "      template: phantom",
+        "      template: phantom\n      realign: yes",
+    );
+    let (l, c, m) = error_at(&text);
+    assert_eq!((l, c), (10, 16), "{m}");
+}
+
+#[test]
+fn unknown_operation_is_located() {
+    let (l, c, m) = error_at(&edit(5, "    op: asl-cfb"));
+    assert_eq!((l, c), (5, 9), "{m}");
+    assert!(m.contains("asl-cfb") && m.contains("asl-cbf"), "{m}");
+}
+
+#[test]
+fn reading_an_output_nobody_makes_is_located() {
+    let (l, c, m) = error_at(&edit(13, "      cbf: {step: cbf, output: cbf-tempalte}"));
+    assert_eq!((l, c), (13, 32), "{m}");
+    assert!(
+        m.contains("cbf-tempalte") && m.contains("cbf-template"),
+        "{m}"
+    );
+    // an output that exists only with a template
+    let text = GOOD.replace("template: phantom", "template: none");
+    let (l, c, m) = error_at(&text);
+    assert_eq!((l, c), (13, 32), "{m}");
+    assert!(m.contains("template other than `none`"), "{m}");
+}
+
+#[test]
+fn reading_a_missing_step_is_located() {
+    let (l, c, m) = error_at(&edit(13, "      cbf: {step: cfb, output: cbf-template}"));
+    assert_eq!((l, c), (13, 19), "{m}");
+    assert!(m.contains("`cfb`, which does not exist"), "{m}");
+}
+
+#[test]
+fn cycle_is_located_and_named() {
+    let text = "\
+version: 1
+name: t
+steps:
+  - id: a
+    op: crossover-group
+    inputs:
+      cbf: {step: b, output: statmaps}
+    params: {}
+  - id: b
+    op: paired-group
+    inputs:
+      cbf: {step: a, output: statmaps}
+    params: {}
+";
+    let (l, c, m) = error_at(text);
+    assert_eq!((l, c), (7, 19), "{m}");
+    assert!(m.contains("cycle: a ← b ← a"), "{m}");
+    // a step reading itself
+    let text = "\
+version: 1
+name: t
+steps:
+  - id: a
+    op: crossover-group
+    inputs:
+      cbf: {step: a, output: statmaps}
+    params: {}
+";
+    let (l, c, m) = error_at(text);
+    assert_eq!((l, c), (7, 19), "{m}");
+    assert!(m.contains("cycle: a ← a"), "{m}");
+}
+
+#[test]
+fn duplicate_ids_missing_inputs_and_ranges_are_located() {
+    let (l, c, m) = error_at(&edit(10, "  - id: cbf"));
+    assert_eq!((l, c), (10, 9), "{m}");
+    assert!(m.contains("duplicate step id"), "{m}");
+    // the group step without its input
+    let text = GOOD.replace(
+        "    inputs:\n      cbf: {step: cbf, output: cbf-template}\n",
+        "",
+    );
+    let (l, c, m) = error_at(&text);
+    assert_eq!((l, c), (10, 5), "{m}");
+    assert!(m.contains("needs input `cbf`"), "{m}");
+    // a parameter out of range: located at `params`
+    let (l, c, m) = error_at(&edit(15, "      permutations: 0"));
+    assert_eq!((l, c), (15, 7), "{m}");
+    assert!(m.contains("permutations"), "{m}");
+    // an input slot the operation does not have
+    let (l, c, m) = error_at(&edit(
+        7,
+        "      asll: {bids: {datatype: perf, suffix: asl}}",
+    ));
+    assert_eq!((l, c), (7, 13), "{m}");
+    assert!(m.contains("no input `asll`"), "{m}");
+    // a version this build does not read
+    let (l, c, m) = error_at(&edit(1, "version: 2"));
+    assert_eq!((l, c), (1, 10), "{m}");
+    assert!(m.contains("version 2"), "{m}");
+}
+
+#[test]
+fn file_errors_name_the_file() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("w.yaml");
+    std::fs::write(&p, edit(9, "      templat: phantom")).unwrap();
+    let e = Workflow::from_path(&p).unwrap_err().to_string();
+    assert!(e.starts_with(&format!("{}:9:7: ", p.display())), "{e}");
+    assert!(
+        e.contains("templat: phantom\n") && e.contains("^"),
+        "snippet: {e}"
+    );
+}

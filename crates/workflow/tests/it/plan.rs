@@ -1,0 +1,179 @@
+//! Resolving workflows on a small synthetic study.
+
+use cbflow_workflow::{Error, Level, Op, Overrides, PlanRequest, TemplateName, Workflow, plan};
+
+use crate::{base_study, workflows_dir};
+
+fn request(level: Level) -> PlanRequest {
+    PlanRequest {
+        bids_dir: base_study().to_path_buf(),
+        output_dir: base_study().join("../out"),
+        level,
+        participant_labels: vec![],
+        overrides: Overrides {
+            template: Some(TemplateName::Phantom),
+            ..Overrides::default()
+        },
+    }
+}
+
+#[test]
+fn participant_plan_has_one_job_per_participant() {
+    let w = Workflow::builtin();
+    let p = plan(&w, &request(Level::Participant)).unwrap();
+    let ids: Vec<&str> = p.jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, ["cbf/sub-01", "cbf/sub-02", "cbf/sub-03"]);
+    let j = &p.jobs[1];
+    assert_eq!(j.participant.as_deref(), Some("02"));
+    assert_eq!(
+        j.template,
+        Some(TemplateName::Phantom),
+        "the override applies"
+    );
+    // 2 sessions × 2 runs of ASL, one T1w per session
+    assert_eq!(j.matched["asl"].len(), 4);
+    assert_eq!(j.matched["t1w"].len(), 2);
+    // its inputs: its own files and the top-level files, nobody else's
+    assert!(
+        j.inputs
+            .iter()
+            .any(|f| f.ends_with("dataset_description.json"))
+    );
+    assert!(
+        j.inputs
+            .iter()
+            .any(|f| f.ends_with("sub-02_ses-1_run-1_asl.json"))
+    );
+    assert!(
+        !j.inputs
+            .iter()
+            .any(|f| f.to_string_lossy().contains("sub-01"))
+    );
+    assert!(
+        !j.inputs
+            .iter()
+            .any(|f| f.to_string_lossy().contains("derivatives"))
+    );
+    assert_eq!((j.resources.cpus, j.resources.mem_gb), (2, 4.0));
+    let shown = p.to_string();
+    assert!(shown.contains("cbf/sub-03"), "{shown}");
+    assert!(shown.contains("template=phantom"), "{shown}");
+    assert!(
+        shown.contains("sub-01/ses-2/perf/sub-01_ses-2_run-2_asl.nii.gz"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn group_plan_includes_participant_prerequisites_and_overrides() {
+    let w = Workflow::builtin();
+    let mut req = request(Level::Group);
+    req.overrides.permutations = Some(50);
+    req.overrides.seed = Some(9);
+    let p = plan(&w, &req).unwrap();
+    // three participants, the crossover step, and the receptor step that reads both
+    assert_eq!(p.jobs.len(), 5);
+    let r = p.job("receptors").unwrap();
+    assert_eq!(r.deps, vec![0, 1, 2, 3]);
+    let Op::ReceptorCorrelation(rp) = &r.op else {
+        panic!()
+    };
+    assert_eq!(
+        rp.seed, 9,
+        "the seed override reaches every step with draws"
+    );
+    let g = p.job("crossover").unwrap();
+    assert_eq!(g.deps, vec![0, 1, 2]);
+    assert!(!g.prerequisite);
+    assert!(p.jobs[..3].iter().all(|j| j.prerequisite));
+    let Op::CrossoverGroup(params) = &g.op else {
+        panic!()
+    };
+    assert_eq!((params.permutations, params.seed), (50, 9));
+    assert_eq!(params.smoothing_fwhm_mm, 6.0, "not overridden");
+    assert_eq!(g.template, Some(TemplateName::Phantom));
+    assert!(g.inputs.iter().any(|f| f.ends_with("sub-03_sessions.tsv")));
+    let shown = p.to_string();
+    assert!(
+        shown.contains("after: cbf/sub-01, cbf/sub-02, cbf/sub-03"),
+        "{shown}"
+    );
+    assert!(shown.contains("permutations=50"), "{shown}");
+    // the plan serialises (provenance)
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["jobs"][3]["op"], "crossover-group");
+    assert_eq!(json["jobs"][3]["params"]["seed"], 9);
+}
+
+#[test]
+fn participant_labels_select_jobs() {
+    let w = Workflow::builtin();
+    let mut req = request(Level::Group);
+    req.participant_labels = vec!["sub-03".into(), "01".into()];
+    let p = plan(&w, &req).unwrap();
+    let ids: Vec<&str> = p.jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, ["cbf/sub-01", "cbf/sub-03", "crossover", "receptors"]);
+    req.participant_labels = vec!["07".into()];
+    let e = plan(&w, &req).unwrap_err().to_string();
+    assert!(e.contains("'07'") && e.contains("01, 02, 03"), "{e}");
+}
+
+#[test]
+fn template_none_cannot_feed_the_group_level() {
+    let w = Workflow::builtin();
+    let mut req = request(Level::Group);
+    req.overrides.template = Some(TemplateName::None);
+    let e = plan(&w, &req).unwrap_err().to_string();
+    assert!(e.contains("template other than `none`"), "{e}");
+    // the participant level alone is fine
+    req.level = Level::Participant;
+    plan(&w, &req).unwrap();
+}
+
+#[test]
+fn mni_without_resources_is_explained() {
+    let w = Workflow::builtin();
+    let mut req = request(Level::Participant);
+    req.overrides.template = None;
+    req.overrides.resources_dir = Some(base_study().join("no-such-dir"));
+    let e = plan(&w, &req).unwrap_err();
+    assert!(matches!(e, Error::Resolve { .. }), "{e}");
+    assert!(
+        e.to_string().contains("templates/fsl_mni152nlin6asym_2mm"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_query_selecting_part_of_a_participant_is_refused() {
+    let text = std::fs::read_to_string(workflows_dir().join("ketamine-naltrexone-crossover.yaml"))
+        .unwrap()
+        .replace(
+            "asl: {bids: {datatype: perf, suffix: asl}}",
+            "asl: {bids: {datatype: perf, suffix: asl, entities: {run: \"1\"}}}",
+        );
+    let w = Workflow::parse(&text, "w.yaml").unwrap();
+    let e = plan(&w, &request(Level::Participant))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("w.yaml:16:9: "), "{e}");
+    assert!(
+        e.contains("selects 2 of the participant's 4 ASL series"),
+        "{e}"
+    );
+}
+
+#[test]
+fn before_after_example_plans() {
+    let w = Workflow::from_path(&workflows_dir().join("examples/before-after.yaml")).unwrap();
+    let p = plan(&w, &request(Level::Group)).unwrap();
+    let ids: Vec<&str> = p.jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["cbf/sub-01", "cbf/sub-02", "cbf/sub-03", "drug-effect"]
+    );
+    let Op::PairedGroup(params) = &p.jobs[3].op else {
+        panic!()
+    };
+    assert_eq!((params.permutations, params.seed), (5000, 7));
+}
