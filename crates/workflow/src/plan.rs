@@ -449,6 +449,13 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
                     }
                 }
                 inputs.extend(template_files(templates[i])?);
+                if let Op::ReceptorCorrelation(p) = op {
+                    inputs.extend(receptor_files(
+                        p,
+                        resources_dir.as_deref(),
+                        &workflow.origin,
+                    )?);
+                }
                 inputs.sort();
                 inputs.dedup();
                 let deps: Vec<usize> = upstream
@@ -671,4 +678,27 @@ fn flat_params(v: &serde_json::Value, prefix: &str, out: &mut String) {
             }
         }
     }
+}
+
+/// The PET maps and parcellation a receptor step reads (they key its cache: a run without the
+/// resource directory, which skips the step, is not a cache hit for a run with it).
+fn receptor_files(
+    p: &crate::spec::ReceptorCorrelationParams,
+    resources: Option<&Path>,
+    origin: &str,
+) -> Result<Vec<PathBuf>> {
+    let Some(root) = resources else {
+        return Ok(Vec::new());
+    };
+    let registry = cbflow_receptor::Registry::builtin()
+        .map_err(|e| resolve_err(Path::new(origin), e.to_string()))?;
+    let maps = registry
+        .select(&p.maps)
+        .map_err(|e| resolve_err(Path::new(origin), e.to_string()))?;
+    let mut files: Vec<PathBuf> = maps.iter().map(|m| root.join(&m.file)).collect();
+    if let Some(parc) = registry.parcellation(&p.parcellation) {
+        files.push(root.join(&parc.file));
+        files.push(root.join(&parc.labels));
+    }
+    Ok(files.into_iter().filter(|f| f.is_file()).collect())
 }
