@@ -232,12 +232,64 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     };
     init_logging(cli.verbose, cli.quiet);
-    match dispatch(cli) {
+    // a level run keeps a JSON-lines copy of its log in OUTPUT_DIR/logs (when OUTPUT_DIR exists
+    // at the end: bad input leaves nothing behind)
+    let log_target = match (&cli.command, &cli.app.output_dir, cli.app.level) {
+        (None, Some(out), Some(level)) => Some((out.clone(), level)),
+        _ => None,
+    };
+    let result = dispatch(cli);
+    if let Err(e) = &result {
+        eprintln!("error: {e:#}");
+        let line = serde_json::json!({"level": "ERROR", "fields": {"message": format!("{e:#}")}});
+        json_log().extend_from_slice(format!("{line}\n").as_bytes());
+    }
+    if let Some((out, level)) = log_target {
+        save_json_log(&out, level);
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(_) => ExitCode::from(1),
+    }
+}
+
+/// The JSON-lines log of this process, in memory until [`save_json_log`].
+static JSON_LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+fn json_log() -> std::sync::MutexGuard<'static, Vec<u8>> {
+    JSON_LOG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `tracing` writer into [`JSON_LOG`].
+struct JsonLogWriter;
+
+impl std::io::Write for JsonLogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        json_log().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes the JSON-lines log to `OUTPUT_DIR/logs/cbflow-<level>-<time>-<pid>.jsonl` (one file
+/// per process: SLURM tasks share OUTPUT_DIR).
+fn save_json_log(out: &std::path::Path, level: Level) {
+    if !out.is_dir() {
+        return;
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let path = out.join("logs").join(format!(
+        "cbflow-{}-{stamp}-{}.jsonl",
+        format!("{level:?}").to_lowercase(),
+        std::process::id()
+    ));
+    let bytes = std::mem::take(&mut *json_log());
+    if let Err(e) = cbflow_bids::atomic_write(&path, &bytes) {
+        eprintln!("warning: could not write the log {}: {e}", path.display());
     }
 }
 
@@ -253,12 +305,22 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CBFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let terminal = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
+        .with_filter(filter);
+    let json = tracing_subscriber::fmt::layer()
+        .json()
+        .with_writer(|| JsonLogWriter)
+        .with_filter(tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::registry()
+        .with(terminal)
+        .with(json)
         .try_init();
 }
 
