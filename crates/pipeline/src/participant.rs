@@ -68,7 +68,7 @@ pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
                 .is_some_and(|s| selected.iter().any(|x| x == s))
         })
         .collect();
-    tracing::info!("{} participants, {} ASL runs", selected.len(), runs.len());
+    tracing::debug!("{} participants, {} ASL runs", selected.len(), runs.len());
     let staging = Staging::new(&opts.output_dir)?;
     let writer = DerivativesWriter::create(
         &staging.dir,
