@@ -145,11 +145,16 @@ impl JobRunner for PipelineRunner {
                     .collect())
             }
             Op::ReceptorCorrelation(p) => {
-                let Some(resources) = plan.resources_dir.clone().or_else(|| {
-                    std::env::var_os(cbflow_pipeline::RESOURCES_ENV).map(PathBuf::from)
-                }) else {
+                // PET maps live under <resources>/pet; a resource directory without them (e.g.
+                // templates only, or the container's empty default mount point) skips the step
+                let Some(resources) = plan
+                    .resources_dir
+                    .clone()
+                    .or_else(|| std::env::var_os(cbflow_pipeline::RESOURCES_ENV).map(PathBuf::from))
+                    .filter(|r| r.join("pet").is_dir())
+                else {
                     tracing::warn!(
-                        "{}: no resource directory with the PET maps (--resources or {}): receptor correlations skipped",
+                        "{}: no resource directory with the PET maps (pet/ under --resources or {}): receptor correlations skipped",
                         job.id,
                         cbflow_pipeline::RESOURCES_ENV
                     );
