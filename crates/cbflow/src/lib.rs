@@ -245,7 +245,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         json_log().extend_from_slice(format!("{line}\n").as_bytes());
     }
     if let Some((out, level)) = log_target {
-        save_json_log(&out, level);
+        // a run that failed before writing any output leaves OUTPUT_DIR as it found it
+        let wrote_outputs = std::fs::read_dir(&out).is_ok_and(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name() != "logs")
+        });
+        if result.is_ok() || wrote_outputs {
+            save_json_log(&out, level);
+        }
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
