@@ -231,6 +231,18 @@ fn nothing_published(out: &Path) -> bool {
     })
 }
 
+/// The workflow parameters the command line sets.
+fn overrides(a: &crate::AppArgs) -> Result<cbflow_workflow::Overrides> {
+    Ok(cbflow_workflow::Overrides {
+        template: template_override(a.template.as_deref())?,
+        resources_dir: a.resources.clone(),
+        permutations: a.permutations,
+        seed: a.seed,
+        smoothing_fwhm_mm: a.smoothing,
+        cluster_threshold: None,
+    })
+}
+
 /// A BIDS-Apps level run here: check the request (nothing is written on bad input), resolve
 /// the workflow into a plan, execute it with the cache.
 pub(crate) fn run_level(
@@ -239,14 +251,7 @@ pub(crate) fn run_level(
     output_dir: &Path,
     level: crate::Level,
 ) -> Result<()> {
-    let overrides = cbflow_workflow::Overrides {
-        template: template_override(a.template.as_deref())?,
-        resources_dir: a.resources.clone(),
-        permutations: a.permutations,
-        seed: a.seed,
-        smoothing_fwhm_mm: a.smoothing,
-        cluster_threshold: None,
-    };
+    let overrides = overrides(a)?;
     let exec = LevelRun {
         workflow: a.workflow.clone(),
         participant_labels: a.participant_label.clone(),
@@ -399,14 +404,7 @@ pub(crate) fn submit_slurm(
         template: None,
     })?;
     let wf = load_workflow(a.workflow.as_deref())?;
-    let overrides = cbflow_workflow::Overrides {
-        template: template_override(a.template.as_deref())?,
-        resources_dir: a.resources.clone(),
-        permutations: a.permutations,
-        seed: a.seed,
-        smoothing_fwhm_mm: a.smoothing,
-        cluster_threshold: None,
-    };
+    let overrides = overrides(a)?;
     let request = |level| cbflow_workflow::PlanRequest {
         bids_dir: bids_dir.clone(),
         output_dir: output_dir.clone(),

@@ -249,7 +249,6 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
         geometry,
         data,
     } = masked_maps(tpl, &raw, opts.smoothing_fwhm_mm, &opts.output_dir)?;
-    let dims = tpl.grid.dims;
     let maps = CrossoverMaps {
         placebo_before: data[0].view(),
         placebo_during: data[1].view(),
@@ -277,13 +276,7 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
     let w = &writer;
     let mut files = Vec::new();
     let mut summary = Vec::new();
-    let to_volume = |vals: &[f64]| -> Result<Volume> {
-        let mut a = Array3::<f32>::zeros((dims[0], dims[1], dims[2]));
-        for (v, p) in vals.iter().zip(&ijk) {
-            a[*p] = *v as f32;
-        }
-        Ok(Volume::new(a.into_dyn(), tpl.grid.affine)?)
-    };
+    let to_volume = |vals: &[f64]| unmask(tpl, &ijk, vals);
     let meta = ContrastMeta {
         smoothing_fwhm_mm: opts.smoothing_fwhm_mm,
         inference: "sign-flipping of within-subject difference maps, sequence (order of pre-treatments) as a nuisance regressor by Freedman-Lane; FWE from the maximum statistic over the mask (Nichols & Holmes 2002; Winkler et al. 2014)".into(),
@@ -337,6 +330,16 @@ pub(crate) struct MaskedMaps {
     pub(crate) geometry: MaskGeometry,
     /// One `(subjects, voxels)` matrix per condition, smoothed inside the mask.
     pub(crate) data: Vec<Array2<f32>>,
+}
+
+/// A template-grid volume with `vals` at the mask voxels `ijk` and 0 elsewhere.
+pub(crate) fn unmask(tpl: &Template, ijk: &[[usize; 3]], vals: &[f64]) -> Result<Volume> {
+    let d = tpl.grid.dims;
+    let mut a = Array3::<f32>::zeros((d[0], d[1], d[2]));
+    for (v, p) in vals.iter().zip(ijk) {
+        a[*p] = *v as f32;
+    }
+    Ok(Volume::new(a.into_dyn(), tpl.grid.affine)?)
 }
 
 /// The analysis mask (template brain ∧ covered by every map) and the masked, smoothed maps;

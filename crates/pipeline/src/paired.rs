@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use cbflow_bids::{DerivativeName, DerivativesWriter, Entities, Layout, Table};
 use cbflow_image::Volume;
 use cbflow_stats::{PermutationOptions, StatsError, Tail, TfceParams};
-use ndarray::Array3;
 use serde_json::json;
 
-use crate::group::{ContrastMeta, GroupSummary, MaskedMaps, masked_maps, write_contrast};
+use crate::group::{ContrastMeta, GroupSummary, MaskedMaps, masked_maps, unmask, write_contrast};
 use crate::outputs::template_name;
 use crate::template::Template;
 use crate::{Error, Result};
@@ -158,14 +157,7 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
         crate::generated_by(),
         &[crate::source_dataset(&opts.bids_dir)],
     )?;
-    let dims = tpl.grid.dims;
-    let to_volume = |vals: &[f64]| -> Result<Volume> {
-        let mut a = Array3::<f32>::zeros((dims[0], dims[1], dims[2]));
-        for (v, p) in vals.iter().zip(&ijk) {
-            a[*p] = *v as f32;
-        }
-        Ok(Volume::new(a.into_dyn(), tpl.grid.affine)?)
-    };
+    let to_volume = |vals: &[f64]| unmask(tpl, &ijk, vals);
     let meta = ContrastMeta {
         smoothing_fwhm_mm: opts.smoothing_fwhm_mm,
         inference: "sign-flipping of within-subject difference maps (during - before), one-sample t; FWE from the maximum statistic over the mask (Nichols & Holmes 2002; Winkler et al. 2014)".into(),
@@ -312,6 +304,7 @@ fn write_roi_tests(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Array3;
 
     /// Synthetic subjects on the phantom grid with a known increase in the ACC during the drug:
     /// the paired test finds it there and nowhere far from it.

@@ -54,6 +54,15 @@ fn stage_upstream(ctx: &JobContext<'_>) -> Result<BTreeSet<PathBuf>> {
     Ok(staged)
 }
 
+/// A group job's outputs: what it wrote that no upstream job made (a file an upstream job
+/// made, e.g. dataset_description.json, stays the upstream one).
+fn added_outputs(ctx: &JobContext<'_>, staged: &BTreeSet<PathBuf>) -> Result<Vec<PathBuf>> {
+    Ok(list_outputs(ctx.out_dir)?
+        .into_iter()
+        .filter(|r| !staged.contains(r))
+        .collect())
+}
+
 /// The template of a group-level job's inputs.
 fn group_template(ctx: &JobContext<'_>) -> Result<cbflow_pipeline::Template> {
     let name = ctx
@@ -108,12 +117,7 @@ impl JobRunner for PipelineRunner {
                     s.subjects.len(),
                     s.excluded.len()
                 );
-                // its outputs: what it wrote that no upstream job made (a file an upstream
-                // job made, e.g. dataset_description.json, stays the upstream one)
-                Ok(list_outputs(ctx.out_dir)?
-                    .into_iter()
-                    .filter(|r| !staged.contains(r))
-                    .collect())
+                added_outputs(ctx, &staged)
             }
             Op::PairedGroup(p) => {
                 let template = group_template(ctx)?;
@@ -139,10 +143,7 @@ impl JobRunner for PipelineRunner {
                     s.subjects.len(),
                     s.excluded.len()
                 );
-                Ok(list_outputs(ctx.out_dir)?
-                    .into_iter()
-                    .filter(|r| !staged.contains(r))
-                    .collect())
+                added_outputs(ctx, &staged)
             }
             Op::ReceptorCorrelation(p) => {
                 // PET maps live under <resources>/pet; a resource directory without them (e.g.
@@ -197,10 +198,7 @@ impl JobRunner for PipelineRunner {
                 let s =
                     cbflow_pipeline::receptor_correlations(&opts).map_err(|e| failed(ctx, e))?;
                 tracing::info!("{}: {} contrasts", job.id, s.contrasts.len());
-                Ok(list_outputs(ctx.out_dir)?
-                    .into_iter()
-                    .filter(|r| !staged.contains(r))
-                    .collect())
+                added_outputs(ctx, &staged)
             }
         }
     }
