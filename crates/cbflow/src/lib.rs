@@ -234,8 +234,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     init_logging(cli.verbose, cli.quiet);
     // a level run keeps a JSON-lines copy of its log in OUTPUT_DIR/logs (when OUTPUT_DIR exists
     // at the end: bad input leaves nothing behind)
-    let log_target = match (&cli.command, &cli.app.output_dir, cli.app.level) {
-        (None, Some(out), Some(level)) => Some((out.clone(), level)),
+    let log_target = match (
+        &cli.command,
+        &cli.app.bids_dir,
+        &cli.app.output_dir,
+        cli.app.level,
+    ) {
+        (None, Some(bids), Some(out), Some(level)) => Some((bids.clone(), out.clone(), level)),
         _ => None,
     };
     let result = dispatch(cli);
@@ -244,13 +249,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         let line = serde_json::json!({"level": "ERROR", "fields": {"message": format!("{e:#}")}});
         json_log().extend_from_slice(format!("{line}\n").as_bytes());
     }
-    if let Some((out, level)) = log_target {
-        // a run that failed before writing any output leaves OUTPUT_DIR as it found it
-        let wrote_outputs = std::fs::read_dir(&out).is_ok_and(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .any(|e| e.file_name() != "logs")
-        });
+    if let Some((bids, out, level)) = log_target {
+        // a run that failed before writing any output leaves OUTPUT_DIR as it found it, and
+        // nothing is ever written where outputs may not go (e.g. into the input dataset)
+        let allowed = cbflow_bids::check_output_dir(&bids, &out).is_ok();
+        let wrote_outputs = allowed
+            && std::fs::read_dir(&out).is_ok_and(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .any(|e| e.file_name() != "logs")
+            });
         if result.is_ok() || wrote_outputs {
             save_json_log(&out, level);
         }
