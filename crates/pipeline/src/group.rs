@@ -68,6 +68,8 @@ pub struct GroupOptions {
     pub smoothing_fwhm_mm: f64,
     /// Cluster-forming threshold (t).
     pub cluster_threshold: f64,
+    /// The contrasts tested ([`GroupContrast::defaults`] for the ketamine + naltrexone study).
+    pub contrasts: Vec<GroupContrast>,
 }
 
 /// What the group level did.
@@ -93,28 +95,188 @@ pub(crate) struct SubjectData {
     pub(crate) periods: [u8; 2],
 }
 
-pub(crate) const CONTRASTS: [(CrossoverContrast, &str, Tail); 4] = [
-    (
-        CrossoverContrast::KetamineUnderPlacebo,
-        "ketamineUnderPlacebo",
-        Tail::Positive,
-    ),
-    (
-        CrossoverContrast::KetamineUnderNaltrexone,
-        "ketamineUnderNaltrexone",
-        Tail::Positive,
-    ),
-    (
-        CrossoverContrast::KetaminePooled,
-        "ketaminePooled",
-        Tail::Positive,
-    ),
-    (
-        CrossoverContrast::Interaction,
-        "interaction",
-        Tail::TwoSided,
-    ),
+/// The four cells of the crossover, in the order of [`CrossoverContrast::weights`]; the keys of
+/// a contrast's weights in the workflow and in the `ContrastWeights` sidecar field.
+pub const CELLS: [&str; 4] = [
+    "placebo-before",
+    "placebo-during",
+    "naltrexone-before",
+    "naltrexone-during",
 ];
+
+/// One contrast of the crossover group level.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupContrast {
+    /// Name: the `contrast-<name>` entity of its outputs (letters and digits only).
+    pub name: String,
+    /// What it measures, for sidecars and reports.
+    pub description: String,
+    /// The weights of the four cells.
+    pub contrast: CrossoverContrast,
+    /// The tail tested.
+    pub tail: Tail,
+}
+
+impl GroupContrast {
+    /// The contrasts of the ketamine + naltrexone study: the ketamine effect under placebo,
+    /// under naltrexone and pooled (one-sided, positive), and the interaction (two-sided).
+    pub fn defaults() -> Vec<Self> {
+        let c = |name: &str, description: &str, named: CrossoverContrast, tail| Self {
+            name: name.into(),
+            description: description.into(),
+            contrast: CrossoverContrast::Weights(named.weights()),
+            tail,
+        };
+        vec![
+            c(
+                "ketamineUnderPlacebo",
+                "ketamine (during − before) under placebo",
+                CrossoverContrast::KetamineUnderPlacebo,
+                Tail::Positive,
+            ),
+            c(
+                "ketamineUnderNaltrexone",
+                "ketamine (during − before) under naltrexone",
+                CrossoverContrast::KetamineUnderNaltrexone,
+                Tail::Positive,
+            ),
+            c(
+                "ketaminePooled",
+                "ketamine (during − before), mean of both pre-treatments",
+                CrossoverContrast::KetaminePooled,
+                Tail::Positive,
+            ),
+            c(
+                "interaction",
+                "pre-treatment × time: ketamine effect under placebo − under naltrexone",
+                CrossoverContrast::Interaction,
+                Tail::TwoSided,
+            ),
+        ]
+    }
+
+    /// Why this contrast cannot be tested, if it cannot: a name that is not a BIDS label, or
+    /// weights that are not a within-subject difference.
+    pub fn problem(&self) -> Option<String> {
+        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Some(format!(
+                "contrast name '{}' must be letters and digits only (it becomes the BIDS entity contrast-<name>)",
+                self.name
+            ));
+        }
+        self.contrast
+            .validate()
+            .err()
+            .map(|e| format!("contrast {}: {e}", self.name))
+    }
+
+    /// Sidecar fields that let later steps (receptor maps, reports) rebuild the contrast.
+    pub(crate) fn sidecar(&self, order: usize) -> serde_json::Value {
+        let w = self.contrast.weights();
+        let weights: serde_json::Map<String, serde_json::Value> = CELLS
+            .iter()
+            .zip(w)
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        json!({
+            "ContrastDescription": self.description,
+            "ContrastWeights": weights,
+            "ContrastOrder": order,
+        })
+    }
+}
+
+/// Refuses an empty list, duplicate names and contrasts that cannot be tested.
+fn check_contrasts(contrasts: &[GroupContrast], out: &Path) -> Result<()> {
+    let err = |message: String| meta_err(out, "contrasts", message);
+    if contrasts.is_empty() {
+        return Err(err("no contrast to test".into()));
+    }
+    for (k, c) in contrasts.iter().enumerate() {
+        if let Some(why) = c.problem() {
+            return Err(err(why));
+        }
+        if contrasts[..k].iter().any(|o| o.name == c.name) {
+            return Err(err(format!("contrast {} is declared twice", c.name)));
+        }
+    }
+    Ok(())
+}
+
+fn tail_from_sidecar(s: &str) -> Option<Tail> {
+    match s {
+        "Positive" => Some(Tail::Positive),
+        "Negative" => Some(Tail::Negative),
+        "TwoSided" => Some(Tail::TwoSided),
+        _ => None,
+    }
+}
+
+/// The crossover contrasts whose t maps the group level wrote into `output_dir` for template
+/// `tpl`, rebuilt from their sidecars, in the order they were declared. Contrasts of other
+/// designs (no crossover `ContrastWeights`) are left out.
+pub fn written_contrasts(output_dir: &Path, tpl: &Template) -> Result<Vec<GroupContrast>> {
+    let prefix = format!("space-{}_res-{}_contrast-", tpl.name, tpl.res);
+    let suffix = "_stat-t_statmap.json";
+    let mut found = Vec::new();
+    let entries = match std::fs::read_dir(output_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(meta_err(
+                output_dir,
+                "(directory)",
+                format!("cannot list: {e}"),
+            ));
+        }
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&prefix) && n.ends_with(suffix))
+        .collect();
+    names.sort();
+    for n in names {
+        let path = output_dir.join(&n);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| meta_err(&path, "(file)", format!("cannot read: {e}")))?;
+        let j: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| meta_err(&path, "(whole file)", format!("not JSON: {e}")))?;
+        let Some(wj) = j.get("ContrastWeights") else {
+            return Err(meta_err(
+                &path,
+                "ContrastWeights",
+                "missing: rerun the group level with this version of cbflow",
+            ));
+        };
+        let Some(w) = CELLS
+            .iter()
+            .map(|c| wj.get(*c).and_then(|v| v.as_f64()))
+            .collect::<Option<Vec<f64>>>()
+        else {
+            continue; // another design's contrast
+        };
+        let name = j["Contrast"]
+            .as_str()
+            .ok_or_else(|| meta_err(&path, "Contrast", "missing or not a string"))?;
+        let tail = j["Tail"]
+            .as_str()
+            .and_then(tail_from_sidecar)
+            .ok_or_else(|| meta_err(&path, "Tail", "missing or not Positive/Negative/TwoSided"))?;
+        let order = j["ContrastOrder"].as_u64().unwrap_or(u64::MAX);
+        found.push((
+            order,
+            GroupContrast {
+                name: name.into(),
+                description: j["ContrastDescription"].as_str().unwrap_or("").into(),
+                contrast: CrossoverContrast::Weights([w[0], w[1], w[2], w[3]]),
+                tail,
+            },
+        ));
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.name.cmp(&b.1.name)));
+    Ok(found.into_iter().map(|(_, c)| c).collect())
+}
 
 fn meta_err(path: &Path, field: &str, message: impl Into<String>) -> Error {
     Error::Metadata {
@@ -182,6 +344,7 @@ pub(crate) fn read_design(
 
 /// Runs the group level.
 pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
+    check_contrasts(&opts.contrasts, &opts.output_dir)?;
     let layout = Layout::index(&opts.bids_dir)?;
     let (subjects, mut excluded) = read_design(&layout, &opts.design)?;
     let tpl = &opts.template;
@@ -277,12 +440,15 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
     let mut files = Vec::new();
     let mut summary = Vec::new();
     let to_volume = |vals: &[f64]| unmask(tpl, &ijk, vals);
-    let meta = ContrastMeta {
+    let mut meta = ContrastMeta {
         smoothing_fwhm_mm: opts.smoothing_fwhm_mm,
+        extra: json!({}),
         inference: "sign-flipping of within-subject difference maps, sequence (order of pre-treatments) as a nuisance regressor by Freedman-Lane; FWE from the maximum statistic over the mask (Nichols & Holmes 2002; Winkler et al. 2014)".into(),
         sources: format!("participant-level *_space-<template>_cbf.nii.gz, run-{} (before) and run-{} (during) of the placebo and naltrexone sessions", d.run_before, d.run_during),
     };
-    for (contrast, name, tail) in CONTRASTS {
+    for (order, gc) in opts.contrasts.iter().enumerate() {
+        let (name, tail) = (gc.name.as_str(), gc.tail);
+        meta.extra = gc.sidecar(order);
         let popts = PermutationOptions {
             n_permutations: opts.n_permutations,
             seed: opts.seed,
@@ -294,7 +460,7 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
         let t0 = std::time::Instant::now();
         let (_diff, res) = cbflow_stats::crossover_test(
             &maps,
-            contrast,
+            gc.contrast,
             Some(&sequence),
             &[],
             Some(&geometry),
@@ -428,6 +594,8 @@ pub(crate) struct ContrastMeta {
     pub(crate) inference: String,
     /// The input maps.
     pub(crate) sources: String,
+    /// Further sidecar fields of this contrast (an object), e.g. its weights.
+    pub(crate) extra: serde_json::Value,
 }
 
 /// Writes a contrast's t, effect, TFCE and −log10 p maps and its cluster table; returns the
@@ -461,6 +629,10 @@ pub(crate) fn write_contrast(
         "DegreesOfFreedom": res.df,
         "Sources": meta.sources,
     });
+    let mut common = common;
+    if let (Some(c), Some(e)) = (common.as_object_mut(), meta.extra.as_object()) {
+        c.extend(e.clone());
+    }
     let mut put = |n: DerivativeName, vals: &[f64], desc: &str, units: &str| -> Result<()> {
         let mut side = common.clone();
         side["Description"] = json!(desc);
@@ -609,5 +781,150 @@ pub(crate) fn arm(k: usize) -> Treatment {
         Treatment::Placebo
     } else {
         Treatment::Naltrexone
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receptors::mor_tests::write_study;
+
+    /// Declared contrasts: each is tested and written with the weights in its sidecar, read
+    /// back in declared order; a contrast beyond the study's four (naltrexone's effect on
+    /// baseline CBF) has the effect map of the naive mean difference; bad ones are refused.
+    #[test]
+    fn declared_contrasts_are_tested_written_and_read_back() {
+        let tpl = Template::phantom();
+        let tmp = tempfile::tempdir().unwrap();
+        let (bids, out) = (tmp.path().join("bids"), tmp.path().join("out"));
+        let effect = tpl.gm.frame(0).to_owned();
+        write_study(&bids, &out, &tpl, &effect, 6, 3.0, 5);
+        // the participant level's ROI tables, which the group tables read
+        for s in 1..=6 {
+            for ses in ["1", "2"] {
+                for run in ["1", "2"] {
+                    let p = template_output(
+                        &out,
+                        &format!("{s:02}"),
+                        ses,
+                        run,
+                        &tpl,
+                        Some("roi"),
+                        ".tsv",
+                    )
+                    .unwrap();
+                    let v = 40.0 + s as f64 + if run == "2" { 3.0 } else { 0.0 };
+                    let rows: String = crate::group_tables::REGIONS
+                        .iter()
+                        .enumerate()
+                        .map(|(k, r)| format!("{r}\t{}\n", v + k as f64))
+                        .collect();
+                    std::fs::write(&p, format!("region\tmean_cbf\n{rows}")).unwrap();
+                }
+            }
+        }
+        // write_study's own group map is not a group-level output
+        for f in std::fs::read_dir(&out).unwrap().filter_map(|e| e.ok()) {
+            if f.file_name().to_string_lossy().contains("_statmap") {
+                std::fs::remove_file(f.path()).unwrap();
+            }
+        }
+        let nal_baseline = GroupContrast {
+            name: "naltrexoneBaseline".into(),
+            description: "naltrexone − placebo, before ketamine".into(),
+            contrast: CrossoverContrast::Weights([-1.0, 0.0, 1.0, 0.0]),
+            tail: Tail::TwoSided,
+        };
+        let mut opts = GroupOptions {
+            bids_dir: bids.clone(),
+            output_dir: out.clone(),
+            template: tpl.clone(),
+            design: StudyDesign::default(),
+            n_permutations: 100,
+            seed: 3,
+            smoothing_fwhm_mm: 0.0,
+            cluster_threshold: 3.1,
+            contrasts: vec![nal_baseline.clone(), GroupContrast::defaults().remove(0)],
+        };
+        // refused before anything is written: weights that do not sum to 0, a name twice
+        let before: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        for bad in [
+            vec![GroupContrast {
+                contrast: CrossoverContrast::Weights([0.0, 1.0, 0.0, 0.0]),
+                ..nal_baseline.clone()
+            }],
+            vec![nal_baseline.clone(), nal_baseline.clone()],
+        ] {
+            let o = GroupOptions {
+                contrasts: bad,
+                ..opts.clone()
+            };
+            let e = group(&o).unwrap_err().to_string();
+            assert!(
+                e.contains("contrasts") && e.contains("naltrexoneBaseline"),
+                "{e}"
+            );
+        }
+        let after: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(before, after);
+
+        let s = group(&opts).unwrap();
+        let names: Vec<&str> = s.contrasts.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(names, ["naltrexoneBaseline", "ketamineUnderPlacebo"]);
+        // read back from the sidecars, in declared order
+        assert_eq!(written_contrasts(&out, &tpl).unwrap(), opts.contrasts);
+        // the effect map is the mean over subjects of naltrexone-before − placebo-before (no
+        // smoothing; 3 subjects per sequence, so the centred sequence regressor leaves it)
+        let read = |ses: usize, sub: usize| {
+            let p = template_output(
+                &out,
+                &format!("{sub:02}"),
+                &ses.to_string(),
+                "1",
+                &tpl,
+                None,
+                ".nii.gz",
+            )
+            .unwrap();
+            cbflow_image::read(&p).unwrap().frame(0).mapv(f64::from)
+        };
+        let mut naive = ndarray::Array3::<f64>::zeros(tpl.grid.dims);
+        for sub in 1..=6 {
+            // odd subjects (index 0, 2, 4): placebo in ses-1
+            let (pl, nl) = if sub % 2 == 1 { (1, 2) } else { (2, 1) };
+            naive = naive + (read(nl, sub) - read(pl, sub)) / 6.0;
+        }
+        let eff = cbflow_image::read(
+            &out.join("space-phantom_res-3_contrast-naltrexoneBaseline_stat-effect_statmap.nii.gz"),
+        )
+        .unwrap();
+        let mut n = 0;
+        for (e, v) in eff.frame(0).iter().zip(naive.iter()) {
+            if *e != 0.0 {
+                assert!((f64::from(*e) - v).abs() < 1e-3, "{e} vs {v}");
+                n += 1;
+            }
+        }
+        assert!(n > 1000, "{n} voxels compared");
+        // its ROI test: ACC_sub is the same in both sessions before ketamine
+        let t = std::fs::read_to_string(out.join("desc-roiTtests_table.tsv")).unwrap();
+        let row = t
+            .lines()
+            .find(|l| l.starts_with("ACC_sub\tnaltrexoneBaseline\t"))
+            .unwrap_or_else(|| panic!("no ROI row:\n{t}"));
+        assert_eq!(row.split('\t').nth(3), Some("0.00000"), "{row}");
+        opts.contrasts.clear();
+        assert!(
+            group(&opts)
+                .unwrap_err()
+                .to_string()
+                .contains("no contrast")
+        );
     }
 }

@@ -12,7 +12,7 @@ use crate::group::{GroupOptions, SubjectInfo, arm};
 use crate::{Error, Result};
 
 /// Regions tested at the group level (rows of the participant ROI tables).
-const REGIONS: [&str; 5] = ["ACC_sub", "ACC_pre", "ACC_sup", "grey_matter", "global"];
+pub(crate) const REGIONS: [&str; 5] = ["ACC_sub", "ACC_pre", "ACC_sup", "grey_matter", "global"];
 /// Regions whose ketamine change is related to the subjective effects.
 const BEHAVIOUR_REGIONS: [&str; 3] = ["ACC_sub", "ACC_pre", "ACC_sup"];
 
@@ -132,19 +132,14 @@ pub(crate) fn write_tables(
     // paired tests per ROI and contrast
     let mut rows = Vec::new();
     for r in REGIONS {
-        let (dp, dn) = (delta(0, r), delta(1, r));
-        let contrasts: [(&str, Vec<f64>); 4] = [
-            ("ketamineUnderPlacebo", dp.clone()),
-            ("ketamineUnderNaltrexone", dn.clone()),
-            (
-                "ketaminePooled",
-                dp.iter().zip(&dn).map(|(a, b)| (a + b) / 2.0).collect(),
-            ),
-            (
-                "interaction",
-                dp.iter().zip(&dn).map(|(a, b)| a - b).collect(),
-            ),
-        ];
+        // each declared contrast, on the ROI means (cells in the order of CELLS)
+        let contrasts = opts.contrasts.iter().map(|c| {
+            let w = c.contrast.weights();
+            let diff: Vec<f64> = (0..subjects.len())
+                .map(|s| (0..4).map(|k| w[k] * get(s, k / 2, k % 2, r)).sum())
+                .collect();
+            (c.name.as_str(), diff)
+        });
         for (name, diff) in contrasts {
             let t = cbflow_stats::one_sample_t_test(&diff)
                 .map_err(|e| step_err(&opts.output_dir, e))?;
@@ -174,7 +169,7 @@ pub(crate) fn write_tables(
         "p",
         "cohens_dz",
     ];
-    files.extend(write_table(w, "roiTtests", &cols, rows, json!({"Description": "paired t tests of ROI mean CBF: during − before ketamine per pre-treatment, their mean, and their difference (interaction); two-sided p; 95 % CI of the mean difference", "Units": "mL/100g/min"}))?);
+    files.extend(write_table(w, "roiTtests", &cols, rows, json!({"Description": "paired t tests of ROI mean CBF for each contrast of the group level (the weighted sum of the four cells, as in the ContrastWeights of the contrast's maps; the defaults: during − before ketamine per pre-treatment, their mean, and their difference, the interaction); two-sided p; 95 % CI of the mean difference", "Units": "mL/100g/min"}))?);
 
     // brain–behaviour correlations
     let phenotype = layout.phenotype()?;

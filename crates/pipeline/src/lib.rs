@@ -19,9 +19,11 @@ mod template;
 
 pub use asl::{AslOptions, AslResult, NativeTissue, process_run, quant_params, score_and_qc};
 pub use cbflow_receptor::{CorrelationMethod, GroupStat};
-pub use cbflow_stats::Tail;
+pub use cbflow_stats::{CrossoverContrast, Tail};
 pub use error::{Error, Result};
-pub use group::{GroupOptions, GroupSummary, StudyDesign, group};
+pub use group::{
+    CELLS, GroupContrast, GroupOptions, GroupSummary, StudyDesign, group, written_contrasts,
+};
 pub use paired::{PairedGroupOptions, paired_group};
 pub use participant::{
     ParticipantOptions, ParticipantSummary, Preflight, participant, participant_preflight,

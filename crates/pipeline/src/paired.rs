@@ -160,6 +160,7 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
     let to_volume = |vals: &[f64]| unmask(tpl, &ijk, vals);
     let meta = ContrastMeta {
         smoothing_fwhm_mm: opts.smoothing_fwhm_mm,
+        extra: serde_json::json!({"ContrastWeights": {"before": -1.0, "during": 1.0}}),
         inference: "sign-flipping of within-subject difference maps (during - before), one-sample t; FWE from the maximum statistic over the mask (Nichols & Holmes 2002; Winkler et al. 2014)".into(),
         sources: format!(
             "participant-level *_space-<template>_cbf.nii.gz, run-{} (before) and run-{} (during)",

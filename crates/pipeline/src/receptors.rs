@@ -27,7 +27,7 @@ use cbflow_stats::CrossoverMaps;
 use ndarray::{Array2, Array3, ArrayView3, Zip};
 use serde_json::{Value, json};
 
-use crate::group::{CONTRASTS, StudyDesign, read_design};
+use crate::group::{GroupContrast, StudyDesign, read_design, written_contrasts};
 use crate::outputs::template_output;
 use crate::template::Template;
 use crate::{Error, Result};
@@ -627,10 +627,10 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
     }
     let tpl = &opts.template;
     // group maps
-    let mut group: Vec<(&str, Vec<f64>, PathBuf)> = Vec::new();
+    let mut group: Vec<(GroupContrast, Vec<f64>, PathBuf)> = Vec::new();
     let mut group_mask = tpl.brain_mask.frame(0).mapv(|v| v > 0.5);
-    for (_, name, _) in CONTRASTS {
-        let p = group_map_path(opts, name)?;
+    for gc in written_contrasts(out, tpl)? {
+        let p = group_map_path(opts, &gc.name)?;
         if !p.exists() {
             continue;
         }
@@ -645,15 +645,15 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
         Zip::from(&mut group_mask)
             .and(v.frame(0))
             .for_each(|m, &x| *m &= x.is_finite() && x != 0.0);
-        group.push((name, flat_c(v.frame(0)), p));
+        group.push((gc, flat_c(v.frame(0)), p));
     }
     if group.is_empty() {
         return Err(Error::Metadata {
             path: out.clone(),
             field: "group maps".into(),
             message: format!(
-                "no group statistic map found (e.g. {}); run the group level first",
-                group_map_path(opts, CONTRASTS[0].1)?.display()
+                "no group statistic map of a crossover contrast found (e.g. {}); run the group level first",
+                group_map_path(opts, "ketamineUnderPlacebo")?.display()
             ),
         });
     }
@@ -789,12 +789,8 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
         ReceptorLevel::Parcel => opts.parcellation.clone(),
         ReceptorLevel::Voxel => "voxel".to_string(),
     };
-    for (cname, gflat, gpath) in &group {
-        let contrast = CONTRASTS
-            .iter()
-            .find(|c| c.1 == *cname)
-            .map(|c| c.0)
-            .expect("known contrast");
+    for (gc, gflat, gpath) in &group {
+        let (cname, contrast) = (gc.name.as_str(), gc.contrast);
         // subjects' ΔCBF for this contrast, over the group-mask columns
         let diff = match &subjects {
             Some(s) => {
@@ -825,7 +821,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
             let r = cbflow_receptor::correlate(&g, &p.receptor, opts.method)
                 .map_err(|err| rec_err(gpath, err))?;
             let mut res = CorrelationResult::new(
-                *cname,
+                cname,
                 e.name.clone(),
                 e.target.clone(),
                 space.clone(),
@@ -1371,7 +1367,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod mor_tests {
+pub(crate) mod mor_tests {
     use super::*;
     use rand::SeedableRng;
     use rand_distr::{Distribution, Normal};
@@ -1477,6 +1473,16 @@ mod mor_tests {
             &p,
             &Volume::new(img.into_dyn(), tpl.grid.affine).unwrap(),
             cbflow_image::DataType::Float32,
+        )
+        .unwrap();
+        // its sidecar, from which the receptor step rebuilds the contrast
+        let contrast = GroupContrast::defaults().remove(0);
+        let mut side = contrast.sidecar(0);
+        side["Contrast"] = contrast.name.clone().into();
+        side["Tail"] = "Positive".into();
+        std::fs::write(
+            p.to_string_lossy().replace(".nii.gz", ".json"),
+            side.to_string(),
         )
         .unwrap();
     }

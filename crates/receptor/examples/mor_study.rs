@@ -159,6 +159,7 @@ fn simulate_and_process(
         seed,
         smoothing_fwhm_mm: 6.0,
         cluster_threshold: 3.0,
+        contrasts: cbflow_pipeline::GroupContrast::defaults(),
     })
     .expect("group level");
     println!("group level: {:.1} s", t.elapsed().as_secs_f64());

@@ -16,26 +16,6 @@ use crate::plots::{self, BarRow, LinePanel, ScatterPanel, Series, palette};
 use crate::slices::{Cmap, Layer, Orient, Scene, canonical, window};
 use crate::{Error, Result};
 
-/// The four crossover contrasts, with a description.
-pub const CONTRASTS: [(&str, &str); 4] = [
-    (
-        "ketamineUnderPlacebo",
-        "ketamine (during − before) under placebo",
-    ),
-    (
-        "ketamineUnderNaltrexone",
-        "ketamine (during − before) under naltrexone",
-    ),
-    (
-        "ketaminePooled",
-        "ketamine (during − before), mean of both pre-treatments",
-    ),
-    (
-        "interaction",
-        "pre-treatment × time: ketamine effect under placebo − under naltrexone",
-    ),
-];
-
 /// Regions of the ROI tables, in display order, with their names.
 pub const REGIONS: [(&str, &str); 5] = [
     ("ACC_sub", "subgenual ACC (sgACC)"),
@@ -381,13 +361,28 @@ fn build(output_dir: &Path, bids_dir: &Path) -> Result<String> {
         .as_ref()
         .and_then(|l| l.values().next().map(Vec::len))
         .unwrap_or(0);
-    let stat_json = space.as_ref().and_then(|(s, r)| {
-        data::json_opt(&output_dir.join(format!(
-            "space-{s}_res-{r}_contrast-ketaminePooled_stat-t_statmap.json"
-        )))
-        .ok()
-        .flatten()
-    });
+    // the contrasts the group level tested, from the sidecars of their t maps
+    let contrasts: Vec<(String, String)> = match &template {
+        Ok(tpl) => cbflow_pipeline::written_contrasts(output_dir, tpl)
+            .map_err(|e| Error::Invalid {
+                path: output_dir.to_path_buf(),
+                message: e.to_string(),
+            })?
+            .into_iter()
+            .map(|c| (c.name, c.description))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let stat_json = space
+        .as_ref()
+        .zip(contrasts.first())
+        .and_then(|((s, r), (c, _))| {
+            data::json_opt(&output_dir.join(format!(
+                "space-{s}_res-{r}_contrast-{c}_stat-t_statmap.json"
+            )))
+            .ok()
+            .flatten()
+        });
 
     // summary
     nav.push(("summary".to_string(), "Summary".to_string()));
@@ -412,9 +407,9 @@ fn build(output_dir: &Path, bids_dir: &Path) -> Result<String> {
     }
     body.push_str("<dt>Contrasts</dt><dd>");
     body.push_str(
-        &CONTRASTS
+        &contrasts
             .iter()
-            .map(|c| format!("<b>{}</b>: {}", c.0, esc(c.1)))
+            .map(|c| format!("<b>{}</b>: {}", esc(&c.0), esc(&c.1)))
             .collect::<Vec<_>>()
             .join("<br>"),
     );
@@ -429,7 +424,7 @@ fn build(output_dir: &Path, bids_dir: &Path) -> Result<String> {
     body.push_str("<section id=\"voxelwise\"><h2>Voxelwise results</h2>");
     match (&space, &template) {
         (Some((s, r)), Ok(tpl)) => {
-            for (c, desc) in CONTRASTS {
+            for (c, desc) in &contrasts {
                 body.push_str(&contrast_section(output_dir, s, r, tpl, c, desc)?);
             }
         }
@@ -450,7 +445,7 @@ fn build(output_dir: &Path, bids_dir: &Path) -> Result<String> {
 
     nav.push(("receptors".into(), "Receptors".into()));
     body.push_str("<section id=\"receptors\"><h2>Receptor-density correlations</h2>");
-    let (rec_html, any_rec) = receptor_section(output_dir)?;
+    let (rec_html, any_rec) = receptor_section(output_dir, &contrasts)?;
     body.push_str(&rec_html);
     body.push_str("</section>\n");
 
@@ -1108,10 +1103,10 @@ fn behaviour_section(output_dir: &Path, bids_dir: &Path) -> Result<String> {
 }
 
 /// Receptor section; also says whether any receptor table was found.
-fn receptor_section(output_dir: &Path) -> Result<(String, bool)> {
+fn receptor_section(output_dir: &Path, contrasts: &[(String, String)]) -> Result<(String, bool)> {
     let mut s = String::new();
     let mut any = false;
-    for (c, _) in CONTRASTS {
+    for (c, _) in contrasts {
         let tp = output_dir.join(format!("desc-receptors_contrast-{c}_table.tsv"));
         let np = output_dir.join(format!("desc-receptorNulls_contrast-{c}_table.tsv"));
         let Some(t) = data::table_opt(&tp)? else {

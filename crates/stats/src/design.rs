@@ -12,6 +12,7 @@
 //! | [`CrossoverContrast::KetamineUnderNaltrexone`] | `Δnal` |
 //! | [`CrossoverContrast::KetaminePooled`] | `(Δpla + Δnal) / 2` |
 //! | [`CrossoverContrast::Interaction`] | `Δpla − Δnal` (pre-treatment × time) |
+//! | [`CrossoverContrast::Weights`] | `Σ w·map` over the four cells, `Σ w = 0` |
 //!
 //! Each is a within-subject quantity whose mean is tested against 0 with independent sign flips
 //! (Winkler et al. 2014, ISE). A session-order (period) effect on `Δ` enters the per-arm and the
@@ -27,7 +28,7 @@ use crate::glm::GlmDesign;
 use crate::permutation::{PermutationOptions, PermutationResult, Scheme, permutation_test};
 
 /// Which crossover contrast to form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum CrossoverContrast {
     /// Ketamine effect (during − before) in the placebo session.
     KetamineUnderPlacebo,
@@ -37,6 +38,50 @@ pub enum CrossoverContrast {
     KetaminePooled,
     /// Pre-treatment × time interaction: `Δplacebo − Δnaltrexone`.
     Interaction,
+    /// Any within-subject contrast: weights of the placebo-before, placebo-during,
+    /// naltrexone-before and naltrexone-during maps, summing to 0 (e.g. `[-1, 0, 1, 0]`, the
+    /// naltrexone effect on baseline CBF).
+    Weights([f64; 4]),
+}
+
+impl CrossoverContrast {
+    /// Weights of the placebo-before, placebo-during, naltrexone-before and naltrexone-during
+    /// maps that form this contrast.
+    pub fn weights(&self) -> [f64; 4] {
+        match self {
+            Self::KetamineUnderPlacebo => [-1.0, 1.0, 0.0, 0.0],
+            Self::KetamineUnderNaltrexone => [0.0, 0.0, -1.0, 1.0],
+            Self::KetaminePooled => [-0.5, 0.5, -0.5, 0.5],
+            Self::Interaction => [-1.0, 1.0, 1.0, -1.0],
+            Self::Weights(w) => *w,
+        }
+    }
+
+    /// Checks that the weights are finite, not all zero and sum to zero: only then is the
+    /// per-subject value a within-subject difference whose sign may be flipped under H₀.
+    pub fn validate(&self) -> Result<()> {
+        let w = self.weights();
+        if w.iter().any(|v| !v.is_finite()) {
+            return Err(StatsError::Design {
+                reason: format!("contrast weights {w:?} are not all finite"),
+            });
+        }
+        if w.iter().all(|&v| v == 0.0) {
+            return Err(StatsError::Design {
+                reason: "contrast weights are all zero".into(),
+            });
+        }
+        let sum: f64 = w.iter().sum();
+        let scale: f64 = w.iter().map(|v| v.abs()).sum();
+        if sum.abs() > 1e-9 * scale {
+            return Err(StatsError::Design {
+                reason: format!(
+                    "contrast weights {w:?} sum to {sum}, not 0: a sign-flip test needs a within-subject difference"
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The four per-subject maps, each (n_subjects, V), rows in the same subject order.
@@ -96,6 +141,22 @@ pub fn crossover_difference(
         CrossoverContrast::KetamineUnderNaltrexone => dnal,
         CrossoverContrast::KetaminePooled => (dpla + dnal) * 0.5,
         CrossoverContrast::Interaction => dpla - dnal,
+        CrossoverContrast::Weights(w) => {
+            contrast.validate()?;
+            let cells = [
+                &maps.placebo_before,
+                &maps.placebo_during,
+                &maps.naltrexone_before,
+                &maps.naltrexone_during,
+            ];
+            let mut out = Array2::<f32>::zeros(shape);
+            for (m, &wk) in cells.iter().zip(&w) {
+                if wk != 0.0 {
+                    out.scaled_add(wk as f32, *m);
+                }
+            }
+            out
+        }
     };
     check_finite("difference maps", out.iter().map(|&v| v as f64))?;
     Ok(out)
@@ -197,6 +258,43 @@ mod tests {
             crossover_difference(&maps, CrossoverContrast::Interaction).unwrap(),
             array![[0.0f32, 1.0], [1.0, -1.0]]
         );
+    }
+
+    #[test]
+    fn weights_reproduce_the_named_contrasts_and_must_sum_to_zero() {
+        let pb = array![[1.0f32, 2.0], [3.0, 4.5]];
+        let pd = array![[2.0f32, 2.5], [5.0, 4.0]];
+        let nb = array![[0.5f32, 0.0], [-1.0, 0.25]];
+        let nd = array![[1.0f32, -1.0], [1.0, 1.0]];
+        let maps = CrossoverMaps {
+            placebo_before: pb.view(),
+            placebo_during: pd.view(),
+            naltrexone_before: nb.view(),
+            naltrexone_during: nd.view(),
+        };
+        for named in [
+            CrossoverContrast::KetamineUnderPlacebo,
+            CrossoverContrast::KetamineUnderNaltrexone,
+            CrossoverContrast::KetaminePooled,
+            CrossoverContrast::Interaction,
+        ] {
+            let general = CrossoverContrast::Weights(named.weights());
+            assert_eq!(
+                crossover_difference(&maps, general).unwrap(),
+                crossover_difference(&maps, named).unwrap(),
+                "{named:?}"
+            );
+        }
+        // the naltrexone effect on baseline CBF, by hand
+        let nal_baseline = CrossoverContrast::Weights([-1.0, 0.0, 1.0, 0.0]);
+        assert_eq!(
+            crossover_difference(&maps, nal_baseline).unwrap(),
+            &nb - &pb
+        );
+        for bad in [[1.0, 0.0, 0.0, 0.0], [0.0; 4], [f64::NAN, 1.0, -1.0, 0.0]] {
+            let err = crossover_difference(&maps, CrossoverContrast::Weights(bad)).unwrap_err();
+            assert!(matches!(err, StatsError::Design { .. }), "{bad:?}: {err}");
+        }
     }
 
     #[test]

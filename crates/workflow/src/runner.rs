@@ -109,6 +109,7 @@ impl JobRunner for PipelineRunner {
                     seed: p.seed,
                     smoothing_fwhm_mm: p.smoothing_fwhm_mm,
                     cluster_threshold: p.cluster_threshold,
+                    contrasts: p.group_contrasts(),
                 };
                 let s = cbflow_pipeline::group(&opts).map_err(|e| failed(ctx, e))?;
                 tracing::info!(

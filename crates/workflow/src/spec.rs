@@ -807,6 +807,10 @@ pub struct CrossoverGroupParams {
     pub smoothing_fwhm_mm: f64,
     /// Cluster-forming threshold (t) of the cluster-extent FWE test.
     pub cluster_threshold: f64,
+    /// The contrasts tested, each a weighted sum of the four cells whose weights sum to 0 (a
+    /// within-subject difference). Unset: the study's four, ketamineUnderPlacebo,
+    /// ketamineUnderNaltrexone, ketaminePooled (one-sided) and interaction (two-sided).
+    pub contrasts: Vec<ContrastSpec>,
 }
 
 impl Default for CrossoverGroupParams {
@@ -817,6 +821,100 @@ impl Default for CrossoverGroupParams {
             seed: 1,
             smoothing_fwhm_mm: 6.0,
             cluster_threshold: 3.1,
+            contrasts: cbflow_pipeline::GroupContrast::defaults()
+                .iter()
+                .map(ContrastSpec::from_group)
+                .collect(),
+        }
+    }
+}
+
+impl CrossoverGroupParams {
+    /// The pipeline's contrasts.
+    pub fn group_contrasts(&self) -> Vec<cbflow_pipeline::GroupContrast> {
+        self.contrasts.iter().map(ContrastSpec::to_group).collect()
+    }
+}
+
+/// One contrast of a crossover group step.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ContrastSpec {
+    /// Name: letters and digits only; the `contrast-<name>` entity of its outputs.
+    pub name: String,
+    /// What it measures, for sidecars and reports.
+    #[serde(default)]
+    pub description: String,
+    /// Weight of each cell (cells left out weigh 0); the weights must sum to 0.
+    pub weights: CellWeights,
+    /// Tail tested: `positive` (the default), `negative` or `two-sided`.
+    #[serde(default)]
+    pub tail: TailSpec,
+}
+
+/// Weights of the four cells of the crossover.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct CellWeights {
+    /// Placebo session, scan before the drug.
+    pub placebo_before: f64,
+    /// Placebo session, scan during the drug.
+    pub placebo_during: f64,
+    /// Naltrexone (active pre-treatment) session, scan before the drug.
+    pub naltrexone_before: f64,
+    /// Naltrexone session, scan during the drug.
+    pub naltrexone_during: f64,
+}
+
+/// Which tail of the t statistic is tested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TailSpec {
+    /// The contrast is greater than 0.
+    #[default]
+    Positive,
+    /// The contrast is less than 0.
+    Negative,
+    /// Either direction.
+    TwoSided,
+}
+
+impl ContrastSpec {
+    fn from_group(c: &cbflow_pipeline::GroupContrast) -> Self {
+        let w = c.contrast.weights();
+        Self {
+            name: c.name.clone(),
+            description: c.description.clone(),
+            weights: CellWeights {
+                placebo_before: w[0],
+                placebo_during: w[1],
+                naltrexone_before: w[2],
+                naltrexone_during: w[3],
+            },
+            tail: match c.tail {
+                cbflow_pipeline::Tail::Positive => TailSpec::Positive,
+                cbflow_pipeline::Tail::Negative => TailSpec::Negative,
+                cbflow_pipeline::Tail::TwoSided => TailSpec::TwoSided,
+            },
+        }
+    }
+
+    fn to_group(&self) -> cbflow_pipeline::GroupContrast {
+        let w = self.weights;
+        cbflow_pipeline::GroupContrast {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            contrast: cbflow_pipeline::CrossoverContrast::Weights([
+                w.placebo_before,
+                w.placebo_during,
+                w.naltrexone_before,
+                w.naltrexone_during,
+            ]),
+            tail: match self.tail {
+                TailSpec::Positive => cbflow_pipeline::Tail::Positive,
+                TailSpec::Negative => cbflow_pipeline::Tail::Negative,
+                TailSpec::TwoSided => cbflow_pipeline::Tail::TwoSided,
+            },
         }
     }
 }
@@ -869,7 +967,22 @@ impl OpSpec for CrossoverGroupParams {
             self.permutations,
             self.smoothing_fwhm_mm,
             self.cluster_threshold,
-        )
+        )?;
+        if self.contrasts.is_empty() {
+            return Err(
+                "contrasts: declare at least one (or leave the key out for the study's four)"
+                    .into(),
+            );
+        }
+        for (k, c) in self.contrasts.iter().enumerate() {
+            if let Some(why) = c.to_group().problem() {
+                return Err(format!("contrasts: {why}"));
+            }
+            if self.contrasts[..k].iter().any(|o| o.name == c.name) {
+                return Err(format!("contrasts: {} is declared twice", c.name));
+            }
+        }
+        Ok(())
     }
 }
 

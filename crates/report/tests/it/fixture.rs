@@ -32,6 +32,7 @@ fn run_group(bids: &Path, out: &Path, permutations: usize) {
         seed: 1,
         smoothing_fwhm_mm: 6.0,
         cluster_threshold: 3.1,
+        contrasts: cbflow_pipeline::GroupContrast::defaults(),
     })
     .expect("group level");
 }

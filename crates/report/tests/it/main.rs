@@ -130,7 +130,8 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
     let g = cbflow_report::group_report(out, bids).unwrap();
     let hg = std::fs::read_to_string(&g).unwrap();
     check_self_contained(&hg, "group.html");
-    for (c, _) in cbflow_report::CONTRASTS {
+    for c in cbflow_pipeline::GroupContrast::defaults() {
+        let c = c.name;
         let png = figure_png(&hg, &format!("fig-tmap-{c}"))
             .unwrap_or_else(|| panic!("no t map figure for {c}"));
         let (w, h, _) = decode_png(&png);

@@ -304,3 +304,72 @@ fn file_errors_name_the_file() {
         "snippet: {e}"
     );
 }
+
+#[test]
+fn contrasts_are_declared_and_checked() {
+    let with = |contrasts: &str| GOOD.to_string() + "      contrasts:\n" + contrasts;
+    // a contrast beyond the study's four: naltrexone's own effect on baseline CBF
+    let w = Workflow::parse(
+        &with(
+            "        - name: naltrexoneBaseline\n          weights: {naltrexone-before: 1, placebo-before: -1}\n          tail: two-sided\n",
+        ),
+        "good.yaml",
+    )
+    .unwrap();
+    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
+        panic!("not a crossover group step");
+    };
+    let c = p.group_contrasts();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].name, "naltrexoneBaseline");
+    assert_eq!(c[0].contrast.weights(), [-1.0, 0.0, 1.0, 0.0]);
+    assert_eq!(c[0].tail, cbflow_pipeline::Tail::TwoSided);
+    // left out: the study's four
+    let w = Workflow::parse(GOOD, "good.yaml").unwrap();
+    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
+        panic!("not a crossover group step");
+    };
+    let names: Vec<String> = p.group_contrasts().into_iter().map(|c| c.name).collect();
+    assert_eq!(
+        names,
+        [
+            "ketamineUnderPlacebo",
+            "ketamineUnderNaltrexone",
+            "ketaminePooled",
+            "interaction"
+        ]
+    );
+    // weights that are not a within-subject difference: located at `params`
+    let (l, c, m) = error_at(&with(
+        "        - name: during\n          weights: {placebo-during: 1}\n",
+    ));
+    assert_eq!((l, c), (15, 7), "{m}");
+    assert!(
+        m.contains("contrasts: contrast during") && m.contains("not 0"),
+        "{m}"
+    );
+    // a name that cannot be a BIDS entity value
+    let (_, _, m) = error_at(&with(
+        "        - name: ket-pla\n          weights: {placebo-during: 1, placebo-before: -1}\n",
+    ));
+    assert!(m.contains("letters and digits"), "{m}");
+    // the declared contrasts of the built-in workflow are the defaults
+    let b = Workflow::builtin();
+    let Op::CrossoverGroup(p) = &b.step("crossover").unwrap().params.value else {
+        panic!("crossover-group params")
+    };
+    assert_eq!(
+        p.group_contrasts(),
+        cbflow_pipeline::GroupContrast::defaults()
+    );
+    // the same name twice
+    let one = "        - name: a\n          weights: {placebo-during: 1, placebo-before: -1}\n";
+    let (_, _, m) = error_at(&with(&format!("{one}{one}")));
+    assert!(m.contains("declared twice"), "{m}");
+    // a cell that does not exist: located at the key
+    let (l, c, m) = error_at(&with(
+        "        - name: a\n          weights: {placebo-after: 1, placebo-before: -1}\n",
+    ));
+    assert_eq!((l, c), (18, 21), "{m}");
+    assert!(m.contains("unknown field `placebo-after`"), "{m}");
+}
