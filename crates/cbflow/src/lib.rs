@@ -245,8 +245,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     let result = dispatch(cli);
     if let Err(e) = &result {
-        eprintln!("error: {e:#}");
-        let line = serde_json::json!({"level": "ERROR", "fields": {"message": format!("{e:#}")}});
+        let message = error_chain(e);
+        eprintln!("error: {message}");
+        let line = serde_json::json!({"level": "ERROR", "fields": {"message": message}});
         json_log().extend_from_slice(format!("{line}\n").as_bytes());
     }
     if let Some((bids, out, level)) = log_target {
@@ -267,6 +268,23 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) => ExitCode::from(1),
     }
+}
+
+/// The error and its causes joined by `: `, leaving out a cause whose text the message already
+/// shows (errors that print their source would otherwise repeat it).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 /// The JSON-lines log of this process, in memory until [`save_json_log`].
@@ -391,5 +409,36 @@ fn dispatch(cli: Cli) -> Result<()> {
                 format!("{level:?} level on {}", bids_dir.display()).to_lowercase()
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    /// An error whose message already shows its source.
+    #[derive(Debug)]
+    struct Shows(std::io::Error);
+    impl std::fmt::Display for Shows {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "/data/study: {}", self.0)
+        }
+    }
+    impl std::error::Error for Shows {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_is_shown_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::new(Shows(io)).context("participant level on /data/study");
+        assert_eq!(
+            error_chain(&e),
+            "participant level on /data/study: /data/study: no such file"
+        );
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_chain(&e), "outer: inner");
     }
 }
