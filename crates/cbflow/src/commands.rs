@@ -331,12 +331,17 @@ fn execute_level(
         }
     };
     for j in &s.jobs {
+        // a step with nothing to do (e.g. receptor maps without PET maps) has warned why
+        let files = match j.files {
+            0 => "no outputs".to_string(),
+            1 => "1 file".to_string(),
+            n => format!("{n} files"),
+        };
         println!(
-            "{:<28} {:<10} {:>7.1} s  {} files",
+            "{:<28} {:<10} {:>7.1} s  {files}",
             j.id,
             format!("{:?}", j.status).to_lowercase(),
             j.seconds,
-            j.files
         );
     }
     write_reports(&plan, bids_dir, output_dir)?;

@@ -170,32 +170,7 @@ impl JobRunner for PipelineRunner {
                     template,
                     resources,
                 );
-                let parse_err = |what: &str, v: &str| failed(ctx, format!("{what}: {v:?}"));
-                opts.maps = p.maps.clone();
-                opts.parcellation = p.parcellation.clone();
-                opts.level = cbflow_pipeline::ReceptorLevel::parse(&p.level)
-                    .ok_or_else(|| parse_err("level", &p.level))?;
-                opts.method = match p.method.as_str() {
-                    "pearson" => cbflow_pipeline::CorrelationMethod::Pearson,
-                    _ => cbflow_pipeline::CorrelationMethod::Spearman,
-                };
-                opts.nulls = p
-                    .nulls
-                    .iter()
-                    .map(|n| {
-                        cbflow_pipeline::ReceptorNull::parse(n).ok_or_else(|| parse_err("nulls", n))
-                    })
-                    .collect::<Result<_>>()?;
-                opts.n_null = p.n_null;
-                opts.seed = p.seed;
-                opts.statistic = if p.statistic == "mean" {
-                    cbflow_pipeline::GroupStat::Mean
-                } else {
-                    cbflow_pipeline::GroupStat::T
-                };
-                opts.dominance = p.dominance;
-                opts.design = p.design.study_design();
-                opts.smoothing_fwhm_mm = p.smoothing_fwhm_mm;
+                p.apply(&mut opts);
                 let s =
                     cbflow_pipeline::receptor_correlations(&opts).map_err(|e| failed(ctx, e))?;
                 tracing::info!("{}: {} contrasts", job.id, s.contrasts.len());

@@ -999,17 +999,17 @@ pub struct ReceptorCorrelationParams {
     /// Parcellation: schaefer100tian, schaefer200tian, schaefer400tian or neuromorphometrics.
     pub parcellation: String,
     /// `parcel` (correlate parcel means) or `voxel` (grey-matter voxels, sampled surrogates).
-    pub level: String,
+    pub level: ReceptorLevelSpec,
     /// `spearman` or `pearson`.
-    pub method: String,
+    pub method: MethodSpec,
     /// Null models, any of `variogram`, `juspace`, `signflip`.
-    pub nulls: Vec<String>,
+    pub nulls: Vec<NullSpec>,
     /// Draws of each null model.
     pub n_null: usize,
     /// Seed of the surrogates and sign flips.
     pub seed: u64,
     /// Group map to correlate: `t` (the contrast's t map) or `mean` (mean ΔCBF).
-    pub statistic: String,
+    pub statistic: StatisticSpec,
     /// Also regress the group map on all maps and report dominance (Hansen et al. 2022).
     pub dominance: bool,
     /// The crossover design (for the sign-flip null, which recomputes the group map).
@@ -1023,16 +1023,93 @@ impl Default for ReceptorCorrelationParams {
         Self {
             maps: Vec::new(),
             parcellation: "schaefer200tian".into(),
-            level: "parcel".into(),
-            method: "spearman".into(),
-            nulls: vec!["variogram".into(), "juspace".into(), "signflip".into()],
+            level: ReceptorLevelSpec::Parcel,
+            method: MethodSpec::Spearman,
+            nulls: vec![NullSpec::Variogram, NullSpec::Juspace, NullSpec::Signflip],
             n_null: 1000,
             seed: 1,
-            statistic: "t".into(),
+            statistic: StatisticSpec::T,
             dominance: false,
             design: CrossoverDesign::default(),
             smoothing_fwhm_mm: 6.0,
         }
+    }
+}
+
+/// Where receptor maps and group maps are correlated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReceptorLevelSpec {
+    /// Parcel means of the parcellation.
+    Parcel,
+    /// Grey-matter voxels (sampled variogram surrogates).
+    Voxel,
+}
+
+/// Correlation coefficient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MethodSpec {
+    /// Rank correlation.
+    Spearman,
+    /// Linear correlation.
+    Pearson,
+}
+
+/// A null model of the receptor step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum NullSpec {
+    /// Variogram-matching surrogates of the receptor map (Burt et al. 2020).
+    Variogram,
+    /// JuSpace's spatial permutation null maps (Dukart et al. 2021); parcel level only.
+    Juspace,
+    /// Sign flips of the subjects' ΔCBF maps, group map recomputed.
+    Signflip,
+}
+
+/// Which group map is correlated with the receptor maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatisticSpec {
+    /// The contrast's t map.
+    T,
+    /// The mean ΔCBF (effect) map.
+    Mean,
+}
+
+impl ReceptorCorrelationParams {
+    /// The pipeline's options for these parameters (the paths and template come from the plan).
+    pub fn apply(&self, opts: &mut cbflow_pipeline::ReceptorOptions) {
+        use cbflow_pipeline::{CorrelationMethod, GroupStat, ReceptorLevel, ReceptorNull};
+        opts.maps = self.maps.clone();
+        opts.parcellation = self.parcellation.clone();
+        opts.level = match self.level {
+            ReceptorLevelSpec::Parcel => ReceptorLevel::Parcel,
+            ReceptorLevelSpec::Voxel => ReceptorLevel::Voxel,
+        };
+        opts.method = match self.method {
+            MethodSpec::Spearman => CorrelationMethod::Spearman,
+            MethodSpec::Pearson => CorrelationMethod::Pearson,
+        };
+        opts.nulls = self
+            .nulls
+            .iter()
+            .map(|n| match n {
+                NullSpec::Variogram => ReceptorNull::Variogram,
+                NullSpec::Juspace => ReceptorNull::Juspace,
+                NullSpec::Signflip => ReceptorNull::SignFlip,
+            })
+            .collect();
+        opts.n_null = self.n_null;
+        opts.seed = self.seed;
+        opts.statistic = match self.statistic {
+            StatisticSpec::T => GroupStat::T,
+            StatisticSpec::Mean => GroupStat::Mean,
+        };
+        opts.dominance = self.dominance;
+        opts.design = self.design.study_design();
+        opts.smoothing_fwhm_mm = self.smoothing_fwhm_mm;
     }
 }
 
@@ -1068,27 +1145,6 @@ impl OpSpec for ReceptorCorrelationParams {
         Some(self.seed)
     }
     fn check(&self) -> std::result::Result<(), String> {
-        if !["parcel", "voxel"].contains(&self.level.as_str()) {
-            return Err(format!("level: {:?} is not parcel or voxel", self.level));
-        }
-        if !["spearman", "pearson"].contains(&self.method.as_str()) {
-            return Err(format!(
-                "method: {:?} is not spearman or pearson",
-                self.method
-            ));
-        }
-        if !["t", "mean"].contains(&self.statistic.as_str()) {
-            return Err(format!("statistic: {:?} is not t or mean", self.statistic));
-        }
-        if let Some(n) = self
-            .nulls
-            .iter()
-            .find(|n| !["variogram", "juspace", "signflip"].contains(&n.as_str()))
-        {
-            return Err(format!(
-                "nulls: {n:?} is not one of variogram, juspace, signflip"
-            ));
-        }
         if self.n_null == 0 {
             return Err("n-null: must be at least 1".into());
         }

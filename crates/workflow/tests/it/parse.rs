@@ -373,3 +373,37 @@ fn contrasts_are_declared_and_checked() {
     assert_eq!((l, c), (18, 21), "{m}");
     assert!(m.contains("unknown field `placebo-after`"), "{m}");
 }
+
+#[test]
+fn receptor_options_are_typed_and_located() {
+    let step = |nulls: &str| {
+        GOOD.to_string()
+            + "  - id: receptors\n    op: receptor-correlation\n    inputs:\n      statmaps: {step: group, output: statmaps}\n      cbf: {step: cbf, output: cbf-template}\n    params:\n      level: voxel\n      nulls: "
+            + nulls
+            + "\n"
+    };
+    let w = Workflow::parse(&step("[signflip, variogram]"), "good.yaml").unwrap();
+    let Op::ReceptorCorrelation(p) = &w.steps[2].params.value else {
+        panic!("receptor-correlation params")
+    };
+    let mut opts = cbflow_pipeline::ReceptorOptions::new(
+        "bids".into(),
+        "out".into(),
+        cbflow_pipeline::Template::phantom(),
+        "res".into(),
+    );
+    p.apply(&mut opts);
+    assert_eq!(opts.level, cbflow_pipeline::ReceptorLevel::Voxel);
+    assert_eq!(
+        opts.nulls,
+        [
+            cbflow_pipeline::ReceptorNull::SignFlip,
+            cbflow_pipeline::ReceptorNull::Variogram
+        ]
+    );
+    // a null model that does not exist: located at its value, the choices named
+    let (l, c, m) = error_at(&step("[signflip, spin]"));
+    assert_eq!(l, 23, "{m}");
+    assert!(c >= 25, "column {c}: {m}");
+    assert!(m.contains("spin") && m.contains("variogram"), "{m}");
+}
