@@ -287,6 +287,7 @@ fn execute_level(
         participant_labels: a.participant_labels.clone(),
         asl: cbflow_pipeline::AslOptions::default(),
         template: None,
+        rois: cbflow_pipeline::default_rois(),
     })?;
     if !pre.warnings.is_empty() {
         for w in &pre.warnings {
@@ -407,6 +408,7 @@ pub(crate) fn submit_slurm(
         participant_labels: a.participant_label.clone(),
         asl: cbflow_pipeline::AslOptions::default(),
         template: None,
+        rois: cbflow_pipeline::default_rois(),
     })?;
     let wf = load_workflow(a.workflow.as_deref())?;
     let overrides = overrides(a)?;

@@ -122,6 +122,7 @@ fn run_seed(
         participant_labels: vec![],
         asl: cbflow_pipeline::AslOptions::default(),
         template: Some(TemplateChoice::Phantom),
+        rois: cbflow_pipeline::default_rois(),
     })
     .expect("participant level");
     let t_part = t.elapsed().as_secs_f64();
@@ -136,6 +137,8 @@ fn run_seed(
         smoothing_fwhm_mm: 6.0,
         cluster_threshold: 3.1,
         contrasts: GroupContrast::defaults(),
+        rois: cbflow_pipeline::GroupOptions::default_rois(),
+        baseline_roi: "ACC_sub".into(),
     })
     .expect("group level");
     eprintln!(

@@ -70,6 +70,23 @@ pub struct GroupOptions {
     pub cluster_threshold: f64,
     /// The contrasts tested ([`GroupContrast::defaults`] for the ketamine + naltrexone study).
     pub contrasts: Vec<GroupContrast>,
+    /// Regions (of the participant level's ROI tables) for the ROI tests, the mixed model and
+    /// the ΔCBF–subjective-effect correlations; `grey_matter` and `global` are always added.
+    /// [`GroupOptions::default_rois`]: the three AAL3 anterior cingulate subdivisions.
+    pub rois: Vec<String>,
+    /// Region whose baseline CBF (adjusted for global CBF) is related to the day-1 change in
+    /// depression scores (`ACC_sub`, the subgenual ACC, by default).
+    pub baseline_roi: String,
+}
+
+impl GroupOptions {
+    /// `ACC_sub`, `ACC_pre` and `ACC_sup`.
+    pub fn default_rois() -> Vec<String> {
+        crate::group_tables::DEFAULT_ROIS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
 }
 
 /// What the group level did.
@@ -814,7 +831,7 @@ mod tests {
                     )
                     .unwrap();
                     let v = 40.0 + s as f64 + if run == "2" { 3.0 } else { 0.0 };
-                    let rows: String = crate::group_tables::REGIONS
+                    let rows: String = ["ACC_sub", "ACC_pre", "ACC_sup", "grey_matter", "global"]
                         .iter()
                         .enumerate()
                         .map(|(k, r)| format!("{r}\t{}\n", v + k as f64))
@@ -845,6 +862,8 @@ mod tests {
             smoothing_fwhm_mm: 0.0,
             cluster_threshold: 3.1,
             contrasts: vec![nal_baseline.clone(), GroupContrast::defaults().remove(0)],
+            rois: GroupOptions::default_rois(),
+            baseline_roi: "ACC_sub".into(),
         };
         // refused before anything is written: weights that do not sum to 0, a name twice
         let before: Vec<_> = std::fs::read_dir(&out)
@@ -919,6 +938,33 @@ mod tests {
             .find(|l| l.starts_with("ACC_sub\tnaltrexoneBaseline\t"))
             .unwrap_or_else(|| panic!("no ROI row:\n{t}"));
         assert_eq!(row.split('\t').nth(3), Some("0.00000"), "{row}");
+        // declared regions: one of them, another baseline region
+        let o = GroupOptions {
+            rois: vec!["ACC_pre".into()],
+            baseline_roi: "ACC_sup".into(),
+            ..opts.clone()
+        };
+        group(&o).unwrap();
+        let t = std::fs::read_to_string(out.join("desc-roiTtests_table.tsv")).unwrap();
+        let regions: std::collections::BTreeSet<&str> = t
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split('\t').next())
+            .collect();
+        assert_eq!(
+            regions.into_iter().collect::<Vec<_>>(),
+            ["ACC_pre", "global", "grey_matter"]
+        );
+        // a region the participant level did not extract: named with the table
+        let o = GroupOptions {
+            rois: vec!["ACC_pre".into(), "Insula_L".into()],
+            ..opts.clone()
+        };
+        let e = group(&o).unwrap_err().to_string();
+        assert!(
+            e.contains("Insula_L") && e.contains("desc-roi_cbf.tsv"),
+            "{e}"
+        );
         opts.contrasts.clear();
         assert!(
             group(&opts)

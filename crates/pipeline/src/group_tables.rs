@@ -11,10 +11,10 @@ use serde_json::json;
 use crate::group::{GroupOptions, SubjectInfo, arm};
 use crate::{Error, Result};
 
-/// Regions tested at the group level (rows of the participant ROI tables).
-pub(crate) const REGIONS: [&str; 5] = ["ACC_sub", "ACC_pre", "ACC_sup", "grey_matter", "global"];
-/// Regions whose ketamine change is related to the subjective effects.
-const BEHAVIOUR_REGIONS: [&str; 3] = ["ACC_sub", "ACC_pre", "ACC_sup"];
+/// The default regions of the group level (rows of the participant ROI tables).
+pub(crate) const DEFAULT_ROIS: [&str; 3] = ["ACC_sub", "ACC_pre", "ACC_sup"];
+/// Regions the participant level always adds; the group level tests them too.
+const WHOLE_BRAIN: [&str; 2] = ["grey_matter", "global"];
 
 fn f(x: f64) -> String {
     if x.is_finite() {
@@ -87,6 +87,42 @@ pub(crate) fn write_tables(
         }
         values.push(per);
     }
+    // every declared region must be in every ROI table
+    let regions: Vec<&str> = opts
+        .rois
+        .iter()
+        .map(String::as_str)
+        .chain(WHOLE_BRAIN)
+        .collect();
+    for (s, (sub, sessions, _)) in subjects.iter().enumerate() {
+        for a in 0..2 {
+            for t in 0..2 {
+                if let Some(r) = regions
+                    .iter()
+                    .chain([&opts.baseline_roi.as_str()])
+                    .find(|r| !values[s][a][t].contains_key(**r))
+                {
+                    let run = [&d.run_before, &d.run_during][t];
+                    let p = crate::outputs::template_output(
+                        &opts.output_dir,
+                        sub,
+                        &sessions[a],
+                        run,
+                        &opts.template,
+                        Some("roi"),
+                        ".tsv",
+                    )?;
+                    return Err(Error::Metadata {
+                        path: p,
+                        field: "region".into(),
+                        message: format!(
+                            "no row for the group level's region {r} (declare it in the participant step's rois)"
+                        ),
+                    });
+                }
+            }
+        }
+    }
     let get =
         |s: usize, a: usize, t: usize, r: &str| values[s][a][t].get(r).copied().unwrap_or(f64::NAN);
     let delta = |a: usize, r: &str| -> Vec<f64> {
@@ -100,7 +136,7 @@ pub(crate) fn write_tables(
     for (s, (sub, sessions, periods)) in subjects.iter().enumerate() {
         for a in 0..2 {
             for (t, time) in ["before", "during"].iter().enumerate() {
-                for r in REGIONS {
+                for &r in &regions {
                     rows.push(vec![
                         format!("sub-{sub}"),
                         format!("ses-{}", sessions[a]),
@@ -131,7 +167,7 @@ pub(crate) fn write_tables(
 
     // paired tests per ROI and contrast
     let mut rows = Vec::new();
-    for r in REGIONS {
+    for &r in &regions {
         // each declared contrast, on the ROI means (cells in the order of CELLS)
         let contrasts = opts.contrasts.iter().map(|c| {
             let w = c.contrast.weights();
@@ -244,7 +280,7 @@ pub(crate) fn write_tables(
             .filter(|c| c.starts_with("psi_") || *c == "cadss")
             .cloned()
             .collect();
-        for region in BEHAVIOUR_REGIONS {
+        for region in opts.rois.iter().map(String::as_str) {
             // ΔCBF adjusted for the global ΔCBF of the same session (residuals), as the
             // baseline sgACC value is adjusted for global CBF below
             let dx: Vec<Vec<f64>> = (0..2)
@@ -283,10 +319,18 @@ pub(crate) fn write_tables(
     }
     if phenotype.contains_key("mood") {
         // baseline sgACC adjusted for global CBF (residuals), per pre-treatment session
+        let baseline_relation = format!(
+            "baseline {} CBF (adjusted for global) vs day-1 change",
+            if opts.baseline_roi == "ACC_sub" {
+                "sgACC"
+            } else {
+                opts.baseline_roi.as_str()
+            }
+        );
         let adj: Vec<Vec<f64>> = (0..2)
             .map(|a| {
                 let sg: Vec<f64> = (0..subjects.len())
-                    .map(|s| get(s, a, 0, "ACC_sub"))
+                    .map(|s| get(s, a, 0, &opts.baseline_roi))
                     .collect();
                 let gl: Vec<f64> = (0..subjects.len())
                     .map(|s| get(s, a, 0, "global"))
@@ -311,8 +355,8 @@ pub(crate) fn write_tables(
             match ys {
                 Some(ys) => corr_row(
                     &mut rows,
-                    "baseline sgACC CBF (adjusted for global) vs day-1 change",
-                    "ACC_sub",
+                    &baseline_relation,
+                    &opts.baseline_roi,
                     &format!("{scale}_change"),
                     [&adj[0], &adj[1]],
                     [&ys[0], &ys[1]],
@@ -341,7 +385,7 @@ pub(crate) fn write_tables(
 
     // crossover mixed model on ΔCBF
     let mut rows = Vec::new();
-    for r in REGIONS {
+    for &r in &regions {
         let mut y = Vec::new();
         let mut obs = Vec::new();
         for (s, (_, _, periods)) in subjects.iter().enumerate() {

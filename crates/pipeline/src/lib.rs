@@ -19,6 +19,7 @@ mod template;
 
 pub use asl::{AslOptions, AslResult, NativeTissue, process_run, quant_params, score_and_qc};
 pub use cbflow_receptor::{CorrelationMethod, GroupStat};
+pub use cbflow_register::Region;
 pub use cbflow_stats::{CrossoverContrast, Tail};
 pub use error::{Error, Result};
 pub use group::{
@@ -26,7 +27,8 @@ pub use group::{
 };
 pub use paired::{PairedGroupOptions, paired_group};
 pub use participant::{
-    ParticipantOptions, ParticipantSummary, Preflight, participant, participant_preflight,
+    ParticipantOptions, ParticipantSummary, Preflight, default_rois, participant,
+    participant_preflight,
 };
 pub use receptors::{
     ContrastReceptors, GM_THRESHOLD, LoadedMap, MIN_PARCEL_VOXELS, ReceptorLevel, ReceptorNull,

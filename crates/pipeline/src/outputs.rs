@@ -318,6 +318,7 @@ pub(crate) fn write_template_outputs(
     cbf: &Volume,
     score: Option<&Volume>,
     series: Option<&Volume>,
+    regions: &[cbflow_register::Region],
 ) -> Result<Vec<PathBuf>> {
     let e = &run.entities;
     let sources = vec![source_uri(&run.asl.rel_path)];
@@ -360,7 +361,10 @@ pub(crate) fn write_template_outputs(
         step: "ROI extraction",
         message: e.to_string(),
     };
-    let regions = cbflow_register::aal3_acc_regions();
+    let atlas = json!({
+        "Atlas": format!("labels of the {} template's atlas (MNI152NLin6Asym: AAL3v1, Rolls et al. 2020)", tpl.name),
+        "Regions": regions.iter().map(|r| (r.name.clone(), json!(r.labels))).collect::<serde_json::Map<_, _>>(),
+    });
     let mut rows = Vec::new();
     let maps: Vec<(&str, &Volume)> = std::iter::once(("cbf", cbf))
         .chain(score.map(|s| ("cbf_score", s)))
@@ -368,7 +372,7 @@ pub(crate) fn write_template_outputs(
     let mut per_map = Vec::new();
     for (_, m) in &maps {
         let mut stats =
-            cbflow_register::roi_stats(m.frame(0), labels.view(), &regions, None).map_err(err)?;
+            cbflow_register::roi_stats(m.frame(0), labels.view(), regions, None).map_err(err)?;
         stats.push(cbflow_register::mask_stats(m.frame(0), gm.view(), "grey_matter").map_err(err)?);
         stats.push(cbflow_register::mask_stats(m.frame(0), brain.view(), "global").map_err(err)?);
         per_map.push(stats);
@@ -396,7 +400,7 @@ pub(crate) fn write_template_outputs(
     out.push(w.write_tsv(&roi_rel, &Table::new(cols, rows)?)?);
     out.push(w.write_json(
         &DerivativesWriter::sidecar_path(&roi_rel),
-        &json!({"Units": "mL/100g/min", "Atlas": "AAL3v1 labels 151-156 (Rolls et al. 2020)", "grey_matter": "template GM probability > 0.5 inside the brain mask", "global": "template brain mask", "Sources": sources}),
+        &json!({"Units": "mL/100g/min", "Atlas": atlas["Atlas"], "Regions": atlas["Regions"], "grey_matter": "template GM probability > 0.5 inside the brain mask", "global": "template brain mask", "Sources": sources}),
     )?);
     // ROI means of every pair's CBF: the time course through the infusion
     if let Some(series) = series.filter(|s| s.n_volumes() > 1) {
@@ -406,7 +410,7 @@ pub(crate) fn write_template_outputs(
         for t in 0..n_frames {
             let frame = series.frame(t);
             let mut stats =
-                cbflow_register::roi_stats(frame, labels.view(), &regions, None).map_err(err)?;
+                cbflow_register::roi_stats(frame, labels.view(), regions, None).map_err(err)?;
             stats.push(cbflow_register::mask_stats(frame, gm.view(), "grey_matter").map_err(err)?);
             stats.push(cbflow_register::mask_stats(frame, brain.view(), "global").map_err(err)?);
             if t == 0 {
@@ -447,7 +451,8 @@ pub(crate) fn write_template_outputs(
                 "pair": {"Description": "pair index in acquisition order (0-based)"},
                 "time_s": {"Description": "onset of the pair's label volume from the start of the run", "Units": "s"},
                 "Units": "mL/100g/min",
-                "Atlas": "AAL3v1 labels 151-156 (Rolls et al. 2020)",
+                "Atlas": atlas["Atlas"],
+                "Regions": atlas["Regions"],
                 "Sources": sources,
             }),
         )?);

@@ -17,6 +17,7 @@ use crate::outputs::{write_anatomy, write_asl_run, write_template_outputs};
 use crate::staging::Staging;
 use crate::template::{Template, TemplateChoice};
 use crate::{Error, Result, generated_by, source_dataset};
+use cbflow_register::Region;
 
 /// Options of the participant level (the BIDS-Apps command line, resolved).
 #[derive(Debug, Clone)]
@@ -31,6 +32,76 @@ pub struct ParticipantOptions {
     pub asl: AslOptions,
     /// Template space to normalise to; `None` = native space only.
     pub template: Option<TemplateChoice>,
+    /// Regions of interest in the template's atlas (ROI tables and time courses);
+    /// [`default_rois`] are the AAL3 anterior cingulate subdivisions. `grey_matter` and `global`
+    /// are always added.
+    pub rois: Vec<Region>,
+}
+
+/// The AAL3v1 anterior cingulate regions (labels 151–156): `ACC_sub`, `ACC_pre` and `ACC_sup`,
+/// each left, right and bilateral.
+pub fn default_rois() -> Vec<Region> {
+    cbflow_register::aal3_acc_regions()
+}
+
+/// Region names the participant level adds itself.
+const RESERVED_ROIS: [&str; 2] = ["grey_matter", "global"];
+
+/// Refuses ROI names that cannot be a TSV column or that repeat, and ROIs without labels.
+fn check_rois(rois: &[Region], out: &Path) -> Result<()> {
+    let err = |message: String| Error::Metadata {
+        path: out.to_path_buf(),
+        field: "rois".into(),
+        message,
+    };
+    for (k, r) in rois.iter().enumerate() {
+        if r.name.is_empty()
+            || !r
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(err(format!(
+                "ROI name '{}' must be letters, digits and '_' only",
+                r.name
+            )));
+        }
+        if RESERVED_ROIS.contains(&r.name.as_str()) {
+            return Err(err(format!(
+                "ROI name '{}' is reserved (the participant level adds it)",
+                r.name
+            )));
+        }
+        if rois[..k].iter().any(|o| o.name == r.name) {
+            return Err(err(format!("ROI {} is declared twice", r.name)));
+        }
+        if r.labels.is_empty() {
+            return Err(err(format!("ROI {} has no atlas label", r.name)));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a ROI whose labels have no voxel in the template's atlas.
+fn check_rois_in_atlas(rois: &[Region], tpl: &Template) -> Result<()> {
+    let present: std::collections::BTreeSet<i32> = tpl
+        .labels
+        .frame(0)
+        .iter()
+        .map(|&v| v.round() as i32)
+        .collect();
+    for r in rois {
+        if !r.labels.iter().any(|l| present.contains(l)) {
+            return Err(Error::Resource {
+                path: tpl.name.clone().into(),
+                message: format!(
+                    "ROI {}: none of its labels {:?} occurs in the atlas of template {}",
+                    r.name, r.labels, tpl.name
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What the participant level did.
@@ -79,6 +150,9 @@ pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
         Some(c) => Some(Template::load(c)?),
         None => None,
     };
+    if let Some(t) = &template {
+        check_rois_in_atlas(&opts.rois, t)?;
+    }
     // one job per session: its anatomy, then its runs
     let mut sessions: Vec<(String, Option<String>)> = runs
         .iter()
@@ -106,6 +180,7 @@ pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
                 &writer,
                 template.as_ref(),
                 &opts.asl,
+                &opts.rois,
                 sub,
                 ses.as_deref(),
                 &session_runs,
@@ -168,6 +243,7 @@ pub fn participant_preflight(opts: &ParticipantOptions) -> Result<Preflight> {
         .map(|l| normalize_participant_label(l))
         .collect::<Result<Vec<_>, _>>()?;
     check_output_dir(&opts.bids_dir, &opts.output_dir)?;
+    check_rois(&opts.rois, &opts.output_dir)?;
     let layout = Layout::index(&opts.bids_dir)?;
     let available = layout.subjects();
     for l in &labels {
@@ -233,6 +309,7 @@ fn process_session(
     writer: &DerivativesWriter,
     template: Option<&Template>,
     asl_opts: &AslOptions,
+    rois: &[Region],
     sub: &str,
     ses: Option<&str>,
     runs: &[&AslRun],
@@ -300,9 +377,42 @@ fn process_session(
                 &cbf_tpl,
                 score_tpl.as_ref(),
                 Some(&series_tpl),
+                rois,
             )?);
         }
         files.extend(write_asl_run(writer, run, &r)?);
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_rois_are_checked() {
+        let out = Path::new("/out");
+        check_rois(&default_rois(), out).unwrap();
+        let bad = |rois: Vec<Region>, needle: &str| {
+            let e = check_rois(&rois, out).unwrap_err().to_string();
+            assert!(e.contains("rois") && e.contains(needle), "{e}");
+        };
+        bad(vec![Region::new("ACC sub", vec![151])], "letters, digits");
+        bad(vec![Region::new("global", vec![151])], "reserved");
+        bad(
+            vec![Region::new("a", vec![151]), Region::new("a", vec![152])],
+            "twice",
+        );
+        bad(vec![Region::new("a", vec![])], "no atlas label");
+        // the phantom's atlas has the ACC labels only
+        let tpl = Template::phantom();
+        check_rois_in_atlas(&default_rois(), &tpl).unwrap();
+        let e = check_rois_in_atlas(&[Region::new("Insula_L", vec![33])], &tpl)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("Insula_L") && e.contains("[33]") && e.contains("phantom"),
+            "{e}"
+        );
+    }
 }

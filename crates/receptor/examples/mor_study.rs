@@ -144,6 +144,7 @@ fn simulate_and_process(
         participant_labels: vec![],
         asl: cbflow_pipeline::AslOptions::default(),
         template: Some(TemplateChoice::Phantom),
+        rois: cbflow_pipeline::default_rois(),
     })
     .expect("participant level");
     println!("participant level: {:.1} s", t.elapsed().as_secs_f64());
@@ -160,6 +161,8 @@ fn simulate_and_process(
         smoothing_fwhm_mm: 6.0,
         cluster_threshold: 3.0,
         contrasts: cbflow_pipeline::GroupContrast::defaults(),
+        rois: cbflow_pipeline::GroupOptions::default_rois(),
+        baseline_roi: "ACC_sub".into(),
     })
     .expect("group level");
     println!("group level: {:.1} s", t.elapsed().as_secs_f64());

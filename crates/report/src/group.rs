@@ -16,7 +16,8 @@ use crate::plots::{self, BarRow, LinePanel, ScatterPanel, Series, palette};
 use crate::slices::{Cmap, Layer, Orient, Scene, canonical, window};
 use crate::{Error, Result};
 
-/// Regions of the ROI tables, in display order, with their names.
+/// The study's regions, in display order, with their names (other declared regions follow,
+/// under their own names).
 pub const REGIONS: [(&str, &str); 5] = [
     ("ACC_sub", "subgenual ACC (sgACC)"),
     ("ACC_pre", "pregenual ACC (pgACC)"),
@@ -808,7 +809,19 @@ fn roi_section(
     let mut s = String::from(
         "<p>Each line is one subject's mean CBF in the region before and during ketamine; the thick line is the group mean. Left: placebo pre-treatment; right: naltrexone.</p>",
     );
-    for (region, rname) in REGIONS {
+    // the study's regions first, in their order, then any other declared region
+    let mut regions: Vec<(String, String)> = REGIONS
+        .iter()
+        .filter(|(r, _)| lines.keys().any(|k| k.0 == *r))
+        .map(|(r, n)| (r.to_string(), n.to_string()))
+        .collect();
+    for (r, _) in lines.keys() {
+        if !regions.iter().any(|x| x.0 == *r) {
+            regions.push((r.clone(), r.replace('_', " ")));
+        }
+    }
+    for (region, rname) in &regions {
+        let (region, rname) = (region.as_str(), rname.as_str());
         let mut panels = Vec::new();
         for (arm, colour) in [(&d.placebo, palette::BLUE), (&d.naltrexone, palette::RED)] {
             let Some(ls) = lines.get(&(region.to_string(), arm.clone())) else {

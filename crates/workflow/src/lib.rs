@@ -30,6 +30,6 @@ pub use spec::{
     AslCbfParams, BUILTIN_WORKFLOW, BidsQuery, CellWeights, ContrastSpec, CrossoverDesign,
     CrossoverGroupParams, FORMAT_VERSION, Input, Level, Located, OUT_ANAT, OUT_CBF,
     OUT_CBF_TEMPLATE, OUT_RECEPTORS, OUT_STATMAPS, OUT_TABLES, Op, OpKind, OpSpec, PairedDesign,
-    PairedGroupParams, Pos, ReceptorCorrelationParams, ResourceSpec, Resources, Slot, SlotKind,
-    Step, StepRef, TailSpec, TemplateName, Workflow,
+    PairedGroupParams, Pos, ReceptorCorrelationParams, ResourceSpec, Resources, RoiSpec, Slot,
+    SlotKind, Step, StepRef, TailSpec, TemplateName, Workflow,
 };

@@ -90,6 +90,7 @@ impl JobRunner for PipelineRunner {
                     participant_labels: vec![label],
                     asl: p.asl_options(),
                     template: template_choice(p.template, plan.resources_dir.as_deref()),
+                    rois: p.regions(),
                 };
                 let s = cbflow_pipeline::participant(&opts).map_err(|e| failed(ctx, e))?;
                 if !s.warnings.is_empty() {
@@ -110,6 +111,8 @@ impl JobRunner for PipelineRunner {
                     smoothing_fwhm_mm: p.smoothing_fwhm_mm,
                     cluster_threshold: p.cluster_threshold,
                     contrasts: p.group_contrasts(),
+                    rois: p.rois.clone(),
+                    baseline_roi: p.baseline_roi.clone(),
                 };
                 let s = cbflow_pipeline::group(&opts).map_err(|e| failed(ctx, e))?;
                 tracing::info!(

@@ -645,6 +645,21 @@ pub struct AslCbfParams {
     pub realign: bool,
     /// Smooth M0 with this FWHM (mm) inside the brain before calibration; unset = off.
     pub m0_smoothing_fwhm_mm: Option<f64>,
+    /// Regions of interest: unions of labels of the template's atlas (AAL3v1 for
+    /// MNI152NLin6Asym), for the ROI tables and time courses. Unset: the anterior cingulate
+    /// subdivisions ACC_sub, ACC_pre, ACC_sup (AAL3 151–156), each left, right and bilateral.
+    /// `grey_matter` and `global` are always added.
+    pub rois: Vec<RoiSpec>,
+}
+
+/// A region of interest.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RoiSpec {
+    /// Name: letters, digits and `_` (a row of the ROI tables, a column of the time courses).
+    pub name: String,
+    /// Atlas label values whose union is the region.
+    pub labels: Vec<i32>,
 }
 
 impl Default for AslCbfParams {
@@ -657,11 +672,26 @@ impl Default for AslCbfParams {
             dummy_scans: a.dummy_scans,
             realign: a.realign,
             m0_smoothing_fwhm_mm: a.m0_smoothing_fwhm_mm,
+            rois: cbflow_pipeline::default_rois()
+                .into_iter()
+                .map(|r| RoiSpec {
+                    name: r.name,
+                    labels: r.labels,
+                })
+                .collect(),
         }
     }
 }
 
 impl AslCbfParams {
+    /// The pipeline's regions of interest.
+    pub fn regions(&self) -> Vec<cbflow_pipeline::Region> {
+        self.rois
+            .iter()
+            .map(|r| cbflow_pipeline::Region::new(r.name.clone(), r.labels.clone()))
+            .collect()
+    }
+
     /// The pipeline's ASL options.
     pub fn asl_options(&self) -> cbflow_pipeline::AslOptions {
         cbflow_pipeline::AslOptions {
@@ -742,6 +772,34 @@ impl OpSpec for AslCbfParams {
         if let Some(f) = self.m0_smoothing_fwhm_mm {
             in_range("m0-smoothing-fwhm-mm", f, 0.0, 50.0)?;
         }
+        for (k, r) in self.rois.iter().enumerate() {
+            if r.name.is_empty()
+                || !r
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(format!(
+                    "rois: name {:?} must be letters, digits and '_' only",
+                    r.name
+                ));
+            }
+            if ["grey_matter", "global"].contains(&r.name.as_str()) {
+                return Err(format!(
+                    "rois: {} is added by cbflow; choose another name",
+                    r.name
+                ));
+            }
+            if self.rois[..k].iter().any(|o| o.name == r.name) {
+                return Err(format!("rois: {} is declared twice", r.name));
+            }
+            if r.labels.is_empty() || r.labels.iter().any(|&l| l <= 0) {
+                return Err(format!(
+                    "rois: {} needs one or more atlas labels above 0",
+                    r.name
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -811,6 +869,12 @@ pub struct CrossoverGroupParams {
     /// within-subject difference). Unset: the study's four, ketamineUnderPlacebo,
     /// ketamineUnderNaltrexone, ketaminePooled (one-sided) and interaction (two-sided).
     pub contrasts: Vec<ContrastSpec>,
+    /// Regions (declared by the participant step's `rois`) for the ROI tests, the mixed model
+    /// and the ΔCBF–subjective-effect correlations; grey_matter and global are always added.
+    pub rois: Vec<String>,
+    /// Region whose baseline CBF (adjusted for global CBF) is related to the day-1 change of
+    /// the depression scores.
+    pub baseline_roi: String,
 }
 
 impl Default for CrossoverGroupParams {
@@ -825,6 +889,8 @@ impl Default for CrossoverGroupParams {
                 .iter()
                 .map(ContrastSpec::from_group)
                 .collect(),
+            rois: cbflow_pipeline::GroupOptions::default_rois(),
+            baseline_roi: "ACC_sub".into(),
         }
     }
 }
@@ -981,6 +1047,13 @@ impl OpSpec for CrossoverGroupParams {
             if self.contrasts[..k].iter().any(|o| o.name == c.name) {
                 return Err(format!("contrasts: {} is declared twice", c.name));
             }
+        }
+        if let Some(r) = self
+            .rois
+            .iter()
+            .find(|r| r.is_empty() || !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            return Err(format!("rois: {r:?} is not a region name"));
         }
         Ok(())
     }

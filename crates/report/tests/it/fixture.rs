@@ -33,6 +33,8 @@ fn run_group(bids: &Path, out: &Path, permutations: usize) {
         smoothing_fwhm_mm: 6.0,
         cluster_threshold: 3.1,
         contrasts: cbflow_pipeline::GroupContrast::defaults(),
+        rois: cbflow_pipeline::GroupOptions::default_rois(),
+        baseline_roi: "ACC_sub".into(),
     })
     .expect("group level");
 }
@@ -55,6 +57,7 @@ pub fn build_real() -> Fixture {
         participant_labels: vec![],
         asl: cbflow_pipeline::AslOptions::default(),
         template: Some(cbflow_pipeline::TemplateChoice::Phantom),
+        rois: cbflow_pipeline::default_rois(),
     })
     .expect("participant level");
     run_group(&bids, &out, 100);

@@ -362,6 +362,13 @@ fn contrasts_are_declared_and_checked() {
         p.group_contrasts(),
         cbflow_pipeline::GroupContrast::defaults()
     );
+    // the built-in workflow's regions are the defaults
+    let Op::AslCbf(a) = &b.step("cbf").unwrap().params.value else {
+        panic!("asl-cbf params")
+    };
+    assert_eq!(a.regions(), cbflow_pipeline::default_rois());
+    assert_eq!(p.rois, cbflow_pipeline::GroupOptions::default_rois());
+    assert_eq!(p.baseline_roi, "ACC_sub");
     // the same name twice
     let one = "        - name: a\n          weights: {placebo-during: 1, placebo-before: -1}\n";
     let (_, _, m) = error_at(&with(&format!("{one}{one}")));
@@ -406,4 +413,33 @@ fn receptor_options_are_typed_and_located() {
     assert_eq!(l, 23, "{m}");
     assert!(c >= 25, "column {c}: {m}");
     assert!(m.contains("spin") && m.contains("variogram"), "{m}");
+}
+
+#[test]
+fn rois_are_declared_and_checked() {
+    // GOOD's line 9 is the asl-cbf step's `template: phantom`
+    let with = |rois: &str| edit(9, &format!("      template: phantom\n      rois: {rois}"));
+    let w = Workflow::parse(&with("[{name: ACC, labels: [151, 152, 153, 154, 155, 156]}]"), "good.yaml")
+        .unwrap();
+    let Op::AslCbf(p) = &w.steps[0].params.value else {
+        panic!("asl-cbf params")
+    };
+    assert_eq!(
+        p.regions(),
+        [cbflow_pipeline::Region::new("ACC", vec![151, 152, 153, 154, 155, 156])]
+    );
+    for (rois, needle) in [
+        ("[{name: ACC sub, labels: [151]}]", "letters, digits"),
+        ("[{name: global, labels: [151]}]", "added by cbflow"),
+        ("[{name: a, labels: []}]", "one or more atlas labels"),
+        ("[{name: a, labels: [1]}, {name: a, labels: [2]}]", "declared twice"),
+    ] {
+        let (l, c, m) = error_at(&with(rois));
+        assert_eq!((l, c), (9, 7), "{rois}: {m}");
+        assert!(m.contains(needle), "{rois}: {m}");
+    }
+    // a key a region does not have: located at the key
+    let (l, _, m) = error_at(&with("[{name: a, label: [1]}]"));
+    assert_eq!(l, 10, "{m}");
+    assert!(m.contains("unknown field `label`"), "{m}");
 }
