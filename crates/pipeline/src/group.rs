@@ -188,7 +188,7 @@ impl GroupContrast {
     }
 
     /// Sidecar fields that let later steps (receptor maps, reports) rebuild the contrast.
-    pub(crate) fn sidecar(&self, order: usize) -> serde_json::Value {
+    pub(crate) fn sidecar(&self) -> serde_json::Value {
         let w = self.contrast.weights();
         let weights: serde_json::Map<String, serde_json::Value> = CELLS
             .iter()
@@ -198,7 +198,6 @@ impl GroupContrast {
         json!({
             "ContrastDescription": self.description,
             "ContrastWeights": weights,
-            "ContrastOrder": order,
         })
     }
 }
@@ -220,79 +219,103 @@ fn check_contrasts(contrasts: &[GroupContrast], out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn tail_from_sidecar(s: &str) -> Option<Tail> {
-    match s {
-        "Positive" => Some(Tail::Positive),
-        "Negative" => Some(Tail::Negative),
-        "TwoSided" => Some(Tail::TwoSided),
-        _ => None,
+/// Columns of `desc-contrasts_table.tsv` after `contrast`, `description` and `tail`: the weight
+/// of each cell, in the order of [`CELLS`].
+const WEIGHT_COLUMNS: [&str; 4] = [
+    "placebo_before",
+    "placebo_during",
+    "naltrexone_before",
+    "naltrexone_during",
+];
+
+fn tail_name(t: Tail) -> &'static str {
+    match t {
+        Tail::Positive => "positive",
+        Tail::Negative => "negative",
+        Tail::TwoSided => "two-sided",
     }
 }
 
-/// The crossover contrasts whose t maps the group level wrote into `output_dir` for template
-/// `tpl`, rebuilt from their sidecars, in the order they were declared. Contrasts of other
-/// designs (no crossover `ContrastWeights`) are left out.
-pub fn written_contrasts(output_dir: &Path, tpl: &Template) -> Result<Vec<GroupContrast>> {
-    let prefix = format!("space-{}_res-{}_contrast-", tpl.name, tpl.res);
-    let suffix = "_stat-t_statmap.json";
-    let mut found = Vec::new();
-    let entries = match std::fs::read_dir(output_dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(meta_err(
-                output_dir,
-                "(directory)",
-                format!("cannot list: {e}"),
-            ));
-        }
-    };
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.starts_with(&prefix) && n.ends_with(suffix))
+/// Writes `desc-contrasts_table.tsv`: the contrasts of this group run, in declared order.
+fn write_contrast_table(
+    w: &DerivativesWriter,
+    contrasts: &[GroupContrast],
+) -> Result<Vec<PathBuf>> {
+    let rows = contrasts
+        .iter()
+        .map(|c| {
+            let mut row = vec![
+                c.name.clone(),
+                c.description.clone(),
+                tail_name(c.tail).to_string(),
+            ];
+            row.extend(c.contrast.weights().iter().map(|v| format!("{v}")));
+            row
+        })
         .collect();
-    names.sort();
-    for n in names {
-        let path = output_dir.join(&n);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| meta_err(&path, "(file)", format!("cannot read: {e}")))?;
-        let j: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| meta_err(&path, "(whole file)", format!("not JSON: {e}")))?;
-        let Some(wj) = j.get("ContrastWeights") else {
-            return Err(meta_err(
-                &path,
-                "ContrastWeights",
-                "missing: rerun the group level with this version of cbflow",
-            ));
-        };
-        let Some(w) = CELLS
-            .iter()
-            .map(|c| wj.get(*c).and_then(|v| v.as_f64()))
-            .collect::<Option<Vec<f64>>>()
-        else {
-            continue; // another design's contrast
-        };
-        let name = j["Contrast"]
-            .as_str()
-            .ok_or_else(|| meta_err(&path, "Contrast", "missing or not a string"))?;
-        let tail = j["Tail"]
-            .as_str()
-            .and_then(tail_from_sidecar)
-            .ok_or_else(|| meta_err(&path, "Tail", "missing or not Positive/Negative/TwoSided"))?;
-        let order = j["ContrastOrder"].as_u64().unwrap_or(u64::MAX);
-        found.push((
-            order,
-            GroupContrast {
-                name: name.into(),
-                description: j["ContrastDescription"].as_str().unwrap_or("").into(),
-                contrast: CrossoverContrast::Weights([w[0], w[1], w[2], w[3]]),
-                tail,
-            },
-        ));
+    let mut cols = vec!["contrast", "description", "tail"];
+    cols.extend(WEIGHT_COLUMNS);
+    crate::group_tables::write_table(
+        w,
+        "contrasts",
+        &cols,
+        rows,
+        json!({
+            "Description": "the contrasts of the last group run, in declared order: each weighs the four cells (session by pre-treatment, scan before or during the drug); the weights sum to 0",
+            "tail": {"Description": "alternative hypothesis of the permutation test", "Levels": {"positive": "contrast > 0", "negative": "contrast < 0", "two-sided": "contrast ≠ 0"}},
+        }),
+    )
+}
+
+/// The contrasts of the last crossover group run in `output_dir` (its
+/// `desc-contrasts_table.tsv`), in declared order; empty when there is none. Maps of contrasts
+/// an earlier run tested and the last one did not are left out.
+pub fn written_contrasts(output_dir: &Path) -> Result<Vec<GroupContrast>> {
+    let path = output_dir.join("desc-contrasts_table.tsv");
+    if !path.is_file() {
+        return Ok(Vec::new());
     }
-    found.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.name.cmp(&b.1.name)));
-    Ok(found.into_iter().map(|(_, c)| c).collect())
+    let t = Table::read_tsv(&path)?;
+    let names = t.column("contrast")?;
+    let descriptions = t.column("description")?;
+    let tails = t.column("tail")?;
+    let weights = WEIGHT_COLUMNS
+        .iter()
+        .map(|c| t.f64_column(c))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut out = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let row = i + 2;
+        let tail = match tails[i] {
+            "positive" => Tail::Positive,
+            "negative" => Tail::Negative,
+            "two-sided" => Tail::TwoSided,
+            other => {
+                return Err(meta_err(
+                    &path,
+                    "tail",
+                    format!("row {row}: {other:?} is not positive, negative or two-sided"),
+                ));
+            }
+        };
+        let mut w = [0.0; 4];
+        for (k, col) in weights.iter().enumerate() {
+            w[k] = col[i].ok_or_else(|| {
+                meta_err(
+                    &path,
+                    WEIGHT_COLUMNS[k],
+                    format!("row {row}: missing weight"),
+                )
+            })?;
+        }
+        out.push(GroupContrast {
+            name: name.to_string(),
+            description: descriptions[i].to_string(),
+            contrast: CrossoverContrast::Weights(w),
+            tail,
+        });
+    }
+    Ok(out)
 }
 
 fn meta_err(path: &Path, field: &str, message: impl Into<String>) -> Error {
@@ -463,9 +486,9 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
         inference: "sign-flipping of within-subject difference maps, sequence (order of pre-treatments) as a nuisance regressor by Freedman-Lane; FWE from the maximum statistic over the mask (Nichols & Holmes 2002; Winkler et al. 2014)".into(),
         sources: format!("participant-level *_space-<template>_cbf.nii.gz, run-{} (before) and run-{} (during) of the placebo and naltrexone sessions", d.run_before, d.run_during),
     };
-    for (order, gc) in opts.contrasts.iter().enumerate() {
+    for gc in &opts.contrasts {
         let (name, tail) = (gc.name.as_str(), gc.tail);
-        meta.extra = gc.sidecar(order);
+        meta.extra = gc.sidecar();
         let popts = PermutationOptions {
             n_permutations: opts.n_permutations,
             seed: opts.seed,
@@ -494,6 +517,7 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
             write_contrast(w, &mut files, tpl, name, &res, &popts, &to_volume, &meta)?;
         summary.push((name.to_string(), n_voxel, n_tfce, n_cluster));
     }
+    files.extend(write_contrast_table(w, &opts.contrasts)?);
     crate::group_tables::write_tables(w, &layout, opts, &subjects_info(&subjects))?;
     drop(files);
     let files = staging.commit()?;
@@ -897,7 +921,7 @@ mod tests {
         let names: Vec<&str> = s.contrasts.iter().map(|c| c.0.as_str()).collect();
         assert_eq!(names, ["naltrexoneBaseline", "ketamineUnderPlacebo"]);
         // read back from the sidecars, in declared order
-        assert_eq!(written_contrasts(&out, &tpl).unwrap(), opts.contrasts);
+        assert_eq!(written_contrasts(&out).unwrap(), opts.contrasts);
         // the effect map is the mean over subjects of naltrexone-before − placebo-before (no
         // smoothing; 3 subjects per sequence, so the centred sequence regressor leaves it)
         let read = |ses: usize, sub: usize| {
@@ -954,6 +978,21 @@ mod tests {
         assert_eq!(
             regions.into_iter().collect::<Vec<_>>(),
             ["ACC_pre", "global", "grey_matter"]
+        );
+        // a later run with fewer contrasts: the earlier maps stay on disk, but the contrasts of
+        // the last run are what later steps and the report see
+        let o = GroupOptions {
+            contrasts: vec![nal_baseline.clone()],
+            ..opts.clone()
+        };
+        group(&o).unwrap();
+        assert!(
+            out.join("space-phantom_res-3_contrast-ketamineUnderPlacebo_stat-t_statmap.nii.gz")
+                .is_file()
+        );
+        assert_eq!(
+            written_contrasts(&out).unwrap(),
+            std::slice::from_ref(&nal_baseline)
         );
         // a region the participant level did not extract: named with the table
         let o = GroupOptions {

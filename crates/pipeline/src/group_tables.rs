@@ -443,7 +443,7 @@ pub(crate) fn write_tables(
     Ok(files)
 }
 
-fn write_table(
+pub(crate) fn write_table(
     w: &DerivativesWriter,
     desc: &str,
     cols: &[&str],

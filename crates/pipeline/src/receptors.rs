@@ -629,7 +629,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
     // group maps
     let mut group: Vec<(GroupContrast, Vec<f64>, PathBuf)> = Vec::new();
     let mut group_mask = tpl.brain_mask.frame(0).mapv(|v| v > 0.5);
-    for gc in written_contrasts(out, tpl)? {
+    for gc in written_contrasts(out)? {
         let p = group_map_path(opts, &gc.name)?;
         if !p.exists() {
             continue;
@@ -1475,14 +1475,10 @@ pub(crate) mod mor_tests {
             cbflow_image::DataType::Float32,
         )
         .unwrap();
-        // its sidecar, from which the receptor step rebuilds the contrast
-        let contrast = GroupContrast::defaults().remove(0);
-        let mut side = contrast.sidecar(0);
-        side["Contrast"] = contrast.name.clone().into();
-        side["Tail"] = "Positive".into();
+        // the contrast table, from which the receptor step rebuilds the contrast
         std::fs::write(
-            p.to_string_lossy().replace(".nii.gz", ".json"),
-            side.to_string(),
+            out.join("desc-contrasts_table.tsv"),
+            "contrast\tdescription\ttail\tplacebo_before\tplacebo_during\tnaltrexone_before\tnaltrexone_during\nketamineUnderPlacebo\tketamine under placebo\tpositive\t-1\t1\t0\t0\n",
         )
         .unwrap();
     }

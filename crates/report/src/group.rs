@@ -362,18 +362,15 @@ fn build(output_dir: &Path, bids_dir: &Path) -> Result<String> {
         .as_ref()
         .and_then(|l| l.values().next().map(Vec::len))
         .unwrap_or(0);
-    // the contrasts the group level tested, from the sidecars of their t maps
-    let contrasts: Vec<(String, String)> = match &template {
-        Ok(tpl) => cbflow_pipeline::written_contrasts(output_dir, tpl)
-            .map_err(|e| Error::Invalid {
-                path: output_dir.to_path_buf(),
-                message: e.to_string(),
-            })?
-            .into_iter()
-            .map(|c| (c.name, c.description))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+    // the contrasts of the last group run (desc-contrasts_table.tsv)
+    let contrasts: Vec<(String, String)> = cbflow_pipeline::written_contrasts(output_dir)
+        .map_err(|e| Error::Invalid {
+            path: output_dir.to_path_buf(),
+            message: e.to_string(),
+        })?
+        .into_iter()
+        .map(|c| (c.name, c.description))
+        .collect();
     let stat_json = space
         .as_ref()
         .zip(contrasts.first())

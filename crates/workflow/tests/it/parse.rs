@@ -419,20 +419,29 @@ fn receptor_options_are_typed_and_located() {
 fn rois_are_declared_and_checked() {
     // GOOD's line 9 is the asl-cbf step's `template: phantom`
     let with = |rois: &str| edit(9, &format!("      template: phantom\n      rois: {rois}"));
-    let w = Workflow::parse(&with("[{name: ACC, labels: [151, 152, 153, 154, 155, 156]}]"), "good.yaml")
-        .unwrap();
+    let w = Workflow::parse(
+        &with("[{name: ACC, labels: [151, 152, 153, 154, 155, 156]}]"),
+        "good.yaml",
+    )
+    .unwrap();
     let Op::AslCbf(p) = &w.steps[0].params.value else {
         panic!("asl-cbf params")
     };
     assert_eq!(
         p.regions(),
-        [cbflow_pipeline::Region::new("ACC", vec![151, 152, 153, 154, 155, 156])]
+        [cbflow_pipeline::Region::new(
+            "ACC",
+            vec![151, 152, 153, 154, 155, 156]
+        )]
     );
     for (rois, needle) in [
         ("[{name: ACC sub, labels: [151]}]", "letters, digits"),
         ("[{name: global, labels: [151]}]", "added by cbflow"),
         ("[{name: a, labels: []}]", "one or more atlas labels"),
-        ("[{name: a, labels: [1]}, {name: a, labels: [2]}]", "declared twice"),
+        (
+            "[{name: a, labels: [1]}, {name: a, labels: [2]}]",
+            "declared twice",
+        ),
     ] {
         let (l, c, m) = error_at(&with(rois));
         assert_eq!((l, c), (9, 7), "{rois}: {m}");
