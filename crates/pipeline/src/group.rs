@@ -187,6 +187,24 @@ impl GroupContrast {
             .map(|e| format!("contrast {}: {e}", self.name))
     }
 
+    /// Why this list cannot be tested, if it cannot: empty, a contrast with a
+    /// [`problem`](Self::problem), or a name declared twice. The workflow's checks and the group
+    /// level share it.
+    pub fn list_problem(contrasts: &[Self]) -> Option<String> {
+        if contrasts.is_empty() {
+            return Some("no contrast to test".into());
+        }
+        for (k, c) in contrasts.iter().enumerate() {
+            if let Some(why) = c.problem() {
+                return Some(why);
+            }
+            if contrasts[..k].iter().any(|o| o.name == c.name) {
+                return Some(format!("contrast {} is declared twice", c.name));
+            }
+        }
+        None
+    }
+
     /// Sidecar fields that let later steps (receptor maps, reports) rebuild the contrast.
     pub(crate) fn sidecar(&self) -> serde_json::Value {
         let w = self.contrast.weights();
@@ -204,19 +222,10 @@ impl GroupContrast {
 
 /// Refuses an empty list, duplicate names and contrasts that cannot be tested.
 fn check_contrasts(contrasts: &[GroupContrast], out: &Path) -> Result<()> {
-    let err = |message: String| meta_err(out, "contrasts", message);
-    if contrasts.is_empty() {
-        return Err(err("no contrast to test".into()));
+    match GroupContrast::list_problem(contrasts) {
+        Some(message) => Err(meta_err(out, "contrasts", message)),
+        None => Ok(()),
     }
-    for (k, c) in contrasts.iter().enumerate() {
-        if let Some(why) = c.problem() {
-            return Err(err(why));
-        }
-        if contrasts[..k].iter().any(|o| o.name == c.name) {
-            return Err(err(format!("contrast {} is declared twice", c.name)));
-        }
-    }
-    Ok(())
 }
 
 /// Columns of `desc-contrasts_table.tsv` after `contrast`, `description` and `tail`: the weight

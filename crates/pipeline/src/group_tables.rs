@@ -13,8 +13,6 @@ use crate::{Error, Result};
 
 /// The default regions of the group level (rows of the participant ROI tables).
 pub(crate) const DEFAULT_ROIS: [&str; 3] = ["ACC_sub", "ACC_pre", "ACC_sup"];
-/// Regions the participant level always adds; the group level tests them too.
-const WHOLE_BRAIN: [&str; 2] = ["grey_matter", "global"];
 
 fn f(x: f64) -> String {
     if x.is_finite() {
@@ -92,7 +90,8 @@ pub(crate) fn write_tables(
         .rois
         .iter()
         .map(String::as_str)
-        .chain(WHOLE_BRAIN)
+        // the regions the participant level always adds
+        .chain(crate::participant::RESERVED_ROIS)
         .collect();
     for (s, (sub, sessions, _)) in subjects.iter().enumerate() {
         for a in 0..2 {

@@ -27,8 +27,8 @@ pub use group::{
 };
 pub use paired::{PairedGroupOptions, paired_group};
 pub use participant::{
-    ParticipantOptions, ParticipantSummary, Preflight, default_rois, participant,
-    participant_preflight,
+    ParticipantOptions, ParticipantSummary, Preflight, default_rois, is_roi_name, participant,
+    participant_preflight, rois_problem,
 };
 pub use receptors::{
     ContrastReceptors, GM_THRESHOLD, LoadedMap, MIN_PARCEL_VOXELS, ReceptorLevel, ReceptorNull,

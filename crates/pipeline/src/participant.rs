@@ -45,41 +45,53 @@ pub fn default_rois() -> Vec<Region> {
 }
 
 /// Region names the participant level adds itself.
-const RESERVED_ROIS: [&str; 2] = ["grey_matter", "global"];
+pub(crate) const RESERVED_ROIS: [&str; 2] = ["grey_matter", "global"];
 
-/// Refuses ROI names that cannot be a TSV column or that repeat, and ROIs without labels.
-fn check_rois(rois: &[Region], out: &Path) -> Result<()> {
-    let err = |message: String| Error::Metadata {
-        path: out.to_path_buf(),
-        field: "rois".into(),
-        message,
-    };
+/// True for a usable region name: letters, digits and `_` (a TSV value and column name).
+pub fn is_roi_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Why these regions cannot be extracted, if they cannot: a name that cannot be a TSV column, a
+/// reserved name, a name twice, or a region without positive atlas labels. The workflow's
+/// checks and the participant level share it.
+pub fn rois_problem(rois: &[Region]) -> Option<String> {
     for (k, r) in rois.iter().enumerate() {
-        if r.name.is_empty()
-            || !r
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            return Err(err(format!(
+        if !is_roi_name(&r.name) {
+            return Some(format!(
                 "ROI name '{}' must be letters, digits and '_' only",
                 r.name
-            )));
+            ));
         }
         if RESERVED_ROIS.contains(&r.name.as_str()) {
-            return Err(err(format!(
-                "ROI name '{}' is reserved (the participant level adds it)",
+            return Some(format!(
+                "ROI name '{}' is reserved (added by cbflow, which adds it to every ROI table); choose another name",
                 r.name
-            )));
+            ));
         }
         if rois[..k].iter().any(|o| o.name == r.name) {
-            return Err(err(format!("ROI {} is declared twice", r.name)));
+            return Some(format!("ROI {} is declared twice", r.name));
         }
-        if r.labels.is_empty() {
-            return Err(err(format!("ROI {} has no atlas label", r.name)));
+        if r.labels.is_empty() || r.labels.iter().any(|&l| l <= 0) {
+            return Some(format!(
+                "ROI {} has no atlas label: it needs one or more atlas labels above 0",
+                r.name
+            ));
         }
     }
-    Ok(())
+    None
+}
+
+/// [`rois_problem`] as an error naming the output directory.
+fn check_rois(rois: &[Region], out: &Path) -> Result<()> {
+    match rois_problem(rois) {
+        Some(message) => Err(Error::Metadata {
+            path: out.to_path_buf(),
+            field: "rois".into(),
+            message,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Refuses a ROI whose labels have no voxel in the template's atlas.

@@ -772,33 +772,8 @@ impl OpSpec for AslCbfParams {
         if let Some(f) = self.m0_smoothing_fwhm_mm {
             in_range("m0-smoothing-fwhm-mm", f, 0.0, 50.0)?;
         }
-        for (k, r) in self.rois.iter().enumerate() {
-            if r.name.is_empty()
-                || !r
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                return Err(format!(
-                    "rois: name {:?} must be letters, digits and '_' only",
-                    r.name
-                ));
-            }
-            if ["grey_matter", "global"].contains(&r.name.as_str()) {
-                return Err(format!(
-                    "rois: {} is added by cbflow; choose another name",
-                    r.name
-                ));
-            }
-            if self.rois[..k].iter().any(|o| o.name == r.name) {
-                return Err(format!("rois: {} is declared twice", r.name));
-            }
-            if r.labels.is_empty() || r.labels.iter().any(|&l| l <= 0) {
-                return Err(format!(
-                    "rois: {} needs one or more atlas labels above 0",
-                    r.name
-                ));
-            }
+        if let Some(why) = cbflow_pipeline::rois_problem(&self.regions()) {
+            return Err(format!("rois: {why}"));
         }
         Ok(())
     }
@@ -1040,19 +1015,10 @@ impl OpSpec for CrossoverGroupParams {
                     .into(),
             );
         }
-        for (k, c) in self.contrasts.iter().enumerate() {
-            if let Some(why) = c.to_group().problem() {
-                return Err(format!("contrasts: {why}"));
-            }
-            if self.contrasts[..k].iter().any(|o| o.name == c.name) {
-                return Err(format!("contrasts: {} is declared twice", c.name));
-            }
+        if let Some(why) = cbflow_pipeline::GroupContrast::list_problem(&self.group_contrasts()) {
+            return Err(format!("contrasts: {why}"));
         }
-        if let Some(r) = self
-            .rois
-            .iter()
-            .find(|r| r.is_empty() || !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        {
+        if let Some(r) = self.rois.iter().find(|r| !cbflow_pipeline::is_roi_name(r)) {
             return Err(format!("rois: {r:?} is not a region name"));
         }
         Ok(())
