@@ -139,6 +139,7 @@ fn run_seed(
         contrasts: GroupContrast::defaults(),
         rois: cbflow_pipeline::GroupOptions::default_rois(),
         baseline_roi: "ACC_sub".into(),
+        covariates: vec![],
     })
     .expect("group level");
     eprintln!(

@@ -14,6 +14,7 @@ use ndarray::{Array2, Array3};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::covariates::{CovariateValues, GroupCovariate};
 use crate::outputs::template_output;
 use crate::template::Template;
 use crate::{Error, Result};
@@ -77,6 +78,9 @@ pub struct GroupOptions {
     /// Region whose baseline CBF (adjusted for global CBF) is related to the day-1 change in
     /// depression scores (`ACC_sub`, the subgenual ACC, by default).
     pub baseline_roi: String,
+    /// Covariates of the voxelwise GLM and the ROI tests (none by default): global CBF under
+    /// each contrast's weights, or `participants.tsv` columns such as age and sex.
+    pub covariates: Vec<GroupCovariate>,
 }
 
 impl GroupOptions {
@@ -394,6 +398,9 @@ pub(crate) fn read_design(
 /// Runs the group level.
 pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
     check_contrasts(&opts.contrasts, &opts.output_dir)?;
+    if let Some(why) = GroupCovariate::list_problem(&opts.covariates) {
+        return Err(meta_err(&opts.output_dir, "covariates", why));
+    }
     let layout = Layout::index(&opts.bids_dir)?;
     let (subjects, mut excluded) = read_design(&layout, &opts.design)?;
     let tpl = &opts.template;
@@ -442,6 +449,7 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
         "group level: {n} subjects, {} permutations",
         opts.n_permutations
     );
+    let covariates = CovariateValues::read(opts, &layout, &subjects)?;
     // load and smooth maps: index [arm][time] → (n, V) after masking
     let mut raw: Vec<Vec<Volume>> = vec![Vec::new(); 4];
     for s in &subjects {
@@ -492,12 +500,26 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
     let mut meta = ContrastMeta {
         smoothing_fwhm_mm: opts.smoothing_fwhm_mm,
         extra: json!({}),
-        inference: "sign-flipping of within-subject difference maps, sequence (order of pre-treatments) as a nuisance regressor by Freedman-Lane; FWE from the maximum statistic over the mask (Nichols & Holmes 2002; Winkler et al. 2014)".into(),
-        sources: format!("participant-level *_space-<template>_cbf.nii.gz, run-{} (before) and run-{} (during) of the placebo and naltrexone sessions", d.run_before, d.run_during),
+        inference: format!(
+            "sign-flipping of within-subject difference maps, sequence (order of pre-treatments){} as nuisance regressors by Freedman-Lane; FWE from the maximum statistic over the mask (Nichols & Holmes 2002; Winkler et al. 2014)",
+            opts.covariates
+                .iter()
+                .map(|c| format!(", {}", c.name()))
+                .collect::<String>()
+        ),
+        sources: format!(
+            "participant-level *_space-<template>_cbf.nii.gz, run-{} (before) and run-{} (during) of the placebo and naltrexone sessions",
+            d.run_before, d.run_during
+        ),
     };
     for gc in &opts.contrasts {
         let (name, tail) = (gc.name.as_str(), gc.tail);
         meta.extra = gc.sidecar();
+        let covs = covariates.for_contrast(gc.contrast.weights());
+        if !covs.is_empty() {
+            // centred nuisance regressors of the difference maps, as in the inference text
+            meta.extra["Covariates"] = json!(covs.iter().map(|c| &c.name).collect::<Vec<_>>());
+        }
         let popts = PermutationOptions {
             n_permutations: opts.n_permutations,
             seed: opts.seed,
@@ -511,7 +533,7 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
             &maps,
             gc.contrast,
             Some(&sequence),
-            &[],
+            &covs,
             Some(&geometry),
             &popts,
         )
@@ -527,7 +549,7 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
         summary.push((name.to_string(), n_voxel, n_tfce, n_cluster));
     }
     files.extend(write_contrast_table(w, &opts.contrasts)?);
-    crate::group_tables::write_tables(w, &layout, opts, &subjects_info(&subjects))?;
+    crate::group_tables::write_tables(w, &layout, opts, &subjects_info(&subjects), &covariates)?;
     drop(files);
     let files = staging.commit()?;
     Ok(GroupSummary {
@@ -839,14 +861,11 @@ mod tests {
     use super::*;
     use crate::receptors::mor_tests::write_study;
 
-    /// Declared contrasts: each is tested and written with the weights in its sidecar, read
-    /// back in declared order; a contrast beyond the study's four (naltrexone's effect on
-    /// baseline CBF) has the effect map of the naive mean difference; bad ones are refused.
-    #[test]
-    fn declared_contrasts_are_tested_written_and_read_back() {
+    /// Six subjects' template-space maps (the placebo ΔCBF follows the grey matter) and ROI
+    /// tables whose global CBF varies by subject, session and run.
+    fn crossover_fixture(tmp: &Path) -> (PathBuf, PathBuf, Template) {
         let tpl = Template::phantom();
-        let tmp = tempfile::tempdir().unwrap();
-        let (bids, out) = (tmp.path().join("bids"), tmp.path().join("out"));
+        let (bids, out) = (tmp.join("bids"), tmp.join("out"));
         let effect = tpl.gm.frame(0).to_owned();
         write_study(&bids, &out, &tpl, &effect, 6, 3.0, 5);
         // the participant level's ROI tables, which the group tables read
@@ -864,10 +883,16 @@ mod tests {
                     )
                     .unwrap();
                     let v = 40.0 + s as f64 + if run == "2" { 3.0 } else { 0.0 };
+                    let ses_n: usize = ses.parse().unwrap();
+                    let wobble =
+                        ((s * 7 + ses_n * 3 + (run == "2") as usize * 11) % 5) as f64 * 0.7;
                     let rows: String = ["ACC_sub", "ACC_pre", "ACC_sup", "grey_matter", "global"]
                         .iter()
                         .enumerate()
-                        .map(|(k, r)| format!("{r}\t{}\n", v + k as f64))
+                        .map(|(k, r)| {
+                            let g = if *r == "global" { wobble } else { 0.0 };
+                            format!("{r}\t{}\n", v + k as f64 + g)
+                        })
                         .collect();
                     std::fs::write(&p, format!("region\tmean_cbf\n{rows}")).unwrap();
                 }
@@ -879,6 +904,207 @@ mod tests {
                 std::fs::remove_file(f.path()).unwrap();
             }
         }
+        (bids, out, tpl)
+    }
+
+    /// OLS t of the first column's coefficient, by the normal equations (naive reference).
+    fn naive_t(x: &[Vec<f64>], y: &[f64]) -> f64 {
+        let (n, p) = (y.len(), x.len());
+        let xm = nalgebra::DMatrix::from_fn(n, p, |i, j| x[j][i]);
+        let yv = nalgebra::DVector::from_column_slice(y);
+        let inv = (xm.transpose() * &xm).try_inverse().unwrap();
+        let b = &inv * xm.transpose() * &yv;
+        let r = &yv - &xm * &b;
+        let s2 = r.dot(&r) / (n - p) as f64;
+        b[0] / (s2 * inv[(0, 0)]).sqrt()
+    }
+
+    fn centred(v: Vec<f64>) -> Vec<f64> {
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        v.into_iter().map(|x| x - m).collect()
+    }
+
+    /// Declared covariates: the change of global CBF under the contrast's weights and a
+    /// participants.tsv column enter the voxelwise GLM and the ROI tests (t equal to a naive
+    /// OLS); a two-level column is coded 0/1; missing or unusable columns are refused by name
+    /// before anything is written.
+    #[test]
+    fn covariates_enter_the_glm_and_the_roi_tests() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (bids, out, tpl) = crossover_fixture(tmp.path());
+        let ages = [23.0, 41.0, 35.0, 58.0, 29.0, 47.0];
+        let sexes = ["F", "M", "M", "F", "F", "M"];
+        let part: String = (0..6)
+            .map(|s| {
+                format!(
+                    "sub-{:02}\t{}\t{}\t{}\n",
+                    s + 1,
+                    ages[s],
+                    sexes[s],
+                    ["a", "b", "c"][s % 3]
+                )
+            })
+            .collect();
+        std::fs::write(
+            bids.join("participants.tsv"),
+            format!("participant_id\tage\tsex\tsite\n{part}"),
+        )
+        .unwrap();
+        let opts = GroupOptions {
+            bids_dir: bids.clone(),
+            output_dir: out.clone(),
+            template: tpl.clone(),
+            design: StudyDesign::default(),
+            n_permutations: 64,
+            seed: 3,
+            smoothing_fwhm_mm: 0.0,
+            cluster_threshold: 3.1,
+            contrasts: vec![GroupContrast::defaults().remove(0)],
+            rois: GroupOptions::default_rois(),
+            baseline_roi: "ACC_sub".into(),
+            covariates: vec![GroupCovariate::GlobalCbf, GroupCovariate::parse("age")],
+        };
+        // refused by name, before anything is written
+        let before: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        for (covs, expect) in [
+            (vec!["weight"], "weight"),
+            (vec!["site"], "two levels"),
+            (vec!["age", "age"], "twice"),
+        ] {
+            let o = GroupOptions {
+                covariates: covs.iter().map(|c| GroupCovariate::parse(c)).collect(),
+                ..opts.clone()
+            };
+            let e = group(&o).unwrap_err().to_string();
+            assert!(e.contains(expect), "{e}");
+        }
+        let after: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(before, after);
+
+        group(&opts).unwrap();
+        // the naive design: intercept, centred sequence, Δglobal and age
+        let roi = |sub: usize, ses: usize, run: &str, region: &str| -> f64 {
+            let p = template_output(
+                &out,
+                &format!("{sub:02}"),
+                &ses.to_string(),
+                run,
+                &tpl,
+                Some("roi"),
+                ".tsv",
+            )
+            .unwrap();
+            let t = std::fs::read_to_string(p).unwrap();
+            t.lines()
+                .find_map(|l| l.strip_prefix(&format!("{region}\t")))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let placebo_ses = |sub: usize| if sub % 2 == 1 { 1 } else { 2 };
+        let dglobal: Vec<f64> = (1..=6)
+            .map(|s| roi(s, placebo_ses(s), "2", "global") - roi(s, placebo_ses(s), "1", "global"))
+            .collect();
+        let seq = centred((1..=6).map(|s| (s % 2 == 0) as u8 as f64).collect());
+        let x = vec![
+            vec![1.0; 6],
+            seq,
+            centred(dglobal.clone()),
+            centred(ages.to_vec()),
+        ];
+        let read = |ses: usize, sub: usize, run: &str| {
+            let p = template_output(
+                &out,
+                &format!("{sub:02}"),
+                &ses.to_string(),
+                run,
+                &tpl,
+                None,
+                ".nii.gz",
+            )
+            .unwrap();
+            cbflow_image::read(&p).unwrap().frame(0).mapv(f64::from)
+        };
+        let diffs: Vec<_> = (1..=6)
+            .map(|s| read(placebo_ses(s), s, "2") - read(placebo_ses(s), s, "1"))
+            .collect();
+        let t = cbflow_image::read(
+            &out.join("space-phantom_res-3_contrast-ketamineUnderPlacebo_stat-t_statmap.nii.gz"),
+        )
+        .unwrap();
+        let mut n = 0;
+        for (idx, &tv) in t.frame(0).indexed_iter() {
+            if tv != 0.0 && n < 200 && idx.0 % 3 == 0 {
+                let y: Vec<f64> = diffs.iter().map(|d| d[idx]).collect();
+                let naive = naive_t(&x, &y);
+                assert!(
+                    (f64::from(tv) - naive).abs() < 1e-3 * naive.abs().max(1.0),
+                    "{tv} vs {naive}"
+                );
+                n += 1;
+            }
+        }
+        assert_eq!(n, 200);
+        let side: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                out.join("space-phantom_res-3_contrast-ketamineUnderPlacebo_stat-t_statmap.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(side["Covariates"], json!(["global_cbf", "age"]));
+        // the ROI test: intercept, Δglobal and age (no sequence)
+        let y: Vec<f64> = (1..=6)
+            .map(|s| {
+                roi(s, placebo_ses(s), "2", "ACC_pre") - roi(s, placebo_ses(s), "1", "ACC_pre")
+            })
+            .collect();
+        let naive = naive_t(
+            &[vec![1.0; 6], centred(dglobal), centred(ages.to_vec())],
+            &y,
+        );
+        let table = std::fs::read_to_string(out.join("desc-roiTtests_table.tsv")).unwrap();
+        let row: Vec<&str> = table
+            .lines()
+            .find(|l| l.starts_with("ACC_pre\tketamineUnderPlacebo\t"))
+            .unwrap()
+            .split('\t')
+            .collect();
+        let t_roi: f64 = row[6].parse().unwrap();
+        assert!(
+            (t_roi - naive).abs() < 1e-4 * naive.abs().max(1.0),
+            "{t_roi} vs {naive}"
+        );
+        assert_eq!(row[7], "3.00000");
+        // a two-level column is coded 0/1, named after the level coded 1
+        let o = GroupOptions {
+            covariates: vec![GroupCovariate::parse("sex")],
+            ..opts.clone()
+        };
+        group(&o).unwrap();
+        let side: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                out.join("space-phantom_res-3_contrast-ketamineUnderPlacebo_stat-t_statmap.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(side["Covariates"], json!(["sex=M"]));
+    }
+
+    /// Declared contrasts: each is tested and written with the weights in its sidecar, read
+    /// back in declared order; a contrast beyond the study's four (naltrexone's effect on
+    /// baseline CBF) has the effect map of the naive mean difference; bad ones are refused.
+    #[test]
+    fn declared_contrasts_are_tested_written_and_read_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (bids, out, tpl) = crossover_fixture(tmp.path());
         let nal_baseline = GroupContrast {
             name: "naltrexoneBaseline".into(),
             description: "naltrexone − placebo, before ketamine".into(),
@@ -897,6 +1123,7 @@ mod tests {
             contrasts: vec![nal_baseline.clone(), GroupContrast::defaults().remove(0)],
             rois: GroupOptions::default_rois(),
             baseline_roi: "ACC_sub".into(),
+            covariates: vec![],
         };
         // refused before anything is written: weights that do not sum to 0, a name twice
         let before: Vec<_> = std::fs::read_dir(&out)
@@ -975,6 +1202,7 @@ mod tests {
         let o = GroupOptions {
             rois: vec!["ACC_pre".into()],
             baseline_roi: "ACC_sup".into(),
+            covariates: vec![],
             ..opts.clone()
         };
         group(&o).unwrap();

@@ -64,12 +64,44 @@ fn roi_values(
         .collect())
 }
 
+/// Global CBF of one subject's four cells (order of [`crate::CELLS`]), from the `global` row of
+/// its participant ROI tables.
+pub(crate) fn global_cells(opts: &GroupOptions, s: &crate::group::SubjectData) -> Result<[f64; 4]> {
+    let d = &opts.design;
+    let mut out = [0.0; 4];
+    for (a, ses) in s.sessions.iter().enumerate() {
+        for (t, run) in [&d.run_before, &d.run_during].into_iter().enumerate() {
+            let vals = roi_values(opts, &s.label, ses, run)?;
+            out[2 * a + t] = match vals.get("global") {
+                Some(v) => *v,
+                None => {
+                    return Err(Error::Metadata {
+                        path: crate::outputs::template_output(
+                            &opts.output_dir,
+                            &s.label,
+                            ses,
+                            run,
+                            &opts.template,
+                            Some("roi"),
+                            ".tsv",
+                        )?,
+                        field: "region".into(),
+                        message: "no global row, which the global-cbf covariate needs".into(),
+                    });
+                }
+            };
+        }
+    }
+    Ok(out)
+}
+
 /// Writes the ROI, brain–behaviour and mixed-model tables.
 pub(crate) fn write_tables(
     w: &DerivativesWriter,
     layout: &Layout,
     opts: &GroupOptions,
     subjects: &[SubjectInfo],
+    covariates: &crate::covariates::CovariateValues,
 ) -> Result<Vec<PathBuf>> {
     let d = &opts.design;
     let mut files = Vec::new();
@@ -173,10 +205,10 @@ pub(crate) fn write_tables(
             let diff: Vec<f64> = (0..subjects.len())
                 .map(|s| (0..4).map(|k| w[k] * get(s, k / 2, k % 2, r)).sum())
                 .collect();
-            (c.name.as_str(), diff)
+            (c.name.as_str(), diff, covariates.for_contrast(w))
         });
-        for (name, diff) in contrasts {
-            let t = cbflow_stats::one_sample_t_test(&diff)
+        for (name, diff, covs) in contrasts {
+            let t = cbflow_stats::one_sample_t_test_adjusted(&diff, &covs)
                 .map_err(|e| step_err(&opts.output_dir, e))?;
             rows.push(vec![
                 r.to_string(),
@@ -204,7 +236,14 @@ pub(crate) fn write_tables(
         "p",
         "cohens_dz",
     ];
-    files.extend(write_table(w, "roiTtests", &cols, rows, json!({"Description": "paired t tests of ROI mean CBF for each contrast of the group level (the weighted sum of the four cells, as in the ContrastWeights of the contrast's maps; the defaults: during − before ketamine per pre-treatment, their mean, and their difference, the interaction); two-sided p; 95 % CI of the mean difference", "Units": "mL/100g/min"}))?);
+    let mut meta = json!({"Description": "paired t tests of ROI mean CBF for each contrast of the group level (the weighted sum of the four cells, as in the ContrastWeights of the contrast's maps; the defaults: during − before ketamine per pre-treatment, their mean, and their difference, the interaction); two-sided p; 95 % CI of the mean difference", "Units": "mL/100g/min"});
+    if !opts.covariates.is_empty() {
+        meta["Covariates"] = json!(opts.covariates.iter().map(|c| c.name()).collect::<Vec<_>>());
+        meta["CovariateAdjustment"] = json!(
+            "each test is the intercept of an OLS regression of the subjects' contrast values on the covariates centred to mean 0 (global-cbf under the contrast's own weights): the mean difference at the average covariate values; sd is the residual SD, df = n - 1 - number of covariates, cohens_dz = mean_difference / sd"
+        );
+    }
+    files.extend(write_table(w, "roiTtests", &cols, rows, meta)?);
 
     // brain–behaviour correlations
     let phenotype = layout.phenotype()?;

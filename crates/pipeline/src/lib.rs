@@ -7,6 +7,7 @@
 
 mod anat;
 mod asl;
+mod covariates;
 mod error;
 mod group;
 mod group_tables;
@@ -21,6 +22,7 @@ pub use asl::{AslOptions, AslResult, NativeTissue, process_run, quant_params, sc
 pub use cbflow_receptor::{CorrelationMethod, GroupStat};
 pub use cbflow_register::Region;
 pub use cbflow_stats::{CrossoverContrast, Tail};
+pub use covariates::{GLOBAL_CBF, GroupCovariate};
 pub use error::{Error, Result};
 pub use group::{
     CELLS, GroupContrast, GroupOptions, GroupSummary, StudyDesign, group, written_contrasts,

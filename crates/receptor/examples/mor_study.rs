@@ -163,6 +163,7 @@ fn simulate_and_process(
         contrasts: cbflow_pipeline::GroupContrast::defaults(),
         rois: cbflow_pipeline::GroupOptions::default_rois(),
         baseline_roi: "ACC_sub".into(),
+        covariates: vec![],
     })
     .expect("group level");
     println!("group level: {:.1} s", t.elapsed().as_secs_f64());

@@ -84,6 +84,61 @@ pub fn one_sample_t_test(d: &[f64]) -> Result<TTest> {
     })
 }
 
+/// One-sample t test of `d` against 0 adjusted for per-subject `covariates`: OLS of `d` on an
+/// intercept and the covariates centred to mean 0 ([`crate::difference_design`]), testing the
+/// intercept, i.e. the mean difference at the average covariate values. `sd` is the residual
+/// SD, `df = n − 1 − k` and `cohens_dz` the intercept over the residual SD. Without covariates
+/// it equals [`one_sample_t_test`].
+pub fn one_sample_t_test_adjusted(d: &[f64], covariates: &[crate::Covariate]) -> Result<TTest> {
+    if covariates.is_empty() {
+        return one_sample_t_test(d);
+    }
+    let n = d.len();
+    let needed = covariates.len() + 2;
+    if n < needed {
+        return Err(StatsError::TooFewObservations {
+            what: "adjusted t test",
+            needed,
+            got: n,
+        });
+    }
+    check_finite("differences", d.iter().copied())?;
+    let design = crate::difference_design(n, None, covariates)?;
+    // the design's columns are centred, so the normal equations are well conditioned
+    let x = design.x();
+    let p = x.ncols();
+    let xm = DMatrix::from_fn(n, p, |i, j| x[(i, j)]);
+    let yv = DVector::from_iterator(n, d.iter().copied());
+    let xtx = xm.transpose() * &xm;
+    let inv = xtx.try_inverse().ok_or_else(|| StatsError::Design {
+        reason: "covariates are collinear".into(),
+    })?;
+    let beta = &inv * xm.transpose() * &yv;
+    let resid = &yv - &xm * &beta;
+    let df = (n - p) as f64;
+    let s2 = resid.dot(&resid) / df;
+    let se = (s2 * inv[(0, 0)]).sqrt();
+    let m = beta[0];
+    let dist = tdist(df)?;
+    let t = if se > 0.0 { m / se } else { f64::NAN };
+    let pval = if t.is_nan() {
+        f64::NAN
+    } else {
+        (2.0 * dist.sf(t.abs())).min(1.0)
+    };
+    let q = dist.inverse_cdf(0.975);
+    Ok(TTest {
+        n,
+        mean: m,
+        sd: s2.sqrt(),
+        t,
+        df,
+        p: pval,
+        ci95: (m - q * se, m + q * se),
+        cohens_dz: m / s2.sqrt(),
+    })
+}
+
 /// Paired t test of `a − b` (same subjects, same order; n ≥ 2), e.g. ROI CBF during vs before.
 pub fn paired_t_test(a: &[f64], b: &[f64]) -> Result<TTest> {
     check_len("paired samples", a.len(), b.len())?;
@@ -465,6 +520,52 @@ mod tests {
         assert!((r.cohens_dz - 1.5 / sd).abs() < 1e-12);
         // t_{0.975,3} = 3.182446305
         assert!((r.ci95.1 - (1.5 + 3.182446305284263 * sd / 2.0)).abs() < 1e-8);
+    }
+
+    #[test]
+    fn adjusted_t_test_matches_simple_regression_by_hand() {
+        // d = 1 + 2·(g − ḡ) + e: the centred intercept is the mean of d, its SE comes from the
+        // residuals of the simple regression on g
+        let g = [0.3, -1.2, 0.8, 2.0, -0.5, 0.1, -1.7, 1.1];
+        let e = [0.2, -0.1, 0.05, -0.3, 0.25, -0.15, 0.1, -0.05];
+        let gm = mean(&g);
+        let d: Vec<f64> = g
+            .iter()
+            .zip(&e)
+            .map(|(g, e)| 1.0 + 2.0 * (g - gm) + e)
+            .collect();
+        let cov = [crate::Covariate {
+            name: "global_cbf".into(),
+            values: g.to_vec(),
+        }];
+        let r = one_sample_t_test_adjusted(&d, &cov).unwrap();
+        let n = d.len() as f64;
+        let dm = mean(&d);
+        let sxx: f64 = g.iter().map(|x| (x - gm) * (x - gm)).sum();
+        let b: f64 = g
+            .iter()
+            .zip(&d)
+            .map(|(x, y)| (x - gm) * (y - dm))
+            .sum::<f64>()
+            / sxx;
+        let rss: f64 = g
+            .iter()
+            .zip(&d)
+            .map(|(x, y)| (y - dm - b * (x - gm)).powi(2))
+            .sum();
+        let s = (rss / (n - 2.0)).sqrt();
+        assert!((r.mean - dm).abs() < 1e-12);
+        assert!((r.sd - s).abs() < 1e-12);
+        assert!((r.t - dm / (s / n.sqrt())).abs() < 1e-9);
+        assert_eq!((r.n, r.df), (8, 6.0));
+        let unadjusted = one_sample_t_test(&d).unwrap();
+        assert!(r.t > 3.0 * unadjusted.t, "{} vs {}", r.t, unadjusted.t);
+        // no covariates: the plain test
+        assert_eq!(one_sample_t_test_adjusted(&d, &[]).unwrap(), unadjusted);
+        // collinear or too few
+        let twice = [cov[0].clone(), cov[0].clone()];
+        assert!(one_sample_t_test_adjusted(&d, &twice).is_err());
+        assert!(one_sample_t_test_adjusted(&d[..2], &cov).is_err());
     }
 
     #[test]

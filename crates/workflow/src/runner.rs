@@ -113,6 +113,7 @@ impl JobRunner for PipelineRunner {
                     contrasts: p.group_contrasts(),
                     rois: p.rois.clone(),
                     baseline_roi: p.baseline_roi.clone(),
+                    covariates: p.group_covariates(),
                 };
                 let s = cbflow_pipeline::group(&opts).map_err(|e| failed(ctx, e))?;
                 tracing::info!(

@@ -850,6 +850,11 @@ pub struct CrossoverGroupParams {
     /// Region whose baseline CBF (adjusted for global CBF) is related to the day-1 change of
     /// the depression scores.
     pub baseline_roi: String,
+    /// Covariates of the voxelwise GLM and the ROI tests, centred nuisance regressors of the
+    /// within-subject differences (none by default): `global-cbf` (global CBF under each
+    /// contrast's weights, e.g. its change during the drug, which removes brain-wide shifts)
+    /// or a column of participants.tsv (numbers, or two levels such as sex coded 0/1).
+    pub covariates: Vec<String>,
 }
 
 impl Default for CrossoverGroupParams {
@@ -866,6 +871,7 @@ impl Default for CrossoverGroupParams {
                 .collect(),
             rois: cbflow_pipeline::GroupOptions::default_rois(),
             baseline_roi: "ACC_sub".into(),
+            covariates: Vec::new(),
         }
     }
 }
@@ -874,6 +880,14 @@ impl CrossoverGroupParams {
     /// The pipeline's contrasts.
     pub fn group_contrasts(&self) -> Vec<cbflow_pipeline::GroupContrast> {
         self.contrasts.iter().map(ContrastSpec::to_group).collect()
+    }
+
+    /// The pipeline's covariates.
+    pub fn group_covariates(&self) -> Vec<cbflow_pipeline::GroupCovariate> {
+        self.covariates
+            .iter()
+            .map(|c| cbflow_pipeline::GroupCovariate::parse(c))
+            .collect()
     }
 }
 
@@ -1020,6 +1034,9 @@ impl OpSpec for CrossoverGroupParams {
         }
         if let Some(r) = self.rois.iter().find(|r| !cbflow_pipeline::is_roi_name(r)) {
             return Err(format!("rois: {r:?} is not a region name"));
+        }
+        if let Some(why) = cbflow_pipeline::GroupCovariate::list_problem(&self.group_covariates()) {
+            return Err(format!("covariates: {why}"));
         }
         Ok(())
     }

@@ -35,6 +35,7 @@ fn run_group(bids: &Path, out: &Path, permutations: usize) {
         contrasts: cbflow_pipeline::GroupContrast::defaults(),
         rois: cbflow_pipeline::GroupOptions::default_rois(),
         baseline_roi: "ACC_sub".into(),
+        covariates: vec![],
     })
     .expect("group level");
 }

@@ -452,3 +452,40 @@ fn rois_are_declared_and_checked() {
     assert_eq!(l, 10, "{m}");
     assert!(m.contains("unknown field `label`"), "{m}");
 }
+
+#[test]
+fn covariates_are_declared_and_checked() {
+    let with = |covs: &str| GOOD.to_string() + "      covariates: " + covs + "\n";
+    let w = Workflow::parse(&with("[global-cbf, age, sex]"), "good.yaml").unwrap();
+    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
+        panic!("not a crossover group step");
+    };
+    assert_eq!(
+        p.group_covariates(),
+        [
+            cbflow_pipeline::GroupCovariate::GlobalCbf,
+            cbflow_pipeline::GroupCovariate::Participant("age".into()),
+            cbflow_pipeline::GroupCovariate::Participant("sex".into()),
+        ]
+    );
+    // none by default, as in the built-in workflow
+    let Op::CrossoverGroup(p) = &Workflow::parse(GOOD, "good.yaml").unwrap().steps[1]
+        .params
+        .value
+    else {
+        panic!("not a crossover group step");
+    };
+    assert!(p.covariates.is_empty());
+    // a name twice, and the subject column: located at the step's params
+    for (covs, needle) in [
+        ("[age, age]", "covariates: covariate age is listed twice"),
+        ("[participant_id]", "participant_id is the subject"),
+    ] {
+        let (l, c, m) = error_at(&with(covs));
+        assert_eq!((l, c), (15, 7), "{covs}: {m}");
+        assert!(m.contains(needle), "{covs}: {m}");
+    }
+    // not a list of names
+    let (l, _, m) = error_at(&with("{age: 1}"));
+    assert_eq!(l, 16, "{m}");
+}

@@ -1,0 +1,201 @@
+//! Covariates of the group level's GLM: the change of global CBF in each contrast, and columns
+//! of `participants.tsv` (age, sex, …). Each enters the one-sample design of the within-subject
+//! differences centred to mean 0 ([`cbflow_stats::difference_design`]), so the tested intercept
+//! is the contrast at the average covariate value, and the permutation test treats it as a
+//! nuisance variable (Freedman–Lane).
+
+use std::path::Path;
+
+use cbflow_bids::Layout;
+use cbflow_stats::Covariate;
+use serde::Serialize;
+
+use crate::group::{GroupOptions, SubjectData};
+use crate::{Error, Result};
+
+/// One declared covariate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum GroupCovariate {
+    /// Global CBF (the `global` row of the participant ROI tables), combined with each
+    /// contrast's own weights: for a during − before contrast, the change of global CBF. It
+    /// removes brain-wide shifts (e.g. from arterial CO₂ or haematocrit) from the regional
+    /// contrast.
+    GlobalCbf,
+    /// A column of `participants.tsv`: numbers, or exactly two levels coded 0 (the first in
+    /// sorted order) and 1.
+    Participant(String),
+}
+
+/// How the workflow names [`GroupCovariate::GlobalCbf`].
+pub const GLOBAL_CBF: &str = "global-cbf";
+
+impl GroupCovariate {
+    /// `global-cbf` or the name of a `participants.tsv` column.
+    pub fn parse(name: &str) -> Self {
+        if name == GLOBAL_CBF {
+            Self::GlobalCbf
+        } else {
+            Self::Participant(name.to_string())
+        }
+    }
+
+    /// The name in the workflow and in sidecars.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::GlobalCbf => GLOBAL_CBF,
+            Self::Participant(c) => c,
+        }
+    }
+
+    /// Why a list of covariates cannot be used, if it cannot (checked before anything runs):
+    /// a name twice, `participant_id`, or a name that is not a plausible column name.
+    pub fn list_problem(list: &[Self]) -> Option<String> {
+        for (i, c) in list.iter().enumerate() {
+            let name = c.name();
+            if list[..i].iter().any(|o| o.name() == name) {
+                return Some(format!("covariate {name} is listed twice"));
+            }
+            if name == "participant_id" {
+                return Some("participant_id is the subject, not a covariate".into());
+            }
+            if name.is_empty() || name.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+                return Some(format!(
+                    "covariate {name:?}: expected {GLOBAL_CBF} or a participants.tsv column name"
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// The covariates' values for the subjects of the analysis (in their order), in declared order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CovariateValues(Vec<Values>);
+
+#[derive(Debug, Clone)]
+enum Values {
+    /// Per subject, global CBF in the four cells (order of [`crate::CELLS`]).
+    Global(Vec<[f64; 4]>),
+    /// A participants.tsv column.
+    Column(Covariate),
+}
+
+impl CovariateValues {
+    /// Reads every declared covariate; an error names the file, the column and the subject.
+    pub(crate) fn read(
+        opts: &GroupOptions,
+        layout: &Layout,
+        subjects: &[SubjectData],
+    ) -> Result<Self> {
+        let mut out = Vec::with_capacity(opts.covariates.len());
+        for c in &opts.covariates {
+            out.push(match c {
+                GroupCovariate::GlobalCbf => Values::Global(
+                    subjects
+                        .iter()
+                        .map(|s| crate::group_tables::global_cells(opts, s))
+                        .collect::<Result<_>>()?,
+                ),
+                GroupCovariate::Participant(col) => {
+                    Values::Column(participant_column(layout, col, subjects)?)
+                }
+            });
+        }
+        Ok(Self(out))
+    }
+
+    /// The covariates of the contrast with cell weights `w`, in declared order.
+    pub(crate) fn for_contrast(&self, w: [f64; 4]) -> Vec<Covariate> {
+        self.0
+            .iter()
+            .map(|v| match v {
+                Values::Global(g) => Covariate {
+                    name: "global_cbf".into(),
+                    values: g
+                        .iter()
+                        .map(|cells| cells.iter().zip(&w).map(|(c, w)| c * w).sum())
+                        .collect(),
+                },
+                Values::Column(c) => c.clone(),
+            })
+            .collect()
+    }
+}
+
+fn participants_err(path: &Path, column: &str, message: String) -> Error {
+    Error::Metadata {
+        path: path.to_path_buf(),
+        field: column.into(),
+        message,
+    }
+}
+
+/// A `participants.tsv` column as a covariate: numbers as they are; two levels coded 0/1 (the
+/// name then says which level is 1, e.g. `sex=M`).
+fn participant_column(
+    layout: &Layout,
+    column: &str,
+    subjects: &[SubjectData],
+) -> Result<Covariate> {
+    let path = layout.root().join("participants.tsv");
+    let table = layout.participants()?.ok_or_else(|| {
+        participants_err(
+            &path,
+            column,
+            "the covariate needs participants.tsv, which the dataset does not have".into(),
+        )
+    })?;
+    if table.column_index(column).is_none() {
+        return Err(participants_err(
+            &path,
+            column,
+            "no such column (declare global-cbf or a column of participants.tsv)".into(),
+        ));
+    }
+    let mut cells = Vec::with_capacity(subjects.len());
+    for s in subjects {
+        let id = format!("sub-{}", s.label);
+        let row = table
+            .row_by("participant_id", &id)?
+            .ok_or_else(|| participants_err(&path, "participant_id", format!("no row for {id}")))?;
+        let i = table.column_index(column).expect("checked above");
+        let cell = row[i].trim();
+        if cell.is_empty() || cell == "n/a" {
+            return Err(participants_err(
+                &path,
+                column,
+                format!("{id} has no value; a covariate needs one for every subject analysed"),
+            ));
+        }
+        cells.push(cell.to_string());
+    }
+    let numbers: Option<Vec<f64>> = cells
+        .iter()
+        .map(|c| c.parse::<f64>().ok().filter(|v| v.is_finite()))
+        .collect();
+    if let Some(values) = numbers {
+        return Ok(Covariate {
+            name: column.to_string(),
+            values,
+        });
+    }
+    let mut levels: Vec<&str> = cells.iter().map(String::as_str).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    if levels.len() != 2 {
+        return Err(participants_err(
+            &path,
+            column,
+            format!(
+                "neither numbers nor two levels (found {}: {}); code it as numbers or as two levels",
+                levels.len(),
+                levels.join(", ")
+            ),
+        ));
+    }
+    let one = levels[1].to_string();
+    Ok(Covariate {
+        name: format!("{column}={one}"),
+        values: cells.iter().map(|c| (*c == one) as u8 as f64).collect(),
+    })
+}
