@@ -10,17 +10,33 @@
 //! (its own subjects, noise and motion). With `NULL_STUDY_DIR` set, each study's outputs are
 //! kept there as `seed-<s>/`, and a rerun reuses finished seeds (`seed-<s>/summary.tsv`), so
 //! the study can be run in pieces.
+//!
+//! Each study's group level runs twice: as the default workflow does (no covariates;
+//! `summary.tsv`) and with the `global-cbf` covariate (`summary-global-cbf.tsv`), which removes
+//! brain-wide shifts of CBF between runs from the voxelwise test.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cbflow_pipeline::{
-    GroupContrast, GroupOptions, ParticipantOptions, StudyDesign, Template, TemplateChoice,
+    GroupContrast, GroupCovariate, GroupOptions, ParticipantOptions, StudyDesign, Template,
+    TemplateChoice,
 };
 use cbflow_synth::SynthSpec;
 use statrs::distribution::{Beta, ContinuousCDF};
 
 const METHODS: [&str; 3] = ["voxel", "tfce", "cluster"];
+
+/// FWE-significant voxels (voxel max-T, TFCE) and clusters per contrast of one group run.
+type Counts = Vec<(String, [usize; 3])>;
+
+/// The group-level variants: summary file and covariates.
+fn variants() -> [(&'static str, Vec<GroupCovariate>); 2] {
+    [
+        ("summary.tsv", vec![]),
+        ("summary-global-cbf.tsv", vec![GroupCovariate::GlobalCbf]),
+    ]
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -36,37 +52,62 @@ fn main() {
         "null studies: {subjects} subjects, seeds {first}–{last}, {permutations} permutations, in {}",
         base.display()
     );
-    // per seed: (contrast, [voxel, tfce, cluster] counts)
-    let mut results: Vec<(u64, Vec<(String, [usize; 3])>)> = Vec::new();
+    // per variant, per seed: (contrast, [voxel, tfce, cluster] counts); a seed finished before
+    // the global-cbf variant existed has only the default one
+    let mut results: [Vec<(u64, Counts)>; 2] = [Vec::new(), Vec::new()];
     for seed in first..=last {
         let dir = base.join(format!("seed-{seed}"));
-        let rows = match read_summary(&dir) {
-            Some(rows) => rows,
+        let runs = match read_summary(&dir.join("summary.tsv")) {
+            Some(rows) => vec![
+                Some(rows),
+                read_summary(&dir.join("summary-global-cbf.tsv")),
+            ],
             None => {
-                let rows = run_seed(&dir, subjects, seed, permutations);
-                write_summary(&dir, &rows);
+                let runs = run_seed(&dir, subjects, seed, permutations);
+                for ((file, _), rows) in variants().iter().zip(&runs) {
+                    write_summary(&dir.join(file), rows);
+                }
                 if std::env::var_os("NULL_STUDY_DIR").is_some() {
-                    // keep the summary, drop the images
+                    // keep the summaries, drop the images
                     for d in ["bids", "derivatives"] {
                         std::fs::remove_dir_all(dir.join(d)).ok();
                     }
                 }
-                rows
+                runs.into_iter().map(Some).collect()
             }
         };
-        let line: Vec<String> = rows
-            .iter()
-            .map(|(c, n)| format!("{c} {}/{}/{}", n[0], n[1], n[2]))
-            .collect();
-        println!(
-            "seed {seed}: FWE voxels (voxel/TFCE/cluster): {}",
-            line.join(", ")
-        );
-        results.push((seed, rows));
+        for (v, rows) in runs.into_iter().enumerate() {
+            let Some(rows) = rows else { continue };
+            let line: Vec<String> = rows
+                .iter()
+                .map(|(c, n)| format!("{c} {}/{}/{}", n[0], n[1], n[2]))
+                .collect();
+            println!(
+                "seed {seed}{}: FWE voxels (voxel/TFCE/cluster): {}",
+                ["", " (global-cbf)"][v],
+                line.join(", ")
+            );
+            results[v].push((seed, rows));
+        }
     }
+    for (v, title) in [
+        "default workflow, no covariates",
+        "with the global-cbf covariate",
+    ]
+    .iter()
+    .enumerate()
+    {
+        if !results[v].is_empty() {
+            report(title, &results[v]);
+        }
+    }
+}
+
+/// Prints, per contrast and method, the studies with any FWE finding and the interval.
+fn report(title: &str, results: &[(u64, Counts)]) {
     let n = results.len() as u64;
     println!(
-        "\nstudies with any FWE-significant voxel, of {n} (95 % Clopper–Pearson interval of the rate):"
+        "\n{title}: studies with any FWE-significant voxel, of {n} (95 % Clopper–Pearson interval of the rate):"
     );
     println!(
         "{:<26} {:>18} {:>18} {:>18}",
@@ -86,7 +127,7 @@ fn main() {
             cells[0], cells[1], cells[2]
         );
     }
-    for (_, r) in &results {
+    for (_, r) in results {
         if r.iter().any(|(_, c)| c.iter().any(|&v| v > 0)) {
             any += 1;
         }
@@ -97,13 +138,9 @@ fn main() {
     );
 }
 
-/// One null study: synth, participant level, group level; FWE counts per contrast.
-fn run_seed(
-    dir: &Path,
-    subjects: usize,
-    seed: u64,
-    permutations: usize,
-) -> Vec<(String, [usize; 3])> {
+/// One null study: synth, participant level, the group level of each variant; FWE counts per
+/// contrast.
+fn run_seed(dir: &Path, subjects: usize, seed: u64, permutations: usize) -> Vec<Counts> {
     let (bids, out) = (dir.join("bids"), dir.join("derivatives"));
     std::fs::remove_dir_all(dir).ok();
     let t = Instant::now();
@@ -127,42 +164,48 @@ fn run_seed(
     .expect("participant level");
     let t_part = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let s = cbflow_pipeline::group(&GroupOptions {
-        bids_dir: bids,
-        output_dir: out,
-        template: Template::phantom(),
-        design: StudyDesign::default(),
-        n_permutations: permutations,
-        seed,
-        smoothing_fwhm_mm: 6.0,
-        cluster_threshold: 3.1,
-        contrasts: GroupContrast::defaults(),
-        rois: cbflow_pipeline::GroupOptions::default_rois(),
-        baseline_roi: "ACC_sub".into(),
-        covariates: vec![],
-    })
-    .expect("group level");
+    let mut counts = Vec::new();
+    for (_, covariates) in variants() {
+        let s = cbflow_pipeline::group(&GroupOptions {
+            bids_dir: bids.clone(),
+            output_dir: out.clone(),
+            template: Template::phantom(),
+            design: StudyDesign::default(),
+            n_permutations: permutations,
+            seed,
+            smoothing_fwhm_mm: 6.0,
+            cluster_threshold: 3.1,
+            contrasts: GroupContrast::defaults(),
+            rois: cbflow_pipeline::GroupOptions::default_rois(),
+            baseline_roi: "ACC_sub".into(),
+            covariates,
+        })
+        .expect("group level");
+        counts.push(
+            s.contrasts
+                .into_iter()
+                .map(|(c, v, t, k)| (c, [v, t, k]))
+                .collect(),
+        );
+    }
     eprintln!(
-        "seed {seed}: synth {t_synth:.0} s, participant {t_part:.0} s, group {:.0} s",
+        "seed {seed}: synth {t_synth:.0} s, participant {t_part:.0} s, group (both variants) {:.0} s",
         t.elapsed().as_secs_f64()
     );
-    s.contrasts
-        .into_iter()
-        .map(|(c, v, t, k)| (c, [v, t, k]))
-        .collect()
+    counts
 }
 
-fn write_summary(dir: &Path, rows: &[(String, [usize; 3])]) {
+fn write_summary(path: &Path, rows: &[(String, [usize; 3])]) {
     let mut s = String::from("contrast\tvoxel\ttfce\tcluster\n");
     for (c, n) in rows {
         s.push_str(&format!("{c}\t{}\t{}\t{}\n", n[0], n[1], n[2]));
     }
-    std::fs::create_dir_all(dir).expect("seed directory");
-    std::fs::write(dir.join("summary.tsv"), s).expect("summary");
+    std::fs::create_dir_all(path.parent().expect("seed directory")).expect("seed directory");
+    std::fs::write(path, s).expect("summary");
 }
 
-fn read_summary(dir: &Path) -> Option<Vec<(String, [usize; 3])>> {
-    let text = std::fs::read_to_string(dir.join("summary.tsv")).ok()?;
+fn read_summary(path: &Path) -> Option<Counts> {
+    let text = std::fs::read_to_string(path).ok()?;
     text.lines()
         .skip(1)
         .map(|l| {
