@@ -1,8 +1,9 @@
-//! Covariates of the group level's GLM: the change of global CBF in each contrast, and columns
-//! of `participants.tsv` (age, sex, …). Each enters the one-sample design of the within-subject
-//! differences centred to mean 0 ([`cbflow_stats::difference_design`]), so the tested intercept
-//! is the contrast at the average covariate value, and the permutation test treats it as a
-//! nuisance variable (Freedman–Lane).
+//! Covariates of the group level's GLM: global CBF under each contrast's weights, and columns
+//! of `participants.tsv` (age, sex, …), nuisance variables of the one-sample design of the
+//! within-subject differences ([`cbflow_stats::difference_design`]; Freedman–Lane in the
+//! permutation test). A `participants.tsv` column is centred, so the contrast is tested at the
+//! average age; global CBF is not, so the contrast is tested at no change of global CBF — the
+//! regional effect beyond a brain-wide shift (ANCOVA global adjustment, as SPM does for PET).
 
 use std::path::Path;
 
@@ -109,13 +110,13 @@ impl CovariateValues {
         self.0
             .iter()
             .map(|v| match v {
-                Values::Global(g) => Covariate {
-                    name: "global_cbf".into(),
-                    values: g
-                        .iter()
+                // not centred: a contrast is tested at no change of global CBF
+                Values::Global(g) => Covariate::uncentred(
+                    "global_cbf",
+                    g.iter()
                         .map(|cells| cells.iter().zip(&w).map(|(c, w)| c * w).sum())
                         .collect(),
-                },
+                ),
                 Values::Column(c) => c.clone(),
             })
             .collect()
@@ -174,10 +175,7 @@ fn participant_column(
         .map(|c| c.parse::<f64>().ok().filter(|v| v.is_finite()))
         .collect();
     if let Some(values) = numbers {
-        return Ok(Covariate {
-            name: column.to_string(),
-            values,
-        });
+        return Ok(Covariate::centred(column, values));
     }
     let mut levels: Vec<&str> = cells.iter().map(String::as_str).collect();
     levels.sort_unstable();
@@ -194,8 +192,8 @@ fn participant_column(
         ));
     }
     let one = levels[1].to_string();
-    Ok(Covariate {
-        name: format!("{column}={one}"),
-        values: cells.iter().map(|c| (*c == one) as u8 as f64).collect(),
-    })
+    Ok(Covariate::centred(
+        format!("{column}={one}"),
+        cells.iter().map(|c| (*c == one) as u8 as f64).collect(),
+    ))
 }

@@ -924,10 +924,10 @@ mod tests {
         v.into_iter().map(|x| x - m).collect()
     }
 
-    /// Declared covariates: the change of global CBF under the contrast's weights and a
-    /// participants.tsv column enter the voxelwise GLM and the ROI tests (t equal to a naive
-    /// OLS); a two-level column is coded 0/1; missing or unusable columns are refused by name
-    /// before anything is written.
+    /// Declared covariates: the change of global CBF under the contrast's weights (uncentred)
+    /// and a participants.tsv column (centred) enter the voxelwise GLM and the ROI tests (t
+    /// equal to a naive OLS); a two-level column is coded 0/1; missing or unusable columns are
+    /// refused by name before anything is written.
     #[test]
     fn covariates_enter_the_glm_and_the_roi_tests() {
         let tmp = tempfile::tempdir().unwrap();
@@ -1012,12 +1012,8 @@ mod tests {
             .map(|s| roi(s, placebo_ses(s), "2", "global") - roi(s, placebo_ses(s), "1", "global"))
             .collect();
         let seq = centred((1..=6).map(|s| (s % 2 == 0) as u8 as f64).collect());
-        let x = vec![
-            vec![1.0; 6],
-            seq,
-            centred(dglobal.clone()),
-            centred(ages.to_vec()),
-        ];
+        // global CBF enters uncentred: the contrast at no change of global CBF
+        let x = vec![vec![1.0; 6], seq, dglobal.clone(), centred(ages.to_vec())];
         let read = |ses: usize, sub: usize, run: &str| {
             let p = template_output(
                 &out,
@@ -1065,10 +1061,7 @@ mod tests {
                 roi(s, placebo_ses(s), "2", "ACC_pre") - roi(s, placebo_ses(s), "1", "ACC_pre")
             })
             .collect();
-        let naive = naive_t(
-            &[vec![1.0; 6], centred(dglobal), centred(ages.to_vec())],
-            &y,
-        );
+        let naive = naive_t(&[vec![1.0; 6], dglobal, centred(ages.to_vec())], &y);
         let table = std::fs::read_to_string(out.join("desc-roiTtests_table.tsv")).unwrap();
         let row: Vec<&str> = table
             .lines()

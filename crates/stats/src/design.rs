@@ -113,6 +113,36 @@ pub struct Covariate {
     pub name: String,
     /// One value per subject.
     pub values: Vec<f64>,
+    /// Centred to mean 0 in [`difference_design`], so the tested intercept is the effect at the
+    /// average value (between-subject covariates such as age or sex). Not centred for a
+    /// within-subject change whose zero means "no change" (the change of global CBF): the
+    /// intercept is then the effect at no change of the covariate.
+    #[serde(default = "centred_by_default")]
+    pub centred: bool,
+}
+
+fn centred_by_default() -> bool {
+    true
+}
+
+impl Covariate {
+    /// A covariate centred to mean 0 in the design (age, sex, …).
+    pub fn centred(name: impl Into<String>, values: Vec<f64>) -> Self {
+        Self {
+            name: name.into(),
+            values,
+            centred: true,
+        }
+    }
+
+    /// A covariate entered as it is (a within-subject change whose 0 means no change).
+    pub fn uncentred(name: impl Into<String>, values: Vec<f64>) -> Self {
+        Self {
+            name: name.into(),
+            values,
+            centred: false,
+        }
+    }
 }
 
 /// Per-subject difference maps (n_subjects, V) for `contrast` (see the module table).
@@ -164,14 +194,17 @@ pub fn crossover_difference(
 
 /// One-sample design for `n` per-subject differences: column 0 the intercept (tested, contrast
 /// `[1, 0, …]`), then, if given, the centred sequence indicator (NaltrexoneFirst = 1), then each
-/// covariate centred to mean 0 — so the intercept is the mean effect at the average covariate
-/// value. Column names are set. Errors if lengths differ or the design is rank-deficient.
+/// covariate, centred to mean 0 unless it says otherwise ([`Covariate::centred`]) — so the
+/// intercept is the mean effect at the average value of each centred covariate and at 0 of each
+/// uncentred one. Column names are set. Errors if lengths differ or the design is
+/// rank-deficient.
 pub fn difference_design(
     n: usize,
     sequence: Option<&[Sequence]>,
     covariates: &[Covariate],
 ) -> Result<GlmDesign> {
-    let mut cols: Vec<(String, Vec<f64>)> = vec![("intercept".into(), vec![1.0; n])];
+    // (name, values, centred)
+    let mut cols: Vec<(String, Vec<f64>, bool)> = vec![("intercept".into(), vec![1.0; n], false)];
     if let Some(seq) = sequence {
         check_len("sequence", n, seq.len())?;
         cols.push((
@@ -179,14 +212,15 @@ pub fn difference_design(
             seq.iter()
                 .map(|s| (*s == Sequence::NaltrexoneFirst) as u8 as f64)
                 .collect(),
+            true,
         ));
     }
     for c in covariates {
         check_len("covariate values", n, c.values.len())?;
         check_finite("covariate values", c.values.iter().copied())?;
-        cols.push((c.name.clone(), c.values.clone()));
+        cols.push((c.name.clone(), c.values.clone(), c.centred));
     }
-    for (_, v) in cols.iter_mut().skip(1) {
+    for (_, v, _) in cols.iter_mut().filter(|c| c.2) {
         let m = v.iter().sum::<f64>() / n as f64;
         v.iter_mut().for_each(|x| *x -= m);
     }
@@ -204,7 +238,7 @@ pub fn difference_design(
             ),
         });
     }
-    d.names = cols.into_iter().map(|(n, _)| n).collect();
+    d.names = cols.into_iter().map(|(n, _, _)| n).collect();
     Ok(d)
 }
 

@@ -85,10 +85,11 @@ pub fn one_sample_t_test(d: &[f64]) -> Result<TTest> {
 }
 
 /// One-sample t test of `d` against 0 adjusted for per-subject `covariates`: OLS of `d` on an
-/// intercept and the covariates centred to mean 0 ([`crate::difference_design`]), testing the
-/// intercept, i.e. the mean difference at the average covariate values. `sd` is the residual
-/// SD, `df = n − 1 − k` and `cohens_dz` the intercept over the residual SD. Without covariates
-/// it equals [`one_sample_t_test`].
+/// intercept and the covariates ([`crate::difference_design`]: centred to mean 0 unless a
+/// covariate says otherwise), testing the intercept, i.e. the mean difference at the average
+/// value of each centred covariate and at 0 of each uncentred one. `sd` is the residual SD,
+/// `df = n − 1 − k` and `cohens_dz` the intercept over the residual SD. Without covariates it
+/// equals [`one_sample_t_test`].
 pub fn one_sample_t_test_adjusted(d: &[f64], covariates: &[crate::Covariate]) -> Result<TTest> {
     if covariates.is_empty() {
         return one_sample_t_test(d);
@@ -534,10 +535,7 @@ mod tests {
             .zip(&e)
             .map(|(g, e)| 1.0 + 2.0 * (g - gm) + e)
             .collect();
-        let cov = [crate::Covariate {
-            name: "global_cbf".into(),
-            values: g.to_vec(),
-        }];
+        let cov = [crate::Covariate::centred("age", g.to_vec())];
         let r = one_sample_t_test_adjusted(&d, &cov).unwrap();
         let n = d.len() as f64;
         let dm = mean(&d);
@@ -560,6 +558,17 @@ mod tests {
         assert_eq!((r.n, r.df), (8, 6.0));
         let unadjusted = one_sample_t_test(&d).unwrap();
         assert!(r.t > 3.0 * unadjusted.t, "{} vs {}", r.t, unadjusted.t);
+        // uncentred (a change whose 0 means no change): the intercept is the effect at g = 0,
+        // here d = 2·g + e, whose mean is far from 0
+        let shifted: Vec<f64> = g.iter().zip(&e).map(|(g, e)| 2.0 * (g + 1.0) + e).collect();
+        let gs: Vec<f64> = g.iter().map(|g| g + 1.0).collect();
+        let r =
+            one_sample_t_test_adjusted(&shifted, &[crate::Covariate::uncentred("dg", gs)]).unwrap();
+        assert!(
+            r.mean.abs() < 0.3 && r.ci95.0 < 0.0 && r.ci95.1 > 0.0,
+            "{r:?}"
+        );
+        assert!(one_sample_t_test(&shifted).unwrap().p < 0.05);
         // no covariates: the plain test
         assert_eq!(one_sample_t_test_adjusted(&d, &[]).unwrap(), unadjusted);
         // collinear or too few

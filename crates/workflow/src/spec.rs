@@ -850,10 +850,11 @@ pub struct CrossoverGroupParams {
     /// Region whose baseline CBF (adjusted for global CBF) is related to the day-1 change of
     /// the depression scores.
     pub baseline_roi: String,
-    /// Covariates of the voxelwise GLM and the ROI tests, centred nuisance regressors of the
+    /// Covariates of the voxelwise GLM and the ROI tests, nuisance regressors of the
     /// within-subject differences (none by default): `global-cbf` (global CBF under each
-    /// contrast's weights, e.g. its change during the drug, which removes brain-wide shifts)
-    /// or a column of participants.tsv (numbers, or two levels such as sex coded 0/1).
+    /// contrast's weights, e.g. its change during the drug, uncentred: the contrast is tested at
+    /// no change of global CBF) or a column of participants.tsv (numbers, or two levels such as
+    /// sex coded 0/1; centred: the contrast at the average value).
     pub covariates: Vec<String>,
 }
 

@@ -46,3 +46,54 @@ fn fwe_rate_under_null_is_nominal() {
         "TFCE FWE {fp_tfce}/{n_sets} outside [{lo}, {hi}]"
     );
 }
+
+/// The same with a nuisance covariate that shifts every voxel (as a change of global CBF
+/// does), entered uncentred so that the tested intercept is the effect at no global change:
+/// 200 null data sets of `g_i + smooth noise` with `g_i ~ N(0.5, 1)` (a mean shift, so the
+/// plain sign-flip test rejects), Freedman–Lane sign-flipping: max-T and max-TFCE FWE rates
+/// inside the binomial interval of the attainable level.
+#[test]
+fn fwe_rate_with_a_global_nuisance_covariate_is_nominal() {
+    use cbflow_stats::{Covariate, Scheme, difference_design, permutation_test};
+    let dims = [12, 12, 8];
+    let geom = full_geometry(dims);
+    let n_sets = 200u64;
+    let n = 10;
+    let mut r = rng(77);
+    let (mut fp_t, mut fp_tfce, mut plain) = (0u64, 0u64, 0u64);
+    for k in 0..n_sets {
+        let mut data = smooth_noise(&mut r, n, dims, 1.2);
+        let g: Vec<f64> = (0..n).map(|_| 0.5 + normal(&mut r)).collect();
+        for (mut row, gi) in data.rows_mut().into_iter().zip(&g) {
+            row.mapv_inplace(|v| v + *gi as f32);
+        }
+        let opts = PermutationOptions {
+            n_permutations: 200,
+            seed: k,
+            tfce: Some(TfceParams::default()),
+            ..Default::default()
+        };
+        let design = difference_design(n, None, &[Covariate::uncentred("global", g)]).unwrap();
+        let res =
+            permutation_test(data.view(), &design, &Scheme::SignFlip, Some(&geom), &opts).unwrap();
+        assert_eq!(res.n_shuffles, 201);
+        fp_t += res.p_fwe.iter().any(|&p| p <= 0.05) as u64;
+        fp_tfce += res.tfce.unwrap().p_fwe.iter().any(|&p| p <= 0.05) as u64;
+        let unadjusted = one_sample_sign_flip(data.view(), Some(&geom), &opts).unwrap();
+        plain += unadjusted.p_fwe.iter().any(|&p| p <= 0.05) as u64;
+    }
+    eprintln!(
+        "null with a global shift: Freedman–Lane max-T {fp_t}/{n_sets}, TFCE {fp_tfce}/{n_sets}; unadjusted max-T {plain}/{n_sets}"
+    );
+    let (lo, hi) = binomial_interval(n_sets, 10.0 / 201.0);
+    assert!(
+        (lo..=hi).contains(&fp_t),
+        "max-T {fp_t}/{n_sets} outside [{lo}, {hi}]"
+    );
+    assert!(
+        (lo..=hi).contains(&fp_tfce),
+        "TFCE {fp_tfce}/{n_sets} outside [{lo}, {hi}]"
+    );
+    // without the covariate the mean shift is an effect, found far more often
+    assert!(plain > 2 * hi, "unadjusted {plain}/{n_sets}");
+}
