@@ -117,16 +117,26 @@ pub fn one_sample_t_test_adjusted(d: &[f64], covariates: &[crate::Covariate]) ->
     let beta = &inv * xm.transpose() * &yv;
     let resid = &yv - &xm * &beta;
     let df = (n - p) as f64;
-    let s2 = resid.dot(&resid) / df;
-    let se = (s2 * inv[(0, 0)]).sqrt();
+    let rss = resid.dot(&resid);
     let m = beta[0];
     let dist = tdist(df)?;
-    let t = if se > 0.0 { m / se } else { f64::NAN };
-    let pval = if t.is_nan() {
-        f64::NAN
-    } else {
-        (2.0 * dist.sf(t.abs())).min(1.0)
-    };
+    // the covariates explain the differences exactly (e.g. global CBF adjusted for itself):
+    // no residual variance, nothing to test
+    if rss <= 1e-12 * yv.dot(&yv) {
+        return Ok(TTest {
+            n,
+            mean: m,
+            sd: 0.0,
+            t: f64::NAN,
+            df,
+            p: f64::NAN,
+            ci95: (f64::NAN, f64::NAN),
+            cohens_dz: f64::NAN,
+        });
+    }
+    let s2 = rss / df;
+    let se = (s2 * inv[(0, 0)]).sqrt();
+    let t = m / se;
     let q = dist.inverse_cdf(0.975);
     Ok(TTest {
         n,
@@ -134,7 +144,7 @@ pub fn one_sample_t_test_adjusted(d: &[f64], covariates: &[crate::Covariate]) ->
         sd: s2.sqrt(),
         t,
         df,
-        p: pval,
+        p: (2.0 * dist.sf(t.abs())).min(1.0),
         ci95: (m - q * se, m + q * se),
         cohens_dz: m / s2.sqrt(),
     })
@@ -569,6 +579,16 @@ mod tests {
             "{r:?}"
         );
         assert!(one_sample_t_test(&shifted).unwrap().p < 0.05);
+        // a covariate that explains the differences exactly: nothing left to test
+        let exact = one_sample_t_test_adjusted(
+            &shifted,
+            &[crate::Covariate::uncentred("itself", shifted.clone())],
+        )
+        .unwrap();
+        assert!(
+            exact.t.is_nan() && exact.p.is_nan() && exact.ci95.0.is_nan(),
+            "{exact:?}"
+        );
         // no covariates: the plain test
         assert_eq!(one_sample_t_test_adjusted(&d, &[]).unwrap(), unadjusted);
         // collinear or too few
