@@ -91,6 +91,53 @@ impl GroupOptions {
             .map(|s| s.to_string())
             .collect()
     }
+
+    /// Why the group level's regions cannot be used, if they cannot: a name that is not a
+    /// region name, `grey_matter` or `global` (always added), or a name twice. With
+    /// `extracted` (the participant level's declared regions), also a region it does not
+    /// extract. The workflow's checks and the group level share it.
+    pub fn rois_problem(
+        rois: &[String],
+        baseline_roi: &str,
+        extracted: Option<&[String]>,
+    ) -> Option<String> {
+        let reserved = crate::participant::RESERVED_ROIS;
+        for (k, r) in rois.iter().enumerate() {
+            if !crate::is_roi_name(r) {
+                return Some(format!("rois: {r:?} is not a region name"));
+            }
+            if reserved.contains(&r.as_str()) {
+                return Some(format!(
+                    "rois: {r} is always added (with {}); list only declared regions",
+                    reserved.join(" and ")
+                ));
+            }
+            if rois[..k].contains(r) {
+                return Some(format!("rois: {r} is listed twice"));
+            }
+        }
+        if !crate::is_roi_name(baseline_roi) {
+            return Some(format!(
+                "baseline-roi: {baseline_roi:?} is not a region name"
+            ));
+        }
+        let extracted = extracted?;
+        let known = |r: &str| reserved.contains(&r) || extracted.iter().any(|e| e == r);
+        let (key, missing) = match rois.iter().find(|r| !known(r)) {
+            Some(r) => ("rois", r.as_str()),
+            None if !known(baseline_roi) => ("baseline-roi", baseline_roi),
+            None => return None,
+        };
+        Some(format!(
+            "{key}: {missing} is not a region of the participant level (its regions: {})",
+            extracted
+                .iter()
+                .map(String::as_str)
+                .chain(reserved)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
 }
 
 /// What the group level did.
@@ -400,6 +447,9 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
     check_contrasts(&opts.contrasts, &opts.output_dir)?;
     if let Some(why) = GroupCovariate::list_problem(&opts.covariates) {
         return Err(meta_err(&opts.output_dir, "covariates", why));
+    }
+    if let Some(why) = GroupOptions::rois_problem(&opts.rois, &opts.baseline_roi, None) {
+        return Err(meta_err(&opts.output_dir, "rois", why));
     }
     let layout = Layout::index(&opts.bids_dir)?;
     let (subjects, mut excluded) = read_design(&layout, &opts.design)?;
@@ -890,7 +940,17 @@ mod tests {
                         .iter()
                         .enumerate()
                         .map(|(k, r)| {
-                            let g = if *r == "global" { wobble } else { 0.0 };
+                            // ACC_sub stays the same in both sessions before ketamine; the
+                            // others vary by subject, session and run
+                            let g = match *r {
+                                "global" => wobble,
+                                "ACC_sub" => 0.0,
+                                _ => {
+                                    ((s * (k + 3) + ses_n * 5 + (run == "2") as usize * (k + 7))
+                                        % 7) as f64
+                                        * 0.3
+                                }
+                            };
                             format!("{r}\t{}\n", v + k as f64 + g)
                         })
                         .collect();

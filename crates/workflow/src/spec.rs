@@ -1033,8 +1033,10 @@ impl OpSpec for CrossoverGroupParams {
         if let Some(why) = cbflow_pipeline::GroupContrast::list_problem(&self.group_contrasts()) {
             return Err(format!("contrasts: {why}"));
         }
-        if let Some(r) = self.rois.iter().find(|r| !cbflow_pipeline::is_roi_name(r)) {
-            return Err(format!("rois: {r:?} is not a region name"));
+        if let Some(why) =
+            cbflow_pipeline::GroupOptions::rois_problem(&self.rois, &self.baseline_roi, None)
+        {
+            return Err(why);
         }
         if let Some(why) = cbflow_pipeline::GroupCovariate::list_problem(&self.group_covariates()) {
             return Err(format!("covariates: {why}"));
@@ -1546,6 +1548,18 @@ impl Workflow {
                     accepts.join(" or ")
                 ),
             ));
+        }
+        // the group step's regions must be extracted by the participant step it reads
+        if let (Op::CrossoverGroup(g), Op::AslCbf(a)) = (&step.params.value, &up.params.value) {
+            let names: Vec<String> = a.regions().into_iter().map(|r| r.name).collect();
+            if let Some(why) =
+                cbflow_pipeline::GroupOptions::rois_problem(&g.rois, &g.baseline_roi, Some(&names))
+            {
+                return Err(self.invalid(
+                    step.params.pos,
+                    format!("step `{}`: {why} (step `{}`)", *step.id, *r.step),
+                ));
+            }
         }
         if up.params.spec().level() == Level::Group
             && step.params.spec().level() == Level::Participant

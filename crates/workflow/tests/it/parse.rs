@@ -419,8 +419,10 @@ fn receptor_options_are_typed_and_located() {
 fn rois_are_declared_and_checked() {
     // GOOD's line 9 is the asl-cbf step's `template: phantom`
     let with = |rois: &str| edit(9, &format!("      template: phantom\n      rois: {rois}"));
+    // the group step then names the regions it tests
     let w = Workflow::parse(
-        &with("[{name: ACC, labels: [151, 152, 153, 154, 155, 156]}]"),
+        &(with("[{name: ACC, labels: [151, 152, 153, 154, 155, 156]}]")
+            + "      rois: [ACC]\n      baseline-roi: ACC\n"),
         "good.yaml",
     )
     .unwrap();
@@ -488,4 +490,35 @@ fn covariates_are_declared_and_checked() {
     // not a list of names
     let (l, _, m) = error_at(&with("{age: 1}"));
     assert_eq!(l, 16, "{m}");
+}
+
+#[test]
+fn group_regions_are_regions_of_the_participant_step() {
+    let with = |params: &str| GOOD.to_string() + params;
+    // the participant step's default regions: the ACC subdivisions
+    Workflow::parse(&with("      rois: [ACC_sub_L, ACC_pre]\n"), "good.yaml").unwrap();
+    for (params, needle) in [
+        (
+            "      rois: [ACC_sub, Insula_L]\n",
+            "rois: Insula_L is not a region of the participant level",
+        ),
+        (
+            "      baseline-roi: Insula_L\n",
+            "baseline-roi: Insula_L is not a region of the participant level",
+        ),
+        ("      rois: [ACC_sub, global]\n", "global is always added"),
+        ("      rois: [ACC_sub, ACC_sub]\n", "listed twice"),
+    ] {
+        let (l, c, m) = error_at(&with(params));
+        assert_eq!((l, c), (15, 7), "{params}: {m}");
+        assert!(m.contains(needle), "{params}: {m}");
+    }
+    // a region the participant step declares
+    let text = edit(
+        9,
+        "      template: phantom\n      rois: [{name: ACC, labels: [151, 152, 153, 154, 155, 156]}]",
+    ) + "      rois: [ACC]\n      baseline-roi: ACC\n";
+    Workflow::parse(&text, "good.yaml").unwrap();
+    let (_, _, m) = error_at(&(text.replace("rois: [ACC]\n", "rois: [ACC_sub]\n")));
+    assert!(m.contains("its regions: ACC, grey_matter, global"), "{m}");
 }
