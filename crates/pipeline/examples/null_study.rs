@@ -179,6 +179,7 @@ fn run_seed(dir: &Path, subjects: usize, seed: u64, permutations: usize) -> Vec<
             rois: cbflow_pipeline::GroupOptions::default_rois(),
             baseline_roi: "ACC_sub".into(),
             covariates,
+            tfce: Default::default(),
         })
         .expect("group level");
         counts.push(

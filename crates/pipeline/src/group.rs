@@ -69,6 +69,8 @@ pub struct GroupOptions {
     pub smoothing_fwhm_mm: f64,
     /// Cluster-forming threshold (t).
     pub cluster_threshold: f64,
+    /// TFCE settings (E = 0.5, H = 2, 26-connectivity, dh = max |t| / 100 by default).
+    pub tfce: TfceParams,
     /// The contrasts tested ([`GroupContrast::defaults`] for the ketamine + naltrexone study).
     pub contrasts: Vec<GroupContrast>,
     /// Regions (of the participant level's ROI tables) for the ROI tests, the mixed model and
@@ -574,7 +576,7 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
             n_permutations: opts.n_permutations,
             seed: opts.seed,
             tail,
-            tfce: Some(TfceParams::default()),
+            tfce: Some(opts.tfce),
             cluster_threshold: Some(opts.cluster_threshold),
             ..PermutationOptions::default()
         };
@@ -812,7 +814,23 @@ pub(crate) fn write_contrast(
                 .suffix("statmap")
                 .extension(".nii.gz"),
             t.values.as_slice().expect("contiguous"),
-            "TFCE (E = 0.5, H = 2)",
+            &popts.tfce.map_or_else(String::new, |p| {
+                format!(
+                    "TFCE (E = {}, H = {}, {} connectivity, dh {}; Smith & Nichols 2009)",
+                    p.e,
+                    p.h,
+                    match p.connectivity {
+                        cbflow_stats::Connectivity::Faces6 => "6",
+                        cbflow_stats::Connectivity::Edges18 => "18",
+                        cbflow_stats::Connectivity::Corners26 => "26",
+                    },
+                    match p.step {
+                        cbflow_stats::TfceStep::Fixed(dh) => format!("= {dh}"),
+                        cbflow_stats::TfceStep::ObservedMaxOver(n) =>
+                            format!("= the observed maximum / {n}"),
+                    }
+                )
+            }),
             "arbitrary",
         )?;
         put(
@@ -1023,6 +1041,7 @@ mod tests {
             rois: GroupOptions::default_rois(),
             baseline_roi: "ACC_sub".into(),
             covariates: vec![GroupCovariate::GlobalCbf, GroupCovariate::parse("age")],
+            tfce: Default::default(),
         };
         // refused by name, before anything is written
         let before: Vec<_> = std::fs::read_dir(&out)
@@ -1151,6 +1170,88 @@ mod tests {
         assert_eq!(side["Covariates"], json!(["sex=M"]));
     }
 
+    /// Declared TFCE settings reach the maps: the TFCE map equals a direct TFCE of the written
+    /// t map with those settings, and the sidecar records them.
+    #[test]
+    fn tfce_settings_reach_the_maps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (bids, out, tpl) = crossover_fixture(tmp.path());
+        let tfce = TfceParams {
+            e: 0.6,
+            h: 1.5,
+            step: cbflow_stats::TfceStep::Fixed(0.25),
+            connectivity: cbflow_stats::Connectivity::Faces6,
+        };
+        let opts = GroupOptions {
+            bids_dir: bids,
+            output_dir: out.clone(),
+            template: tpl.clone(),
+            design: StudyDesign::default(),
+            n_permutations: 20,
+            seed: 3,
+            smoothing_fwhm_mm: 4.0,
+            cluster_threshold: 3.1,
+            tfce,
+            contrasts: vec![GroupContrast::defaults().remove(0)],
+            rois: GroupOptions::default_rois(),
+            baseline_roi: "ACC_sub".into(),
+            covariates: vec![],
+        };
+        group(&opts).unwrap();
+        let map = |stat: &str| {
+            cbflow_image::read(&out.join(format!(
+                "space-phantom_res-3_contrast-ketamineUnderPlacebo_stat-{stat}_statmap.nii.gz"
+            )))
+            .unwrap()
+            .frame(0)
+            .to_owned()
+        };
+        let (t, enhanced) = (map("t"), map("tfce"));
+        let dims = tpl.grid.dims;
+        let ijk: Vec<[usize; 3]> = t
+            .indexed_iter()
+            .filter(|(_, v)| **v != 0.0)
+            .map(|((i, j, k), _)| [i, j, k])
+            .collect();
+        let geom = cbflow_stats::MaskGeometry::from_ijk(dims, ijk).unwrap();
+        let vals: Vec<f64> = geom
+            .ijk()
+            .iter()
+            .map(|&p| f64::from(t[p]).max(0.0))
+            .collect();
+        let direct = cbflow_stats::tfce(
+            &vals,
+            &geom.neighbours(cbflow_stats::Connectivity::Faces6),
+            0.6,
+            1.5,
+            0.25,
+        )
+        .unwrap();
+        let mut positive = 0;
+        for (p, d) in geom.ijk().iter().zip(&direct) {
+            let got = f64::from(enhanced[*p]);
+            assert!(
+                (got - d).abs() <= 1e-3 * d.abs().max(1.0),
+                "{p:?}: {got} vs {d}"
+            );
+            positive += (*d > 0.0) as usize;
+        }
+        assert!(positive > 100, "{positive} enhanced voxels");
+        let side: serde_json::Value =
+            serde_json::from_str(
+                &std::fs::read_to_string(out.join(
+                    "space-phantom_res-3_contrast-ketamineUnderPlacebo_stat-tfce_statmap.json",
+                ))
+                .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(side["TFCE"], serde_json::to_value(tfce).unwrap(), "{side}");
+        assert_eq!(
+            side["Description"],
+            "TFCE (E = 0.6, H = 1.5, 6 connectivity, dh = 0.25; Smith & Nichols 2009)"
+        );
+    }
+
     /// Declared contrasts: each is tested and written with the weights in its sidecar, read
     /// back in declared order; a contrast beyond the study's four (naltrexone's effect on
     /// baseline CBF) has the effect map of the naive mean difference; bad ones are refused.
@@ -1177,6 +1278,7 @@ mod tests {
             rois: GroupOptions::default_rois(),
             baseline_roi: "ACC_sub".into(),
             covariates: vec![],
+            tfce: Default::default(),
         };
         // refused before anything is written: weights that do not sum to 0, a name twice
         let before: Vec<_> = std::fs::read_dir(&out)

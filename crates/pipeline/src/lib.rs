@@ -21,7 +21,7 @@ mod template;
 pub use asl::{AslOptions, AslResult, NativeTissue, process_run, quant_params, score_and_qc};
 pub use cbflow_receptor::{CorrelationMethod, GroupStat};
 pub use cbflow_register::Region;
-pub use cbflow_stats::{CrossoverContrast, Tail};
+pub use cbflow_stats::{Connectivity, CrossoverContrast, Tail, TfceParams, TfceStep};
 pub use covariates::{GLOBAL_CBF, GroupCovariate};
 pub use error::{Error, Result};
 pub use group::{

@@ -41,6 +41,8 @@ pub struct PairedGroupOptions {
     pub smoothing_fwhm_mm: f64,
     /// Cluster-forming threshold (t).
     pub cluster_threshold: f64,
+    /// TFCE settings.
+    pub tfce: TfceParams,
 }
 
 /// Path of a run's template-space output (`desc` = `None` for the CBF map, `roi` for the table).
@@ -132,7 +134,7 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
         n_permutations: opts.n_permutations,
         seed: opts.seed,
         tail: opts.tail,
-        tfce: Some(TfceParams::default()),
+        tfce: Some(opts.tfce),
         cluster_threshold: Some(opts.cluster_threshold),
         ..PermutationOptions::default()
     };
@@ -340,6 +342,7 @@ mod tests {
             seed: 1,
             smoothing_fwhm_mm: 0.0,
             cluster_threshold: 3.0,
+            tfce: TfceParams::default(),
         };
         let n = 8;
         for s in 1..=n {

@@ -164,6 +164,7 @@ fn simulate_and_process(
         rois: cbflow_pipeline::GroupOptions::default_rois(),
         baseline_roi: "ACC_sub".into(),
         covariates: vec![],
+        tfce: Default::default(),
     })
     .expect("group level");
     println!("group level: {:.1} s", t.elapsed().as_secs_f64());

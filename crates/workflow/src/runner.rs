@@ -110,6 +110,7 @@ impl JobRunner for PipelineRunner {
                     seed: p.seed,
                     smoothing_fwhm_mm: p.smoothing_fwhm_mm,
                     cluster_threshold: p.cluster_threshold,
+                    tfce: p.tfce.params(),
                     contrasts: p.group_contrasts(),
                     rois: p.rois.clone(),
                     baseline_roi: p.baseline_roi.clone(),
@@ -140,6 +141,7 @@ impl JobRunner for PipelineRunner {
                     seed: p.seed,
                     smoothing_fwhm_mm: p.smoothing_fwhm_mm,
                     cluster_threshold: p.cluster_threshold,
+                    tfce: p.tfce.params(),
                 };
                 let s = cbflow_pipeline::paired_group(&opts).map_err(|e| failed(ctx, e))?;
                 tracing::info!(

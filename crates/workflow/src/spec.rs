@@ -840,6 +840,8 @@ pub struct CrossoverGroupParams {
     pub smoothing_fwhm_mm: f64,
     /// Cluster-forming threshold (t) of the cluster-extent FWE test.
     pub cluster_threshold: f64,
+    /// TFCE settings.
+    pub tfce: TfceSpec,
     /// The contrasts tested, each a weighted sum of the four cells whose weights sum to 0 (a
     /// within-subject difference). Unset: the study's four, ketamineUnderPlacebo,
     /// ketamineUnderNaltrexone, ketaminePooled (one-sided) and interaction (two-sided).
@@ -866,6 +868,7 @@ impl Default for CrossoverGroupParams {
             seed: 1,
             smoothing_fwhm_mm: 6.0,
             cluster_threshold: 3.1,
+            tfce: TfceSpec::default(),
             contrasts: cbflow_pipeline::GroupContrast::defaults()
                 .iter()
                 .map(ContrastSpec::from_group)
@@ -994,12 +997,80 @@ fn check_group(
     permutations: usize,
     smoothing: f64,
     threshold: f64,
+    tfce: &TfceSpec,
 ) -> std::result::Result<(), String> {
     if permutations == 0 {
         return Err("permutations: must be at least 1".into());
     }
     in_range("smoothing-fwhm-mm", smoothing, 0.0, 50.0)?;
-    in_range("cluster-threshold", threshold, 0.0, 100.0)
+    in_range("cluster-threshold", threshold, 0.0, 100.0)?;
+    tfce.check()
+}
+
+/// Threshold-free cluster enhancement (Smith & Nichols 2009) of the voxelwise tests.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct TfceSpec {
+    /// Extent exponent E (0.5 for 3-D images).
+    pub e: f64,
+    /// Height exponent H (2).
+    pub h: f64,
+    /// Voxel adjacency: 6 (faces), 18 (faces and edges) or 26 (and corners, as FSL).
+    pub connectivity: u8,
+    /// Fixed step dh of the statistic; unset: the observed maximum of |t| divided by `steps`,
+    /// then held fixed for every permutation.
+    pub dh: Option<f64>,
+    /// Number of steps up to the observed maximum when `dh` is unset.
+    pub steps: usize,
+}
+
+impl Default for TfceSpec {
+    fn default() -> Self {
+        Self {
+            e: 0.5,
+            h: 2.0,
+            connectivity: 26,
+            dh: None,
+            steps: 100,
+        }
+    }
+}
+
+impl TfceSpec {
+    /// The statistics crate's parameters (after [`TfceSpec::check`]).
+    pub fn params(&self) -> cbflow_pipeline::TfceParams {
+        cbflow_pipeline::TfceParams {
+            e: self.e,
+            h: self.h,
+            step: match self.dh {
+                Some(dh) => cbflow_pipeline::TfceStep::Fixed(dh),
+                None => cbflow_pipeline::TfceStep::ObservedMaxOver(self.steps),
+            },
+            connectivity: match self.connectivity {
+                6 => cbflow_pipeline::Connectivity::Faces6,
+                18 => cbflow_pipeline::Connectivity::Edges18,
+                _ => cbflow_pipeline::Connectivity::Corners26,
+            },
+        }
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        in_range("tfce: e", self.e, 0.01, 10.0)?;
+        in_range("tfce: h", self.h, 0.01, 10.0)?;
+        if ![6, 18, 26].contains(&self.connectivity) {
+            return Err(format!(
+                "tfce: connectivity {} must be 6, 18 or 26",
+                self.connectivity
+            ));
+        }
+        if let Some(dh) = self.dh {
+            in_range("tfce: dh", dh, 1e-6, 100.0)?;
+        }
+        if !(1..=100_000).contains(&self.steps) {
+            return Err(format!("tfce: steps {} must be 1 to 100000", self.steps));
+        }
+        Ok(())
+    }
 }
 
 impl OpSpec for CrossoverGroupParams {
@@ -1023,6 +1094,7 @@ impl OpSpec for CrossoverGroupParams {
             self.permutations,
             self.smoothing_fwhm_mm,
             self.cluster_threshold,
+            &self.tfce,
         )?;
         if self.contrasts.is_empty() {
             return Err(
@@ -1254,6 +1326,8 @@ pub struct PairedGroupParams {
     pub smoothing_fwhm_mm: f64,
     /// Cluster-forming threshold (t).
     pub cluster_threshold: f64,
+    /// TFCE settings.
+    pub tfce: TfceSpec,
 }
 
 impl Default for PairedGroupParams {
@@ -1264,6 +1338,7 @@ impl Default for PairedGroupParams {
             seed: 1,
             smoothing_fwhm_mm: 6.0,
             cluster_threshold: 3.1,
+            tfce: TfceSpec::default(),
         }
     }
 }
@@ -1289,6 +1364,7 @@ impl OpSpec for PairedGroupParams {
             self.permutations,
             self.smoothing_fwhm_mm,
             self.cluster_threshold,
+            &self.tfce,
         )
     }
 }

@@ -36,6 +36,7 @@ fn run_group(bids: &Path, out: &Path, permutations: usize) {
         rois: cbflow_pipeline::GroupOptions::default_rois(),
         baseline_roi: "ACC_sub".into(),
         covariates: vec![],
+        tfce: Default::default(),
     })
     .expect("group level");
 }

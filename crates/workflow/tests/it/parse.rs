@@ -522,3 +522,45 @@ fn group_regions_are_regions_of_the_participant_step() {
     let (_, _, m) = error_at(&(text.replace("rois: [ACC]\n", "rois: [ACC_sub]\n")));
     assert!(m.contains("its regions: ACC, grey_matter, global"), "{m}");
 }
+
+#[test]
+fn tfce_settings_are_declared_and_checked() {
+    let with = |tfce: &str| GOOD.to_string() + "      tfce: " + tfce + "\n";
+    let w = Workflow::parse(
+        &with("{e: 0.6, h: 1.5, connectivity: 6, dh: 0.1}"),
+        "good.yaml",
+    )
+    .unwrap();
+    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
+        panic!("not a crossover group step");
+    };
+    assert_eq!(
+        p.tfce.params(),
+        cbflow_pipeline::TfceParams {
+            e: 0.6,
+            h: 1.5,
+            step: cbflow_pipeline::TfceStep::Fixed(0.1),
+            connectivity: cbflow_pipeline::Connectivity::Faces6,
+        }
+    );
+    // unset: Smith & Nichols' E = 0.5, H = 2, 26-connectivity, dh = max |t| / 100
+    let Op::CrossoverGroup(p) = &Workflow::parse(GOOD, "good.yaml").unwrap().steps[1]
+        .params
+        .value
+    else {
+        panic!("not a crossover group step");
+    };
+    assert_eq!(p.tfce.params(), cbflow_pipeline::TfceParams::default());
+    for (tfce, needle) in [
+        ("{connectivity: 8}", "connectivity 8 must be 6, 18 or 26"),
+        ("{e: 0}", "tfce: e: 0 is out of range"),
+        ("{dh: -1}", "tfce: dh"),
+    ] {
+        let (l, c, m) = error_at(&with(tfce));
+        assert_eq!((l, c), (15, 7), "{tfce}: {m}");
+        assert!(m.contains(needle), "{tfce}: {m}");
+    }
+    let (l, _, m) = error_at(&with("{height: 2}"));
+    assert_eq!(l, 16, "{m}");
+    assert!(m.contains("unknown field `height`"), "{m}");
+}
