@@ -180,6 +180,7 @@ fn run_seed(dir: &Path, subjects: usize, seed: u64, permutations: usize) -> Vec<
             baseline_roi: "ACC_sub".into(),
             covariates,
             tfce: Default::default(),
+            correlation_ci: Default::default(),
         })
         .expect("group level");
         counts.push(

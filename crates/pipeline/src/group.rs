@@ -71,6 +71,8 @@ pub struct GroupOptions {
     pub cluster_threshold: f64,
     /// TFCE settings (E = 0.5, H = 2, 26-connectivity, dh = max |t| / 100 by default).
     pub tfce: TfceParams,
+    /// How the 95 % CIs of the brain–behaviour correlations are computed.
+    pub correlation_ci: CorrelationCi,
     /// The contrasts tested ([`GroupContrast::defaults`] for the ketamine + naltrexone study).
     pub contrasts: Vec<GroupContrast>,
     /// Regions (of the participant level's ROI tables) for the ROI tests, the mixed model and
@@ -140,6 +142,20 @@ impl GroupOptions {
                 .join(", ")
         ))
     }
+}
+
+/// The 95 % confidence interval of a brain–behaviour correlation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum CorrelationCi {
+    /// Fisher z (Bonett & Wright 2000 for Spearman): exact for bivariate normal data.
+    #[default]
+    FisherZ,
+    /// Percentile bootstrap over subjects (Efron & Tibshirani 1993, ch. 13), seeded with the
+    /// group seed: no normality assumption, for skewed scores or outliers.
+    Bootstrap {
+        /// Resamples.
+        samples: usize,
+    },
 }
 
 /// What the group level did.
@@ -1042,6 +1058,7 @@ mod tests {
             baseline_roi: "ACC_sub".into(),
             covariates: vec![GroupCovariate::GlobalCbf, GroupCovariate::parse("age")],
             tfce: Default::default(),
+            correlation_ci: Default::default(),
         };
         // refused by name, before anything is written
         let before: Vec<_> = std::fs::read_dir(&out)
@@ -1192,6 +1209,7 @@ mod tests {
             smoothing_fwhm_mm: 4.0,
             cluster_threshold: 3.1,
             tfce,
+            correlation_ci: Default::default(),
             contrasts: vec![GroupContrast::defaults().remove(0)],
             rois: GroupOptions::default_rois(),
             baseline_roi: "ACC_sub".into(),
@@ -1252,6 +1270,76 @@ mod tests {
         );
     }
 
+    /// Bootstrap CIs of the brain–behaviour correlations: each row's interval is the percentile
+    /// bootstrap of its own data (not the Fisher interval), the sidecar says so, and a rerun
+    /// gives the same bytes.
+    #[test]
+    fn bootstrap_correlation_cis_are_declared_and_reproducible() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (bids, out, tpl) = crossover_fixture(tmp.path());
+        std::fs::create_dir_all(bids.join("phenotype")).unwrap();
+        let rows: String = (1..=6)
+            .flat_map(|s| {
+                [1, 2].map(|ses| format!("sub-{s:02}\tses-{ses}\t{}\n", (s * 7 + ses * 3) % 11))
+            })
+            .collect();
+        std::fs::write(
+            bids.join("phenotype/infusion.tsv"),
+            format!("participant_id\tsession_id\tcadss\n{rows}"),
+        )
+        .unwrap();
+        let opts = GroupOptions {
+            bids_dir: bids,
+            output_dir: out.clone(),
+            template: tpl,
+            design: StudyDesign::default(),
+            n_permutations: 20,
+            seed: 3,
+            smoothing_fwhm_mm: 0.0,
+            cluster_threshold: 3.1,
+            tfce: Default::default(),
+            correlation_ci: CorrelationCi::Bootstrap { samples: 2000 },
+            contrasts: vec![GroupContrast::defaults().remove(0)],
+            rois: vec!["ACC_pre".into()],
+            baseline_roi: "ACC_sub".into(),
+            covariates: vec![],
+        };
+        group(&opts).unwrap();
+        let path = out.join("desc-brainBehaviour_table.tsv");
+        let boot = std::fs::read_to_string(&path).unwrap();
+        let side = std::fs::read_to_string(out.join("desc-brainBehaviour_table.json")).unwrap();
+        assert!(
+            side.contains("percentile bootstrap over subjects, 2000 resamples"),
+            "{side}"
+        );
+        group(&opts).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), boot);
+        group(&GroupOptions {
+            correlation_ci: CorrelationCi::FisherZ,
+            ..opts.clone()
+        })
+        .unwrap();
+        let fisher = std::fs::read_to_string(&path).unwrap();
+        // the ACC_pre / cadss rows: same r and p, other intervals that hold r
+        let rows = |t: &str| -> Vec<Vec<f64>> {
+            t.lines()
+                .filter(|l| l.contains("\tACC_pre\tcadss\t") && !l.contains("difference"))
+                .map(|l| l.split('\t').skip(6).map(|v| v.parse().unwrap()).collect())
+                .collect()
+        };
+        let (b, fz) = (rows(&boot), rows(&fisher));
+        assert_eq!(b.len(), 4, "{boot}");
+        for (b, fz) in b.iter().zip(&fz) {
+            // columns: r, ci95_low, ci95_high, p
+            assert_eq!((b[0], b[3]), (fz[0], fz[3]));
+            assert!(b[1] <= b[0] && b[0] <= b[2], "{b:?}");
+            assert!(
+                (b[1] - fz[1]).abs() > 1e-4 || (b[2] - fz[2]).abs() > 1e-4,
+                "{b:?} {fz:?}"
+            );
+        }
+    }
+
     /// Declared contrasts: each is tested and written with the weights in its sidecar, read
     /// back in declared order; a contrast beyond the study's four (naltrexone's effect on
     /// baseline CBF) has the effect map of the naive mean difference; bad ones are refused.
@@ -1279,6 +1367,7 @@ mod tests {
             baseline_roi: "ACC_sub".into(),
             covariates: vec![],
             tfce: Default::default(),
+            correlation_ci: Default::default(),
         };
         // refused before anything is written: weights that do not sum to 0, a name twice
         let before: Vec<_> = std::fs::read_dir(&out)

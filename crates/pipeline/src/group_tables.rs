@@ -8,7 +8,7 @@ use cbflow_bids::{DerivativeName, DerivativesWriter, Layout, Table};
 use cbflow_stats::{CorrelationMethod, CrossoverObservation, StatsError};
 use serde_json::json;
 
-use crate::group::{GroupOptions, SubjectInfo, arm};
+use crate::group::{CorrelationCi, GroupOptions, SubjectInfo, arm};
 use crate::{Error, Result};
 
 /// The default regions of the group level (rows of the participant ROI tables).
@@ -270,7 +270,26 @@ pub(crate) fn write_tables(
             for a in 0..2 {
                 // too few subjects for a correlation: the row stays, with n/a statistics
                 let stats = match cbflow_stats::correlation(x[a], y[a], method) {
-                    Ok(c) => [c.n.to_string(), f(c.r), f(c.ci95.0), f(c.ci95.1), f(c.p)],
+                    Ok(c) => {
+                        let ci = match opts.correlation_ci {
+                            CorrelationCi::FisherZ => c.ci95,
+                            // one generator stream per row, from the group seed
+                            CorrelationCi::Bootstrap { samples } => {
+                                cbflow_stats::bootstrap_correlation_ci(
+                                    x[a],
+                                    y[a],
+                                    method,
+                                    samples,
+                                    0.95,
+                                    opts.seed
+                                        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                                        .wrapping_add(rows.len() as u64),
+                                )
+                                .map_err(|e| step_err(&opts.output_dir, e))?
+                            }
+                        };
+                        [c.n.to_string(), f(c.r), f(ci.0), f(ci.1), f(c.p)]
+                    }
                     Err(StatsError::TooFewObservations { got, .. }) => too_few(got),
                     Err(e) => return Err(step_err(&opts.output_dir, e)),
                 };
@@ -419,7 +438,16 @@ pub(crate) fn write_tables(
         "ci95_high",
         "p",
     ];
-    files.extend(write_table(w, "brainBehaviour", &cols, rows, json!({"Description": "correlations with 95 % CIs (Fisher z; Bonett & Wright for Spearman) under each pre-treatment, and the test of their difference in the same subjects", "CI": "Fisher z transform"}))?);
+    let ci = match opts.correlation_ci {
+        CorrelationCi::FisherZ => {
+            "Fisher z transform (Bonett & Wright 2000 for Spearman)".to_string()
+        }
+        CorrelationCi::Bootstrap { samples } => format!(
+            "percentile bootstrap over subjects, {samples} resamples, seeded from the group seed {} (Efron & Tibshirani 1993)",
+            opts.seed
+        ),
+    };
+    files.extend(write_table(w, "brainBehaviour", &cols, rows, json!({"Description": "correlations with 95 % CIs under each pre-treatment (p from the t distribution of r), and the test of their difference in the same subjects (Zou 2007 CI)", "CI": ci}))?);
 
     // crossover mixed model on ΔCBF
     let mut rows = Vec::new();

@@ -25,7 +25,8 @@ pub use cbflow_stats::{Connectivity, CrossoverContrast, Tail, TfceParams, TfceSt
 pub use covariates::{GLOBAL_CBF, GroupCovariate};
 pub use error::{Error, Result};
 pub use group::{
-    CELLS, GroupContrast, GroupOptions, GroupSummary, StudyDesign, group, written_contrasts,
+    CELLS, CorrelationCi, GroupContrast, GroupOptions, GroupSummary, StudyDesign, group,
+    written_contrasts,
 };
 pub use paired::{PairedGroupOptions, paired_group};
 pub use participant::{

@@ -165,6 +165,7 @@ fn simulate_and_process(
         baseline_roi: "ACC_sub".into(),
         covariates: vec![],
         tfce: Default::default(),
+        correlation_ci: Default::default(),
     })
     .expect("group level");
     println!("group level: {:.1} s", t.elapsed().as_secs_f64());

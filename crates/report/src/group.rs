@@ -449,7 +449,16 @@ fn build(output_dir: &Path, bids_dir: &Path) -> Result<String> {
 
     nav.push(("methods".into(), "Methods".into()));
     body.push_str("<section id=\"methods\"><h2>Methods</h2>");
-    body.push_str(&methods::group_methods(stat_json.as_ref(), any_rec));
+    // how the correlations' CIs were computed, from the table's sidecar
+    let ci = data::json_opt(&output_dir.join("desc-brainBehaviour_table.json"))
+        .ok()
+        .flatten()
+        .and_then(|j| j.get("CI").and_then(|v| v.as_str()).map(str::to_string));
+    body.push_str(&methods::group_methods(
+        stat_json.as_ref(),
+        ci.as_deref(),
+        any_rec,
+    ));
     body.push_str("</section>\n");
     nav.push(("references".into(), "References".into()));
     body.push_str("<section id=\"references\"><h2>References</h2>");

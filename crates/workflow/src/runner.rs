@@ -111,6 +111,7 @@ impl JobRunner for PipelineRunner {
                     smoothing_fwhm_mm: p.smoothing_fwhm_mm,
                     cluster_threshold: p.cluster_threshold,
                     tfce: p.tfce.params(),
+                    correlation_ci: p.correlation_ci(),
                     contrasts: p.group_contrasts(),
                     rois: p.rois.clone(),
                     baseline_roi: p.baseline_roi.clone(),

@@ -842,6 +842,11 @@ pub struct CrossoverGroupParams {
     pub cluster_threshold: f64,
     /// TFCE settings.
     pub tfce: TfceSpec,
+    /// 95 % CIs of the brain–behaviour correlations: `fisher-z` or `bootstrap` (percentile,
+    /// over subjects, seeded from `seed`).
+    pub correlation_ci: CorrelationCiSpec,
+    /// Resamples of the bootstrap CIs.
+    pub bootstrap_samples: usize,
     /// The contrasts tested, each a weighted sum of the four cells whose weights sum to 0 (a
     /// within-subject difference). Unset: the study's four, ketamineUnderPlacebo,
     /// ketamineUnderNaltrexone, ketaminePooled (one-sided) and interaction (two-sided).
@@ -869,6 +874,8 @@ impl Default for CrossoverGroupParams {
             smoothing_fwhm_mm: 6.0,
             cluster_threshold: 3.1,
             tfce: TfceSpec::default(),
+            correlation_ci: CorrelationCiSpec::FisherZ,
+            bootstrap_samples: 10_000,
             contrasts: cbflow_pipeline::GroupContrast::defaults()
                 .iter()
                 .map(ContrastSpec::from_group)
@@ -886,6 +893,16 @@ impl CrossoverGroupParams {
         self.contrasts.iter().map(ContrastSpec::to_group).collect()
     }
 
+    /// How the group level computes the correlations' CIs.
+    pub fn correlation_ci(&self) -> cbflow_pipeline::CorrelationCi {
+        match self.correlation_ci {
+            CorrelationCiSpec::FisherZ => cbflow_pipeline::CorrelationCi::FisherZ,
+            CorrelationCiSpec::Bootstrap => cbflow_pipeline::CorrelationCi::Bootstrap {
+                samples: self.bootstrap_samples,
+            },
+        }
+    }
+
     /// The pipeline's covariates.
     pub fn group_covariates(&self) -> Vec<cbflow_pipeline::GroupCovariate> {
         self.covariates
@@ -893,6 +910,17 @@ impl CrossoverGroupParams {
             .map(|c| cbflow_pipeline::GroupCovariate::parse(c))
             .collect()
     }
+}
+
+/// How the 95 % CI of a correlation is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CorrelationCiSpec {
+    /// Fisher z transform (Bonett & Wright 2000 for Spearman).
+    #[default]
+    FisherZ,
+    /// Percentile bootstrap over subjects.
+    Bootstrap,
 }
 
 /// One contrast of a crossover group step.
@@ -1112,6 +1140,12 @@ impl OpSpec for CrossoverGroupParams {
         }
         if let Some(why) = cbflow_pipeline::GroupCovariate::list_problem(&self.group_covariates()) {
             return Err(format!("covariates: {why}"));
+        }
+        if !(100..=1_000_000).contains(&self.bootstrap_samples) {
+            return Err(format!(
+                "bootstrap-samples: {} must be 100 to 1000000",
+                self.bootstrap_samples
+            ));
         }
         Ok(())
     }

@@ -37,6 +37,7 @@ fn run_group(bids: &Path, out: &Path, permutations: usize) {
         baseline_roi: "ACC_sub".into(),
         covariates: vec![],
         tfce: Default::default(),
+        correlation_ci: Default::default(),
     })
     .expect("group level");
 }

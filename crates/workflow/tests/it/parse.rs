@@ -564,3 +564,36 @@ fn tfce_settings_are_declared_and_checked() {
     assert_eq!(l, 16, "{m}");
     assert!(m.contains("unknown field `height`"), "{m}");
 }
+
+#[test]
+fn correlation_cis_are_declared_and_checked() {
+    let with = |params: &str| GOOD.to_string() + params;
+    let w = Workflow::parse(
+        &with("      correlation-ci: bootstrap\n      bootstrap-samples: 2000\n"),
+        "good.yaml",
+    )
+    .unwrap();
+    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
+        panic!("not a crossover group step");
+    };
+    assert_eq!(
+        p.correlation_ci(),
+        cbflow_pipeline::CorrelationCi::Bootstrap { samples: 2000 }
+    );
+    let Op::CrossoverGroup(p) = &Workflow::parse(GOOD, "good.yaml").unwrap().steps[1]
+        .params
+        .value
+    else {
+        panic!("not a crossover group step");
+    };
+    assert_eq!(p.correlation_ci(), cbflow_pipeline::CorrelationCi::FisherZ);
+    let (l, _, m) = error_at(&with("      correlation-ci: jackknife\n"));
+    assert_eq!(l, 16, "{m}");
+    assert!(m.contains("jackknife") && m.contains("bootstrap"), "{m}");
+    let (l, c, m) = error_at(&with("      bootstrap-samples: 5\n"));
+    assert_eq!((l, c), (15, 7), "{m}");
+    assert!(
+        m.contains("bootstrap-samples: 5 must be 100 to 1000000"),
+        "{m}"
+    );
+}
