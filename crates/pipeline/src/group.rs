@@ -852,6 +852,16 @@ pub(crate) fn write_contrast(
         put(
             base()
                 .set("stat", "logp")
+                .set("desc", "tfceUncorrected")
+                .suffix("statmap")
+                .extension(".nii.gz"),
+            &lp(&t.p_uncorrected),
+            &format!("uncorrected permutation p of TFCE; {logp}"),
+            "-log10(p)",
+        )?;
+        put(
+            base()
+                .set("stat", "logp")
                 .set("desc", "tfceFWE")
                 .suffix("statmap")
                 .extension(".nii.gz"),

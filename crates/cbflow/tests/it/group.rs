@@ -55,7 +55,13 @@ fn group_level_writes_maps_and_tables() {
                 p.display()
             );
         }
-        for desc in ["uncorrected", "voxelFWE", "tfceFWE", "clusterFWE"] {
+        for desc in [
+            "uncorrected",
+            "voxelFWE",
+            "tfceUncorrected",
+            "tfceFWE",
+            "clusterFWE",
+        ] {
             let p = out.join(format!(
                 "space-phantom_res-3_desc-{desc}_contrast-{contrast}_stat-logp_statmap.nii.gz"
             ));
