@@ -346,10 +346,21 @@ fn execute_level(
         );
     }
     write_reports(&plan, bids_dir, output_dir)?;
+    // a job that ran but had nothing to do (it warned why) is not counted as computed
+    let idle = s
+        .jobs
+        .iter()
+        .filter(|j| j.status == cbflow_workflow::JobStatus::Ran && j.files == 0)
+        .count();
     println!(
-        "{} jobs ({} computed, {} from the cache) in {:.1} s; outputs in {}; provenance in {}",
+        "{} jobs ({} computed{}, {} from the cache) in {:.1} s; outputs in {}; provenance in {}",
         s.jobs.len(),
-        s.count(cbflow_workflow::JobStatus::Ran),
+        s.count(cbflow_workflow::JobStatus::Ran) - idle,
+        if idle > 0 {
+            format!(", {idle} with nothing to do")
+        } else {
+            String::new()
+        },
         s.count(cbflow_workflow::JobStatus::Cached),
         s.seconds,
         output_dir.display(),
