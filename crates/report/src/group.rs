@@ -402,6 +402,18 @@ fn build(output_dir: &Path, bids_dir: &Path) -> Result<String> {
             data::jtext(j, &["SmoothingFWHM"]).unwrap_or_default(),
             data::jtext(j, &["ClusterFormingThreshold"]).unwrap_or_default(),
         );
+        // nuisance regressors of the GLM, when the workflow declared any
+        if let Some(covs) = j.get("Covariates").and_then(|v| v.as_array()) {
+            let names: Vec<String> = covs
+                .iter()
+                .filter_map(|c| c.as_str())
+                .map(|c| match c {
+                    "global_cbf" => "global CBF (tested at no change)".to_string(),
+                    other => esc(other),
+                })
+                .collect();
+            let _ = write!(body, "<dt>Covariates</dt><dd>{}</dd>", names.join(", "));
+        }
     }
     body.push_str("<dt>Contrasts</dt><dd>");
     body.push_str(
