@@ -11,7 +11,6 @@ use cbflow_bids::Layout;
 use cbflow_stats::Covariate;
 use serde::Serialize;
 
-use crate::group::{GroupOptions, SubjectData};
 use crate::{Error, Result};
 
 /// One declared covariate.
@@ -75,30 +74,33 @@ pub(crate) struct CovariateValues(Vec<Values>);
 
 #[derive(Debug, Clone)]
 enum Values {
-    /// Per subject, global CBF in the four cells (order of [`crate::CELLS`]).
-    Global(Vec<[f64; 4]>),
+    /// Per subject, global CBF in each cell of the design (for the crossover, the order of
+    /// [`crate::CELLS`]; for the paired design, before and during).
+    Global(Vec<Vec<f64>>),
     /// A participants.tsv column.
     Column(Covariate),
 }
 
 impl CovariateValues {
-    /// Reads every declared covariate; an error names the file, the column and the subject.
+    /// Reads every declared covariate for the subjects `labels` (without `sub-`);
+    /// `global_cells(i)` gives subject `i`'s global CBF in each cell. An error names the file,
+    /// the column and the subject.
     pub(crate) fn read(
-        opts: &GroupOptions,
+        covariates: &[GroupCovariate],
         layout: &Layout,
-        subjects: &[SubjectData],
+        labels: &[&str],
+        global_cells: impl Fn(usize) -> Result<Vec<f64>>,
     ) -> Result<Self> {
-        let mut out = Vec::with_capacity(opts.covariates.len());
-        for c in &opts.covariates {
+        let mut out = Vec::with_capacity(covariates.len());
+        for c in covariates {
             out.push(match c {
                 GroupCovariate::GlobalCbf => Values::Global(
-                    subjects
-                        .iter()
-                        .map(|s| crate::group_tables::global_cells(opts, s))
+                    (0..labels.len())
+                        .map(&global_cells)
                         .collect::<Result<_>>()?,
                 ),
                 GroupCovariate::Participant(col) => {
-                    Values::Column(participant_column(layout, col, subjects)?)
+                    Values::Column(participant_column(layout, col, labels)?)
                 }
             });
         }
@@ -106,7 +108,7 @@ impl CovariateValues {
     }
 
     /// The covariates of the contrast with cell weights `w`, in declared order.
-    pub(crate) fn for_contrast(&self, w: [f64; 4]) -> Vec<Covariate> {
+    pub(crate) fn for_contrast(&self, w: &[f64]) -> Vec<Covariate> {
         self.0
             .iter()
             .map(|v| match v {
@@ -114,7 +116,7 @@ impl CovariateValues {
                 Values::Global(g) => Covariate::uncentred(
                     "global_cbf",
                     g.iter()
-                        .map(|cells| cells.iter().zip(&w).map(|(c, w)| c * w).sum())
+                        .map(|cells| cells.iter().zip(w).map(|(c, w)| c * w).sum())
                         .collect(),
                 ),
                 Values::Column(c) => c.clone(),
@@ -133,11 +135,7 @@ fn participants_err(path: &Path, column: &str, message: String) -> Error {
 
 /// A `participants.tsv` column as a covariate: numbers as they are; two levels coded 0/1 (the
 /// name then says which level is 1, e.g. `sex=M`).
-fn participant_column(
-    layout: &Layout,
-    column: &str,
-    subjects: &[SubjectData],
-) -> Result<Covariate> {
+fn participant_column(layout: &Layout, column: &str, labels: &[&str]) -> Result<Covariate> {
     let path = layout.root().join("participants.tsv");
     let table = layout.participants()?.ok_or_else(|| {
         participants_err(
@@ -153,9 +151,9 @@ fn participant_column(
             "no such column (declare global-cbf or a column of participants.tsv)".into(),
         ));
     }
-    let mut cells = Vec::with_capacity(subjects.len());
-    for s in subjects {
-        let id = format!("sub-{}", s.label);
+    let mut cells = Vec::with_capacity(labels.len());
+    for s in labels {
+        let id = format!("sub-{s}");
         let row = table
             .row_by("participant_id", &id)?
             .ok_or_else(|| participants_err(&path, "participant_id", format!("no row for {id}")))?;

@@ -517,7 +517,10 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
         "group level: {n} subjects, {} permutations",
         opts.n_permutations
     );
-    let covariates = CovariateValues::read(opts, &layout, &subjects)?;
+    let labels: Vec<&str> = subjects.iter().map(|s| s.label.as_str()).collect();
+    let covariates = CovariateValues::read(&opts.covariates, &layout, &labels, |i| {
+        crate::group_tables::global_cells(opts, &subjects[i]).map(|c| c.to_vec())
+    })?;
     // load and smooth maps: index [arm][time] → (n, V) after masking
     let mut raw: Vec<Vec<Volume>> = vec![Vec::new(); 4];
     for s in &subjects {
@@ -583,7 +586,7 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
     for gc in &opts.contrasts {
         let (name, tail) = (gc.name.as_str(), gc.tail);
         meta.extra = gc.sidecar();
-        let covs = covariates.for_contrast(gc.contrast.weights());
+        let covs = covariates.for_contrast(&gc.contrast.weights());
         if !covs.is_empty() {
             // centred nuisance regressors of the difference maps, as in the inference text
             meta.extra["Covariates"] = json!(covs.iter().map(|c| &c.name).collect::<Vec<_>>());

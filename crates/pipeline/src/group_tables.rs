@@ -205,7 +205,7 @@ pub(crate) fn write_tables(
             let diff: Vec<f64> = (0..subjects.len())
                 .map(|s| (0..4).map(|k| w[k] * get(s, k / 2, k % 2, r)).sum())
                 .collect();
-            (c.name.as_str(), diff, covariates.for_contrast(w))
+            (c.name.as_str(), diff, covariates.for_contrast(&w))
         });
         for (name, diff, covs) in contrasts {
             let t = cbflow_stats::one_sample_t_test_adjusted(&diff, &covs)

@@ -9,6 +9,7 @@ use cbflow_image::Volume;
 use cbflow_stats::{PermutationOptions, StatsError, Tail, TfceParams};
 use serde_json::json;
 
+use crate::covariates::{CovariateValues, GroupCovariate};
 use crate::group::{ContrastMeta, GroupSummary, MaskedMaps, masked_maps, unmask, write_contrast};
 use crate::outputs::template_name;
 use crate::template::Template;
@@ -43,6 +44,10 @@ pub struct PairedGroupOptions {
     pub cluster_threshold: f64,
     /// TFCE settings.
     pub tfce: TfceParams,
+    /// Covariates of the voxelwise GLM and the ROI tests (none by default): global CBF
+    /// (during − before, uncentred: the change tested at no change of global CBF) or
+    /// `participants.tsv` columns (centred).
+    pub covariates: Vec<GroupCovariate>,
 }
 
 /// Path of a run's template-space output (`desc` = `None` for the CBF map, `roi` for the table).
@@ -70,6 +75,13 @@ fn run_output(
 
 /// Runs the paired group level: every subject with both template-space maps enters.
 pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
+    if let Some(why) = GroupCovariate::list_problem(&opts.covariates) {
+        return Err(Error::Metadata {
+            path: opts.output_dir.clone(),
+            field: "covariates".into(),
+            message: why,
+        });
+    }
     let layout = Layout::index(&opts.bids_dir)?;
     let tpl = &opts.template;
     let runs = [&opts.run_before, &opts.run_during];
@@ -130,6 +142,13 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
         data,
     } = masked_maps(tpl, &raw, opts.smoothing_fwhm_mm, &opts.output_dir)?;
     let diff = &data[1] - &data[0];
+    let labels: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    let covariates = CovariateValues::read(&opts.covariates, &layout, &labels, |i| {
+        runs.iter()
+            .map(|run| global_cbf(opts, &subjects[i], run))
+            .collect()
+    })?;
+    let covs = covariates.for_contrast(&[-1.0, 1.0]);
     let popts = PermutationOptions {
         n_permutations: opts.n_permutations,
         seed: opts.seed,
@@ -138,14 +157,25 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
         cluster_threshold: Some(opts.cluster_threshold),
         ..PermutationOptions::default()
     };
-    let res =
-        cbflow_stats::one_sample_sign_flip(diff.view(), Some(&geometry), &popts).map_err(|e| {
-            Error::Step {
-                path: opts.output_dir.clone(),
-                step: "paired permutation test",
-                message: e.to_string(),
-            }
-        })?;
+    let step_err = |e: StatsError| Error::Step {
+        path: opts.output_dir.clone(),
+        step: "paired permutation test",
+        message: e.to_string(),
+    };
+    let res = if covs.is_empty() {
+        cbflow_stats::one_sample_sign_flip(diff.view(), Some(&geometry), &popts)
+    } else {
+        cbflow_stats::difference_design(diff.nrows(), None, &covs).and_then(|design| {
+            cbflow_stats::permutation_test(
+                diff.view(),
+                &design,
+                &cbflow_stats::Scheme::SignFlip,
+                Some(&geometry),
+                &popts,
+            )
+        })
+    }
+    .map_err(step_err)?;
     tracing::info!(
         "contrast {}: {} subjects, {} sign flips{}",
         opts.contrast,
@@ -160,10 +190,28 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
         &[crate::source_dataset(&opts.bids_dir)],
     )?;
     let to_volume = |vals: &[f64]| unmask(tpl, &ijk, vals);
+    let mut extra = serde_json::json!({"ContrastWeights": {"before": -1.0, "during": 1.0}});
+    if !covs.is_empty() {
+        extra["Covariates"] = serde_json::json!(covs.iter().map(|c| &c.name).collect::<Vec<_>>());
+    }
     let meta = ContrastMeta {
         smoothing_fwhm_mm: opts.smoothing_fwhm_mm,
-        extra: serde_json::json!({"ContrastWeights": {"before": -1.0, "during": 1.0}}),
-        inference: "sign-flipping of within-subject difference maps (during - before), one-sample t; FWE from the maximum statistic over the mask (Nichols & Holmes 2002; Winkler et al. 2014)".into(),
+        extra,
+        inference: format!(
+            "sign-flipping of within-subject difference maps (during - before), one-sample t{}; FWE from the maximum statistic over the mask (Nichols & Holmes 2002; Winkler et al. 2014)",
+            if covs.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " with {} as nuisance regressors by Freedman-Lane",
+                    opts.covariates
+                        .iter()
+                        .map(|c| c.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ),
         sources: format!(
             "participant-level *_space-<template>_cbf.nii.gz, run-{} (before) and run-{} (during)",
             opts.run_before, opts.run_during
@@ -180,7 +228,7 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
         &to_volume,
         &meta,
     )?;
-    write_roi_tests(&w, opts, &subjects)?;
+    write_roi_tests(&w, opts, &subjects, &covs)?;
     let files = staging.commit()?;
     Ok(GroupSummary {
         subjects,
@@ -190,11 +238,30 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
     })
 }
 
-/// Paired t tests of ROI mean CBF, during − before.
+/// Global CBF of one subject's run, from its ROI table.
+fn global_cbf(opts: &PairedGroupOptions, sub: &str, run: &str) -> Result<f64> {
+    let p = run_output(opts, sub, run, Some("roi"), ".tsv")?;
+    let t = Table::read_tsv(&p)?;
+    let names = t.column("region")?;
+    let vals = t.f64_column("mean_cbf")?;
+    names
+        .iter()
+        .zip(vals)
+        .find(|(n, _)| **n == "global")
+        .and_then(|(_, v)| v)
+        .ok_or_else(|| Error::Metadata {
+            path: p,
+            field: "region".into(),
+            message: "no global row, which the global-cbf covariate needs".into(),
+        })
+}
+
+/// Paired t tests of ROI mean CBF, during − before (adjusted for `covariates`, if any).
 fn write_roi_tests(
     w: &DerivativesWriter,
     opts: &PairedGroupOptions,
     subjects: &[String],
+    covariates: &[cbflow_stats::Covariate],
 ) -> Result<()> {
     let mut per_run: Vec<Vec<Table>> = vec![Vec::new(), Vec::new()];
     for sub in subjects {
@@ -247,7 +314,8 @@ fn write_roi_tests(
             f(mean(&before)),
             f(mean(&during)),
         ];
-        match cbflow_stats::paired_t_test(&during, &before) {
+        let diff: Vec<f64> = during.iter().zip(&before).map(|(d, b)| d - b).collect();
+        match cbflow_stats::one_sample_t_test_adjusted(&diff, covariates) {
             Ok(t) => row.extend([
                 f(t.mean),
                 f(t.ci95.0),
@@ -293,14 +361,20 @@ fn write_roi_tests(
         &rel,
         &Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?,
     )?;
-    w.write_json(
-        &DerivativesWriter::sidecar_path(&rel),
-        &json!({
-            "Description": format!("paired t tests of ROI mean CBF, run-{} (during) minus run-{} (before)", opts.run_during, opts.run_before),
-            "Units": "mL/100g/min (means and differences)",
-            "p": "two-sided, Student's t with n - 1 degrees of freedom",
-        }),
-    )?;
+    let mut side = json!({
+        "Description": format!("paired t tests of ROI mean CBF, run-{} (during) minus run-{} (before)", opts.run_during, opts.run_before),
+        "Units": "mL/100g/min (means and differences)",
+        "p": "two-sided, Student's t with n - 1 degrees of freedom",
+    });
+    if !covariates.is_empty() {
+        side["Covariates"] = json!(covariates.iter().map(|c| &c.name).collect::<Vec<_>>());
+        side["p"] =
+            json!("two-sided, Student's t with n - 1 - (number of covariates) degrees of freedom");
+        side["CovariateAdjustment"] = json!(
+            "mean_difference is the intercept of an OLS regression of the differences on the covariates: participants.tsv columns centred, global_cbf (its change) uncentred, so the difference at the average age (etc.) and at no change of global CBF; a region the covariates explain exactly (global with global_cbf) has n/a statistics"
+        );
+    }
+    w.write_json(&DerivativesWriter::sidecar_path(&rel), &side)?;
     Ok(())
 }
 
@@ -309,16 +383,26 @@ mod tests {
     use super::*;
     use ndarray::Array3;
 
-    /// Synthetic subjects on the phantom grid with a known increase in the ACC during the drug:
-    /// the paired test finds it there and nowhere far from it.
-    #[test]
-    fn paired_design_finds_the_simulated_increase() {
+    /// Jitter of subject `s`'s ACC ROI change (so no covariate explains it exactly).
+    fn jitter(s: usize) -> f64 {
+        0.3 * ((s * 5 % 3) as f64 - 1.0)
+    }
+
+    /// Synthetic subjects on the phantom grid (one per entry of `shift`; voxel noise SD
+    /// `noise_sd`) with a known +12 mL/100 g/min in the ACC
+    /// during the drug, plus a brain-wide shift `shift[s - 1]` of subject `s`'s during run (in
+    /// the maps and in the ROI tables' ACC and global rows). Returns the options (no
+    /// covariates) and the ACC mask.
+    fn paired_study(
+        dir: &std::path::Path,
+        shift: &[f32],
+        noise_sd: f32,
+    ) -> (PairedGroupOptions, Array3<bool>) {
         use rand::SeedableRng;
         use rand_distr::{Distribution, Normal};
         let tpl = Template::load(&crate::TemplateChoice::Phantom).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let bids = dir.path().join("bids");
-        let out = dir.path().join("out");
+        let bids = dir.join("bids");
+        let out = dir.join("out");
         std::fs::create_dir_all(&bids).unwrap();
         std::fs::write(
             bids.join("dataset_description.json"),
@@ -328,7 +412,7 @@ mod tests {
         let labels = tpl.labels.frame(0).mapv(|l| (151.0..=156.0).contains(&l));
         let gm = tpl.gm.frame(0).to_owned();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let noise = Normal::new(0.0, 4.0).unwrap();
+        let noise = Normal::new(0.0, noise_sd).unwrap();
         let opts = PairedGroupOptions {
             bids_dir: bids.clone(),
             output_dir: out.clone(),
@@ -343,43 +427,46 @@ mod tests {
             smoothing_fwhm_mm: 0.0,
             cluster_threshold: 3.0,
             tfce: TfceParams::default(),
+            covariates: vec![],
         };
-        let n = 8;
-        for s in 1..=n {
+        for (k, &g) in shift.iter().enumerate() {
+            let s = k + 1;
             let sub = format!("{s:02}");
             std::fs::create_dir_all(bids.join(format!("sub-{sub}"))).unwrap();
             for (t, run) in ["1", "2"].into_iter().enumerate() {
+                let g = if t == 1 { g } else { 0.0 };
                 let cbf = Array3::from_shape_fn(gm.dim(), |ix| {
                     let base = 20.0 + 40.0 * gm[ix];
                     let effect = if t == 1 && labels[ix] { 12.0 } else { 0.0 };
-                    base + effect + noise.sample(&mut rng) as f32
+                    base + effect + g + noise.sample(&mut rng)
                 });
                 let p = run_output(&opts, &sub, run, None, ".nii.gz").unwrap();
                 std::fs::create_dir_all(p.parent().unwrap()).unwrap();
                 let v = Volume::new(cbf.into_dyn(), tpl.grid.affine).unwrap();
                 cbflow_image::write(&p, &v, cbflow_image::DataType::Float32).unwrap();
                 let roi = run_output(&opts, &sub, run, Some("roi"), ".tsv").unwrap();
-                let acc = 60.0 + if t == 1 { 12.0 } else { 0.0 } + s as f64 * 0.5;
+                let during = if t == 1 { 12.0 + jitter(s) } else { 0.0 };
+                let acc = 60.0 + during + s as f64 * 0.5 + f64::from(g);
                 std::fs::write(
                     roi,
                     format!(
                         "region\tn_voxels\tmean_cbf\nACC\t10\t{acc}\nglobal\t100\t{}\n",
-                        40.0 + (s % 3) as f64
+                        40.0 + (s % 3) as f64 + f64::from(g)
                     ),
                 )
                 .unwrap();
             }
         }
-        let s = paired_group(&opts).unwrap();
-        assert_eq!(s.subjects.len(), n);
-        let (_, n_voxel, _, _) = s.contrasts[0];
-        assert!(n_voxel > 0, "no FWE-significant voxel");
+        (opts, labels)
+    }
+
+    /// FWE-significant voxels inside and outside the mask `labels`.
+    fn significant(out: &std::path::Path, labels: &Array3<bool>) -> (usize, usize) {
         let logp = cbflow_image::read(
             &out.join("space-phantom_res-3_desc-voxelFWE_contrast-drug_stat-logp_statmap.nii.gz"),
         )
         .unwrap();
-        let mut inside = 0;
-        let mut outside = 0;
+        let (mut inside, mut outside) = (0, 0);
         for (ix, &v) in logp.frame(0).indexed_iter() {
             if v > 1.3 {
                 if labels[ix] {
@@ -389,14 +476,30 @@ mod tests {
                 }
             }
         }
+        (inside, outside)
+    }
+
+    /// The paired test finds the simulated increase in the ACC and nowhere far from it.
+    #[test]
+    fn paired_design_finds_the_simulated_increase() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 8;
+        let (opts, labels) = paired_study(dir.path(), &vec![0.0; n], 4.0);
+        let out = opts.output_dir.clone();
+        let s = paired_group(&opts).unwrap();
+        assert_eq!(s.subjects.len(), n);
+        let (_, n_voxel, _, _) = s.contrasts[0];
+        assert!(n_voxel > 0, "no FWE-significant voxel");
+        let (inside, outside) = significant(&out, &labels);
         assert!(
             inside > 0 && outside == 0,
             "inside {inside}, outside {outside}"
         );
         let roi = Table::read_tsv(&out.join("desc-roiTtests_contrast-drug_table.tsv")).unwrap();
         let d = roi.f64_column("mean_difference").unwrap();
+        let expect = 12.0 + (1..=n).map(jitter).sum::<f64>() / n as f64;
         assert!(
-            (d[0].unwrap() - 12.0).abs() < 1e-9,
+            (d[0].unwrap() - expect).abs() < 1e-6,
             "ACC difference {:?}",
             d[0]
         );
@@ -408,5 +511,53 @@ mod tests {
                 .to_string_lossy()
                 .starts_with(".cbflow-staging")
         }));
+    }
+
+    /// A brain-wide shift during the drug (mean +5): without covariates it is found everywhere;
+    /// with global-cbf the ACC increase is recovered at no global change and nothing outside
+    /// the ACC is significant.
+    #[test]
+    fn global_cbf_covariate_recovers_the_regional_increase() {
+        let dir = tempfile::tempdir().unwrap();
+        let shift = [2.0f32, 9.0, 4.0, 7.5, 1.0, 6.0, 8.0, 2.5];
+        let (mut opts, labels) = paired_study(dir.path(), &shift, 1.0);
+        let out = opts.output_dir.clone();
+        paired_group(&opts).unwrap();
+        let (_, outside_plain) = significant(&out, &labels);
+        assert!(
+            outside_plain > 1000,
+            "{outside_plain} voxels outside the ACC"
+        );
+        opts.covariates = vec![GroupCovariate::GlobalCbf];
+        paired_group(&opts).unwrap();
+        let (inside, outside) = significant(&out, &labels);
+        assert!(
+            inside > 0 && outside == 0,
+            "inside {inside}, outside {outside}"
+        );
+        let roi = Table::read_tsv(&out.join("desc-roiTtests_contrast-drug_table.tsv")).unwrap();
+        let d = roi.f64_column("mean_difference").unwrap();
+        // ΔACC = 12 + jitter + g, Δglobal = g: the intercept at g = 0 by hand
+        let n = shift.len() as f64;
+        let g: Vec<f64> = shift.iter().map(|&v| f64::from(v)).collect();
+        let y: Vec<f64> = (1..=shift.len())
+            .map(|s| 12.0 + jitter(s) + g[s - 1])
+            .collect();
+        let (gm, ym) = (g.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+        let slope = g
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (a - gm) * (b - ym))
+            .sum::<f64>()
+            / g.iter().map(|a| (a - gm) * (a - gm)).sum::<f64>();
+        let expect = ym - slope * gm;
+        assert!(
+            (d[0].unwrap() - expect).abs() < 1e-6,
+            "{:?} vs {expect}",
+            d[0]
+        );
+        assert!((expect - 12.0).abs() < 0.5);
+        // the global row is explained exactly: n/a
+        assert_eq!(roi.f64_column("t").unwrap()[1], None);
     }
 }

@@ -143,6 +143,7 @@ impl JobRunner for PipelineRunner {
                     smoothing_fwhm_mm: p.smoothing_fwhm_mm,
                     cluster_threshold: p.cluster_threshold,
                     tfce: p.tfce.params(),
+                    covariates: p.group_covariates(),
                 };
                 let s = cbflow_pipeline::paired_group(&opts).map_err(|e| failed(ctx, e))?;
                 tracing::info!(

@@ -905,10 +905,7 @@ impl CrossoverGroupParams {
 
     /// The pipeline's covariates.
     pub fn group_covariates(&self) -> Vec<cbflow_pipeline::GroupCovariate> {
-        self.covariates
-            .iter()
-            .map(|c| cbflow_pipeline::GroupCovariate::parse(c))
-            .collect()
+        covariates(&self.covariates)
     }
 }
 
@@ -1138,9 +1135,7 @@ impl OpSpec for CrossoverGroupParams {
         {
             return Err(why);
         }
-        if let Some(why) = cbflow_pipeline::GroupCovariate::list_problem(&self.group_covariates()) {
-            return Err(format!("covariates: {why}"));
-        }
+        check_covariates(&self.covariates)?;
         if !(100..=1_000_000).contains(&self.bootstrap_samples) {
             return Err(format!(
                 "bootstrap-samples: {} must be 100 to 1000000",
@@ -1362,6 +1357,31 @@ pub struct PairedGroupParams {
     pub cluster_threshold: f64,
     /// TFCE settings.
     pub tfce: TfceSpec,
+    /// Covariates of the voxelwise GLM and the ROI tests (none by default): `global-cbf` (the
+    /// change of global CBF, uncentred: the change is tested at no change of global CBF) or a
+    /// column of participants.tsv (centred).
+    pub covariates: Vec<String>,
+}
+
+impl PairedGroupParams {
+    /// The pipeline's covariates.
+    pub fn group_covariates(&self) -> Vec<cbflow_pipeline::GroupCovariate> {
+        covariates(&self.covariates)
+    }
+}
+
+fn covariates(names: &[String]) -> Vec<cbflow_pipeline::GroupCovariate> {
+    names
+        .iter()
+        .map(|c| cbflow_pipeline::GroupCovariate::parse(c))
+        .collect()
+}
+
+fn check_covariates(names: &[String]) -> std::result::Result<(), String> {
+    match cbflow_pipeline::GroupCovariate::list_problem(&covariates(names)) {
+        Some(why) => Err(format!("covariates: {why}")),
+        None => Ok(()),
+    }
 }
 
 impl Default for PairedGroupParams {
@@ -1373,6 +1393,7 @@ impl Default for PairedGroupParams {
             smoothing_fwhm_mm: 6.0,
             cluster_threshold: 3.1,
             tfce: TfceSpec::default(),
+            covariates: Vec::new(),
         }
     }
 }
@@ -1399,7 +1420,8 @@ impl OpSpec for PairedGroupParams {
             self.smoothing_fwhm_mm,
             self.cluster_threshold,
             &self.tfce,
-        )
+        )?;
+        check_covariates(&self.covariates)
     }
 }
 
