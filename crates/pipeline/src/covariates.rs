@@ -125,6 +125,55 @@ impl CovariateValues {
     }
 }
 
+/// Checks, before anything runs, that each declared `participants.tsv` covariate exists and is
+/// numbers or two levels over the subjects that have a value (a value missing for a subject
+/// the group level analyses stops it then, naming the subject).
+pub fn covariates_preflight(layout: &Layout, covariates: &[GroupCovariate]) -> Result<()> {
+    if let Some(why) = GroupCovariate::list_problem(covariates) {
+        return Err(participants_err(
+            &layout.root().join("participants.tsv"),
+            "covariates",
+            why,
+        ));
+    }
+    let columns: Vec<&str> = covariates
+        .iter()
+        .filter_map(|c| match c {
+            GroupCovariate::Participant(col) => Some(col.as_str()),
+            GroupCovariate::GlobalCbf => None,
+        })
+        .collect();
+    if columns.is_empty() {
+        return Ok(());
+    }
+    let path = layout.root().join("participants.tsv");
+    let Some(table) = layout.participants()? else {
+        return Err(participants_err(
+            &path,
+            columns[0],
+            "the covariate needs participants.tsv, which the dataset does not have".into(),
+        ));
+    };
+    let ids = table.column("participant_id")?;
+    for col in columns {
+        if table.column_index(col).is_none() {
+            return Err(participants_err(
+                &path,
+                col,
+                "no such column (declare global-cbf or a column of participants.tsv)".into(),
+            ));
+        }
+        let labels: Vec<&str> = ids
+            .iter()
+            .zip(table.column(col)?)
+            .filter(|(_, v)| !v.trim().is_empty() && v.trim() != "n/a")
+            .filter_map(|(id, _)| id.strip_prefix("sub-"))
+            .collect();
+        participant_column(layout, col, &labels)?;
+    }
+    Ok(())
+}
+
 fn participants_err(path: &Path, column: &str, message: String) -> Error {
     Error::Metadata {
         path: path.to_path_buf(),
@@ -178,6 +227,16 @@ fn participant_column(layout: &Layout, column: &str, labels: &[&str]) -> Result<
     let mut levels: Vec<&str> = cells.iter().map(String::as_str).collect();
     levels.sort_unstable();
     levels.dedup();
+    if levels.len() == 1 {
+        return Err(participants_err(
+            &path,
+            column,
+            format!(
+                "every subject has {}: a constant covariate cannot be estimated",
+                levels[0]
+            ),
+        ));
+    }
     if levels.len() != 2 {
         return Err(participants_err(
             &path,

@@ -22,7 +22,7 @@ pub use asl::{AslOptions, AslResult, NativeTissue, process_run, quant_params, sc
 pub use cbflow_receptor::{CorrelationMethod, GroupStat};
 pub use cbflow_register::Region;
 pub use cbflow_stats::{Connectivity, CrossoverContrast, Tail, TfceParams, TfceStep};
-pub use covariates::{GLOBAL_CBF, GroupCovariate};
+pub use covariates::{GLOBAL_CBF, GroupCovariate, covariates_preflight};
 pub use error::{Error, Result};
 pub use group::{
     CELLS, CorrelationCi, GroupContrast, GroupOptions, GroupSummary, StudyDesign, group,

@@ -226,6 +226,20 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
                 format!("step `{}` after command-line overrides: {m}", *s.value.id),
             ));
         }
+        // participants.tsv covariates exist before any participant job of a group run starts
+        let covariates = match &op {
+            Op::CrossoverGroup(p) => p.group_covariates(),
+            Op::PairedGroup(p) => p.group_covariates(),
+            _ => Vec::new(),
+        };
+        if req.level == Level::Group
+            && let Err(e) = cbflow_pipeline::covariates_preflight(&layout, &covariates)
+        {
+            return Err(resolve_err(
+                Path::new(&workflow.origin),
+                format!("step `{}`: {e}", *s.value.id),
+            ));
+        }
         ops.push(op);
     }
     // template of every step: its own (asl-cbf) or that of the step it reads from

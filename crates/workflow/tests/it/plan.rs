@@ -177,3 +177,32 @@ fn before_after_example_plans() {
     };
     assert_eq!((params.permutations, params.seed), (5000, 7));
 }
+
+#[test]
+fn group_covariates_are_checked_before_anything_runs() {
+    let with = |covs: &str| {
+        let text = cbflow_workflow::BUILTIN_WORKFLOW.replace(
+            "      baseline-roi: ACC_sub\n",
+            &format!("      baseline-roi: ACC_sub\n      covariates: {covs}\n"),
+        );
+        assert!(
+            text.contains("covariates:"),
+            "the built-in workflow changed"
+        );
+        Workflow::parse(&text, "covariates.yaml").unwrap()
+    };
+    plan(&with("[global-cbf, age]"), &request(Level::Group)).unwrap();
+    // this study's three subjects are all F
+    let e = plan(&with("[sex]"), &request(Level::Group))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("every subject has F"), "{e}");
+    let w = with("[global-cbf, weight]");
+    let e = plan(&w, &request(Level::Group)).unwrap_err().to_string();
+    assert!(
+        e.contains("participants.tsv") && e.contains("weight") && e.contains("no such column"),
+        "{e}"
+    );
+    // the participant level does not need it
+    plan(&w, &request(Level::Participant)).unwrap();
+}
