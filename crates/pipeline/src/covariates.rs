@@ -114,7 +114,7 @@ impl CovariateValues {
             .map(|v| match v {
                 // not centred: a contrast is tested at no change of global CBF
                 Values::Global(g) => Covariate::uncentred(
-                    "global_cbf",
+                    GLOBAL_CBF,
                     g.iter()
                         .map(|cells| cells.iter().zip(w).map(|(c, w)| c * w).sum())
                         .collect(),

@@ -1163,7 +1163,7 @@ mod tests {
             .unwrap(),
         )
         .unwrap();
-        assert_eq!(side["Covariates"], json!(["global_cbf", "age"]));
+        assert_eq!(side["Covariates"], json!(["global-cbf", "age"]));
         // the ROI test: intercept, Δglobal and age (no sequence)
         let y: Vec<f64> = (1..=6)
             .map(|s| {

@@ -371,7 +371,7 @@ fn write_roi_tests(
         side["p"] =
             json!("two-sided, Student's t with n - 1 - (number of covariates) degrees of freedom");
         side["CovariateAdjustment"] = json!(
-            "mean_difference is the intercept of an OLS regression of the differences on the covariates: participants.tsv columns centred, global_cbf (its change) uncentred, so the difference at the average age (etc.) and at no change of global CBF; a region the covariates explain exactly (global with global_cbf) has n/a statistics"
+            "mean_difference is the intercept of an OLS regression of the differences on the covariates: participants.tsv columns centred, global-cbf (its change) uncentred, so the difference at the average age (etc.) and at no change of global CBF; a region the covariates explain exactly (global with global-cbf) has n/a statistics"
         );
     }
     w.write_json(&DerivativesWriter::sidecar_path(&rel), &side)?;

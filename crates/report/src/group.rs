@@ -408,7 +408,7 @@ fn build(output_dir: &Path, bids_dir: &Path) -> Result<String> {
                 .iter()
                 .filter_map(|c| c.as_str())
                 .map(|c| match c {
-                    "global_cbf" => "global CBF (tested at no change)".to_string(),
+                    "global-cbf" => "global CBF (tested at no change)".to_string(),
                     other => esc(other),
                 })
                 .collect();
