@@ -51,7 +51,11 @@ pub(crate) fn synth(
     null: bool,
     templates: Option<PathBuf>,
     effect_map: Option<(String, Option<PathBuf>)>,
+    noise_scale: f64,
 ) -> Result<()> {
+    if !(noise_scale.is_finite() && noise_scale > 0.0 && noise_scale <= 10.0) {
+        bail!("--noise-scale {noise_scale}: expected a number above 0 and at most 10");
+    }
     let mut spec = cbflow_synth::SynthSpec {
         subjects,
         seed,
@@ -59,6 +63,8 @@ pub(crate) fn synth(
         templates: templates.clone(),
         ..Default::default()
     };
+    spec.noise.asl_sigma *= noise_scale;
+    spec.noise.run_global_sd *= noise_scale;
     if let Some((name, resources)) = effect_map {
         let resources = resources
             .or(templates.clone())
@@ -372,7 +378,7 @@ fn execute_level(
 pub(crate) fn demo(out_dir: &Path, subjects: usize, seed: u64) -> Result<()> {
     let bids = out_dir.join("bids");
     let deriv = out_dir.join("derivatives").join("cbflow");
-    synth(&bids, subjects, seed, false, None, None)?;
+    synth(&bids, subjects, seed, false, None, None, 1.0)?;
     validate(&bids)?;
     let run = LevelRun {
         workflow: None,

@@ -84,6 +84,21 @@ fn synth_output_validates() {
 }
 
 #[test]
+fn synth_refuses_a_bad_noise_scale() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("study");
+    for bad in ["0", "-1", "NaN", "11"] {
+        cbflow()
+            .args(["synth", "--subjects", "2", &format!("--noise-scale={bad}")])
+            .arg(&out)
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains("--noise-scale"));
+        assert!(!out.exists(), "{} was created", out.display());
+    }
+}
+
+#[test]
 fn inspect_prints_header_facts() {
     cbflow()
         .arg("inspect")
