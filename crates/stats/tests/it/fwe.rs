@@ -97,3 +97,56 @@ fn fwe_rate_with_a_global_nuisance_covariate_is_nominal() {
     // without the covariate the mean shift is an effect, found far more often
     assert!(plain > 2 * hi, "unadjusted {plain}/{n_sets}");
 }
+
+/// The design of the crossover group level: 26 subjects' difference maps, the centred sequence
+/// indicator (13 per sequence) as a Freedman–Lane nuisance, one-sided max-T and TFCE over 200
+/// null data sets whose sequence groups differ in mean (a period effect the nuisance absorbs).
+#[test]
+fn fwe_rate_of_the_crossover_design_is_nominal() {
+    use cbflow_stats::{Scheme, Sequence, Tail, difference_design, permutation_test};
+    let dims = [12, 12, 8];
+    let geom = full_geometry(dims);
+    let n_sets = 200u64;
+    let n = 26;
+    let seq: Vec<Sequence> = (0..n)
+        .map(|i| {
+            if i % 2 == 0 {
+                Sequence::PlaceboFirst
+            } else {
+                Sequence::NaltrexoneFirst
+            }
+        })
+        .collect();
+    let design = difference_design(n, Some(&seq), &[]).unwrap();
+    let mut r = rng(4242);
+    let (mut fp_t, mut fp_tfce) = (0u64, 0u64);
+    for k in 0..n_sets {
+        let mut data = smooth_noise(&mut r, n, dims, 1.2);
+        // ±0.8 between the sequences, 0 on average: no effect at the average sequence
+        for (i, mut row) in data.rows_mut().into_iter().enumerate() {
+            let shift = if i % 2 == 0 { 0.8 } else { -0.8 };
+            row.mapv_inplace(|v| v + shift);
+        }
+        let opts = PermutationOptions {
+            n_permutations: 200,
+            seed: k,
+            tail: Tail::Positive,
+            tfce: Some(TfceParams::default()),
+            ..Default::default()
+        };
+        let res =
+            permutation_test(data.view(), &design, &Scheme::SignFlip, Some(&geom), &opts).unwrap();
+        fp_t += res.p_fwe.iter().any(|&p| p <= 0.05) as u64;
+        fp_tfce += res.tfce.unwrap().p_fwe.iter().any(|&p| p <= 0.05) as u64;
+    }
+    eprintln!("crossover design null: max-T {fp_t}/{n_sets}, TFCE {fp_tfce}/{n_sets}");
+    let (lo, hi) = binomial_interval(n_sets, 10.0 / 201.0);
+    assert!(
+        (lo..=hi).contains(&fp_t),
+        "max-T {fp_t}/{n_sets} outside [{lo}, {hi}]"
+    );
+    assert!(
+        (lo..=hi).contains(&fp_tfce),
+        "TFCE {fp_tfce}/{n_sets} outside [{lo}, {hi}]"
+    );
+}
