@@ -1062,7 +1062,7 @@ impl Default for TfceSpec {
 }
 
 impl TfceSpec {
-    /// The statistics crate's parameters (after [`TfceSpec::check`]).
+    /// The statistics crate's parameters (after the step's checks).
     pub fn params(&self) -> cbflow_pipeline::TfceParams {
         cbflow_pipeline::TfceParams {
             e: self.e,
