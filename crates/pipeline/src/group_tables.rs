@@ -440,10 +440,10 @@ pub(crate) fn write_tables(
     ];
     let ci = match opts.correlation_ci {
         CorrelationCi::FisherZ => {
-            "Fisher z transform (Bonett & Wright 2000 for Spearman)".to_string()
+            "Fisher z transform; Bonett & Wright 2000 for Spearman".to_string()
         }
         CorrelationCi::Bootstrap { samples } => format!(
-            "percentile bootstrap over subjects, {samples} resamples, seeded from the group seed {} (Efron & Tibshirani 1993)",
+            "percentile bootstrap over subjects, {samples} resamples, seeded from the group seed {}; Efron & Tibshirani 1993",
             opts.seed
         ),
     };

@@ -336,8 +336,9 @@ pub fn group_methods(
                     ""
                 },
                 jtext(j, &["Seed"]).unwrap_or_else(|| "n/a".into()),
+                // the sidecar's inference text, without its FWE clause (said next)
                 esc(&jtext(j, &["Inference"])
-                    .map(|t| format!("inference: {t}."))
+                    .map(|t| format!("inference: {}.", t.split("; FWE").next().unwrap_or(&t)))
                     .unwrap_or_default()),
                 jnum(j, &["TFCE", "e"])
                     .map(fmt_num)
