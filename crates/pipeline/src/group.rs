@@ -1014,6 +1014,35 @@ mod tests {
         (bids, out, tpl)
     }
 
+    /// Options for the fixture: the first default contrast, 20 permutations, no smoothing, the
+    /// default regions, no covariates; tests change what they test.
+    fn fixture_options(bids: &Path, out: &Path, tpl: &Template) -> GroupOptions {
+        GroupOptions {
+            bids_dir: bids.to_path_buf(),
+            output_dir: out.to_path_buf(),
+            template: tpl.clone(),
+            design: StudyDesign::default(),
+            n_permutations: 20,
+            seed: 3,
+            smoothing_fwhm_mm: 0.0,
+            cluster_threshold: 3.1,
+            tfce: Default::default(),
+            correlation_ci: Default::default(),
+            contrasts: vec![GroupContrast::defaults().remove(0)],
+            rois: GroupOptions::default_rois(),
+            baseline_roi: "ACC_sub".into(),
+            covariates: vec![],
+        }
+    }
+
+    /// The entries of `dir` (to show that a refused run wrote nothing).
+    fn listing(dir: &Path) -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    }
+
     /// OLS t of the first column's coefficient, by the normal equations (naive reference).
     fn naive_t(x: &[Vec<f64>], y: &[f64]) -> f64 {
         let (n, p) = (y.len(), x.len());
@@ -1058,26 +1087,12 @@ mod tests {
         )
         .unwrap();
         let opts = GroupOptions {
-            bids_dir: bids.clone(),
-            output_dir: out.clone(),
-            template: tpl.clone(),
-            design: StudyDesign::default(),
             n_permutations: 64,
-            seed: 3,
-            smoothing_fwhm_mm: 0.0,
-            cluster_threshold: 3.1,
-            contrasts: vec![GroupContrast::defaults().remove(0)],
-            rois: GroupOptions::default_rois(),
-            baseline_roi: "ACC_sub".into(),
             covariates: vec![GroupCovariate::GlobalCbf, GroupCovariate::parse("age")],
-            tfce: Default::default(),
-            correlation_ci: Default::default(),
+            ..fixture_options(&bids, &out, &tpl)
         };
         // refused by name, before anything is written
-        let before: Vec<_> = std::fs::read_dir(&out)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
+        let before = listing(&out);
         for (covs, expect) in [
             (vec!["weight"], "weight"),
             (vec!["site"], "two levels"),
@@ -1090,11 +1105,7 @@ mod tests {
             let e = group(&o).unwrap_err().to_string();
             assert!(e.contains(expect), "{e}");
         }
-        let after: Vec<_> = std::fs::read_dir(&out)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        assert_eq!(before, after);
+        assert_eq!(before, listing(&out));
 
         group(&opts).unwrap();
         // the naive design: intercept, centred sequence, Δglobal and age
@@ -1213,20 +1224,9 @@ mod tests {
             connectivity: cbflow_stats::Connectivity::Faces6,
         };
         let opts = GroupOptions {
-            bids_dir: bids,
-            output_dir: out.clone(),
-            template: tpl.clone(),
-            design: StudyDesign::default(),
-            n_permutations: 20,
-            seed: 3,
             smoothing_fwhm_mm: 4.0,
-            cluster_threshold: 3.1,
             tfce,
-            correlation_ci: Default::default(),
-            contrasts: vec![GroupContrast::defaults().remove(0)],
-            rois: GroupOptions::default_rois(),
-            baseline_roi: "ACC_sub".into(),
-            covariates: vec![],
+            ..fixture_options(&bids, &out, &tpl)
         };
         group(&opts).unwrap();
         let map = |stat: &str| {
@@ -1302,20 +1302,9 @@ mod tests {
         )
         .unwrap();
         let opts = GroupOptions {
-            bids_dir: bids,
-            output_dir: out.clone(),
-            template: tpl,
-            design: StudyDesign::default(),
-            n_permutations: 20,
-            seed: 3,
-            smoothing_fwhm_mm: 0.0,
-            cluster_threshold: 3.1,
-            tfce: Default::default(),
             correlation_ci: CorrelationCi::Bootstrap { samples: 2000 },
-            contrasts: vec![GroupContrast::defaults().remove(0)],
             rois: vec!["ACC_pre".into()],
-            baseline_roi: "ACC_sub".into(),
-            covariates: vec![],
+            ..fixture_options(&bids, &out, &tpl)
         };
         group(&opts).unwrap();
         let path = out.join("desc-brainBehaviour_table.tsv");
@@ -1367,26 +1356,12 @@ mod tests {
             tail: Tail::TwoSided,
         };
         let mut opts = GroupOptions {
-            bids_dir: bids.clone(),
-            output_dir: out.clone(),
-            template: tpl.clone(),
-            design: StudyDesign::default(),
             n_permutations: 100,
-            seed: 3,
-            smoothing_fwhm_mm: 0.0,
-            cluster_threshold: 3.1,
             contrasts: vec![nal_baseline.clone(), GroupContrast::defaults().remove(0)],
-            rois: GroupOptions::default_rois(),
-            baseline_roi: "ACC_sub".into(),
-            covariates: vec![],
-            tfce: Default::default(),
-            correlation_ci: Default::default(),
+            ..fixture_options(&bids, &out, &tpl)
         };
         // refused before anything is written: weights that do not sum to 0, a name twice
-        let before: Vec<_> = std::fs::read_dir(&out)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
+        let before = listing(&out);
         for bad in [
             vec![GroupContrast {
                 contrast: CrossoverContrast::Weights([0.0, 1.0, 0.0, 0.0]),
@@ -1404,11 +1379,7 @@ mod tests {
                 "{e}"
             );
         }
-        let after: Vec<_> = std::fs::read_dir(&out)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        assert_eq!(before, after);
+        assert_eq!(before, listing(&out));
 
         let s = group(&opts).unwrap();
         let names: Vec<&str> = s.contrasts.iter().map(|c| c.0.as_str()).collect();
@@ -1459,7 +1430,6 @@ mod tests {
         let o = GroupOptions {
             rois: vec!["ACC_pre".into()],
             baseline_roi: "ACC_sup".into(),
-            covariates: vec![],
             ..opts.clone()
         };
         group(&o).unwrap();
