@@ -39,13 +39,9 @@ fn step_err(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
 }
 
 /// ROI mean CBF of one run: region → mean.
-fn roi_values(
-    opts: &GroupOptions,
-    sub: &str,
-    ses: &str,
-    run: &str,
-) -> Result<BTreeMap<String, f64>> {
-    let p = crate::outputs::template_output(
+/// Path of the participant ROI table of one run.
+fn roi_table(opts: &GroupOptions, sub: &str, ses: &str, run: &str) -> Result<PathBuf> {
+    crate::outputs::template_output(
         &opts.output_dir,
         sub,
         ses,
@@ -53,8 +49,13 @@ fn roi_values(
         &opts.template,
         Some("roi"),
         ".tsv",
-    )?;
-    let t = Table::read_tsv(&p)?;
+    )
+}
+
+/// The mean CBF of every region of a participant ROI table: region → mean (rows without a
+/// value are left out).
+pub(crate) fn roi_means(path: &std::path::Path) -> Result<BTreeMap<String, f64>> {
+    let t = Table::read_tsv(path)?;
     let names = t.column("region")?;
     let vals = t.f64_column("mean_cbf")?;
     Ok(names
@@ -64,6 +65,16 @@ fn roi_values(
         .collect())
 }
 
+/// ROI mean CBF of one run: region → mean.
+fn roi_values(
+    opts: &GroupOptions,
+    sub: &str,
+    ses: &str,
+    run: &str,
+) -> Result<BTreeMap<String, f64>> {
+    roi_means(&roi_table(opts, sub, ses, run)?)
+}
+
 /// Global CBF of one subject's four cells (order of [`crate::CELLS`]), from the `global` row of
 /// its participant ROI tables.
 pub(crate) fn global_cells(opts: &GroupOptions, s: &crate::group::SubjectData) -> Result<[f64; 4]> {
@@ -71,25 +82,7 @@ pub(crate) fn global_cells(opts: &GroupOptions, s: &crate::group::SubjectData) -
     let mut out = [0.0; 4];
     for (a, ses) in s.sessions.iter().enumerate() {
         for (t, run) in [&d.run_before, &d.run_during].into_iter().enumerate() {
-            let vals = roi_values(opts, &s.label, ses, run)?;
-            out[2 * a + t] = match vals.get("global") {
-                Some(v) => *v,
-                None => {
-                    return Err(Error::Metadata {
-                        path: crate::outputs::template_output(
-                            &opts.output_dir,
-                            &s.label,
-                            ses,
-                            run,
-                            &opts.template,
-                            Some("roi"),
-                            ".tsv",
-                        )?,
-                        field: "region".into(),
-                        message: "no global row, which the global-cbf covariate needs".into(),
-                    });
-                }
-            };
+            out[2 * a + t] = crate::covariates::global_cbf(&roi_table(opts, &s.label, ses, run)?)?;
         }
     }
     Ok(out)
@@ -134,17 +127,8 @@ pub(crate) fn write_tables(
                     .find(|r| !values[s][a][t].contains_key(**r))
                 {
                     let run = [&d.run_before, &d.run_during][t];
-                    let p = crate::outputs::template_output(
-                        &opts.output_dir,
-                        sub,
-                        &sessions[a],
-                        run,
-                        &opts.template,
-                        Some("roi"),
-                        ".tsv",
-                    )?;
                     return Err(Error::Metadata {
-                        path: p,
+                        path: roi_table(opts, sub, &sessions[a], run)?,
                         field: "region".into(),
                         message: format!(
                             "no row for the group level's region {r} (declare it in the participant step's rois)"

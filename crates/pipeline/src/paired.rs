@@ -145,7 +145,15 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
     let labels: Vec<&str> = subjects.iter().map(String::as_str).collect();
     let covariates = CovariateValues::read(&opts.covariates, &layout, &labels, |i| {
         runs.iter()
-            .map(|run| global_cbf(opts, &subjects[i], run))
+            .map(|run| {
+                crate::covariates::global_cbf(&run_output(
+                    opts,
+                    &subjects[i],
+                    run,
+                    Some("roi"),
+                    ".tsv",
+                )?)
+            })
             .collect()
     })?;
     let covs = covariates.for_contrast(&[-1.0, 1.0]);
@@ -236,24 +244,6 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
         contrasts: vec![(opts.contrast.clone(), n_voxel, n_tfce, n_cluster)],
         files,
     })
-}
-
-/// Global CBF of one subject's run, from its ROI table.
-fn global_cbf(opts: &PairedGroupOptions, sub: &str, run: &str) -> Result<f64> {
-    let p = run_output(opts, sub, run, Some("roi"), ".tsv")?;
-    let t = Table::read_tsv(&p)?;
-    let names = t.column("region")?;
-    let vals = t.f64_column("mean_cbf")?;
-    names
-        .iter()
-        .zip(vals)
-        .find(|(n, _)| **n == "global")
-        .and_then(|(_, v)| v)
-        .ok_or_else(|| Error::Metadata {
-            path: p,
-            field: "region".into(),
-            message: "no global row, which the global-cbf covariate needs".into(),
-        })
 }
 
 /// Paired t tests of ROI mean CBF, during − before (adjusted for `covariates`, if any).
@@ -479,6 +469,16 @@ mod tests {
         (inside, outside)
     }
 
+    /// Asserts FWE-significant voxels inside `labels` and none outside; returns the ROI tests.
+    fn found_in_acc_only(out: &std::path::Path, labels: &Array3<bool>) -> Table {
+        let (inside, outside) = significant(out, labels);
+        assert!(
+            inside > 0 && outside == 0,
+            "inside {inside}, outside {outside}"
+        );
+        Table::read_tsv(&out.join("desc-roiTtests_contrast-drug_table.tsv")).unwrap()
+    }
+
     /// The paired test finds the simulated increase in the ACC and nowhere far from it.
     #[test]
     fn paired_design_finds_the_simulated_increase() {
@@ -490,12 +490,7 @@ mod tests {
         assert_eq!(s.subjects.len(), n);
         let (_, n_voxel, _, _) = s.contrasts[0];
         assert!(n_voxel > 0, "no FWE-significant voxel");
-        let (inside, outside) = significant(&out, &labels);
-        assert!(
-            inside > 0 && outside == 0,
-            "inside {inside}, outside {outside}"
-        );
-        let roi = Table::read_tsv(&out.join("desc-roiTtests_contrast-drug_table.tsv")).unwrap();
+        let roi = found_in_acc_only(&out, &labels);
         let d = roi.f64_column("mean_difference").unwrap();
         let expect = 12.0 + (1..=n).map(jitter).sum::<f64>() / n as f64;
         assert!(
@@ -530,12 +525,7 @@ mod tests {
         );
         opts.covariates = vec![GroupCovariate::GlobalCbf];
         paired_group(&opts).unwrap();
-        let (inside, outside) = significant(&out, &labels);
-        assert!(
-            inside > 0 && outside == 0,
-            "inside {inside}, outside {outside}"
-        );
-        let roi = Table::read_tsv(&out.join("desc-roiTtests_contrast-drug_table.tsv")).unwrap();
+        let roi = found_in_acc_only(&out, &labels);
         let d = roi.f64_column("mean_difference").unwrap();
         // ΔACC = 12 + jitter + g, Δglobal = g: the intercept at g = 0 by hand
         let n = shift.len() as f64;
