@@ -1035,6 +1035,16 @@ mod tests {
         }
     }
 
+    /// The sidecar of the ketamineUnderPlacebo map of statistic `stat` in `out`.
+    fn placebo_sidecar(out: &Path, stat: &str) -> serde_json::Value {
+        serde_json::Value::Object(
+            cbflow_bids::read_json_object(&out.join(format!(
+                "space-phantom_res-3_contrast-ketamineUnderPlacebo_stat-{stat}_statmap.json"
+            )))
+            .unwrap(),
+        )
+    }
+
     /// The entries of `dir` (to show that a refused run wrote nothing).
     fn listing(dir: &Path) -> Vec<PathBuf> {
         std::fs::read_dir(dir)
@@ -1167,13 +1177,7 @@ mod tests {
             }
         }
         assert_eq!(n, 200);
-        let side: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(
-                out.join("space-phantom_res-3_contrast-ketamineUnderPlacebo_stat-t_statmap.json"),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let side = placebo_sidecar(&out, "t");
         assert_eq!(side["Covariates"], json!(["global-cbf", "age"]));
         // the ROI test: intercept, Δglobal and age (no sequence)
         let y: Vec<f64> = (1..=6)
@@ -1201,13 +1205,7 @@ mod tests {
             ..opts.clone()
         };
         group(&o).unwrap();
-        let side: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(
-                out.join("space-phantom_res-3_contrast-ketamineUnderPlacebo_stat-t_statmap.json"),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let side = placebo_sidecar(&out, "t");
         assert_eq!(side["Covariates"], json!(["sex=M"]));
     }
 
@@ -1268,14 +1266,7 @@ mod tests {
             positive += (*d > 0.0) as usize;
         }
         assert!(positive > 100, "{positive} enhanced voxels");
-        let side: serde_json::Value =
-            serde_json::from_str(
-                &std::fs::read_to_string(out.join(
-                    "space-phantom_res-3_contrast-ketamineUnderPlacebo_stat-tfce_statmap.json",
-                ))
-                .unwrap(),
-            )
-            .unwrap();
+        let side = placebo_sidecar(&out, "tfce");
         assert_eq!(side["TFCE"], serde_json::to_value(tfce).unwrap(), "{side}");
         assert_eq!(
             side["Description"],
