@@ -100,7 +100,8 @@ impl CovariateValues {
                         .collect::<Result<_>>()?,
                 ),
                 GroupCovariate::Participant(col) => {
-                    Values::Column(participant_column(layout, col, labels)?)
+                    let (path, table) = participants(layout, col)?;
+                    Values::Column(column_covariate(&path, &table, col, Some(labels))?)
                 }
             });
         }
@@ -158,30 +159,9 @@ pub fn covariates_preflight(layout: &Layout, covariates: &[GroupCovariate]) -> R
     if columns.is_empty() {
         return Ok(());
     }
-    let path = layout.root().join("participants.tsv");
-    let Some(table) = layout.participants()? else {
-        return Err(participants_err(
-            &path,
-            columns[0],
-            "the covariate needs participants.tsv, which the dataset does not have".into(),
-        ));
-    };
-    let ids = table.column("participant_id")?;
+    let (path, table) = participants(layout, columns[0])?;
     for col in columns {
-        if table.column_index(col).is_none() {
-            return Err(participants_err(
-                &path,
-                col,
-                "no such column (declare global-cbf or a column of participants.tsv)".into(),
-            ));
-        }
-        let labels: Vec<&str> = ids
-            .iter()
-            .zip(table.column(col)?)
-            .filter(|(_, v)| !v.trim().is_empty() && v.trim() != "n/a")
-            .filter_map(|(id, _)| id.strip_prefix("sub-"))
-            .collect();
-        participant_column(layout, col, &labels)?;
+        column_covariate(&path, &table, col, None)?;
     }
     Ok(())
 }
@@ -194,41 +174,66 @@ fn participants_err(path: &Path, column: &str, message: String) -> Error {
     }
 }
 
-/// A `participants.tsv` column as a covariate: numbers as they are; two levels coded 0/1 (the
-/// name then says which level is 1, e.g. `sex=M`).
-fn participant_column(layout: &Layout, column: &str, labels: &[&str]) -> Result<Covariate> {
+/// The dataset's `participants.tsv` and its path; an error names the `column` that needs it.
+fn participants(layout: &Layout, column: &str) -> Result<(std::path::PathBuf, cbflow_bids::Table)> {
     let path = layout.root().join("participants.tsv");
-    let table = layout.participants()?.ok_or_else(|| {
-        participants_err(
+    match layout.participants()? {
+        Some(table) => Ok((path, table)),
+        None => Err(participants_err(
             &path,
             column,
             "the covariate needs participants.tsv, which the dataset does not have".into(),
-        )
-    })?;
-    if table.column_index(column).is_none() {
+        )),
+    }
+}
+
+/// A `participants.tsv` column as a covariate: numbers as they are; two levels coded 0/1 (the
+/// name then says which level is 1, e.g. `sex=M`). `labels`: the subjects, in order, each of
+/// which needs a value; `None`: every row that has a value (the check before anything runs).
+fn column_covariate(
+    path: &Path,
+    table: &cbflow_bids::Table,
+    column: &str,
+    labels: Option<&[&str]>,
+) -> Result<Covariate> {
+    let Some(i) = table.column_index(column) else {
         return Err(participants_err(
-            &path,
+            path,
             column,
             "no such column (declare global-cbf or a column of participants.tsv)".into(),
         ));
-    }
-    let mut cells = Vec::with_capacity(labels.len());
-    for s in labels {
-        let id = format!("sub-{s}");
-        let row = table
-            .row_by("participant_id", &id)?
-            .ok_or_else(|| participants_err(&path, "participant_id", format!("no row for {id}")))?;
-        let i = table.column_index(column).expect("checked above");
-        let cell = row[i].trim();
-        if cell.is_empty() || cell == "n/a" {
-            return Err(participants_err(
-                &path,
-                column,
-                format!("{id} has no value; a covariate needs one for every subject analysed"),
-            ));
+    };
+    let missing = |cell: &str| cell.is_empty() || cell == "n/a";
+    let cells: Vec<String> = match labels {
+        Some(labels) => {
+            let mut cells = Vec::with_capacity(labels.len());
+            for s in labels {
+                let id = format!("sub-{s}");
+                let row = table.row_by("participant_id", &id)?.ok_or_else(|| {
+                    participants_err(path, "participant_id", format!("no row for {id}"))
+                })?;
+                let cell = row[i].trim();
+                if missing(cell) {
+                    return Err(participants_err(
+                        path,
+                        column,
+                        format!(
+                            "{id} has no value; a covariate needs one for every subject analysed"
+                        ),
+                    ));
+                }
+                cells.push(cell.to_string());
+            }
+            cells
         }
-        cells.push(cell.to_string());
-    }
+        None => table
+            .column(column)?
+            .into_iter()
+            .map(str::trim)
+            .filter(|c| !missing(c))
+            .map(str::to_string)
+            .collect(),
+    };
     let numbers: Option<Vec<f64>> = cells
         .iter()
         .map(|c| c.parse::<f64>().ok().filter(|v| v.is_finite()))
@@ -241,7 +246,7 @@ fn participant_column(layout: &Layout, column: &str, labels: &[&str]) -> Result<
     levels.dedup();
     if levels.len() == 1 {
         return Err(participants_err(
-            &path,
+            path,
             column,
             format!(
                 "every subject has {}: a constant covariate cannot be estimated",
@@ -251,7 +256,7 @@ fn participant_column(layout: &Layout, column: &str, labels: &[&str]) -> Result<
     }
     if levels.len() != 2 {
         return Err(participants_err(
-            &path,
+            path,
             column,
             format!(
                 "neither numbers nor two levels (found {}: {}); code it as numbers or as two levels",
