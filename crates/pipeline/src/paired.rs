@@ -170,10 +170,9 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
         step: "paired permutation test",
         message: e.to_string(),
     };
-    let res = if covs.is_empty() {
-        cbflow_stats::one_sample_sign_flip(diff.view(), Some(&geometry), &popts)
-    } else {
-        cbflow_stats::difference_design(diff.nrows(), None, &covs).and_then(|design| {
+    // without covariates the design is the one-sample intercept (one_sample_sign_flip's)
+    let res = cbflow_stats::difference_design(diff.nrows(), None, &covs)
+        .and_then(|design| {
             cbflow_stats::permutation_test(
                 diff.view(),
                 &design,
@@ -182,8 +181,7 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
                 &popts,
             )
         })
-    }
-    .map_err(step_err)?;
+        .map_err(step_err)?;
     tracing::info!(
         "contrast {}: {} subjects, {} sign flips{}",
         opts.contrast,
