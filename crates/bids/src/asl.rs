@@ -126,6 +126,12 @@ pub struct AslMetadata {
     pub manufacturer: Option<String>,
     /// `AcquisitionVoxelSize` (RECOMMENDED), mm, before any interpolation.
     pub acquisition_voxel_size: Option<[f64; 3]>,
+    /// `NumberShots` (OPTIONAL): RF excitations (segments, shots) per volume of a segmented
+    /// readout (3D GRASE, 3D spiral); each takes `RepetitionTimePreparation`, so a volume lasts
+    /// `NumberShots` × that.
+    pub number_shots: Option<u32>,
+    /// `VolumeTiming` (OPTIONAL): onset of each volume from the start of the run, s.
+    pub volume_timing: Option<Vec<f64>>,
     /// Every other key of the sidecar, untouched.
     pub extra: Map<String, Value>,
     /// Warnings (RECOMMENDED fields missing, inconsistencies that do not stop processing).
@@ -156,7 +162,56 @@ const TYPED_KEYS: &[&str] = &[
     "VascularCrushing",
     "Manufacturer",
     "AcquisitionVoxelSize",
+    "NumberShots",
+    "VolumeTiming",
 ];
+
+/// The plausible range of a BIDS time field, in seconds: `(field, lowest, highest, lowest
+/// allowed)`. `lowest allowed` false means the lowest value itself is refused (a time that must
+/// be positive). The ranges are wide screening limits for human ASL at 1.5–7 T, chosen by
+/// cbflow: a value outside them is far more likely a unit error (milliseconds written where
+/// BIDS asks for seconds, as dcm2niix does for some Siemens fields) than an acquisition.
+pub const TIME_RULES: &[(&str, f64, f64, bool)] = &[
+    ("RepetitionTimePreparation", 0.0, 30.0, false),
+    ("RepetitionTime", 0.0, 30.0, false),
+    ("PostLabelingDelay", 0.0, 10.0, true),
+    ("LabelingDuration", 0.0, 10.0, true),
+    ("BolusCutOffDelayTime", 0.0, 5.0, false),
+    ("BackgroundSuppressionPulseTime", 0.0, 10.0, true),
+    ("SliceTiming", 0.0, 30.0, true),
+    ("EchoTime", 0.0, 1.0, false),
+];
+
+/// Why the values `v` of time field `key` are not plausible seconds ([`TIME_RULES`]), or `None`
+/// when they are (or `key` has no rule). The message names the value, the expected range and,
+/// when the value divided by 1000 would fit, says it looks like milliseconds.
+pub fn time_problem(key: &str, v: &[f64]) -> Option<String> {
+    let &(_, lo, hi, lo_ok) = TIME_RULES.iter().find(|r| r.0 == key)?;
+    let fits = |x: f64| x.is_finite() && x <= hi && (x > lo || (lo_ok && x == lo));
+    let (i, &x) = v.iter().enumerate().find(|(_, x)| !fits(**x))?;
+    let at = if v.len() > 1 {
+        format!(" at index {i}")
+    } else {
+        String::new()
+    };
+    let range = if lo_ok {
+        format!("{lo} to {hi} s")
+    } else {
+        format!("above {lo} and at most {hi} s")
+    };
+    let hint = if fits(x / 1000.0) && x > hi {
+        format!(
+            "; it looks like milliseconds ({x} ms = {} s): BIDS times are in seconds, so write {}",
+            x / 1000.0,
+            x / 1000.0
+        )
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "{x}{at} is not a plausible time in seconds (expected {range}){hint}"
+    ))
+}
 
 /// Collects typed values and issues from one sidecar.
 struct Fields<'a> {
@@ -228,17 +283,13 @@ impl<'a> Fields<'a> {
             }
         }
     }
-    fn non_negative(&mut self, key: &str, v: &Option<Vec<f64>>) {
-        if let Some(v) = v
-            && let Some((i, x)) = v
-                .iter()
-                .enumerate()
-                .find(|(_, x)| x.is_nan() || **x < 0.0 || !x.is_finite())
-        {
-            self.error(
-                key,
-                format!("value {x} at index {i} must be a finite non-negative number"),
-            );
+    /// Plausibility of a time field: every value finite and within its [`TimeRule`] range,
+    /// in seconds. A value that is plausible only after dividing by 1000 is named as
+    /// milliseconds (dcm2niix writes some Siemens fields in ms).
+    fn seconds(&mut self, key: &str, v: &Option<Vec<f64>>) {
+        let Some(v) = v else { return };
+        if let Some(msg) = time_problem(key, v) {
+            self.error(key, msg);
         }
     }
     fn boolean(&mut self, key: &str) -> Option<bool> {
@@ -337,14 +388,14 @@ impl AslMetadata {
         };
 
         let pld = f.numbers("PostLabelingDelay");
-        f.non_negative("PostLabelingDelay", &pld);
+        f.seconds("PostLabelingDelay", &pld);
         let labeling_duration = f.numbers("LabelingDuration");
-        f.non_negative("LabelingDuration", &labeling_duration);
+        f.seconds("LabelingDuration", &labeling_duration);
 
         let background_suppression = f.boolean("BackgroundSuppression");
         let bs_pulses = f.count("BackgroundSuppressionNumberPulses");
         let bs_times = f.numbers("BackgroundSuppressionPulseTime");
-        f.non_negative("BackgroundSuppressionPulseTime", &bs_times);
+        f.seconds("BackgroundSuppressionPulseTime", &bs_times);
         if background_suppression == Some(true) {
             f.need(
                 "BackgroundSuppressionNumberPulses",
@@ -427,7 +478,7 @@ impl AslMetadata {
             );
         }
         let echo_time = f.numbers("EchoTime");
-        f.non_negative("EchoTime", &echo_time);
+        f.seconds("EchoTime", &echo_time);
         let look_locker = f.boolean("LookLocker");
         let flip_angle = f.numbers("FlipAngle");
         if look_locker == Some(true) {
@@ -436,14 +487,14 @@ impl AslMetadata {
             f.need("FlipAngle", W, "");
         }
         let slice_timing = f.numbers("SliceTiming");
-        f.non_negative("SliceTiming", &slice_timing);
+        f.seconds("SliceTiming", &slice_timing);
         if mr_acquisition_type.as_deref() == Some("2D") {
             f.need("SliceTiming", E, "MRAcquisitionType is \"2D\"");
         }
 
         let bolus_cut_off_flag = f.boolean("BolusCutOffFlag");
         let bolus_cut_off_delay_time = f.numbers("BolusCutOffDelayTime");
-        f.non_negative("BolusCutOffDelayTime", &bolus_cut_off_delay_time);
+        f.seconds("BolusCutOffDelayTime", &bolus_cut_off_delay_time);
         if let Some(v) = &bolus_cut_off_delay_time
             && v.windows(2).any(|w| w[1] < w[0])
         {
@@ -460,6 +511,14 @@ impl AslMetadata {
                     E,
                     &format!("ArterialSpinLabelingType is \"{t}\""),
                 );
+                if let Some(v) = &labeling_duration
+                    && v.iter().all(|x| *x == 0.0)
+                {
+                    f.error(
+                        "LabelingDuration",
+                        format!("must be above 0 s for {t} (the labelling lasts that long)"),
+                    );
+                }
                 for k in [
                     "LabelingPulseAverageGradient",
                     "LabelingPulseMaximumGradient",
@@ -500,7 +559,69 @@ impl AslMetadata {
             f.error("LabelingEfficiency", format!("must be in (0, 1], got {a}"));
         }
         let repetition_time_preparation = f.numbers("RepetitionTimePreparation");
-        f.non_negative("RepetitionTimePreparation", &repetition_time_preparation);
+        f.seconds("RepetitionTimePreparation", &repetition_time_preparation);
+        if let (Some(st), Some(tr)) = (&slice_timing, &repetition_time_preparation)
+            && time_problem("SliceTiming", st).is_none()
+            && time_problem("RepetitionTimePreparation", tr).is_none()
+        {
+            let last = st.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let shortest = tr.iter().copied().fold(f64::INFINITY, f64::min);
+            if last >= shortest {
+                f.error(
+                    "SliceTiming",
+                    format!(
+                        "the last slice starts at {last} s, not before the end of the repetition (RepetitionTimePreparation {shortest} s): are the two in the same unit (seconds)?"
+                    ),
+                );
+            }
+        }
+        let number_shots = match map.get("NumberShots") {
+            None => None,
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|x| (1..=1024).contains(&x)) => {
+                n.as_u64().map(|x| x as u32)
+            }
+            Some(Value::Array(a))
+                if !a.is_empty()
+                    && a.iter()
+                        .all(|x| x.as_u64().is_some_and(|x| (1..=1024).contains(&x)))
+                    && a.windows(2).all(|w| w[0] == w[1]) =>
+            {
+                a[0].as_u64().map(|x| x as u32)
+            }
+            Some(_) => {
+                f.type_error(
+                    "NumberShots",
+                    "a whole number of shots from 1 to 1024 (or an array of one such number)",
+                );
+                None
+            }
+        };
+        let segmented = map
+            .get("PulseSequenceType")
+            .and_then(Value::as_str)
+            .is_some_and(|t| {
+                let t = t.to_ascii_lowercase();
+                t.contains("grase") || t.contains("spiral")
+            });
+        if segmented
+            && mr_acquisition_type.as_deref() == Some("3D")
+            && !f.has("NumberShots")
+            && !f.has("VolumeTiming")
+        {
+            f.warn(
+                "NumberShots",
+                "a 3D segmented readout (PulseSequenceType) without NumberShots or VolumeTiming: volume onsets assume one shot per volume, RepetitionTimePreparation apart (give the shots per volume with the asl-cbf parameter number-shots)".into(),
+            );
+        }
+        let volume_timing = f.numbers("VolumeTiming");
+        if let Some(v) = &volume_timing
+            && (v.iter().any(|x| !x.is_finite() || *x < 0.0) || v.windows(2).any(|w| w[1] <= w[0]))
+        {
+            f.error(
+                "VolumeTiming",
+                "must be finite, non-negative onsets in seconds, strictly increasing".into(),
+            );
+        }
         let total_acquired_pairs = f.count("TotalAcquiredPairs");
         let vascular_crushing = f.boolean("VascularCrushing");
         if vascular_crushing == Some(true) {
@@ -562,6 +683,8 @@ impl AslMetadata {
             vascular_crushing,
             manufacturer,
             acquisition_voxel_size,
+            number_shots,
+            volume_timing,
             extra,
             warnings: f.issues,
         })
@@ -631,6 +754,34 @@ impl AslMetadata {
         );
         arr("FlipAngle", self.flip_angle.as_deref(), Severity::Error);
         arr("EchoTime", self.echo_time.as_deref(), Severity::Warning);
+        if let Some(v) = &self.volume_timing
+            && v.len() != n
+        {
+            out.push(Issue::error(
+                path,
+                Some("VolumeTiming"),
+                format!("{} onsets, but aslcontext.tsv has {n} volumes", v.len()),
+            ));
+        }
+        if self.asl_type.is_continuous()
+            && let Some(ld) = &self.labeling_duration
+            && ld.len() == n
+            && let Some(i) = (0..n).find(|&i| {
+                matches!(
+                    ctx.volume_types[i],
+                    VolumeType::Control | VolumeType::Label | VolumeType::DeltaM
+                ) && ld[i] <= 0.0
+            })
+        {
+            out.push(Issue::error(
+                path,
+                Some("LabelingDuration"),
+                format!(
+                    "{} at volume {i} ({}): a {} volume needs a labelling duration above 0 s",
+                    ld[i], ctx.volume_types[i], self.asl_type
+                ),
+            ));
+        }
         if let Some(tv) = self
             .extra
             .get("TotalAcquiredVolumes")
@@ -915,7 +1066,14 @@ impl Layout {
         issues.append(&mut m0_issues);
         let m0scan_metadata = match &m0scan {
             Some(m) => match self.metadata(m) {
-                Ok(md) => Some(md),
+                Ok(md) => {
+                    let at = self
+                        .companion(m, "m0scan", ".json")
+                        .map(|j| j.rel_path.clone())
+                        .unwrap_or(m.rel_path.clone());
+                    issues.extend(m0scan_time_issues(&md, &at));
+                    Some(md)
+                }
                 Err(e) => {
                     issues.push(Issue::error(&m.rel_path, None, e.to_string()));
                     None
@@ -1018,6 +1176,23 @@ impl Layout {
         };
         (pick.cloned(), issues)
     }
+}
+
+/// The time fields of an `m0scan` sidecar checked by [`TIME_RULES`] (its
+/// `RepetitionTimePreparation` sets the M0's saturation-recovery correction).
+fn m0scan_time_issues(md: &Map<String, Value>, path: &Path) -> Vec<Issue> {
+    let mut out = Vec::new();
+    for key in ["RepetitionTimePreparation", "RepetitionTime", "EchoTime"] {
+        let v: Option<Vec<f64>> = match md.get(key) {
+            Some(Value::Number(n)) => n.as_f64().map(|x| vec![x]),
+            Some(Value::Array(a)) => a.iter().map(Value::as_f64).collect(),
+            _ => None,
+        };
+        if let Some(msg) = v.and_then(|v| time_problem(key, &v)) {
+            out.push(Issue::error(path, Some(key), msg));
+        }
+    }
+    out
 }
 
 /// Resolves an `IntendedFor` entry to a dataset-relative path with `/` separators.

@@ -28,7 +28,9 @@ mod layout;
 mod table;
 mod validate;
 
-pub use asl::{AslContext, AslMetadata, AslRun, AslType, M0Type, VolumeType};
+pub use asl::{
+    AslContext, AslMetadata, AslRun, AslType, M0Type, TIME_RULES, VolumeType, time_problem,
+};
 pub use derivatives::{
     BIDS_VERSION, DerivativeName, DerivativesWriter, GeneratedBy, SourceDataset, atomic_write,
     check_output_dir,

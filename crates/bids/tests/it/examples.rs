@@ -207,7 +207,7 @@ fn asl005_siemens_3d_grase_single_pld() {
     assert_eq!(m.manufacturer.as_deref(), Some("Siemens"));
     assert_eq!(m.extra["ManufacturersModelName"], "Prisma_fit");
     assert_eq!(m.extra["PulseSequenceType"], "3Dgrase");
-    assert_eq!(m.extra["NumberShots"], 4);
+    assert_eq!(m.number_shots, Some(4));
     assert_eq!(m.mr_acquisition_type.as_deref(), Some("3D"));
     assert_eq!(m.slice_timing, None);
     assert_eq!(m.post_labeling_delay, [2.0]);

@@ -429,3 +429,104 @@ fn m0scan_matching_across_sessions_by_intended_for() {
     assert!(issues.is_empty());
     assert_eq!(layout.sessions("01"), ["1", "2"]);
 }
+
+#[test]
+fn times_in_milliseconds_are_named_as_such_by_validate_and_the_run() {
+    // dcm2niix writes RepetitionTimePreparation in ms for Siemens ASL (3480 for 3.48 s)
+    let mut sc = pcasl_sidecar();
+    sc.insert("RepetitionTimePreparation".into(), json!(3480));
+    let tmp = tempfile::tempdir().unwrap();
+    asl_dataset(tmp.path(), &sc, PAIRS, 4, true);
+    let report = validate(tmp.path()).unwrap();
+    let errs = errors(&report);
+    assert_eq!(errs.len(), 1, "{report}");
+    assert!(
+        errs[0].contains("[RepetitionTimePreparation]")
+            && errs[0].contains("3480")
+            && errs[0].contains("looks like milliseconds")
+            && errs[0].contains("3.48 s"),
+        "{}",
+        errs[0]
+    );
+    // the run reads the same rules
+    let e = Layout::index(tmp.path())
+        .unwrap()
+        .asl_runs()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("RepetitionTimePreparation") && e.contains("milliseconds"),
+        "{e}"
+    );
+
+    // every time field, one at a time; the M0's own sidecar too
+    for (key, value) in [
+        ("PostLabelingDelay", json!(1800)),
+        ("LabelingDuration", json!(1800)),
+        ("EchoTime", json!(11.3)),
+        ("BackgroundSuppressionPulseTime", json!([1500, 2900])),
+    ] {
+        let mut sc = pcasl_sidecar();
+        sc.insert(key.into(), value.clone());
+        let issues = AslMetadata::from_sidecar(&sc, Path::new("a.json")).unwrap_err();
+        let e: Vec<_> = issues.iter().filter(|i| i.is_error()).collect();
+        assert_eq!(e.len(), 1, "{key} {value}: {issues:?}");
+        assert_eq!(e[0].field.as_deref(), Some(key));
+        assert!(e[0].message.contains("milliseconds"), "{}", e[0].message);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    asl_dataset(tmp.path(), &pcasl_sidecar(), PAIRS, 4, true);
+    put(
+        tmp.path(),
+        "sub-01/perf/sub-01_m0scan.json",
+        r#"{"IntendedFor": "perf/sub-01_asl.nii.gz", "EchoTime": 0.0113, "RepetitionTimePreparation": 5000}"#,
+    );
+    let errs = errors(&validate(tmp.path()).unwrap());
+    assert!(
+        errs.len() == 1
+            && errs[0]
+                .starts_with("sub-01/perf/sub-01_m0scan.json: error [RepetitionTimePreparation]")
+            && errs[0].contains("5 s"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_zero_labelling_duration_and_slice_times_past_the_repetition_are_errors() {
+    let mut sc = pcasl_sidecar();
+    sc.insert("LabelingDuration".into(), json!(0));
+    let issues = AslMetadata::from_sidecar(&sc, Path::new("a.json")).unwrap_err();
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.is_error() && i.field.as_deref() == Some("LabelingDuration")),
+        "{issues:?}"
+    );
+    // per volume: 0 is allowed for an m0scan row only
+    let mut sc = pcasl_sidecar();
+    sc.insert("LabelingDuration".into(), json!([0, 1.8, 0, 1.8, 1.8]));
+    let md = AslMetadata::from_sidecar(&sc, Path::new("a.json")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx_path = tmp.path().join("ctx.tsv");
+    std::fs::write(
+        &ctx_path,
+        "volume_type\nm0scan\ncontrol\nlabel\ncontrol\nlabel\n",
+    )
+    .unwrap();
+    let ctx = AslContext::read(&ctx_path).unwrap();
+    let issues = md.check_against_context(&ctx, Path::new("a.json"));
+    assert!(
+        issues.len() == 1 && issues[0].message.contains("volume 2 (label)"),
+        "{issues:?}"
+    );
+    let mut sc = pcasl_sidecar();
+    sc.insert("MRAcquisitionType".into(), json!("2D"));
+    sc.insert("SliceTiming".into(), json!([0.0, 2.0, 4.0, 6.0])); // past the 4.5 s repetition
+    let issues = AslMetadata::from_sidecar(&sc, Path::new("a.json")).unwrap_err();
+    assert!(
+        issues.iter().any(|i| i.is_error()
+            && i.field.as_deref() == Some("SliceTiming")
+            && i.message.contains("same unit")),
+        "{issues:?}"
+    );
+}
