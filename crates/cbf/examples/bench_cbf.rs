@@ -143,11 +143,14 @@ fn main() {
     let plain = ts.mean_axis(Axis(3)).unwrap();
     let qc = qc_metrics(
         sc.mean.view(),
-        &tissue,
+        Some(&tissue),
         mask.view(),
         None,
-        n_pairs,
-        sc.kept.len(),
+        cbflow_cbf::QcCounts {
+            pairs_total: n_pairs,
+            pairs_kept: sc.kept.len(),
+            voxels_left_out: 0,
+        },
         &QcParams {
             voxel_size_mm: Some([3.4, 3.4, 4.0]),
             ..QcParams::default()
@@ -173,9 +176,9 @@ fn main() {
     println!("single-PLD run total: {:.1} ms", total.as_secs_f64() * 1e3);
     println!(
         "GM CBF {:.2} (truth 60), GM/WM {:.2}, QEI {:.3}, plain-mean GM {:.2}",
-        qc.mean_cbf_gm,
-        qc.gm_wm_ratio,
-        qc.qei,
+        qc.mean_cbf_gm.unwrap_or(f64::NAN),
+        qc.gm_wm_ratio.unwrap_or(f64::NAN),
+        qc.qei.unwrap_or(f64::NAN),
         plain
             .iter()
             .zip(gm.iter())

@@ -32,8 +32,9 @@ pub use multidelay::{MultiDelayFit, MultiDelayOptions, average_by_delay, fit_mul
 pub use params::{
     BackgroundSuppression, BolusCutoff, Labeling, LabelingEfficiency, QuantParams, SliceTiming,
 };
-pub use qc::{QcFlag, QcMetrics, QcParams, QeiComponents, qc_metrics, qei};
+pub use qc::{QcCounts, QcFlag, QcMetrics, QcParams, QeiComponents, qc_metrics, qei};
 pub use score::{ScoreParams, ScoreResult, ScoreSummary, TissueMaps, score};
 pub use series::{
-    Pair, PairOrder, SeriesLayout, VolumeType, cbf_units_factor, pairwise_delta_m, split_series,
+    Exclusions, Pair, PairOrder, SeriesLayout, VolumeType, cbf_units_factor, pairwise_delta_m,
+    split_series, split_series_excluding,
 };

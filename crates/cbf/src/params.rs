@@ -70,8 +70,9 @@ pub enum BolusCutoff {
     Q2tips {
         /// TI1, start of the saturation train = bolus duration, s.
         ti1_s: f64,
-        /// End of the saturation train, s (recorded for provenance, not used).
-        ti1_stop_s: f64,
+        /// End of the saturation train, s (recorded for provenance, not used); `None` when
+        /// only TI1 was recorded (Siemens headers often lack TI1s).
+        ti1_stop_s: Option<f64>,
     },
 }
 

@@ -33,6 +33,11 @@ pub struct QcParams {
     pub qei_fwhm_mm: f64,
     /// Voxel size `[dx, dy, dz]` in mm, needed for the QEI smoothing; `None` = no smoothing.
     pub voxel_size_mm: Option<[f64; 3]>,
+    /// Plausible mean CBF over the whole brain mask, mL/100 g/min (default 10–110: grey and
+    /// white matter together, and partial-volume edges).
+    pub brain_cbf_range: (f64, f64),
+    /// Largest acceptable fraction of brain-mask voxels with negative CBF (default 0.3).
+    pub max_negative_brain_fraction: f64,
 }
 
 impl Default for QcParams {
@@ -46,6 +51,8 @@ impl Default for QcParams {
             max_mean_fd_mm: 0.5,
             qei_fwhm_mm: 5.0,
             voxel_size_mm: None,
+            brain_cbf_range: (10.0, 110.0),
+            max_negative_brain_fraction: 0.3,
         }
     }
 }
@@ -72,21 +79,32 @@ pub struct QcFlag {
     pub range: (f64, f64),
 }
 
-/// Per-run QC metrics (one TSV row / JSON object).
+/// Per-run QC metrics (one TSV row / JSON object). The brain-mask metrics need only the CBF
+/// map; the tissue metrics need grey/white-matter maps on the ASL grid (from a T1w) and are
+/// `None` without them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QcMetrics {
+    /// Mean CBF over the brain mask, mL/100 g/min.
+    pub mean_cbf_brain: f64,
+    /// Fraction of brain-mask voxels with CBF < 0.
+    pub negative_brain_fraction: f64,
+    /// Spatial coefficient of variation of CBF over the brain mask (standard deviation / mean;
+    /// high values point to macrovascular signal from late arrival, Mutsaerts et al. 2017).
+    pub spatial_cov_brain: f64,
+    /// Brain-mask voxels left out of quantification (M0 or ΔM unusable there).
+    pub voxels_left_out: usize,
     /// Mean CBF in GM (probability ≥ threshold, in mask), mL/100 g/min.
-    pub mean_cbf_gm: f64,
+    pub mean_cbf_gm: Option<f64>,
     /// Mean CBF in WM, mL/100 g/min (NaN if the WM class is empty).
-    pub mean_cbf_wm: f64,
+    pub mean_cbf_wm: Option<f64>,
     /// mean_cbf_gm / mean_cbf_wm.
-    pub gm_wm_ratio: f64,
+    pub gm_wm_ratio: Option<f64>,
     /// Fraction of GM voxels with CBF < 0 (unsmoothed).
-    pub negative_gm_fraction: f64,
+    pub negative_gm_fraction: Option<f64>,
     /// Quality evaluation index in [0, 1] (Dolui et al. 2024).
-    pub qei: f64,
+    pub qei: Option<f64>,
     /// QEI ingredients.
-    pub qei_components: QeiComponents,
+    pub qei_components: Option<QeiComponents>,
     /// Mean framewise displacement, mm (if motion was estimated).
     pub fd_mean_mm: Option<f64>,
     /// Maximum framewise displacement, mm.
@@ -99,6 +117,17 @@ pub struct QcMetrics {
     pub flags: Vec<QcFlag>,
     /// Settings and ranges used.
     pub params: QcParams,
+}
+
+/// Counts of a run the QC table reports besides the CBF map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QcCounts {
+    /// Control/label pairs (or ΔM volumes) in the run.
+    pub pairs_total: usize,
+    /// Pairs kept after outlier rejection.
+    pub pairs_kept: usize,
+    /// Brain-mask voxels left out of quantification.
+    pub voxels_left_out: usize,
 }
 
 fn mean_at(img: &Array3<f32>, vox: &[[usize; 3]]) -> f64 {
@@ -186,29 +215,34 @@ pub fn qei(
     ))
 }
 
-/// QC metrics of a run's mean CBF map `[x, y, z]` (mL/100 g/min) with tissue maps on
-/// the same grid, the motion summary and the pair counts. Values outside the ranges of
-/// `p` are listed in `flags`.
+/// QC metrics of a run's mean CBF map `[x, y, z]` (mL/100 g/min) over `mask`, with the
+/// tissue metrics and the QEI when tissue maps on the same grid are given, the motion summary
+/// and the counts. Values outside the ranges of `p` are listed in `flags`.
 pub fn qc_metrics(
     cbf: ArrayView3<f32>,
-    tissue: &TissueMaps<'_>,
+    tissue: Option<&TissueMaps<'_>>,
     mask: ArrayView3<bool>,
     fd: Option<&FdSummary>,
-    pairs_total: usize,
-    pairs_kept: usize,
+    counts: QcCounts,
     p: &QcParams,
 ) -> Result<QcMetrics> {
-    let (q, comps) = qei(cbf, tissue, mask, p)?;
-    let classes = tissue.classes(mask, p.tissue_threshold);
-    let c = cbf.to_owned();
-    let gm = mean_at(&c, &classes[0]);
-    let wm = if classes[1].is_empty() {
-        f64::NAN
-    } else {
-        mean_at(&c, &classes[1])
-    };
-    let neg = classes[0].iter().filter(|&&v| c[v] < 0.0).count() as f64 / classes[0].len() as f64;
-    let ratio = gm / wm;
+    check_shape("mask vs CBF", dims3(&cbf), dims3(&mask))?;
+    let brain: Vec<f64> = cbf
+        .iter()
+        .zip(mask.iter())
+        .filter(|(_, m)| **m)
+        .map(|(c, _)| *c as f64)
+        .collect();
+    if brain.is_empty() {
+        return Err(CbfError::EmptyMask {
+            what: "brain mask for QC".into(),
+        });
+    }
+    let nb = brain.len() as f64;
+    let mean_brain = brain.iter().sum::<f64>() / nb;
+    let sd_brain =
+        (brain.iter().map(|c| (c - mean_brain).powi(2)).sum::<f64>() / (nb - 1.0).max(1.0)).sqrt();
+    let neg_brain = brain.iter().filter(|c| **c < 0.0).count() as f64 / nb;
     let mut flags = Vec::new();
     let mut check = |name: &str, v: f64, r: (f64, f64)| {
         if !(v >= r.0 && v <= r.1) {
@@ -219,29 +253,61 @@ pub fn qc_metrics(
             });
         }
     };
-    check("mean_cbf_gm", gm, p.gm_cbf_range);
-    check("gm_wm_ratio", ratio, p.gm_wm_ratio_range);
+    check("mean_cbf_brain", mean_brain, p.brain_cbf_range);
     check(
-        "negative_gm_fraction",
-        neg,
-        (0.0, p.max_negative_gm_fraction),
+        "negative_brain_fraction",
+        neg_brain,
+        (0.0, p.max_negative_brain_fraction),
     );
-    check("qei", q, (p.min_qei, 1.0));
+    let mut m = QcMetrics {
+        mean_cbf_brain: mean_brain,
+        negative_brain_fraction: neg_brain,
+        spatial_cov_brain: sd_brain / mean_brain,
+        voxels_left_out: counts.voxels_left_out,
+        mean_cbf_gm: None,
+        mean_cbf_wm: None,
+        gm_wm_ratio: None,
+        negative_gm_fraction: None,
+        qei: None,
+        qei_components: None,
+        fd_mean_mm: fd.map(|f| f.mean_mm),
+        fd_max_mm: fd.map(|f| f.max_mm),
+        pairs_total: counts.pairs_total,
+        pairs_kept: counts.pairs_kept,
+        flags: Vec::new(),
+        params: *p,
+    };
+    if let Some(tissue) = tissue {
+        let (q, comps) = qei(cbf, tissue, mask, p)?;
+        let classes = tissue.classes(mask, p.tissue_threshold);
+        let c = cbf.to_owned();
+        let gm = mean_at(&c, &classes[0]);
+        let wm = if classes[1].is_empty() {
+            f64::NAN
+        } else {
+            mean_at(&c, &classes[1])
+        };
+        let neg =
+            classes[0].iter().filter(|&&v| c[v] < 0.0).count() as f64 / classes[0].len() as f64;
+        let ratio = gm / wm;
+        check("mean_cbf_gm", gm, p.gm_cbf_range);
+        check("gm_wm_ratio", ratio, p.gm_wm_ratio_range);
+        check(
+            "negative_gm_fraction",
+            neg,
+            (0.0, p.max_negative_gm_fraction),
+        );
+        check("qei", q, (p.min_qei, 1.0));
+        m.mean_cbf_gm = Some(gm);
+        m.mean_cbf_wm = Some(wm);
+        m.gm_wm_ratio = Some(ratio);
+        m.negative_gm_fraction = Some(neg);
+        m.qei = Some(q);
+        m.qei_components = Some(comps);
+    }
     if let Some(f) = fd {
         check("fd_mean_mm", f.mean_mm, (0.0, p.max_mean_fd_mm));
     }
-    Ok(QcMetrics {
-        mean_cbf_gm: gm,
-        mean_cbf_wm: wm,
-        gm_wm_ratio: ratio,
-        negative_gm_fraction: neg,
-        qei: q,
-        qei_components: comps,
-        fd_mean_mm: fd.map(|f| f.mean_mm),
-        fd_max_mm: fd.map(|f| f.max_mm),
-        pairs_total,
-        pairs_kept,
-        flags,
-        params: *p,
-    })
+    m.flags = flags;
+    Ok(m)
 }

@@ -41,6 +41,20 @@ impl VolumeType {
     }
 }
 
+impl VolumeType {
+    /// The BIDS spelling (`control`, `label`, `m0scan`, `deltam`, `cbf`, `noRF`).
+    pub fn as_bids(self) -> &'static str {
+        match self {
+            Self::Control => "control",
+            Self::Label => "label",
+            Self::M0Scan => "m0scan",
+            Self::DeltaM => "deltam",
+            Self::Cbf => "cbf",
+            Self::NoRf => "noRF",
+        }
+    }
+}
+
 /// Control/label order of one pair, as acquired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PairOrder {
@@ -77,6 +91,11 @@ pub struct SeriesLayout {
     pub no_rf: Vec<usize>,
     /// Dummy volumes dropped from the start of the series.
     pub dummies: Vec<usize>,
+    /// Volumes left out by index ([`Exclusions::volumes`]), whatever their type.
+    pub excluded: Vec<usize>,
+    /// A control or label volume at the start or end of the series that had no partner and
+    /// was left out ([`Exclusions::drop_unpaired`]).
+    pub unpaired_dropped: Option<usize>,
 }
 
 impl SeriesLayout {
@@ -147,83 +166,155 @@ impl SeriesLayout {
     }
 }
 
+/// Which volumes of a series to leave out before pairing ([`split_series_excluding`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exclusions {
+    /// Dummy volumes at the start of the series, dropped whatever their type.
+    pub n_dummy: usize,
+    /// Further volumes to leave out, by 0-based index into the series as stored.
+    pub volumes: Vec<usize>,
+    /// Leave out one control or label volume at the very start or end of the series when it
+    /// has no partner (an odd number of control/label volumes that otherwise alternate), and
+    /// report it in [`SeriesLayout::unpaired_dropped`].
+    pub drop_unpaired: bool,
+}
+
+/// Classify the volumes of an ASL series and pair controls with labels; the first `n_dummy`
+/// volumes are dropped. [`split_series_excluding`] with nothing else left out.
+pub fn split_series(types: &[VolumeType], n_dummy: usize) -> Result<SeriesLayout> {
+    split_series_excluding(
+        types,
+        &Exclusions {
+            n_dummy,
+            ..Exclusions::default()
+        },
+    )
+}
+
 /// Classify the volumes of an ASL series and pair controls with labels.
 ///
-/// `types` is the `volume_type` column of `aslcontext.tsv` (one entry per volume);
-/// the first `n_dummy` volumes are dropped whatever their type. Control and label
-/// volumes are paired in acquisition order, two at a time, skipping the other types:
-/// each consecutive couple must be one control and one label, in either order (the
-/// order may change within a run). ΔM, M0, CBF and noRF volumes are listed as they are.
+/// `types` is the `volume_type` column of `aslcontext.tsv` (one entry per volume); the
+/// first `ex.n_dummy` volumes and the volumes of `ex.volumes` are left out whatever their
+/// type. Control and label volumes are paired in acquisition order, two at a time, skipping
+/// the other types: each consecutive couple must be one control and one label, in either
+/// order (the order may change within a run). ΔM, M0, CBF and noRF volumes are listed as
+/// they are.
 ///
-/// Errors: a couple of two controls or two labels, or an odd number of control/label
-/// volumes, is [`CbfError::Unpaired`] with the index where pairing failed; more
-/// dummies than volumes is [`CbfError::TooManyDummies`].
-pub fn split_series(types: &[VolumeType], n_dummy: usize) -> Result<SeriesLayout> {
+/// With `ex.drop_unpaired`, an odd number of control/label volumes that pairs once one volume
+/// at the very start or end is left out loses that volume: the first one when that works
+/// (the first measurement is the one least likely to be in the magnetisation steady state,
+/// and segmented 3D sequences put their M0 in its partner's slot), else the last.
+///
+/// Errors: a couple of two controls or two labels, or an unpaired control/label volume, is
+/// [`CbfError::Unpaired`] with the index where pairing failed; more dummies than volumes is
+/// [`CbfError::TooManyDummies`]; an excluded index beyond the series is
+/// [`CbfError::LengthMismatch`].
+pub fn split_series_excluding(types: &[VolumeType], ex: &Exclusions) -> Result<SeriesLayout> {
+    let n_dummy = ex.n_dummy;
     if n_dummy > types.len() {
         return Err(CbfError::TooManyDummies {
             n_dummy,
             n_volumes: types.len(),
         });
     }
+    if let Some(&bad) = ex.volumes.iter().find(|&&i| i >= types.len()) {
+        return Err(CbfError::LengthMismatch {
+            what: "volumes in the ASL series (a volume to leave out is beyond the last)".into(),
+            expected: bad + 1,
+            got: types.len(),
+        });
+    }
+    let mut excluded: Vec<usize> = ex
+        .volumes
+        .iter()
+        .copied()
+        .filter(|&i| i >= n_dummy)
+        .collect();
+    excluded.sort_unstable();
+    excluded.dedup();
     let mut layout = SeriesLayout {
         dummies: (0..n_dummy).collect(),
+        excluded: excluded.clone(),
         ..Default::default()
     };
-    let mut pending: Option<(usize, VolumeType)> = None;
+    let mut tagged = Vec::new();
     for (i, &t) in types.iter().enumerate().skip(n_dummy) {
+        if excluded.binary_search(&i).is_ok() {
+            continue;
+        }
         match t {
-            VolumeType::Control | VolumeType::Label => match pending.take() {
-                None => pending = Some((i, t)),
-                Some((j, u)) => {
-                    if u == t {
-                        return Err(CbfError::Unpaired {
-                            index: i,
-                            reason: format!(
-                                "two consecutive {} volumes (indices {j} and {i})",
-                                if t == VolumeType::Control {
-                                    "control"
-                                } else {
-                                    "label"
-                                }
-                            ),
-                        });
-                    }
-                    let pair = if u == VolumeType::Control {
-                        Pair {
-                            control: j,
-                            label: i,
-                            order: PairOrder::ControlFirst,
-                        }
-                    } else {
-                        Pair {
-                            control: i,
-                            label: j,
-                            order: PairOrder::LabelFirst,
-                        }
-                    };
-                    layout.pairs.push(pair);
-                }
-            },
+            VolumeType::Control | VolumeType::Label => tagged.push((i, t)),
             VolumeType::M0Scan => layout.m0.push(i),
             VolumeType::DeltaM => layout.delta_m.push(i),
             VolumeType::Cbf => layout.cbf.push(i),
             VolumeType::NoRf => layout.no_rf.push(i),
         }
     }
-    if let Some((j, t)) = pending {
-        return Err(CbfError::Unpaired {
-            index: j,
-            reason: format!(
-                "{} volume without a partner at the end of the series",
-                if t == VolumeType::Control {
-                    "control"
-                } else {
-                    "label"
-                }
-            ),
+    layout.pairs = match pair_up(&tagged) {
+        Ok(p) => p,
+        Err(e) if ex.drop_unpaired && tagged.len() % 2 == 1 => {
+            let n = tagged.len();
+            if let Ok(p) = pair_up(&tagged[1..]) {
+                layout.unpaired_dropped = Some(tagged[0].0);
+                p
+            } else if let Ok(p) = pair_up(&tagged[..n - 1]) {
+                layout.unpaired_dropped = Some(tagged[n - 1].0);
+                p
+            } else {
+                return Err(e);
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(layout)
+}
+
+fn type_name(t: VolumeType) -> &'static str {
+    if t == VolumeType::Control {
+        "control"
+    } else {
+        "label"
+    }
+}
+
+/// Pairs consecutive control/label volumes `(index, type)` two at a time.
+fn pair_up(tagged: &[(usize, VolumeType)]) -> Result<Vec<Pair>> {
+    let mut pairs = Vec::with_capacity(tagged.len() / 2);
+    for couple in tagged.chunks(2) {
+        let (j, u) = couple[0];
+        let Some(&(i, t)) = couple.get(1) else {
+            return Err(CbfError::Unpaired {
+                index: j,
+                reason: format!(
+                    "{} volume without a partner at the end of the series",
+                    type_name(u)
+                ),
+            });
+        };
+        if u == t {
+            return Err(CbfError::Unpaired {
+                index: i,
+                reason: format!(
+                    "two consecutive {} volumes (indices {j} and {i})",
+                    type_name(t)
+                ),
+            });
+        }
+        pairs.push(if u == VolumeType::Control {
+            Pair {
+                control: j,
+                label: i,
+                order: PairOrder::ControlFirst,
+            }
+        } else {
+            Pair {
+                control: i,
+                label: j,
+                order: PairOrder::LabelFirst,
+            }
         });
     }
-    Ok(layout)
+    Ok(pairs)
 }
 
 /// ΔM = control − label for every pair.
@@ -335,6 +426,55 @@ mod tests {
         ));
         assert!(VolumeType::from_bids("tag").is_err());
         assert_eq!(VolumeType::from_bids("noRF").unwrap(), NoRf);
+    }
+
+    #[test]
+    fn unpaired_leading_or_trailing_volume_is_dropped_when_asked() {
+        // 3D GRASE: M0, then the first control's label slot held the M0
+        let t = [M0Scan, Control, Label, Control, Label, Control];
+        assert!(split_series(&t, 0).is_err());
+        let ex = Exclusions {
+            drop_unpaired: true,
+            ..Exclusions::default()
+        };
+        let l = split_series_excluding(&t, &ex).unwrap();
+        assert_eq!(l.unpaired_dropped, Some(1));
+        assert_eq!(l.labels(), vec![2, 4]);
+        assert_eq!(l.controls(), vec![3, 5]);
+        assert!(l.pairs.iter().all(|p| p.order == PairOrder::LabelFirst));
+        assert_eq!(l.m0, vec![0]);
+        // only the trailing one works
+        let t = [Control, Label, Label, Control, Label];
+        let l = split_series_excluding(&t, &ex).unwrap();
+        assert_eq!(l.unpaired_dropped, Some(4));
+        // a break in the middle stays an error
+        let t = [Control, Label, Control, Control, Label, Label];
+        assert!(matches!(
+            split_series_excluding(&t, &ex),
+            Err(CbfError::Unpaired { index: 3, .. })
+        ));
+        // leaving volumes out by index repairs it
+        let l = split_series_excluding(
+            &t,
+            &Exclusions {
+                volumes: vec![2, 5, 2],
+                ..Exclusions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(l.excluded, vec![2, 5]);
+        assert_eq!(l.controls(), vec![0, 3]);
+        assert_eq!(l.labels(), vec![1, 4]);
+        assert!(matches!(
+            split_series_excluding(
+                &t,
+                &Exclusions {
+                    volumes: vec![6],
+                    ..Exclusions::default()
+                }
+            ),
+            Err(CbfError::LengthMismatch { .. })
+        ));
     }
 
     #[test]

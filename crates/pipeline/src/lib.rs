@@ -18,7 +18,10 @@ mod receptors;
 mod staging;
 mod template;
 
-pub use asl::{AslOptions, AslResult, NativeTissue, process_run, quant_params, score_and_qc};
+pub use asl::{
+    AslOptions, AslResult, MAX_UNUSABLE_FRACTION, NativeTissue, RunPlan, plan_run, process_run,
+    quant_params, score_and_qc,
+};
 pub use cbflow_receptor::{CorrelationMethod, GroupStat};
 pub use cbflow_register::Region;
 pub use cbflow_stats::{Connectivity, CrossoverContrast, Tail, TfceParams, TfceStep};

@@ -103,17 +103,12 @@ pub(crate) fn write_asl_run(
         DataType::Float32,
         base(Some("mean CBF over all label/control pairs")),
     )?;
-    let tr = run
-        .sidecar
-        .get("RepetitionTimePreparation")
-        .and_then(|v| v.as_f64().or_else(|| v.get(0).and_then(Value::as_f64)))
-        .unwrap_or(0.0);
     put(
         perf_name(e)
             .set("desc", "timeseries")
             .suffix("cbf")
             .extension(".nii.gz"),
-        &volume4(like, &r.cbf_series, 2.0 * tr)?,
+        &volume4(like, &r.cbf_series, r.pair_spacing_s)?,
         DataType::Float32,
         base(Some(
             "CBF of each label/control pair in acquisition order (the 4th axis is pairs)",
@@ -203,8 +198,15 @@ pub(crate) fn write_asl_run(
         .zip(&r.fd)
         .zip(&run.volumes.volume_types)
         .map(|((m, fd), t)| {
-            let mut row: Vec<String> = m.iter().map(|x| format!("{x:.6}")).collect();
-            row.push(format!("{fd:.6}"));
+            let num = |x: f64| {
+                if x.is_finite() {
+                    format!("{x:.6}")
+                } else {
+                    "n/a".to_string()
+                }
+            };
+            let mut row: Vec<String> = m.iter().map(|&x| num(x)).collect();
+            row.push(num(*fd));
             row.push(t.as_str().to_string());
             row
         })
@@ -220,9 +222,9 @@ pub(crate) fn write_asl_run(
     written.push(w.write_json(
         &DerivativesWriter::sidecar_path(&confounds),
         &json!({
-            "trans_x": {"Units": "mm", "Description": "translation of the rigid realignment transform (reference → volume) about MotionCentre"},
+            "trans_x": {"Units": "mm", "Description": "translation of the rigid realignment transform (reference → volume) about MotionCentre; n/a for volumes not realigned (dummies, volumes left out)"},
             "rot_x": {"Units": "rad", "Description": "rotation about x; R = Rz·Ry·Rx"},
-            "framewise_displacement": {"Units": "mm", "Description": "Power et al. 2012: sum of absolute parameter differences, rotations on a 50 mm sphere"},
+            "framewise_displacement": {"Units": "mm", "Description": "Power et al. 2012: sum of absolute parameter differences, rotations on a 50 mm sphere, between successive realigned volumes"},
             "Sources": sources,
         }),
     )?);

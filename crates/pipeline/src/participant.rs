@@ -158,8 +158,25 @@ pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
         generated_by(),
         &[source_dataset(&opts.bids_dir)],
     )?;
+    // the template is loaded only when some session has a T1w to normalise
+    let any_t1w = selected.iter().any(|sub| {
+        !layout
+            .query(&cbflow_bids::Query::new().sub(sub).suffix("T1w").nifti())
+            .is_empty()
+    });
     let template = match &opts.template {
-        Some(c) => Some(Template::load(c)?),
+        Some(c) if any_t1w => Some(Template::load(c)?),
+        Some(_) => {
+            tracing::warn!(
+                "no T1w image for {}: native-space CBF and QC only; template-space outputs and SCORE are skipped",
+                selected
+                    .iter()
+                    .map(|s| format!("sub-{s}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            None
+        }
         None => None,
     };
     if let Some(t) = &template {
@@ -360,7 +377,7 @@ fn process_session(
             let rigid = asl_to_t1w(anat, &r.reference, &run.asl.path)?;
             let to_tpl = asl_to_template(anat, &rigid, &run.asl.path)?;
             let tissue = native_tissue(tpl, &to_tpl, &r.reference.grid())?;
-            score_and_qc(&mut r, &tissue)?;
+            score_and_qc(&mut r, Some(&tissue))?;
             let chain = template_to_asl(anat, &rigid);
             let cbf_tpl = to_template_space(
                 &crate::asl::grid_volume(&r.reference, r.cbf.clone())?,
@@ -391,6 +408,10 @@ fn process_session(
                 Some(&series_tpl),
                 rois,
             )?);
+        }
+        if r.qc.is_none() {
+            // no T1w (or no template): the QC that needs no tissue maps
+            score_and_qc(&mut r, None)?;
         }
         files.extend(write_asl_run(writer, run, &r)?);
     }

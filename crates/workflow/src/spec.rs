@@ -637,10 +637,25 @@ pub struct AslCbfParams {
     pub template: TemplateName,
     /// Labelling efficiency kept per background-suppression pulse (0–1; ASLPrep's 0.95).
     pub bs_efficiency_per_pulse: f64,
+    /// Number of background-suppression pulses, for series with `BackgroundSuppression: true`
+    /// whose sidecar lacks `BackgroundSuppressionNumberPulses` (Siemens DICOMs do not record
+    /// it); a sidecar that gives another number is an error. Unset: such series stop.
+    pub bs_pulses: Option<u32>,
+    /// Total factor (0–1) by which background suppression lowers the labelling efficiency,
+    /// in place of `bs-efficiency-per-pulse` ^ pulses (e.g. ExploreASL's 0.83 for 2 pulses).
+    pub bs_total_efficiency: Option<f64>,
     /// Extra factor on M0 (e.g. GE 3D spiral: 32 × NEX; 1 for data already scaled).
     pub m0_scale: f64,
     /// Dummy volumes at the start of each ASL series to drop.
     pub dummy_scans: usize,
+    /// Volumes to leave out of every ASL series, by 0-based index (the `aslcontext.tsv` row
+    /// below the header, counted from 0), whatever their type. An unpaired control or label at
+    /// the start or end of a series is left out without it (with a warning).
+    pub exclude_volumes: Vec<usize>,
+    /// Shots (segments) per volume of a segmented 3D readout (3D GRASE, 3D spiral), for series
+    /// whose sidecar has no `NumberShots`: each volume lasts this many
+    /// `RepetitionTimePreparation`s, which sets the clock of the CBF time course.
+    pub number_shots: Option<u32>,
     /// Rigidly realign each ASL series.
     pub realign: bool,
     /// Smooth M0 with this FWHM (mm) inside the brain before calibration; unset = off.
@@ -668,8 +683,12 @@ impl Default for AslCbfParams {
         Self {
             template: TemplateName::Mni152NLin6Asym,
             bs_efficiency_per_pulse: a.bs_efficiency_per_pulse,
+            bs_pulses: a.bs_pulses,
+            bs_total_efficiency: a.bs_total_efficiency,
             m0_scale: a.m0_scale,
             dummy_scans: a.dummy_scans,
+            exclude_volumes: a.exclude_volumes,
+            number_shots: a.number_shots,
             realign: a.realign,
             m0_smoothing_fwhm_mm: a.m0_smoothing_fwhm_mm,
             rois: cbflow_pipeline::default_rois()
@@ -696,8 +715,12 @@ impl AslCbfParams {
     pub fn asl_options(&self) -> cbflow_pipeline::AslOptions {
         cbflow_pipeline::AslOptions {
             bs_efficiency_per_pulse: self.bs_efficiency_per_pulse,
+            bs_pulses: self.bs_pulses,
+            bs_total_efficiency: self.bs_total_efficiency,
             m0_scale: self.m0_scale,
             dummy_scans: self.dummy_scans,
+            exclude_volumes: self.exclude_volumes.clone(),
+            number_shots: self.number_shots,
             realign: self.realign,
             m0_smoothing_fwhm_mm: self.m0_smoothing_fwhm_mm,
         }
@@ -769,6 +792,28 @@ impl OpSpec for AslCbfParams {
             1.0,
         )?;
         in_range("m0-scale", self.m0_scale, 1e-6, 1e6)?;
+        if let Some(n) = self.bs_pulses {
+            in_range("bs-pulses", n as f64, 1.0, 16.0)?;
+        }
+        if let Some(f) = self.bs_total_efficiency {
+            if !(f.is_finite() && f > 0.0 && f <= 1.0) {
+                return Err(format!(
+                    "bs-total-efficiency: {f} is out of range (expected above 0 and at most 1)"
+                ));
+            }
+            if self.bs_pulses.is_some() {
+                return Err(
+                    "bs-pulses and bs-total-efficiency both set: give one (the total efficiency replaces the per-pulse model)".into(),
+                );
+            }
+        }
+        if let Some(n) = self.number_shots {
+            in_range("number-shots", n as f64, 1.0, 1024.0)?;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(i) = self.exclude_volumes.iter().find(|i| !seen.insert(**i)) {
+            return Err(format!("exclude-volumes: volume {i} is listed twice"));
+        }
         if let Some(f) = self.m0_smoothing_fwhm_mm {
             in_range("m0-smoothing-fwhm-mm", f, 0.0, 50.0)?;
         }

@@ -68,7 +68,7 @@ fn params_from_sidecar(meta: &Value, taus: &[f64], shape: [usize; 3]) -> QuantPa
                 "Q2TIPS" => Labeling::Pasl {
                     bolus_cutoff: BolusCutoff::Q2tips {
                         ti1_s: b[0].as_f64().unwrap(),
-                        ti1_stop_s: b[1].as_f64().unwrap(),
+                        ti1_stop_s: b[1].as_f64(),
                     },
                 },
                 "QUIPSSII" => Labeling::Pasl {
@@ -320,7 +320,7 @@ fn asl003_siemens_pasl_multi_ti() {
         Labeling::Pasl {
             bolus_cutoff: BolusCutoff::Q2tips {
                 ti1_s: 0.7,
-                ti1_stop_s: 1.6
+                ti1_stop_s: Some(1.6)
             }
         }
     );

@@ -135,7 +135,7 @@ fn multi_ti_pasl_noise_free() {
         Labeling::Pasl {
             bolus_cutoff: BolusCutoff::Q2tips {
                 ti1_s: 0.7,
-                ti1_stop_s: 1.6,
+                ti1_stop_s: Some(1.6),
             },
         },
         3.0,
