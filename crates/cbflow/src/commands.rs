@@ -5,17 +5,60 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-pub(crate) fn validate(bids_dir: &Path) -> Result<()> {
+pub(crate) fn validate(bids_dir: &Path, workflow: Option<&Path>) -> Result<()> {
     let report = cbflow_bids::validate(bids_dir)
         .with_context(|| format!("validating {}", bids_dir.display()))?;
-    let n_err = report
+    let mut n_err = report
         .issues
         .iter()
         .filter(|i| i.severity == cbflow_bids::Severity::Error)
         .count();
-    let n_warn = report.issues.len() - n_err;
+    let mut n_warn = report.issues.len() - n_err;
     if !report.issues.is_empty() {
         println!("{report}");
+    }
+    // the runs as the participant level resolves them, with the workflow's parameters
+    if n_err == 0 {
+        let wf = load_workflow(workflow)?;
+        let asl = wf.asl_step().map(|p| p.asl_options()).unwrap_or_default();
+        let layout = cbflow_bids::Layout::index(bids_dir)?;
+        for step in &wf.steps {
+            let cbflow_workflow::Op::CrossoverGroup(p) = &step.value.params.value else {
+                continue;
+            };
+            match cbflow_pipeline::design_preflight(&layout, &p.design.study_design()) {
+                Ok((_, left_out)) => {
+                    for (sub, why) in left_out {
+                        println!(
+                            "sub-{sub}\n  warning: not in the crossover group step `{}`: {why}",
+                            *step.value.id
+                        );
+                        n_warn += 1;
+                    }
+                }
+                Err(e) => {
+                    println!(
+                        "crossover design of step `{}`\n  error: {e}",
+                        *step.value.id
+                    );
+                    n_err += 1;
+                }
+            }
+        }
+        for run in layout.asl_runs()? {
+            match cbflow_pipeline::plan_run(&run, &asl) {
+                Ok(p) => {
+                    for note in &p.notes {
+                        println!("{}\n  warning: {note}", run.asl.rel_path.display());
+                        n_warn += 1;
+                    }
+                }
+                Err(e) => {
+                    println!("{}\n  error: {e}", run.asl.rel_path.display());
+                    n_err += 1;
+                }
+            }
+        }
     }
     println!("{}: {n_err} errors, {n_warn} warnings", bids_dir.display());
     if n_err > 0 {
@@ -291,9 +334,12 @@ fn execute_level(
         bids_dir: bids_dir.to_path_buf(),
         output_dir: output_dir.to_path_buf(),
         participant_labels: a.participant_labels.clone(),
-        asl: cbflow_pipeline::AslOptions::default(),
+        asl: wf.asl_step().map(|p| p.asl_options()).unwrap_or_default(),
         template: None,
-        rois: cbflow_pipeline::default_rois(),
+        rois: wf
+            .asl_step()
+            .map(|p| p.regions())
+            .unwrap_or_else(cbflow_pipeline::default_rois),
     })?;
     if !pre.warnings.is_empty() {
         for w in &pre.warnings {
@@ -379,7 +425,7 @@ pub(crate) fn demo(out_dir: &Path, subjects: usize, seed: u64) -> Result<()> {
     let bids = out_dir.join("bids");
     let deriv = out_dir.join("derivatives").join("cbflow");
     synth(&bids, subjects, seed, false, None, None, 1.0)?;
-    validate(&bids)?;
+    validate(&bids, None)?;
     let run = LevelRun {
         workflow: None,
         participant_labels: Vec::new(),
@@ -419,15 +465,18 @@ pub(crate) fn submit_slurm(
     let bids_dir = absolute(bids_dir)?;
     let output_dir = absolute(output_dir)?;
     // the checks and the plan of a local run: bad input fails before anything is submitted
+    let wf = load_workflow(a.workflow.as_deref())?;
     let pre = cbflow_pipeline::participant_preflight(&cbflow_pipeline::ParticipantOptions {
         bids_dir: bids_dir.clone(),
         output_dir: output_dir.clone(),
         participant_labels: a.participant_label.clone(),
-        asl: cbflow_pipeline::AslOptions::default(),
+        asl: wf.asl_step().map(|p| p.asl_options()).unwrap_or_default(),
         template: None,
-        rois: cbflow_pipeline::default_rois(),
+        rois: wf
+            .asl_step()
+            .map(|p| p.regions())
+            .unwrap_or_else(cbflow_pipeline::default_rois),
     })?;
-    let wf = load_workflow(a.workflow.as_deref())?;
     let overrides = overrides(a)?;
     let request = |level| cbflow_workflow::PlanRequest {
         bids_dir: bids_dir.clone(),

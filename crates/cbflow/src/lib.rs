@@ -145,10 +145,15 @@ pub(crate) enum Level {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check a BIDS dataset: errors and warnings per file.
+    /// Check a BIDS dataset: errors and warnings per file, and every ASL run resolved with the
+    /// workflow's participant-level parameters, as a run would.
     Validate {
         /// The BIDS dataset.
         bids_dir: PathBuf,
+        /// The workflow file (YAML) whose asl-cbf parameters the runs are checked with;
+        /// default: the built-in crossover workflow.
+        #[arg(long)]
+        workflow: Option<PathBuf>,
     },
     /// Print the jobs a workflow would run on a dataset (nothing is run or written).
     Plan {
@@ -365,7 +370,9 @@ fn init_logging(verbose: u8, quiet: bool) {
 
 fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Some(Command::Validate { bids_dir }) => commands::validate(&bids_dir),
+        Some(Command::Validate { bids_dir, workflow }) => {
+            commands::validate(&bids_dir, workflow.as_deref())
+        }
         Some(Command::Plan {
             bids_dir,
             workflow,

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cbflow_bids::{DerivativeName, DerivativesWriter, Layout, Table};
+use cbflow_bids::{DerivativeName, DerivativesWriter, Entities, Layout, Table};
 use cbflow_image::{DataType, Volume};
 use cbflow_stats::{
     CrossoverContrast, CrossoverMaps, MaskGeometry, PermutationOptions, PermutationResult, Tail,
@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::covariates::{CovariateValues, GroupCovariate};
-use crate::outputs::template_output;
+use crate::outputs::{RunSelector, find_template_run, template_output};
 use crate::template::Template;
 use crate::{Error, Result};
 
@@ -31,10 +31,10 @@ pub struct StudyDesign {
     pub naltrexone: String,
     /// `sessions.tsv` column with the period (1 or 2).
     pub period_column: String,
-    /// `run` entity of the scan before ketamine.
-    pub run_before: String,
-    /// `run` entity of the scan during ketamine.
-    pub run_during: String,
+    /// The run of each session before ketamine (by default `run-1`).
+    pub before: RunSelector,
+    /// The run of each session during ketamine (by default `run-2`).
+    pub during: RunSelector,
 }
 
 impl Default for StudyDesign {
@@ -44,8 +44,8 @@ impl Default for StudyDesign {
             placebo: "placebo".into(),
             naltrexone: "naltrexone".into(),
             period_column: "period".into(),
-            run_before: "1".into(),
-            run_during: "2".into(),
+            before: RunSelector::run("1"),
+            during: RunSelector::run("2"),
         }
     }
 }
@@ -179,6 +179,68 @@ pub(crate) struct SubjectData {
     pub(crate) sessions: [String; 2],
     /// Period of the placebo and naltrexone sessions.
     pub(crate) periods: [u8; 2],
+    /// Entities of the participant-level runs `[arm][before, during]` (arm 0 placebo, 1
+    /// naltrexone), found in OUTPUT_DIR by [`find_runs`]; empty until then.
+    pub(crate) runs: Vec<[Entities; 2]>,
+}
+
+impl SubjectData {
+    /// Path of one cell's template-space output (`desc`, extension).
+    pub(crate) fn output(
+        &self,
+        out: &Path,
+        tpl: &Template,
+        arm: usize,
+        time: usize,
+        desc: Option<&str>,
+        ext: &str,
+    ) -> Result<PathBuf> {
+        template_output(out, &self.runs[arm][time], tpl, desc, ext)
+    }
+}
+
+/// Finds each subject's four runs among the participant-level outputs in `out` by the design's
+/// run selectors (all of a run's entities are kept); subjects with a run missing are returned
+/// with the reason.
+pub(crate) fn find_runs(
+    out: &Path,
+    tpl: &Template,
+    d: &StudyDesign,
+    subjects: Vec<SubjectData>,
+) -> Result<(Vec<SubjectData>, Vec<(String, String)>)> {
+    let mut complete = Vec::with_capacity(subjects.len());
+    let mut excluded = Vec::new();
+    for mut s in subjects {
+        let mut missing = Vec::new();
+        let mut runs = Vec::new();
+        for ses in &s.sessions {
+            let mut pair = [Entities::new(), Entities::new()];
+            for (t, sel) in [&d.before, &d.during].into_iter().enumerate() {
+                match find_template_run(out, tpl, &s.label, Some(ses), sel)? {
+                    Some(e) => pair[t] = e,
+                    None => missing.push(format!(
+                        "sub-{}_ses-{ses}_{sel}_space-{}_res-{}_cbf.nii.gz",
+                        s.label, tpl.name, tpl.res
+                    )),
+                }
+            }
+            runs.push(pair);
+        }
+        if missing.is_empty() {
+            s.runs = runs;
+            complete.push(s);
+        } else {
+            excluded.push((
+                s.label.clone(),
+                format!(
+                    "missing participant-level outputs in {}: {}",
+                    out.display(),
+                    missing.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok((complete, excluded))
 }
 
 /// The four cells of the crossover, in the order of [`CrossoverContrast::weights`]; the keys of
@@ -429,6 +491,17 @@ pub(crate) fn read_design(
                 0
             } else if *p == d.naltrexone {
                 1
+            } else if p.trim().is_empty() || p.trim() == "n/a" {
+                return Err(meta_err(
+                    &path,
+                    &d.pretreatment_column,
+                    format!(
+                        "{} for {id}: every session of the crossover needs its pre-treatment ({:?} or {:?})",
+                        if p.trim().is_empty() { "empty" } else { "n/a" },
+                        d.placebo,
+                        d.naltrexone
+                    ),
+                ));
             } else {
                 return Err(meta_err(
                     &path,
@@ -453,11 +526,24 @@ pub(crate) fn read_design(
                 label: sub,
                 sessions: [p, n],
                 periods,
+                runs: Vec::new(),
             }),
             _ => excluded.push((sub, "needs one placebo and one naltrexone session".into())),
         }
     }
     Ok((subjects, excluded))
+}
+
+/// Checks the crossover design against the dataset's `sessions.tsv` files before any work is
+/// done (the group level reads them the same way): every session's pre-treatment is one of the
+/// design's two values and its period is 1 or 2. Returns the subjects with one session of each
+/// pre-treatment and the subjects left out with the reason.
+pub fn design_preflight(
+    layout: &Layout,
+    d: &StudyDesign,
+) -> Result<(Vec<String>, Vec<(String, String)>)> {
+    let (subjects, excluded) = read_design(layout, d)?;
+    Ok((subjects.into_iter().map(|s| s.label).collect(), excluded))
 }
 
 /// Runs the group level.
@@ -474,29 +560,8 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
     let tpl = &opts.template;
     let d = &opts.design;
     // keep subjects whose four template-space maps exist
-    let cbf_path = |sub: &str, ses: &str, run: &str| {
-        template_output(&opts.output_dir, sub, ses, run, tpl, None, ".nii.gz")
-    };
-    let mut complete = Vec::with_capacity(subjects.len());
-    for s in subjects {
-        let mut missing = Vec::new();
-        for ses in &s.sessions {
-            for run in [&d.run_before, &d.run_during] {
-                let p = cbf_path(&s.label, ses, run)?;
-                if !p.exists() {
-                    missing.push(p.display().to_string());
-                }
-            }
-        }
-        if missing.is_empty() {
-            complete.push(s);
-        } else {
-            excluded.push((
-                s.label.clone(),
-                format!("missing participant-level outputs: {}", missing.join(", ")),
-            ));
-        }
-    }
+    let (complete, missing) = find_runs(&opts.output_dir, tpl, d, subjects)?;
+    excluded.extend(missing);
     let subjects = complete;
     for (s, why) in &excluded {
         tracing::warn!("sub-{s} left out of the group analysis: {why}");
@@ -524,9 +589,9 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
     // load and smooth maps: index [arm][time] → (n, V) after masking
     let mut raw: Vec<Vec<Volume>> = vec![Vec::new(); 4];
     for s in &subjects {
-        for (k, ses) in s.sessions.iter().enumerate() {
-            for (t, run) in [&d.run_before, &d.run_during].into_iter().enumerate() {
-                let p = cbf_path(&s.label, ses, run)?;
+        for k in 0..2 {
+            for t in 0..2 {
+                let p = s.output(&opts.output_dir, tpl, k, t, None, ".nii.gz")?;
                 let v = cbflow_image::read(&p)?;
                 if v.grid().dims != tpl.grid.dims {
                     return Err(meta_err(&p, "dim", format!("not on the {} grid", tpl.name)));
@@ -579,8 +644,8 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
                 .collect::<String>()
         ),
         sources: format!(
-            "participant-level *_space-<template>_cbf.nii.gz, run-{} (before) and run-{} (during) of the placebo and naltrexone sessions",
-            d.run_before, d.run_during
+            "participant-level *_space-<template>_cbf.nii.gz, {} (before) and {} (during) of the placebo and naltrexone sessions",
+            d.before, d.during
         ),
     };
     for gc in &opts.contrasts {
@@ -620,7 +685,7 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
         summary.push((name.to_string(), n_voxel, n_tfce, n_cluster));
     }
     files.extend(write_contrast_table(w, &opts.contrasts)?);
-    crate::group_tables::write_tables(w, &layout, opts, &subjects_info(&subjects), &covariates)?;
+    crate::group_tables::write_tables(w, &layout, opts, &subjects, &covariates)?;
     drop(files);
     let files = staging.commit()?;
     Ok(GroupSummary {
@@ -710,15 +775,6 @@ pub(crate) fn masked_maps(
         geometry,
         data,
     })
-}
-
-/// Subject label, placebo and naltrexone session labels, and their periods.
-pub(crate) type SubjectInfo = (String, [String; 2], [u8; 2]);
-
-fn subjects_info(s: &[SubjectData]) -> Vec<SubjectInfo> {
-    s.iter()
-        .map(|x| (x.label.clone(), x.sessions.clone(), x.periods))
-        .collect()
 }
 
 fn stats_err(path: &Path, e: cbflow_stats::StatsError) -> Error {
@@ -969,7 +1025,7 @@ mod tests {
         for s in 1..=6 {
             for ses in ["1", "2"] {
                 for run in ["1", "2"] {
-                    let p = template_output(
+                    let p = crate::outputs::template_output_run(
                         &out,
                         &format!("{s:02}"),
                         ses,
@@ -1120,7 +1176,7 @@ mod tests {
         group(&opts).unwrap();
         // the naive design: intercept, centred sequence, Δglobal and age
         let roi = |sub: usize, ses: usize, run: &str, region: &str| -> f64 {
-            let p = template_output(
+            let p = crate::outputs::template_output_run(
                 &out,
                 &format!("{sub:02}"),
                 &ses.to_string(),
@@ -1145,7 +1201,7 @@ mod tests {
         // global CBF enters uncentred: the contrast at no change of global CBF
         let x = vec![vec![1.0; 6], seq, dglobal.clone(), centred(ages.to_vec())];
         let read = |ses: usize, sub: usize, run: &str| {
-            let p = template_output(
+            let p = crate::outputs::template_output_run(
                 &out,
                 &format!("{sub:02}"),
                 &ses.to_string(),
@@ -1380,7 +1436,7 @@ mod tests {
         // the effect map is the mean over subjects of naltrexone-before − placebo-before (no
         // smoothing; 3 subjects per sequence, so the centred sequence regressor leaves it)
         let read = |ses: usize, sub: usize| {
-            let p = template_output(
+            let p = crate::outputs::template_output_run(
                 &out,
                 &format!("{sub:02}"),
                 &ses.to_string(),

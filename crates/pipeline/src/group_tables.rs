@@ -8,7 +8,7 @@ use cbflow_bids::{DerivativeName, DerivativesWriter, Layout, Table};
 use cbflow_stats::{CorrelationMethod, CrossoverObservation, StatsError};
 use serde_json::json;
 
-use crate::group::{CorrelationCi, GroupOptions, SubjectInfo, arm};
+use crate::group::{CorrelationCi, GroupOptions, SubjectData, arm};
 use crate::{Error, Result};
 
 /// The default regions of the group level (rows of the participant ROI tables).
@@ -38,15 +38,13 @@ fn step_err(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// ROI mean CBF of one run: region → mean.
-/// Path of the participant ROI table of one run.
-fn roi_table(opts: &GroupOptions, sub: &str, ses: &str, run: &str) -> Result<PathBuf> {
-    crate::outputs::template_output(
+/// Path of the participant ROI table of one cell (`arm`, `time`) of a subject.
+fn roi_table(opts: &GroupOptions, s: &SubjectData, arm: usize, time: usize) -> Result<PathBuf> {
+    s.output(
         &opts.output_dir,
-        sub,
-        ses,
-        run,
         &opts.template,
+        arm,
+        time,
         Some("roi"),
         ".tsv",
     )
@@ -65,24 +63,23 @@ pub(crate) fn roi_means(path: &std::path::Path) -> Result<BTreeMap<String, f64>>
         .collect())
 }
 
-/// ROI mean CBF of one run: region → mean.
+/// ROI mean CBF of one cell of a subject: region → mean.
 fn roi_values(
     opts: &GroupOptions,
-    sub: &str,
-    ses: &str,
-    run: &str,
+    s: &SubjectData,
+    arm: usize,
+    time: usize,
 ) -> Result<BTreeMap<String, f64>> {
-    roi_means(&roi_table(opts, sub, ses, run)?)
+    roi_means(&roi_table(opts, s, arm, time)?)
 }
 
 /// Global CBF of one subject's four cells (order of [`crate::CELLS`]), from the `global` row of
 /// its participant ROI tables.
-pub(crate) fn global_cells(opts: &GroupOptions, s: &crate::group::SubjectData) -> Result<[f64; 4]> {
-    let d = &opts.design;
+pub(crate) fn global_cells(opts: &GroupOptions, s: &SubjectData) -> Result<[f64; 4]> {
     let mut out = [0.0; 4];
-    for (a, ses) in s.sessions.iter().enumerate() {
-        for (t, run) in [&d.run_before, &d.run_during].into_iter().enumerate() {
-            out[2 * a + t] = crate::covariates::global_cbf(&roi_table(opts, &s.label, ses, run)?)?;
+    for a in 0..2 {
+        for t in 0..2 {
+            out[2 * a + t] = crate::covariates::global_cbf(&roi_table(opts, s, a, t)?)?;
         }
     }
     Ok(out)
@@ -93,20 +90,17 @@ pub(crate) fn write_tables(
     w: &DerivativesWriter,
     layout: &Layout,
     opts: &GroupOptions,
-    subjects: &[SubjectInfo],
+    subjects: &[SubjectData],
     covariates: &crate::covariates::CovariateValues,
 ) -> Result<Vec<PathBuf>> {
     let d = &opts.design;
     let mut files = Vec::new();
     // values[s][arm][time] = region → mean
     let mut values = Vec::new();
-    for (sub, sessions, _) in subjects {
+    for s in subjects {
         let mut per = Vec::new();
-        for ses in sessions {
-            per.push([
-                roi_values(opts, sub, ses, &d.run_before)?,
-                roi_values(opts, sub, ses, &d.run_during)?,
-            ]);
+        for a in 0..2 {
+            per.push([roi_values(opts, s, a, 0)?, roi_values(opts, s, a, 1)?]);
         }
         values.push(per);
     }
@@ -118,7 +112,7 @@ pub(crate) fn write_tables(
         // the regions the participant level always adds
         .chain(crate::participant::RESERVED_ROIS)
         .collect();
-    for (s, (sub, sessions, _)) in subjects.iter().enumerate() {
+    for (s, subject) in subjects.iter().enumerate() {
         for a in 0..2 {
             for t in 0..2 {
                 if let Some(r) = regions
@@ -126,9 +120,8 @@ pub(crate) fn write_tables(
                     .chain([&opts.baseline_roi.as_str()])
                     .find(|r| !values[s][a][t].contains_key(**r))
                 {
-                    let run = [&d.run_before, &d.run_during][t];
                     return Err(Error::Metadata {
-                        path: roi_table(opts, sub, &sessions[a], run)?,
+                        path: roi_table(opts, subject, a, t)?,
                         field: "region".into(),
                         message: format!(
                             "no row for the group level's region {r} (declare it in the participant step's rois)"
@@ -148,7 +141,16 @@ pub(crate) fn write_tables(
 
     // long-form values for spreadsheets
     let mut rows = Vec::new();
-    for (s, (sub, sessions, periods)) in subjects.iter().enumerate() {
+    for (
+        s,
+        SubjectData {
+            label: sub,
+            sessions,
+            periods,
+            ..
+        },
+    ) in subjects.iter().enumerate()
+    {
         for a in 0..2 {
             for (t, time) in ["before", "during"].iter().enumerate() {
                 for &r in &regions {
@@ -335,7 +337,7 @@ pub(crate) fn write_tables(
                     .map(|a| {
                         subjects
                             .iter()
-                            .map(|(sub, ses, _)| score_of("infusion", score, sub, &ses[a]))
+                            .map(|s| score_of("infusion", score, &s.label, &s.sessions[a]))
                             .collect()
                     })
                     .collect();
@@ -384,10 +386,11 @@ pub(crate) fn write_tables(
                 .map(|a| {
                     subjects
                         .iter()
-                        .map(|(sub, ses, _)| {
+                        .map(|s| {
+                            let (sub, ses) = (&s.label, &s.sessions[a]);
                             Some(
-                                score_of("mood", &format!("{scale}_day1"), sub, &ses[a])?
-                                    - score_of("mood", &format!("{scale}_baseline"), sub, &ses[a])?,
+                                score_of("mood", &format!("{scale}_day1"), sub, ses)?
+                                    - score_of("mood", &format!("{scale}_baseline"), sub, ses)?,
                             )
                         })
                         .collect()
@@ -438,7 +441,7 @@ pub(crate) fn write_tables(
     for &r in &regions {
         let mut y = Vec::new();
         let mut obs = Vec::new();
-        for (s, (_, _, periods)) in subjects.iter().enumerate() {
+        for (s, SubjectData { periods, .. }) in subjects.iter().enumerate() {
             for a in 0..2 {
                 y.push(get(s, a, 1, r) - get(s, a, 0, r));
                 obs.push(CrossoverObservation {

@@ -28,9 +28,10 @@ pub use cbflow_stats::{Connectivity, CrossoverContrast, Tail, TfceParams, TfceSt
 pub use covariates::{GLOBAL_CBF, GroupCovariate, covariates_preflight};
 pub use error::{Error, Result};
 pub use group::{
-    CELLS, CorrelationCi, GroupContrast, GroupOptions, GroupSummary, StudyDesign, group,
-    written_contrasts,
+    CELLS, CorrelationCi, GroupContrast, GroupOptions, GroupSummary, StudyDesign, design_preflight,
+    group, written_contrasts,
 };
+pub use outputs::RunSelector;
 pub use paired::{PairedGroupOptions, paired_group};
 pub use participant::{
     ParticipantOptions, ParticipantSummary, Preflight, default_rois, is_roi_name, participant,

@@ -32,8 +32,133 @@ pub(crate) fn template_name(entities: &Entities, tpl: &Template) -> DerivativeNa
         .set("res", &tpl.res)
 }
 
-/// Path in `out` of a run's template-space output `sub-*_ses-*_run-*_space-*_res-*[_desc-*]_cbf<ext>`.
+/// Which run of a session a design means: entity values the run's file name must carry, e.g.
+/// `run-1`, or `acq-pre`, or both. Every other entity of the run is kept: outputs are found and
+/// named by the run's full entities, as the participant level wrote them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunSelector(pub Vec<(String, String)>);
+
+impl RunSelector {
+    /// The run with `run-<label>`.
+    pub fn run(label: &str) -> Self {
+        Self(vec![("run".into(), label.into())])
+    }
+
+    /// True when `e` has every entity value of the selector.
+    pub fn matches(&self, e: &Entities) -> bool {
+        self.0.iter().all(|(k, v)| e.get(k) == Some(v.as_str()))
+    }
+
+    /// Why the selector cannot pick a run, if it cannot: empty, `sub`/`ses` (the design's own
+    /// business), an entity a participant-level run name cannot carry, or an unsafe label.
+    pub fn problem(&self) -> Option<String> {
+        if self.0.is_empty() {
+            return Some("names no entity: give e.g. {run: \"1\"} or {acq: pre}".into());
+        }
+        for (k, v) in &self.0 {
+            if !["task", "acq", "ce", "rec", "dir", "run", "echo", "part"].contains(&k.as_str()) {
+                return Some(format!(
+                    "entity {k:?} cannot select a run (use task, acq, ce, rec, dir, run, echo or part; sessions come from sessions.tsv)"
+                ));
+            }
+            if cbflow_bids::validate_label(v).is_err() {
+                return Some(format!("{k}-{v}: a label is letters and digits only"));
+            }
+        }
+        None
+    }
+}
+
+impl std::fmt::Display for RunSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}-{v}")).collect();
+        f.write_str(&parts.join("_"))
+    }
+}
+
+/// The run of `sub` (and `ses`) chosen by `sel` among the template-space CBF maps the
+/// participant level wrote into `out` (`*_space-<tpl>_res-<r>_cbf.nii.gz`): its entities, or
+/// `None` when there is none. Two matching runs are an error naming both.
+pub(crate) fn find_template_run(
+    out: &Path,
+    tpl: &Template,
+    sub: &str,
+    ses: Option<&str>,
+    sel: &RunSelector,
+) -> Result<Option<Entities>> {
+    let mut dir = out.join(format!("sub-{sub}"));
+    if let Some(s) = ses {
+        dir = dir.join(format!("ses-{s}"));
+    }
+    let dir = dir.join("perf");
+    let Ok(listing) = std::fs::read_dir(&dir) else {
+        return Ok(None);
+    };
+    let mut names: Vec<String> = listing
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    let mut found: Vec<(Entities, String)> = Vec::new();
+    for name in names {
+        let Ok((mut e, suffix, ext)) = cbflow_bids::parse_filename(&name) else {
+            continue;
+        };
+        if suffix != "cbf"
+            || ext != ".nii.gz"
+            || e.get("desc").is_some()
+            || e.get("space") != Some(tpl.name.as_str())
+            || e.get("res") != Some(tpl.res.as_str())
+            || e.get("sub") != Some(sub)
+            || e.get("ses") != ses
+            || !sel.matches(&e)
+        {
+            continue;
+        }
+        e.remove("space");
+        e.remove("res");
+        found.push((e, name));
+    }
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop().map(|f| f.0)),
+        _ => Err(Error::Metadata {
+            path: dir,
+            field: "design".into(),
+            message: format!(
+                "{} runs match {sel}: {}; select one with more entities in the design (e.g. acq and run)",
+                found.len(),
+                found
+                    .iter()
+                    .map(|f| f.1.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+/// Path in `out` of a run's template-space output `<entities>_space-*_res-*[_desc-*]_cbf<ext>`
+/// (`suffix` `cbf`), named by the run's full entities.
 pub(crate) fn template_output(
+    out: &Path,
+    entities: &Entities,
+    tpl: &Template,
+    desc: Option<&str>,
+    extension: &str,
+) -> Result<PathBuf> {
+    let mut name = template_name(entities, tpl)
+        .suffix("cbf")
+        .extension(extension);
+    if let Some(d) = desc {
+        name = name.set("desc", d);
+    }
+    Ok(out.join(rel(name)?))
+}
+
+/// [`template_output`] of the run `sub-<sub>_ses-<ses>_run-<run>` (test fixtures).
+#[cfg(test)]
+pub(crate) fn template_output_run(
     out: &Path,
     sub: &str,
     ses: &str,
@@ -46,11 +171,7 @@ pub(crate) fn template_output(
     e.set("sub", sub);
     e.set("ses", ses);
     e.set("run", run);
-    let mut name = template_name(&e, tpl).suffix("cbf").extension(extension);
-    if let Some(d) = desc {
-        name = name.set("desc", d);
-    }
-    Ok(out.join(rel(name)?))
+    template_output(out, &e, tpl, desc, extension)
 }
 
 fn rel(name: DerivativeName) -> Result<PathBuf> {
@@ -245,7 +366,9 @@ pub(crate) fn write_asl_run(
                         None => format!("{:.6}", n.as_f64().unwrap_or(f64::NAN)),
                     });
                 }
-                Value::Null => {
+                // an absent metric (no tissue maps without a T1w) is n/a; its nested
+                // components live in the JSON sidecar only
+                Value::Null if k != "qei_components" => {
                     cols.push(k.clone());
                     row.push("n/a".into());
                 }

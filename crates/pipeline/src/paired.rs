@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::covariates::{CovariateValues, GroupCovariate};
 use crate::group::{ContrastMeta, GroupSummary, MaskedMaps, masked_maps, unmask, write_contrast};
-use crate::outputs::template_name;
+use crate::outputs::{RunSelector, find_template_run, template_output};
 use crate::template::Template;
 use crate::{Error, Result};
 
@@ -26,10 +26,10 @@ pub struct PairedGroupOptions {
     pub template: Template,
     /// `ses` entity of the session holding both runs; `None` for datasets without sessions.
     pub session: Option<String>,
-    /// `run` entity of the scan before the drug.
-    pub run_before: String,
-    /// `run` entity of the scan during the drug.
-    pub run_during: String,
+    /// The run before the drug (by default `run-1`).
+    pub before: RunSelector,
+    /// The run during the drug (by default `run-2`).
+    pub during: RunSelector,
     /// Name of the contrast in output names (`contrast-<name>`), e.g. `drug`.
     pub contrast: String,
     /// Tail of the voxelwise test.
@@ -50,27 +50,17 @@ pub struct PairedGroupOptions {
     pub covariates: Vec<GroupCovariate>,
 }
 
+/// A subject of the paired design: its label and the entities of its before and during runs.
+type PairedSubject = (String, [Entities; 2]);
+
 /// Path of a run's template-space output (`desc` = `None` for the CBF map, `roi` for the table).
 fn run_output(
     opts: &PairedGroupOptions,
-    sub: &str,
-    run: &str,
+    run: &Entities,
     desc: Option<&str>,
     ext: &str,
 ) -> Result<PathBuf> {
-    let mut e = Entities::new();
-    e.set("sub", sub);
-    if let Some(s) = &opts.session {
-        e.set("ses", s);
-    }
-    e.set("run", run);
-    let mut name = template_name(&e, &opts.template)
-        .suffix("cbf")
-        .extension(ext);
-    if let Some(d) = desc {
-        name = name.set("desc", d);
-    }
-    Ok(opts.output_dir.join(name.rel_path()?))
+    template_output(&opts.output_dir, run, &opts.template, desc, ext)
 }
 
 /// Runs the paired group level: every subject with both template-space maps enters.
@@ -84,19 +74,27 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
     }
     let layout = Layout::index(&opts.bids_dir)?;
     let tpl = &opts.template;
-    let runs = [&opts.run_before, &opts.run_during];
-    let mut subjects = Vec::new();
+    let mut subjects: Vec<PairedSubject> = Vec::new();
     let mut excluded = Vec::new();
     for sub in layout.subjects() {
         let mut missing = Vec::new();
-        for run in runs {
-            let p = run_output(opts, &sub, run, None, ".nii.gz")?;
-            if !p.exists() {
-                missing.push(p.display().to_string());
+        let mut runs = [Entities::new(), Entities::new()];
+        for (t, sel) in [&opts.before, &opts.during].into_iter().enumerate() {
+            match find_template_run(&opts.output_dir, tpl, &sub, opts.session.as_deref(), sel)? {
+                Some(e) => runs[t] = e,
+                None => missing.push(format!(
+                    "sub-{sub}{}_{sel}_space-{}_res-{}_cbf.nii.gz",
+                    opts.session
+                        .as_ref()
+                        .map(|s| format!("_ses-{s}"))
+                        .unwrap_or_default(),
+                    tpl.name,
+                    tpl.res
+                )),
             }
         }
         if missing.is_empty() {
-            subjects.push(sub);
+            subjects.push((sub, runs));
         } else {
             tracing::warn!(
                 "sub-{sub} left out of the group analysis: missing {}",
@@ -115,16 +113,16 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
             message: format!(
                 "{} subjects have both runs ({} and {}) in {} space; the group level needs at least 3",
                 subjects.len(),
-                opts.run_before,
-                opts.run_during,
+                opts.before,
+                opts.during,
                 tpl.name
             ),
         });
     }
     let mut raw: Vec<Vec<Volume>> = vec![Vec::new(); 2];
-    for sub in &subjects {
-        for (t, run) in runs.into_iter().enumerate() {
-            let p = run_output(opts, sub, run, None, ".nii.gz")?;
+    for (_, runs) in &subjects {
+        for (t, run) in runs.iter().enumerate() {
+            let p = run_output(opts, run, None, ".nii.gz")?;
             let v = cbflow_image::read(&p)?;
             if v.grid().dims != tpl.grid.dims {
                 return Err(Error::Metadata {
@@ -142,18 +140,12 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
         data,
     } = masked_maps(tpl, &raw, opts.smoothing_fwhm_mm, &opts.output_dir)?;
     let diff = &data[1] - &data[0];
-    let labels: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    let labels: Vec<&str> = subjects.iter().map(|s| s.0.as_str()).collect();
     let covariates = CovariateValues::read(&opts.covariates, &layout, &labels, |i| {
-        runs.iter()
-            .map(|run| {
-                crate::covariates::global_cbf(&run_output(
-                    opts,
-                    &subjects[i],
-                    run,
-                    Some("roi"),
-                    ".tsv",
-                )?)
-            })
+        subjects[i]
+            .1
+            .iter()
+            .map(|run| crate::covariates::global_cbf(&run_output(opts, run, Some("roi"), ".tsv")?))
             .collect()
     })?;
     let covs = covariates.for_contrast(&[-1.0, 1.0]);
@@ -219,8 +211,8 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
             }
         ),
         sources: format!(
-            "participant-level *_space-<template>_cbf.nii.gz, run-{} (before) and run-{} (during)",
-            opts.run_before, opts.run_during
+            "participant-level *_space-<template>_cbf.nii.gz, {} (before) and {} (during)",
+            opts.before, opts.during
         ),
     };
     let mut staged = Vec::new();
@@ -237,7 +229,7 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
     write_roi_tests(&w, opts, &subjects, &covs)?;
     let files = staging.commit()?;
     Ok(GroupSummary {
-        subjects,
+        subjects: subjects.into_iter().map(|s| s.0).collect(),
         excluded,
         contrasts: vec![(opts.contrast.clone(), n_voxel, n_tfce, n_cluster)],
         files,
@@ -248,15 +240,14 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
 fn write_roi_tests(
     w: &DerivativesWriter,
     opts: &PairedGroupOptions,
-    subjects: &[String],
+    subjects: &[PairedSubject],
     covariates: &[cbflow_stats::Covariate],
 ) -> Result<()> {
     let mut per_run: Vec<Vec<Table>> = vec![Vec::new(), Vec::new()];
-    for sub in subjects {
-        for (t, run) in [&opts.run_before, &opts.run_during].into_iter().enumerate() {
+    for (_, runs) in subjects {
+        for (t, run) in runs.iter().enumerate() {
             per_run[t].push(Table::read_tsv(&run_output(
                 opts,
-                sub,
                 run,
                 Some("roi"),
                 ".tsv",
@@ -350,7 +341,7 @@ fn write_roi_tests(
         &Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?,
     )?;
     let mut side = json!({
-        "Description": format!("paired t tests of ROI mean CBF, run-{} (during) minus run-{} (before)", opts.run_during, opts.run_before),
+        "Description": format!("paired t tests of ROI mean CBF, {} (during) minus {} (before)", opts.during, opts.before),
         "Units": "mL/100g/min (means and differences)",
         "p": "two-sided, Student's t with n - 1 degrees of freedom",
     });
@@ -369,6 +360,13 @@ fn write_roi_tests(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fixture_run(sub: &str, run: &str) -> Entities {
+        let mut e = Entities::new();
+        e.set("sub", sub);
+        e.set("run", run);
+        e
+    }
     use ndarray::Array3;
 
     /// Jitter of subject `s`'s ACC ROI change (so no covariate explains it exactly).
@@ -406,8 +404,8 @@ mod tests {
             output_dir: out.clone(),
             template: tpl.clone(),
             session: None,
-            run_before: "1".into(),
-            run_during: "2".into(),
+            before: RunSelector::run("1"),
+            during: RunSelector::run("2"),
             contrast: "drug".into(),
             tail: Tail::Positive,
             n_permutations: 500,
@@ -428,11 +426,11 @@ mod tests {
                     let effect = if t == 1 && labels[ix] { 12.0 } else { 0.0 };
                     base + effect + g + noise.sample(&mut rng)
                 });
-                let p = run_output(&opts, &sub, run, None, ".nii.gz").unwrap();
+                let p = run_output(&opts, &fixture_run(&sub, run), None, ".nii.gz").unwrap();
                 std::fs::create_dir_all(p.parent().unwrap()).unwrap();
                 let v = Volume::new(cbf.into_dyn(), tpl.grid.affine).unwrap();
                 cbflow_image::write(&p, &v, cbflow_image::DataType::Float32).unwrap();
-                let roi = run_output(&opts, &sub, run, Some("roi"), ".tsv").unwrap();
+                let roi = run_output(&opts, &fixture_run(&sub, run), Some("roi"), ".tsv").unwrap();
                 let during = if t == 1 { 12.0 + jitter(s) } else { 0.0 };
                 let acc = 60.0 + during + s as f64 * 0.5 + f64::from(g);
                 std::fs::write(

@@ -285,12 +285,46 @@ pub fn participant_preflight(opts: &ParticipantOptions) -> Result<Preflight> {
         }
     }
     let selected: Vec<String> = if labels.is_empty() { available } else { labels };
-    let warnings = check_dataset(&opts.bids_dir, &selected)?;
+    let mut warnings = check_dataset(&opts.bids_dir, &selected)?;
+    warnings.extend(check_run_plans(&layout, &selected, &opts.asl)?);
     Ok(Preflight {
         layout,
         participants: selected,
         warnings,
     })
+}
+
+/// Resolves every selected ASL run with the step's options ([`crate::plan_run`]: pairing, volumes
+/// left out, background suppression, clock), as the run will; fails listing every run that cannot
+/// be planned, and returns the plans' notes as warnings.
+fn check_run_plans(layout: &Layout, selected: &[String], asl: &AslOptions) -> Result<Vec<String>> {
+    let mut errors = Vec::new();
+    let mut notes = Vec::new();
+    for run in layout.asl_runs()? {
+        if !run
+            .entities
+            .get("sub")
+            .is_some_and(|s| selected.iter().any(|x| x == s))
+        {
+            continue;
+        }
+        match crate::plan_run(&run, asl) {
+            Ok(p) => notes.extend(
+                p.notes
+                    .iter()
+                    .map(|n| format!("{}: {n}", run.asl.rel_path.display())),
+            ),
+            Err(e) => errors.push(format!("  {e}")),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::InvalidDataset {
+            root: layout.root().to_path_buf(),
+            n_errors: errors.len(),
+            report: errors.join("\n"),
+        });
+    }
+    Ok(notes)
 }
 
 /// Runs the validator and fails on errors that concern the selected participants (or the whole

@@ -27,8 +27,7 @@ use cbflow_stats::CrossoverMaps;
 use ndarray::{Array2, Array3, ArrayView3, Zip};
 use serde_json::{Value, json};
 
-use crate::group::{GroupContrast, StudyDesign, read_design, written_contrasts};
-use crate::outputs::template_output;
+use crate::group::{GroupContrast, StudyDesign, find_runs, read_design, written_contrasts};
 use crate::template::Template;
 use crate::{Error, Result};
 
@@ -483,30 +482,18 @@ fn load_subject_maps(opts: &ReceptorOptions) -> Result<SubjectMaps> {
     let layout = Layout::index(&opts.bids_dir)?;
     let (subjects, _excluded) = read_design(&layout, &opts.design)?;
     let tpl = &opts.template;
-    let d = &opts.design;
+    let (subjects, missing) = find_runs(&opts.output_dir, tpl, &opts.design, subjects)?;
+    for (sub, why) in missing {
+        tracing::warn!("sub-{sub} left out of the sign-flip null: {why}");
+    }
     let mut labels = Vec::new();
     let mut raw: Vec<Vec<Volume>> = vec![Vec::new(); 4];
     for s in &subjects {
-        let mut paths = Vec::new();
-        for ses in &s.sessions {
-            for run in [&d.run_before, &d.run_during] {
-                paths.push(template_output(
-                    &opts.output_dir,
-                    &s.label,
-                    ses,
-                    run,
-                    tpl,
-                    None,
-                    ".nii.gz",
-                )?);
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for a in 0..2 {
+            for t in 0..2 {
+                paths.push(s.output(&opts.output_dir, tpl, a, t, None, ".nii.gz")?);
             }
-        }
-        if paths.iter().any(|p| !p.exists()) {
-            tracing::warn!(
-                "sub-{} left out of the sign-flip null: missing CBF maps",
-                s.label
-            );
-            continue;
         }
         for (a, p) in paths.iter().enumerate() {
             let v = cbflow_image::read(p)?;
@@ -1438,8 +1425,16 @@ pub(crate) mod mor_tests {
                             }
                             *v += noise.sample(&mut rng);
                         });
-                    let p = template_output(out, &sub, &ses.to_string(), run, tpl, None, ".nii.gz")
-                        .unwrap();
+                    let p = crate::outputs::template_output_run(
+                        out,
+                        &sub,
+                        &ses.to_string(),
+                        run,
+                        tpl,
+                        None,
+                        ".nii.gz",
+                    )
+                    .unwrap();
                     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
                     cbflow_image::write(
                         &p,

@@ -535,11 +535,11 @@ fn design_section(bids_dir: &Path) -> Result<String> {
         ));
     }
     let mut s = format!(
-        "<p>Randomised, double-blind crossover: each participant received oral {} or {} before an intravenous ketamine infusion, in two periods. In every session, run {} was acquired before and run {} during the infusion. Sequences: {}.</p>",
+        "<p>Randomised, double-blind crossover: each participant received oral {} or {} before an intravenous ketamine infusion, in two periods. In every session, the run {} was acquired before and the run {} during the infusion. Sequences: {}.</p>",
         esc(&d.naltrexone),
         esc(&d.placebo),
-        esc(&d.run_before),
-        esc(&d.run_during),
+        esc(&d.before.to_string()),
+        esc(&d.during.to_string()),
         esc(&counts
             .iter()
             .map(|(k, v)| format!("{k} × {v}"))

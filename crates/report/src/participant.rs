@@ -23,7 +23,10 @@ pub const PX_PER_MM: f64 = 1.4;
 #[derive(Debug, Clone)]
 pub(crate) struct RunFiles {
     pub(crate) ses: Option<String>,
-    pub(crate) run: Option<String>,
+    /// Every entity of the run's file name.
+    pub(crate) entities: BTreeMap<String, String>,
+    /// The entities after `sub-<label>_` (`ses-1_acq-pcasl_run-1`), empty for a bare run.
+    pub(crate) tag: String,
     /// Directory + file-name prefix (`.../perf/sub-01_ses-1_run-1`).
     pub(crate) prefix: PathBuf,
 }
@@ -35,17 +38,10 @@ impl RunFiles {
         PathBuf::from(s)
     }
     fn label(&self) -> String {
-        let mut v = Vec::new();
-        if let Some(s) = &self.ses {
-            v.push(format!("ses-{s}"));
-        }
-        if let Some(r) = &self.run {
-            v.push(format!("run-{r}"));
-        }
-        if v.is_empty() {
+        if self.tag.is_empty() {
             "run".into()
         } else {
-            v.join(" ")
+            self.tag.replace('_', " ")
         }
     }
     fn id(&self) -> String {
@@ -73,9 +69,15 @@ pub(crate) fn find_runs(output_dir: &Path, label: &str) -> Result<Vec<RunFiles>>
             if e.contains_key("space") || e.contains_key("desc") {
                 continue;
             }
+            let tag = stem
+                .split('_')
+                .filter(|part| !part.starts_with("sub-"))
+                .collect::<Vec<_>>()
+                .join("_");
             runs.push(RunFiles {
                 ses: e.get("ses").cloned(),
-                run: e.get("run").cloned(),
+                entities: e.clone(),
+                tag,
                 prefix: d.join(stem),
             });
         }
@@ -105,12 +107,19 @@ fn session_info(bids_dir: &Path, label: &str) -> BTreeMap<String, (String, Strin
     out
 }
 
-fn run_meaning(run: Option<&str>) -> &'static str {
+fn run_meaning(r: &RunFiles) -> &'static str {
     let d = StudyDesign::default();
-    match run {
-        Some(r) if r == d.run_before => "before ketamine",
-        Some(r) if r == d.run_during => "during ketamine",
-        _ => "",
+    let matches = |sel: &cbflow_pipeline::RunSelector| {
+        sel.0
+            .iter()
+            .all(|(k, v)| r.entities.get(k).map(String::as_str) == Some(v.as_str()))
+    };
+    if matches(&d.before) {
+        "before ketamine"
+    } else if matches(&d.during) {
+        "during ketamine"
+    } else {
+        ""
     }
 }
 
@@ -385,10 +394,7 @@ fn qc_row(r: &RunFiles) -> Result<Option<(Vec<Cell>, bool)>> {
         .map(str::trim)
         .filter(|s| !s.is_empty() && *s != "n/a")
         .collect();
-    let mut cells = vec![
-        Cell::text(r.label()),
-        Cell::text(run_meaning(r.run.as_deref())),
-    ];
+    let mut cells = vec![Cell::text(r.label()), Cell::text(run_meaning(r))];
     for (c, digits) in QC_COLUMNS {
         let v = col_f64(&t, &path, c)
             .ok()
@@ -409,6 +415,9 @@ fn qc_row(r: &RunFiles) -> Result<Option<(Vec<Cell>, bool)>> {
 }
 
 const QC_COLUMNS: &[(&str, usize)] = &[
+    ("mean_cbf_brain", 1),
+    ("spatial_cov_brain", 2),
+    ("voxels_left_out", 0),
     ("mean_cbf_gm", 1),
     ("mean_cbf_wm", 1),
     ("gm_wm_ratio", 2),
@@ -455,7 +464,8 @@ fn qc_overview(rows: &[(&RunFiles, Option<(Vec<Cell>, bool)>)]) -> String {
         };
         let _ = write!(
             s,
-            "<p>Flags mark values outside cbflow's screening limits: GM CBF {} mL/100 g/min, GM/WM ratio {}, negative GM fraction ≤ {}, QEI ≥ {}, mean FD ≤ {} mm. These catch gross failures; they are not normative values. QEI: quality evaluation index (Dolui et al. 2024); FD: framewise displacement (Power et al. 2012).</p>",
+            "<p>Flags mark values outside cbflow's screening limits: brain CBF {} mL/100 g/min, GM CBF {} mL/100 g/min, GM/WM ratio {}, negative GM fraction ≤ {}, QEI ≥ {}, mean FD ≤ {} mm. These catch gross failures; they are not normative values. The GM, WM and QEI columns need a T1w (n/a without one). Spatial CoV: standard deviation / mean CBF over the brain mask (Mutsaerts et al. 2017); voxels left out: brain-mask voxels with unusable M0 or ΔM; QEI: quality evaluation index (Dolui et al. 2024); FD: framewise displacement (Power et al. 2012).</p>",
+            rng("brain_cbf_range"),
             rng("gm_cbf_range"),
             rng("gm_wm_ratio_range"),
             p.get("max_negative_gm_fraction")
@@ -565,7 +575,7 @@ fn find_t1w(dir: &Path, sub_ses: &str) -> Result<Option<PathBuf>> {
 
 fn run_section(ctx: &Ctx, r: &RunFiles) -> Result<String> {
     let id = r.id();
-    let meaning = run_meaning(r.run.as_deref());
+    let meaning = run_meaning(r);
     let mut s = format!(
         "<h3 id=\"{}\">{}{}</h3>\n",
         esc(&id),
@@ -853,7 +863,7 @@ fn timecourse_section(ctx: &Ctx, rs: &[&RunFiles], sid: &str) -> Result<String> 
     let mut fallback = false;
     let mut notes = Vec::new();
     for r in rs {
-        let title = format!("{} {}", r.label(), run_meaning(r.run.as_deref()));
+        let title = format!("{} {}", r.label(), run_meaning(r));
         let roi = ctx
             .space
             .as_ref()

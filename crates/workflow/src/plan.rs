@@ -186,6 +186,18 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
         }
     }
     let ov = &req.overrides;
+    // a participant level over sessions none of which has a T1w needs no template (DESIGN.md:
+    // native-space CBF and QC, template-space steps skipped with a warning)
+    let planned: Vec<String> = if selected.is_empty() {
+        subjects.clone()
+    } else {
+        selected.clone()
+    };
+    let no_t1w = planned.iter().all(|sub| {
+        layout
+            .query(&cbflow_bids::Query::new().sub(sub).suffix("T1w").nifti())
+            .is_empty()
+    });
     // resolved parameters of every step
     let order = workflow.step_order()?;
     let mut ops: Vec<Op> = Vec::with_capacity(workflow.steps.len());
@@ -195,6 +207,19 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
             Op::AslCbf(p) => {
                 if let Some(t) = ov.template {
                     p.template = t;
+                }
+                if req.level == Level::Participant && no_t1w && p.template != TemplateName::None {
+                    tracing::warn!(
+                        "step `{}`: no T1w image in the dataset{}: native-space CBF and QC only, without template {}",
+                        *s.value.id,
+                        if selected.is_empty() {
+                            ""
+                        } else {
+                            " for these participants"
+                        },
+                        p.template.as_str()
+                    );
+                    p.template = TemplateName::None;
                 }
             }
             Op::CrossoverGroup(p) => apply_group(
@@ -232,6 +257,15 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
             Op::PairedGroup(p) => p.group_covariates(),
             _ => Vec::new(),
         };
+        if req.level == Level::Group
+            && let Op::CrossoverGroup(p) = &op
+            && let Err(e) = cbflow_pipeline::design_preflight(&layout, &p.design.study_design())
+        {
+            return Err(resolve_err(
+                Path::new(&workflow.origin),
+                format!("step `{}`: {e}", *s.value.id),
+            ));
+        }
         if req.level == Level::Group
             && let Err(e) = cbflow_pipeline::covariates_preflight(&layout, &covariates)
         {

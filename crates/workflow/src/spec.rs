@@ -836,10 +836,15 @@ pub struct CrossoverDesign {
     pub naltrexone: String,
     /// `sessions.tsv` column with the period (1 or 2) of each session.
     pub period_column: String,
-    /// `run` entity of the scan before the drug (ketamine).
-    pub run_before: String,
-    /// `run` entity of the scan during the drug.
-    pub run_during: String,
+    /// `run` entity of the scan before the drug (ketamine); unset: `1` (or `before`).
+    pub run_before: Option<String>,
+    /// `run` entity of the scan during the drug; unset: `2` (or `during`).
+    pub run_during: Option<String>,
+    /// The scan before the drug by any entities of its file name, e.g. `{acq: pre}` or
+    /// `{acq: pcasl, run: "1"}`, in place of `run-before`.
+    pub before: Option<BTreeMap<String, String>>,
+    /// The scan during the drug by any entities, in place of `run-during`.
+    pub during: Option<BTreeMap<String, String>>,
 }
 
 impl Default for CrossoverDesign {
@@ -850,23 +855,86 @@ impl Default for CrossoverDesign {
             placebo: d.placebo,
             naltrexone: d.naltrexone,
             period_column: d.period_column,
-            run_before: d.run_before,
-            run_during: d.run_during,
+            run_before: None,
+            run_during: None,
+            before: None,
+            during: None,
         }
     }
+}
+
+/// The before and during run selectors of a design: `before`/`during` entity maps, else
+/// `run-before`/`run-during` (default runs 1 and 2).
+fn run_selectors(
+    run_before: &Option<String>,
+    run_during: &Option<String>,
+    before: &Option<BTreeMap<String, String>>,
+    during: &Option<BTreeMap<String, String>>,
+) -> (cbflow_pipeline::RunSelector, cbflow_pipeline::RunSelector) {
+    let pick =
+        |run: &Option<String>, map: &Option<BTreeMap<String, String>>, default: &str| match map {
+            Some(m) => cbflow_pipeline::RunSelector(
+                m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            ),
+            None => cbflow_pipeline::RunSelector::run(run.as_deref().unwrap_or(default)),
+        };
+    (pick(run_before, before, "1"), pick(run_during, during, "2"))
+}
+
+/// Why a design's run selection is unusable, if it is.
+fn run_selection_problem(
+    run_before: &Option<String>,
+    run_during: &Option<String>,
+    before: &Option<BTreeMap<String, String>>,
+    during: &Option<BTreeMap<String, String>>,
+) -> Option<String> {
+    if run_before.is_some() && before.is_some() {
+        return Some("design: give run-before or before, not both".into());
+    }
+    if run_during.is_some() && during.is_some() {
+        return Some("design: give run-during or during, not both".into());
+    }
+    let (b, d) = run_selectors(run_before, run_during, before, during);
+    for (name, sel) in [("before", &b), ("during", &d)] {
+        if let Some(why) = sel.problem() {
+            return Some(format!("design: {name}: {why}"));
+        }
+    }
+    if b == d {
+        return Some(format!(
+            "design: before and during select the same run ({b})"
+        ));
+    }
+    None
 }
 
 impl CrossoverDesign {
     /// The pipeline's design.
     pub fn study_design(&self) -> cbflow_pipeline::StudyDesign {
+        let (before, during) = run_selectors(
+            &self.run_before,
+            &self.run_during,
+            &self.before,
+            &self.during,
+        );
         cbflow_pipeline::StudyDesign {
             pretreatment_column: self.pretreatment_column.clone(),
             placebo: self.placebo.clone(),
             naltrexone: self.naltrexone.clone(),
             period_column: self.period_column.clone(),
-            run_before: self.run_before.clone(),
-            run_during: self.run_during.clone(),
+            before,
+            during,
         }
+    }
+
+    /// Why the design cannot be used, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        run_selection_problem(
+            &self.run_before,
+            &self.run_during,
+            &self.before,
+            &self.during,
+        )
     }
 }
 
@@ -1166,6 +1234,9 @@ impl OpSpec for CrossoverGroupParams {
             self.cluster_threshold,
             &self.tfce,
         )?;
+        if let Some(why) = self.design.problem() {
+            return Err(why);
+        }
         if self.contrasts.is_empty() {
             return Err(
                 "contrasts: declare at least one (or leave the key out for the study's four)"
@@ -1353,6 +1424,9 @@ impl OpSpec for ReceptorCorrelationParams {
         if self.n_null == 0 {
             return Err("n-null: must be at least 1".into());
         }
+        if let Some(why) = self.design.problem() {
+            return Err(why);
+        }
         if !(self.smoothing_fwhm_mm.is_finite() && self.smoothing_fwhm_mm >= 0.0) {
             return Err(format!(
                 "smoothing-fwhm-mm: {} must be 0 or more",
@@ -1367,10 +1441,15 @@ impl OpSpec for ReceptorCorrelationParams {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct PairedDesign {
-    /// `run` entity of the scan before the drug.
-    pub run_before: String,
-    /// `run` entity of the scan during the drug.
-    pub run_during: String,
+    /// `run` entity of the scan before the drug; unset: `1` (or `before`).
+    pub run_before: Option<String>,
+    /// `run` entity of the scan during the drug; unset: `2` (or `during`).
+    pub run_during: Option<String>,
+    /// The scan before the drug by any entities of its file name, e.g. `{acq: pre}`, in place
+    /// of `run-before`.
+    pub before: Option<BTreeMap<String, String>>,
+    /// The scan during the drug by any entities, in place of `run-during`.
+    pub during: Option<BTreeMap<String, String>>,
     /// `ses` entity of the session to use; unset = the subject's only session (or no
     /// session directory).
     pub session: Option<String>,
@@ -1379,10 +1458,24 @@ pub struct PairedDesign {
 impl Default for PairedDesign {
     fn default() -> Self {
         Self {
-            run_before: "1".into(),
-            run_during: "2".into(),
+            run_before: None,
+            run_during: None,
+            before: None,
+            during: None,
             session: None,
         }
+    }
+}
+
+impl PairedDesign {
+    /// The before and during run selectors.
+    pub fn selectors(&self) -> (cbflow_pipeline::RunSelector, cbflow_pipeline::RunSelector) {
+        run_selectors(
+            &self.run_before,
+            &self.run_during,
+            &self.before,
+            &self.during,
+        )
     }
 }
 
@@ -1466,6 +1559,11 @@ impl OpSpec for PairedGroupParams {
             self.cluster_threshold,
             &self.tfce,
         )?;
+        let d = &self.design;
+        if let Some(why) = run_selection_problem(&d.run_before, &d.run_during, &d.before, &d.during)
+        {
+            return Err(why);
+        }
         check_covariates(&self.covariates)
     }
 }
@@ -1474,6 +1572,15 @@ impl OpSpec for PairedGroupParams {
 // Parsing and checking.
 
 impl Workflow {
+    /// The parameters of the workflow's participant-level `asl-cbf` step (the first, if there
+    /// are several); `None` for a workflow without one.
+    pub fn asl_step(&self) -> Option<&AslCbfParams> {
+        self.steps.iter().find_map(|s| match &s.value.params.value {
+            Op::AslCbf(p) => Some(p),
+            _ => None,
+        })
+    }
+
     /// Reads and checks a workflow file.
     pub fn from_path(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(io_err(path))?;

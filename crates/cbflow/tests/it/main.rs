@@ -9,6 +9,7 @@ use predicates::prelude::*;
 
 mod group;
 mod participant;
+mod real_asl;
 mod slurm;
 
 /// A small synthetic study, generated once per test binary; tests copy it before changing it.

@@ -33,8 +33,16 @@ fn builtin_workflow_parses_with_the_study_design() {
     assert_eq!(p.cluster_threshold, 3.1);
     assert_eq!(p.design.pretreatment_column, "pretreatment");
     assert_eq!(
-        (p.design.run_before.as_str(), p.design.run_during.as_str()),
-        ("1", "2")
+        (
+            p.design.run_before.as_deref(),
+            p.design.run_during.as_deref()
+        ),
+        (Some("1"), Some("2"))
+    );
+    let d = p.design.study_design();
+    assert_eq!(
+        (d.before.to_string(), d.during.to_string()),
+        ("run-1".into(), "run-2".into())
     );
     let Input::Step(r) = &g.inputs["cbf"].value else {
         panic!("step input")
