@@ -1,7 +1,40 @@
-//! The group level on a small synthetic study: every output is written, and the ACC ROI
-//! change has the simulated sign.
+//! The group level on a small synthetic study whose ASL files carry an `acq-` entity: every
+//! subject enters, every output is written, and the ACC ROI change has the simulated sign.
+
+use std::path::Path;
 
 use crate::cbflow;
+
+/// Adds `acq-<label>` to the name of every ASL file of a BIDS dataset (series, sidecar,
+/// aslcontext, M0) and to the M0s' `IntendedFor`, as a dataset with several ASL acquisitions
+/// names them.
+pub(crate) fn add_acq(root: &Path, label: &str) {
+    for e in walkdir(root) {
+        let name = e.file_name().unwrap().to_string_lossy().to_string();
+        if !e.to_string_lossy().contains("/perf/") || !name.contains("_run-") {
+            continue;
+        }
+        let to = e.with_file_name(name.replace("_run-", &format!("_acq-{label}_run-")));
+        if name.ends_with("_m0scan.json") {
+            let text = std::fs::read_to_string(&e).unwrap();
+            std::fs::write(&e, text.replace("_run-", &format!("_acq-{label}_run-"))).unwrap();
+        }
+        std::fs::rename(&e, &to).unwrap();
+    }
+}
+
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
 
 #[test]
 fn group_level_writes_maps_and_tables() {
@@ -14,6 +47,12 @@ fn group_level_writes_maps_and_tables() {
     };
     spec.protocol.pairs = 3;
     cbflow_synth::generate(&spec, &root).unwrap();
+    // the runs are found by their full entities: acq-pcasl stays in every name
+    add_acq(&root, "pcasl");
+    assert!(
+        root.join("sub-01/ses-1/perf/sub-01_ses-1_acq-pcasl_run-1_asl.nii.gz")
+            .exists()
+    );
     let out = t.path().join("out");
     cbflow()
         .arg(&root)
@@ -99,6 +138,18 @@ fn group_level_writes_maps_and_tables() {
         pooled_acc.iter().all(|&m| m > 0.0),
         "ACC ketamine change should be positive: {pooled_acc:?}"
     );
+    assert!(
+        out.join("sub-03/ses-2/perf/sub-03_ses-2_acq-pcasl_run-2_space-phantom_res-3_cbf.nii.gz")
+            .exists()
+    );
+    // every subject entered the group level
+    let values = cbflow_bids::Table::read_tsv(&out.join("desc-roiValues_table.tsv")).unwrap();
+    let ids: std::collections::BTreeSet<&str> = values
+        .column("participant_id")
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(ids.len(), 5, "{ids:?}");
     for table in [
         "desc-roiValues_table.tsv",
         "desc-brainBehaviour_table.tsv",

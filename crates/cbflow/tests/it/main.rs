@@ -60,7 +60,7 @@ pub(crate) fn cbflow() -> Command {
 const ASL: &str = "sub-01/ses-1/perf/sub-01_ses-1_run-1_asl.nii.gz";
 
 /// Runs the participant level and expects failure with `needles` in stderr and no output dir.
-fn participant_fails(root: &Path, out: &Path, extra: &[&str], needles: &[&str]) {
+pub(crate) fn participant_fails(root: &Path, out: &Path, extra: &[&str], needles: &[&str]) {
     let mut c = cbflow();
     c.arg(root)
         .arg(out)

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use predicates::prelude::*;
+
 use crate::{cbflow, study};
 
 fn read(p: &Path) -> cbflow_image::Volume {
@@ -276,4 +278,137 @@ fn template_space_rois_match_truth() {
     .unwrap();
     let gm = qc.f64_column("mean_cbf_gm").unwrap()[0].unwrap();
     assert!(gm > 40.0 && gm < 70.0, "QC GM CBF {gm}");
+}
+
+/// A noise-free, motion-free two-subject study (3 pairs per run).
+fn noise_free_study() -> (tempfile::TempDir, std::path::PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("bids");
+    let mut spec = cbflow_synth::SynthSpec {
+        subjects: 2,
+        seed: 7,
+        ..Default::default()
+    };
+    spec.protocol.pairs = 3;
+    spec.noise.asl_sigma = 0.0;
+    spec.noise.motion_step = [0.0, 0.0];
+    cbflow_synth::generate(&spec, &root).unwrap();
+    (t, root)
+}
+
+const RUN: &str = "sub-01/ses-1/perf/sub-01_ses-1_run-1";
+
+/// Sets the separate M0 of [`RUN`] to `value` at `voxels`.
+fn edit_m0(root: &Path, voxels: &[[usize; 3]], value: f32) {
+    let p = root.join(format!("{RUN}_m0scan.nii.gz"));
+    let mut m0 = read(&p);
+    for v in voxels {
+        m0.data[[v[0], v[1], v[2]]] = value;
+    }
+    cbflow_image::write(&p, &m0, cbflow_image::DataType::Float32).unwrap();
+}
+
+/// Zero-M0 voxels inside the brain (holes that hole filling puts in the mask, as edges, vessels
+/// and susceptibility holes of real M0 images do) are left out: CBF everywhere else is the CBF
+/// of the intact data, bit for bit, and the QC table, the sidecar and the log say how many.
+#[test]
+fn zero_m0_voxels_are_left_out_and_counted() {
+    let (t, root) = noise_free_study();
+    let intact = t.path().join("intact");
+    cbflow()
+        .arg(&root)
+        .arg(&intact)
+        .arg("participant")
+        .args(["--template", "none", "--participant-label", "01"])
+        .assert()
+        .success();
+    // five voxels deep in the brain: where the intact CBF is highest
+    let cbf = read(&intact.join(format!("{RUN}_cbf.nii.gz")));
+    let mut order: Vec<([usize; 3], f32)> = cbf
+        .frame(0)
+        .indexed_iter()
+        .map(|((i, j, k), &v)| ([i, j, k], v))
+        .collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let holes: Vec<[usize; 3]> = order.iter().step_by(37).take(5).map(|o| o.0).collect();
+    edit_m0(&root, &holes, 0.0);
+    let out = t.path().join("holes");
+    let mut c = cbflow();
+    c.env("CBFLOW_LOG", "warn");
+    c.arg(&root)
+        .arg(&out)
+        .arg("participant")
+        .args(["--template", "none", "--participant-label", "01"])
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("5 of").and(predicate::str::contains(
+                "left out of quantification (5 with M0 zero, negative or not finite",
+            )),
+        );
+    let with_holes = read(&out.join(format!("{RUN}_cbf.nii.gz")));
+    let mask = read(&out.join(format!("{RUN}_desc-brain_mask.nii.gz")));
+    for ((ijk, &a), &b) in cbf.frame(0).indexed_iter().zip(with_holes.frame(0).iter()) {
+        let v = [ijk.0, ijk.1, ijk.2];
+        if holes.contains(&v) {
+            assert_eq!(b, 0.0);
+            assert_eq!(mask.frame(0)[ijk], 0.0);
+        } else {
+            assert_eq!(a.to_bits(), b.to_bits(), "CBF changed at {v:?}");
+        }
+    }
+    let qc = cbflow_bids::Table::read_tsv(&out.join(format!("{RUN}_desc-qc_cbf.tsv"))).unwrap();
+    assert_eq!(qc.f64_column("voxels_left_out").unwrap()[0], Some(5.0));
+    let side: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join(format!("{RUN}_cbf.json"))).unwrap())
+            .unwrap();
+    assert_eq!(side["Parameters"]["VoxelsLeftOut"]["InvalidM0"], 5);
+}
+
+/// An M0 unusable in much of the brain, or whose field of view misses the ASL series, stops the
+/// run with an error naming the file(s); nothing is written.
+#[test]
+fn a_broken_or_misplaced_m0_is_an_error_naming_it() {
+    let (t, root) = noise_free_study();
+    let m0 = root.join(format!("{RUN}_m0scan.nii.gz"));
+    let v = read(&m0);
+    let d = v.grid().dims;
+    // a ball of zeros inside the brain (hole filling keeps it in the mask): far more than
+    // 10 % of the brain
+    let c = d.map(|n| n as f64 / 2.0);
+    let r = 0.25 * d.iter().copied().min().unwrap() as f64;
+    let slab: Vec<[usize; 3]> = (0..d[0])
+        .flat_map(|i| (0..d[1]).flat_map(move |j| (0..d[2]).map(move |k| [i, j, k])))
+        .filter(|v| {
+            (0..3)
+                .map(|a| (v[a] as f64 + 0.5 - c[a]).powi(2))
+                .sum::<f64>()
+                < r * r
+        })
+        .collect();
+    edit_m0(&root, &slab, 0.0);
+    crate::participant_fails(
+        &root,
+        &t.path().join("out1"),
+        &["--participant-label", "01"],
+        &[
+            "sub-01_ses-1_run-1_asl.nii.gz",
+            "M0 is not usable in",
+            "more than the 10 %",
+        ],
+    );
+    // the M0 of another place: 500 mm to the right
+    let mut far = v.clone();
+    far.affine[(0, 3)] += 500.0;
+    cbflow_image::write(&m0, &far, cbflow_image::DataType::Float32).unwrap();
+    crate::participant_fails(
+        &root,
+        &t.path().join("out2"),
+        &["--participant-label", "01"],
+        &[
+            "sub-01_ses-1_run-1_m0scan.nii.gz",
+            "sub-01_ses-1_run-1_asl.nii.gz",
+            "do not overlap",
+        ],
+    );
 }
