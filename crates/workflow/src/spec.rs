@@ -1438,7 +1438,7 @@ impl OpSpec for ReceptorCorrelationParams {
 }
 
 /// A one-session before/during design.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct PairedDesign {
     /// `run` entity of the scan before the drug; unset: `1` (or `before`).
@@ -1453,18 +1453,6 @@ pub struct PairedDesign {
     /// `ses` entity of the session to use; unset = the subject's only session (or no
     /// session directory).
     pub session: Option<String>,
-}
-
-impl Default for PairedDesign {
-    fn default() -> Self {
-        Self {
-            run_before: None,
-            run_during: None,
-            before: None,
-            during: None,
-            session: None,
-        }
-    }
 }
 
 impl PairedDesign {
