@@ -392,7 +392,7 @@ fn qc_row(r: &RunFiles) -> Result<Option<(Vec<Cell>, bool)>> {
     let flagged: Vec<&str> = flags
         .split(',')
         .map(str::trim)
-        .filter(|s| !s.is_empty() && *s != "n/a")
+        .filter(|s| !s.is_empty() && *s != "n/a" && *s != "none")
         .collect();
     let mut cells = vec![Cell::text(r.label()), Cell::text(run_meaning(r))];
     for (c, digits) in QC_COLUMNS {
@@ -433,7 +433,25 @@ fn qc_overview(rows: &[(&RunFiles, Option<(Vec<Cell>, bool)>)]) -> String {
     let mut header = vec!["run", "timing"];
     header.extend(QC_COLUMNS.iter().map(|c| c.0));
     header.push("flags");
-    let present: Vec<(Vec<Cell>, bool)> = rows.iter().filter_map(|r| r.1.clone()).collect();
+    let mut present: Vec<(Vec<Cell>, bool)> = rows.iter().filter_map(|r| r.1.clone()).collect();
+    // a metric no run has (the tissue metrics without a T1w) gets no column
+    let keep: Vec<bool> = (0..header.len())
+        .map(|c| {
+            c < 2
+                || c == header.len() - 1
+                || present.iter().any(|(cells, _)| cells[c].text != "n/a")
+        })
+        .collect();
+    let header: Vec<&str> = header
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(h, _)| *h)
+        .collect();
+    for (cells, _) in &mut present {
+        let mut k = keep.iter();
+        cells.retain(|_| *k.next().unwrap_or(&true));
+    }
     let mut s = String::new();
     if !present.is_empty() {
         s.push_str(&html::table("qc-table", &header, &present));

@@ -233,7 +233,8 @@ pub fn build() -> Fixture {
                 }
                 w(&pfx("_desc-confounds_timeseries.tsv"), &conf);
                 let fd_mean = if s == 1 && run == 1 { 0.7 } else { 0.1 };
-                let flags = if fd_mean > 0.5 { "fd_mean_mm" } else { "" };
+                // as the participant level writes it: "none" when nothing is flagged
+                let flags = if fd_mean > 0.5 { "fd_mean_mm" } else { "none" };
                 w(
                     &pfx("_desc-qc_cbf.tsv"),
                     &format!(

@@ -109,10 +109,16 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
         h1.contains("Per-pair CBF in each region of interest"),
         "ROI time course not used"
     );
-    // the QC table lists every run with its values
+    // the QC table lists every run with its values; only the runs the fixture flags (sub-01's
+    // run 1 of both sessions, mean FD 0.7 mm) are marked, not those whose table says "none"
+    assert_eq!(h1.matches("class=\"ok\">none</td>").count(), 2);
     assert_eq!(
         h1.matches("<tr class=\"flag\">").count() + h1.matches("class=\"ok\">none</td>").count(),
         4
+    );
+    assert!(
+        h1.contains("2 of 4 runs flagged"),
+        "the summary counts flags that are none"
     );
 
     let p2 = cbflow_report::participant_report(out, bids, "sub-02").unwrap();
