@@ -182,6 +182,10 @@ pub struct Header {
     pub vox_offset: usize,
     /// `intent_code`.
     pub intent_code: i16,
+    /// `intent_p1..p3`.
+    pub intent_p: [f64; 3],
+    /// `intent_name`.
+    pub intent_name: String,
     /// `cal_min`, `cal_max` (display range).
     pub cal_range: [f64; 2],
     /// `descrip` (up to 80 bytes, trimmed at the first NUL).
@@ -206,6 +210,10 @@ impl Header {
 
     /// Shape of the array [`read()`] returns: `[nx, ny, nz]` or `[nx, ny, nz, nt]`.
     pub fn volume_shape(&self) -> Vec<usize> {
+        // a NIfTI vector image [x, y, z, 1, n] (ITK displacement fields) reads as [x, y, z, n]
+        if self.dims.len() == 5 && self.dims[3] == 1 {
+            return vec![self.dims[0], self.dims[1], self.dims[2], self.dims[4]];
+        }
         let mut s = self.dims.clone();
         s.resize(s.len().max(3), 1);
         s.truncate(4);
@@ -377,7 +385,9 @@ fn parse_header(
         }
         dims.push(d as usize);
     }
-    if dims.len() > 4 && dims[4..].iter().any(|&d| d > 1) {
+    // beyond 4D only a vector image [x, y, z, 1, n] (ITK displacement fields), read as 4D
+    let vector = dims.len() == 5 && dims[3] == 1;
+    if dims.len() > 4 && !vector && dims[4..].iter().any(|&d| d > 1) {
         return Err(invalid(
             path,
             "dim",
@@ -488,6 +498,10 @@ fn parse_header(
         xyzt_units: b[123],
         vox_offset,
         intent_code: f.i16(68),
+        intent_p: [f.f32(56), f.f32(60), f.f32(64)],
+        intent_name: String::from_utf8_lossy(&b[328..344])
+            .trim_end_matches('\0')
+            .to_string(),
         cal_range: [f.f32(128), f.f32(124)],
         descrip,
     })
@@ -685,6 +699,9 @@ pub fn read(path: &Path) -> Result<Volume> {
         sform_code: h.sform_code,
         affine_source: h.affine_source.clone(),
         description: h.descrip.clone(),
+        intent_code: h.intent_code,
+        intent_p: h.intent_p,
+        intent_name: h.intent_name.clone(),
     };
     Ok(Volume {
         data,
@@ -858,9 +875,11 @@ pub fn write(path: &Path, vol: &Volume, dtype: DataType) -> Result<()> {
         )));
     };
     let shape = vol.data.shape().to_vec();
-    if !(shape.len() == 3 || shape.len() == 4) {
+    // 5D only as NIfTI vector images: [x, y, z, 1, components] (ITK displacement fields)
+    let vector = shape.len() == 5 && shape[3] == 1;
+    if !(shape.len() == 3 || shape.len() == 4 || vector) {
         return Err(Error::Invalid(format!(
-            "{}: a volume must be 3D or 4D, got shape {shape:?}",
+            "{}: a volume must be 3D, 4D or a 5D vector image [x, y, z, 1, n], got shape {shape:?}",
             path.display()
         )));
     }
@@ -1012,6 +1031,13 @@ fn build_header(vol: &Volume, st: Stored, slope: f64, inter: f64) -> [u8; HEADER
     put_f32(&mut b, 112, slope);
     put_f32(&mut b, 116, inter);
     b[123] = 2 | 8; // NIFTI_UNITS_MM | NIFTI_UNITS_SEC
+    for (i, p) in vol.info.intent_p.iter().enumerate() {
+        put_f32(&mut b, 56 + 4 * i, *p);
+    }
+    put_i16(&mut b, 68, vol.info.intent_code);
+    let iname = vol.info.intent_name.as_bytes();
+    let n = iname.len().min(15);
+    b[328..328 + n].copy_from_slice(&iname[..n]);
     let desc = vol.info.description.as_bytes();
     let n = desc.len().min(79);
     b[148..148 + n].copy_from_slice(&desc[..n]);

@@ -81,6 +81,12 @@ pub struct VolumeInfo {
     pub affine_source: String,
     /// `descrip` field.
     pub description: String,
+    /// NIfTI `intent_code` (0 none; 3 t statistic, 1007 displacement vector, …).
+    pub intent_code: i16,
+    /// `intent_p1..p3` (e.g. the degrees of freedom of a t map).
+    pub intent_p: [f64; 3],
+    /// `intent_name` (at most 15 characters are stored).
+    pub intent_name: String,
 }
 
 impl Default for VolumeInfo {
@@ -95,6 +101,9 @@ impl Default for VolumeInfo {
             sform_code: 2,
             affine_source: "sform".into(),
             description: String::new(),
+            intent_code: 0,
+            intent_p: [0.0; 3],
+            intent_name: String::new(),
         }
     }
 }
