@@ -83,6 +83,12 @@ pub enum Error {
         /// Why it is invalid.
         reason: String,
     },
+    /// The image given as a T1w of a head is not one (constant, noise, another kind of image).
+    #[error("not a T1w image of a brain: {reason}")]
+    NotABrain {
+        /// What was found.
+        reason: String,
+    },
     /// A computation produced non-finite values (e.g. an image of constant intensity).
     #[error("non-finite value in {what}")]
     NonFinite {

@@ -6,16 +6,19 @@
 //! points to MOVING-space points (ITK/ANTs resampling convention); ITK text files use LPS and are
 //! converted on reading/writing. See the crate README for details.
 
+mod bias;
 mod brain;
 mod error;
 mod linear;
 mod metric;
+mod normalise;
 mod realign;
 mod roi;
 mod syn;
 mod transform;
 mod util;
 
+pub use bias::{BiasCorrection, BiasOptions, correct_bias};
 pub use brain::{
     BrainExtraction, BrainMaskOptions, brain_mask_from_template, brain_mask_from_transform,
 };
@@ -25,6 +28,7 @@ pub use linear::{
     Initialisation, LinearMetric, LinearOptions, LinearResult, register_affine, register_rigid,
 };
 pub use metric::{lncc, mattes_mi, mean_squares, ncc};
+pub use normalise::{Normalisation, NormaliseOptions, normalise_t1w};
 pub use realign::{RealignOptions, Realignment, realign_series, realign_volume};
 pub use roi::{
     Region, RoiStat, aal3_acc_regions, grey_matter_mask, labels_from_volume, labels_to_grid,

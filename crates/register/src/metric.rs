@@ -102,6 +102,109 @@ pub(crate) fn mi_pairs(f: &[f32], m: &[f32], spec: &MiSpec) -> f64 {
     mi
 }
 
+/// Derivative of the cubic B-spline kernel, dβ³/dx.
+#[inline]
+fn bspline3_deriv(x: f64) -> f64 {
+    let a = x.abs();
+    if a < 1.0 {
+        -2.0 * x + 1.5 * x * a
+    } else if a < 2.0 {
+        let t = 2.0 - a;
+        -0.5 * t * t * x.signum()
+    } else {
+        0.0
+    }
+}
+
+/// Mattes MI of paired samples and its derivative with respect to each moving value:
+/// `(MI, ∂MI/∂m_s)`. With the sample set fixed, `dMI = Σ_ij dp(i,j) log(p(i,j) / (p_f(i)
+/// p_m(j)))` (the other terms sum to 0), and `p(i,j)` depends on `m_s` through the derivative of
+/// the moving Parzen window (Mattes et al. 2003, eq. 11–13). Ordered chunked reductions.
+pub(crate) fn mi_pairs_deriv(f: &[f32], m: &[f32], spec: &MiSpec) -> (f64, Vec<f64>) {
+    let b = spec.bins;
+    let partial: Vec<Vec<f64>> = f
+        .par_chunks(CHUNK)
+        .zip(m.par_chunks(CHUNK))
+        .map(|(fc, mc)| {
+            let mut h = vec![0.0f64; b * b];
+            for (&fv, &mv) in fc.iter().zip(mc) {
+                let pf = bin_pos(fv as f64, spec.fixed_range, b);
+                let pm = bin_pos(mv as f64, spec.moving_range, b);
+                let f0 = pf.floor() as isize - 1;
+                let m0 = pm.floor() as isize - 1;
+                for a in 0..4 {
+                    let wa = bspline3(pf - (f0 + a as isize) as f64);
+                    let row = (f0 + a as isize) as usize * b;
+                    for c in 0..4 {
+                        h[row + (m0 + c as isize) as usize] +=
+                            wa * bspline3(pm - (m0 + c as isize) as f64);
+                    }
+                }
+            }
+            h
+        })
+        .collect();
+    let mut h = vec![0.0f64; b * b];
+    for p in &partial {
+        for (x, y) in h.iter_mut().zip(p) {
+            *x += y;
+        }
+    }
+    let total: f64 = h.iter().sum();
+    if total <= 0.0 {
+        return (0.0, vec![0.0; m.len()]);
+    }
+    let mut pf = vec![0.0; b];
+    let mut pm = vec![0.0; b];
+    for i in 0..b {
+        for j in 0..b {
+            let v = h[i * b + j] / total;
+            pf[i] += v;
+            pm[j] += v;
+        }
+    }
+    let mut mi = 0.0;
+    let mut l = vec![0.0f64; b * b];
+    for i in 0..b {
+        for j in 0..b {
+            let p = h[i * b + j] / total;
+            if p > 1e-16 {
+                let v = (p / (pf[i] * pm[j])).ln();
+                mi += p * v;
+                l[i * b + j] = v;
+            }
+        }
+    }
+    let w = (spec.moving_range.1 - spec.moving_range.0).max(1e-12);
+    let scale = (b as f64 - 2.0 * PAD - 1.0) / w;
+    let d: Vec<f64> = f
+        .par_iter()
+        .zip(m.par_iter())
+        .map(|(&fv, &mv)| {
+            let t = (mv as f64 - spec.moving_range.0) / w;
+            if !(0.0..=1.0).contains(&t) {
+                return 0.0; // clamped into the end bins: no derivative
+            }
+            let pf = bin_pos(fv as f64, spec.fixed_range, b);
+            let pmv = bin_pos(mv as f64, spec.moving_range, b);
+            let f0 = pf.floor() as isize - 1;
+            let m0 = pmv.floor() as isize - 1;
+            let mut g = 0.0;
+            for a in 0..4 {
+                let wa = bspline3(pf - (f0 + a as isize) as f64);
+                let row = (f0 + a as isize) as usize * b;
+                for c in 0..4 {
+                    g += wa
+                        * bspline3_deriv(pmv - (m0 + c as isize) as f64)
+                        * l[row + (m0 + c as isize) as usize];
+                }
+            }
+            g * scale / total
+        })
+        .collect();
+    (mi, d)
+}
+
 /// Sums Σf, Σm, Σf², Σm², Σfm over paired samples (chunked, ordered reduction).
 fn moments(f: &[f32], m: &[f32]) -> [f64; 5] {
     let partial: Vec<[f64; 5]> = f
@@ -263,11 +366,62 @@ pub fn mean_squares(
     Ok(msq_pairs(&f, &m))
 }
 
-/// Box sums over a `(2r+1)³` window truncated at the borders (separable running sums).
+/// Box sums over a `(2r+1)³` window truncated at the borders (separable running sums; for
+/// standard-layout arrays plane by plane and row by row, in contiguous memory).
 pub(crate) fn box_sum(a: &ArrayView3<f32>, r: usize) -> Array3<f32> {
+    let mut out = a.as_standard_layout().into_owned();
+    let (n0, n1, n2) = out.dim();
+    let data = out.as_slice_mut().expect("standard layout");
+    // along k: running sums within each row
+    data.par_chunks_mut(n2).for_each(|row| {
+        let mut cs = vec![0.0f64; n2 + 1];
+        for i in 0..n2 {
+            cs[i + 1] = cs[i] + row[i] as f64;
+        }
+        for i in 0..n2 {
+            row[i] = (cs[(i + r + 1).min(n2)] - cs[i.saturating_sub(r)]) as f32;
+        }
+    });
+    // along j: within each i-plane, rows combined
+    data.par_chunks_mut(n1 * n2).for_each(|plane| {
+        let mut cs = vec![0.0f64; (n1 + 1) * n2];
+        for j in 0..n1 {
+            for k in 0..n2 {
+                cs[(j + 1) * n2 + k] = cs[j * n2 + k] + plane[j * n2 + k] as f64;
+            }
+        }
+        for j in 0..n1 {
+            let (hi, lo) = ((j + r + 1).min(n1), j.saturating_sub(r));
+            for k in 0..n2 {
+                plane[j * n2 + k] = (cs[hi * n2 + k] - cs[lo * n2 + k]) as f32;
+            }
+        }
+    });
+    // along i: planes combined
+    let p = n1 * n2;
+    let mut cs = vec![0.0f64; (n0 + 1) * p];
+    for i in 0..n0 {
+        let (done, rest) = cs.split_at_mut((i + 1) * p);
+        let prev = &done[i * p..];
+        for (t, c) in rest[..p].iter_mut().enumerate() {
+            *c = prev[t] + data[i * p + t] as f64;
+        }
+    }
+    data.par_chunks_mut(p).enumerate().for_each(|(i, plane)| {
+        let (hi, lo) = ((i + r + 1).min(n0), i.saturating_sub(r));
+        for (t, v) in plane.iter_mut().enumerate() {
+            *v = (cs[hi * p + t] - cs[lo * p + t]) as f32;
+        }
+    });
+    out
+}
+
+/// [`box_sum`] lane by lane (the reference the fast version is tested against).
+#[cfg(test)]
+fn box_sum_lanes(a: &ArrayView3<f32>, r: usize) -> Array3<f32> {
     let mut out = a.to_owned();
     for ax in 0..3 {
-        Zip::from(out.lanes_mut(Axis(ax))).par_for_each(|mut lane| {
+        Zip::from(out.lanes_mut(Axis(ax))).for_each(|mut lane| {
             let n = lane.len();
             let mut cs = vec![0.0f64; n + 1];
             for i in 0..n {
@@ -296,9 +450,9 @@ pub(crate) struct LocalStats {
 pub(crate) fn local_stats(f: &ArrayView3<f32>, m: &ArrayView3<f32>, r: usize) -> LocalStats {
     let d = f.dim();
     let count = |i: usize, n: usize| ((i + r + 1).min(n) - i.saturating_sub(r)) as f32;
-    let ff = f * f;
-    let mm = m * m;
-    let fm = f * m;
+    let ff = Zip::from(f).par_map_collect(|&a| a * a);
+    let mm = Zip::from(m).par_map_collect(|&a| a * a);
+    let fm = Zip::from(f).and(m).par_map_collect(|&a, &b| a * b);
     let sf = box_sum(f, r);
     let sm = box_sum(m, r);
     let sff = box_sum(&ff.view(), r);
@@ -348,7 +502,7 @@ pub fn lncc(
     }
     let clean = |a: ArrayView3<f32>| a.mapv(|v| if v.is_finite() { v } else { 0.0 });
     let st = local_stats(&clean(fixed).view(), &clean(moving).view(), radius);
-    let (s, n) = lncc_mean(&st, mask.as_ref());
+    let (s, n) = lncc_mean(&st, mask.as_ref(), (0.0, 0.0));
     if n == 0 {
         return Err(Error::EmptyMask {
             what: "lncc mask (non-constant windows)".into(),
@@ -360,7 +514,15 @@ pub fn lncc(
 }
 
 /// Mean of the local squared correlation over the mask (ordered reduction over i-planes).
-pub(crate) fn lncc_mean(st: &LocalStats, mask: Option<&ArrayView3<bool>>) -> (f64, usize) {
+/// `eps` (fixed, moving) is added to each window's variances, `sFM² / ((sFF+ε_F)(sMM+ε_M))`:
+/// with zeros, windows where either image is constant are skipped; with a small share of
+/// each image's variance (as [`crate::register_syn`] uses), a flat region of a noise-free
+/// image contributes about nothing instead of a correlation of its rounding errors.
+pub(crate) fn lncc_mean(
+    st: &LocalStats,
+    mask: Option<&ArrayView3<bool>>,
+    eps: (f32, f32),
+) -> (f64, usize) {
     let planes: Vec<(f64, usize)> = (0..st.sff.dim().0)
         .into_par_iter()
         .map(|i| {
@@ -376,7 +538,7 @@ pub(crate) fn lncc_mean(st: &LocalStats, mask: Option<&ArrayView3<bool>>) -> (f6
                     continue;
                 }
                 if ff > 1e-6 && mm > 1e-6 {
-                    s += (fm as f64).powi(2) / (ff as f64 * mm as f64);
+                    s += (fm as f64).powi(2) / ((ff + eps.0) as f64 * (mm + eps.1) as f64);
                     n += 1;
                 }
             }
@@ -392,6 +554,58 @@ pub(crate) fn lncc_mean(st: &LocalStats, mask: Option<&ArrayView3<bool>>) -> (f6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plane/row box sums equal the lane-by-lane reference.
+    #[test]
+    fn box_sums_equal_the_lane_reference() {
+        let a = Array3::from_shape_fn((9, 12, 7), |(i, j, k)| {
+            ((i * 5 + j * 3 + k * 11) % 13) as f32 - 4.0
+        });
+        for r in [1, 2, 4] {
+            let fast = box_sum(&a.view(), r);
+            let slow = box_sum_lanes(&a.view(), r);
+            let worst = fast
+                .iter()
+                .zip(slow.iter())
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-3, "r {r}: {worst}");
+        }
+    }
+
+    /// The analytic derivative of Mattes MI equals central differences of `mi_pairs`.
+    #[test]
+    fn mi_derivative_matches_finite_differences() {
+        let n = 400;
+        let f: Vec<f32> = (0..n)
+            .map(|i| ((i * 37) % 101) as f32 + 0.5 * (i % 7) as f32)
+            .collect();
+        let m: Vec<f32> = f
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| 0.02 * v * v + 3.0 * ((i * 13) % 17) as f32)
+            .collect();
+        let spec = MiSpec {
+            bins: 16,
+            fixed_range: (0.0, 110.0),
+            moving_range: (-10.0, 320.0),
+        };
+        let (mi, d) = mi_pairs_deriv(&f, &m, &spec);
+        assert!((mi - mi_pairs(&f, &m, &spec)).abs() < 1e-12);
+        for s in [3usize, 50, 123, 399] {
+            let h = 1e-2f32;
+            let mut a = m.clone();
+            let mut c = m.clone();
+            a[s] += h;
+            c[s] -= h;
+            let fd = (mi_pairs(&f, &a, &spec) - mi_pairs(&f, &c, &spec)) / (2.0 * h as f64);
+            assert!(
+                (fd - d[s]).abs() < 1e-3 * fd.abs().max(1e-6) + 1e-9,
+                "sample {s}: analytic {} vs numeric {fd}",
+                d[s]
+            );
+        }
+    }
 
     fn naive_lncc(f: &Array3<f32>, m: &Array3<f32>, r: usize) -> f64 {
         let d = f.dim();

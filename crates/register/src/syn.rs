@@ -1,9 +1,14 @@
-//! Nonlinear registration: diffeomorphic log-domain demons with a stationary velocity field
-//! (Vercauteren et al. 2008, MICCAI LNCS 5241:754; Vercauteren et al. 2009, NeuroImage
-//! 45:S61–S72) driven by the local cross-correlation force of symmetric normalisation (Avants et
-//! al. 2008, MedIA 12:26–41; LCC-demons, Lorenzi et al. 2013, NeuroImage 81:470). The map is
-//! `φ = exp(v)` computed by scaling and squaring (Arsigny et al. 2006), so its inverse is exactly
-//! `exp(-v)`, computed the same way.
+//! Nonlinear registration, symmetric and diffeomorphic: a stationary velocity field `v` whose
+//! exponential maps the fixed image onto the moving one (log-domain diffeomorphic demons,
+//! Vercauteren et al. 2008, MICCAI LNCS 5241:754; symmetric variant, Vercauteren et al. 2009,
+//! NeuroImage 45:S61–S72), driven by the local cross-correlation of symmetric normalisation
+//! (SyN, Avants et al. 2008, MedIA 12:26–41; LCC-demons, Lorenzi et al. 2013, NeuroImage
+//! 81:470). At each iteration both images move halfway, by `exp(±v/2)`, and the update is the
+//! CC gradient at that midpoint with respect to both, so neither image is the privileged
+//! reference (SyN's symmetry). The map is `φ = exp(v)` computed by scaling and squaring
+//! (Arsigny et al. 2006), so its inverse is exactly `exp(-v)`, computed the same way: the map
+//! is a diffeomorphism (positive Jacobian) when each squaring step is small, which the
+//! scaling keeps below half a voxel.
 
 use cbflow_image::Volume;
 use ndarray::Array4;
@@ -91,6 +96,16 @@ impl SynResult {
 
 type Field = [Img; 3];
 
+/// Share of an image's variance added to every window's variance in the local correlation.
+const VARIANCE_FLOOR: f64 = 1e-3;
+
+/// Variance of the values (ordered sums: deterministic).
+fn variance(x: &[f32]) -> f64 {
+    let n = x.len().max(1) as f64;
+    let m = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    x.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / n
+}
+
 fn zeros(dims: [usize; 3]) -> Field {
     [Img::zeros(dims), Img::zeros(dims), Img::zeros(dims)]
 }
@@ -127,16 +142,23 @@ fn max_norm(u: &Field) -> f64 {
 
 /// `exp(sign · v)` by scaling and squaring: `u ← v / 2^N`, then N times `u ← u + u∘(x + u)`.
 fn exp_field(v: &Field, sign: f32) -> Field {
+    exp_field_to(v, sign, 0.5)
+}
+
+/// `exp(sign · v)` scaled until no vector exceeds `max_step` voxels before squaring (0.5 for
+/// the fields returned; the iterations' own exponentials, which only drive the next update, use
+/// 1 voxel and one squaring fewer).
+fn exp_field_to(v: &Field, sign: f32, max_step: f64) -> Field {
     let dims = v[0].dims;
     let m = max_norm(v);
-    let n = if m > 0.5 {
-        (m / 0.5).log2().ceil() as i32
+    let n = if m > max_step {
+        (m / max_step).log2().ceil() as i32
     } else {
         0
     };
     let scale = sign / 2f32.powi(n);
     let mut u: Field = [0, 1, 2].map(|c| Img {
-        data: v[c].data.iter().map(|x| x * scale).collect(),
+        data: v[c].data.par_iter().map(|x| x * scale).collect(),
         dims,
     });
     for _ in 0..n {
@@ -170,34 +192,45 @@ fn exp_field(v: &Field, sign: f32) -> Field {
     u
 }
 
-/// Trilinear sample of the three components at once (edge-clamped).
+/// Trilinear sample of the three components at once (edge-clamped). Coordinates are clamped
+/// to `[0, n - 1]` first, so truncation is the floor.
 #[inline]
 fn sample3(u: &Field, p: [f64; 3]) -> [f32; 3] {
     let d = u[0].dims;
-    let mut idx = [[0usize; 2]; 3];
-    let mut fr = [0.0f64; 3];
+    let mut base = [0usize; 3];
+    let mut fr = [0.0f32; 3];
+    let mut step = [0usize; 3];
+    let strides = [d[1] * d[2], d[2], 1];
     for a in 0..3 {
         if d[a] == 1 {
             continue;
         }
         let x = p[a].clamp(0.0, (d[a] - 1) as f64);
-        let x0 = (x.floor() as usize).min(d[a] - 2);
-        idx[a] = [x0, x0 + 1];
-        fr[a] = x - x0 as f64;
+        let x0 = (x as usize).min(d[a] - 2);
+        base[a] = x0;
+        fr[a] = (x - x0 as f64) as f32;
+        step[a] = strides[a];
     }
-    let mut out = [0.0f64; 3];
-    for (ci, wi) in [(0, 1.0 - fr[0]), (1, fr[0])] {
-        for (cj, wj) in [(0, 1.0 - fr[1]), (1, fr[1])] {
-            for (ck, wk) in [(0, 1.0 - fr[2]), (1, fr[2])] {
-                let w = wi * wj * wk;
-                let t = (idx[0][ci] * d[1] + idx[1][cj]) * d[2] + idx[2][ck];
-                for c in 0..3 {
-                    out[c] += w * u[c].data[t] as f64;
-                }
-            }
-        }
+    let t0 = base[0] * strides[0] + base[1] * strides[1] + base[2];
+    let (wi, wj, wk) = (fr[0], fr[1], fr[2]);
+    let corners = [
+        (0, (1.0 - wi) * (1.0 - wj) * (1.0 - wk)),
+        (step[2], (1.0 - wi) * (1.0 - wj) * wk),
+        (step[1], (1.0 - wi) * wj * (1.0 - wk)),
+        (step[1] + step[2], (1.0 - wi) * wj * wk),
+        (step[0], wi * (1.0 - wj) * (1.0 - wk)),
+        (step[0] + step[2], wi * (1.0 - wj) * wk),
+        (step[0] + step[1], wi * wj * (1.0 - wk)),
+        (step[0] + step[1] + step[2], wi * wj * wk),
+    ];
+    let mut out = [0.0f32; 3];
+    for (off, w) in corners {
+        let t = t0 + off;
+        out[0] += w * u[0].data[t];
+        out[1] += w * u[1].data[t];
+        out[2] += w * u[2].data[t];
     }
-    [out[0] as f32, out[1] as f32, out[2] as f32]
+    out
 }
 
 /// `img(x + u(x))` on the field's grid (edge-clamped sampling).
@@ -350,37 +383,78 @@ pub fn register_syn(
             None => zeros(dims),
             Some((old, s_old)) => upsample(&old, dims, s_old as f64 / s as f64),
         };
+        // variance floors of the local correlation (see `lncc_mean`): without them a flat
+        // region of a noise-free image (the phantom's white matter) has windows of variance
+        // ~1e-6 whose correlation gradient, divided by it, outweighs every edge; the
+        // max-normalised step then goes to the same spot at each iteration and the field
+        // drains into it (measured: a 21 mm sink in the phantom's deep white matter)
+        let eps = (
+            (VARIANCE_FLOOR * variance(&fimg.data)) as f32,
+            (VARIANCE_FLOOR * variance(&mres.data)) as f32,
+        );
         let mut history: Vec<f64> = Vec::new();
         let mut it_done = 0;
         for _ in 0..opts.iterations[l] {
             it_done += 1;
-            let u = exp_field(&vel, 1.0);
-            let w = warp(&mres, &u);
-            let st = local_stats(&fimg.view(), &w.view(), opts.radius);
-            let (cc, _) = lncc_mean(&st, None);
+            // symmetric: both images move halfway, to the midpoint of the path exp(t·v)
+            let half: Field = [0, 1, 2].map(|c| Img {
+                data: vel[c].data.par_iter().map(|x| 0.5 * x).collect(),
+                dims,
+            });
+            let (uh, wh) = (
+                exp_field_to(&half, 1.0, 1.0),
+                exp_field_to(&half, -1.0, 1.0),
+            );
+            let mh = warp(&mres, &uh);
+            let fh = warp(&fimg, &wh);
+            let st = local_stats(&fh.view(), &mh.view(), opts.radius);
+            let (cc, _) = lncc_mean(&st, None, eps);
             metric = cc;
             history.push(cc);
             if history.len() > 10 && cc - history[history.len() - 11] < opts.convergence {
                 break;
             }
-            let gw = gradient(&w);
-            let dcc = par_map(dims, |i, j, k| {
+            let (gm, gf) = (gradient(&mh), gradient(&fh));
+            // ∂CC/∂M and ∂CC/∂F at the midpoint (Avants et al. 2008, eq. 6, local means fixed)
+            let coef = |i: usize, j: usize, k: usize| -> (f32, f32) {
                 let (a, b, c) = (st.sff[[i, j, k]], st.smm[[i, j, k]], st.sfm[[i, j, k]]);
                 if a > 1e-6 && b > 1e-6 {
-                    2.0 * c / (a * b) * (st.fc[[i, j, k]] - c / b * st.mc[[i, j, k]])
+                    let (a, b) = (a + eps.0, b + eps.1);
+                    let g = 2.0 * c / (a * b);
+                    (
+                        g * (st.fc[[i, j, k]] - c / b * st.mc[[i, j, k]]),
+                        g * (st.mc[[i, j, k]] - c / a * st.fc[[i, j, k]]),
+                    )
                 } else {
-                    0.0
+                    (0.0, 0.0)
                 }
-            });
-            let mut force: Field = [0, 1, 2].map(|c| Img {
-                data: dcc
-                    .data
-                    .iter()
-                    .zip(&gw[c].data)
-                    .map(|(d, g)| d * g)
-                    .collect(),
-                dims,
-            });
+            };
+            // the force of each voxel in one parallel pass: dM·∇M − dF·∇F
+            let plane = dims[1] * dims[2];
+            let mut force: Field = zeros(dims);
+            {
+                let [f0, f1, f2] = &mut force;
+                f0.data
+                    .par_chunks_mut(plane)
+                    .zip(f1.data.par_chunks_mut(plane))
+                    .zip(f2.data.par_chunks_mut(plane))
+                    .enumerate()
+                    .for_each(|(i, ((c0, c1), c2))| {
+                        for j in 0..dims[1] {
+                            for k in 0..dims[2] {
+                                let (dmv, dfv) = coef(i, j, k);
+                                if dmv == 0.0 && dfv == 0.0 {
+                                    continue;
+                                }
+                                let t = (i * dims[1] + j) * dims[2] + k;
+                                let o = j * dims[2] + k;
+                                c0[o] = dmv * gm[0].data[t] - dfv * gf[0].data[t];
+                                c1[o] = dmv * gm[1].data[t] - dfv * gf[1].data[t];
+                                c2[o] = dmv * gm[2].data[t] - dfv * gf[2].data[t];
+                            }
+                        }
+                    });
+            }
             smooth_field(&mut force, opts.update_sigma);
             let mx = max_norm(&force);
             if mx.is_nan() || mx <= 0.0 || !mx.is_finite() {

@@ -323,6 +323,46 @@ impl DisplacementField {
         Ok(Self { grid, data })
     }
 
+    /// The field as ITK and ANTs store displacement fields: a 5D NIfTI vector image
+    /// `[nx, ny, nz, 1, 3]` with `intent_code` 1007 (`NIFTI_INTENT_DISPVECT`) on the same grid,
+    /// the vectors in LPS millimetres (x and y negated), which `antsApplyTransforms`,
+    /// `ants.apply_transforms` and nitransforms read. With the ITK affine of the same
+    /// registration it composes as ANTs' `[warp, affine]`: point `x` ↦ `A(x + u(x))`.
+    pub fn to_itk_volume(&self) -> Result<Volume> {
+        let d = self.grid.dims;
+        let data = ndarray::Array5::from_shape_fn((d[0], d[1], d[2], 1, 3), |(i, j, k, _, c)| {
+            let v = self.data[[i, j, k, c]];
+            if c < 2 { -v } else { v }
+        });
+        let mut v = Volume::new(ndarray::ArrayD::zeros(ndarray::IxDyn(&d)), self.grid.affine)?;
+        v.data = data.into_dyn();
+        v.info.intent_code = 1007;
+        v.info.intent_name = "ITK DisplacementField".chars().take(15).collect();
+        v.info.description = "displacement field, LPS mm (ITK/ANTs)".into();
+        Ok(v)
+    }
+
+    /// A field from a 4D volume `[nx, ny, nz, 3]` as [`cbflow_image::read`] returns it: an
+    /// ITK/ANTs displacement field (`intent_code` 1007, stored 5D, LPS vectors, as
+    /// [`DisplacementField::to_itk_volume`] writes) is converted to RAS; any other 4D volume is
+    /// taken as RAS millimetres.
+    pub fn from_volume(v: &Volume) -> Result<Self> {
+        let s = v.data.shape();
+        if s.len() != 4 || s[3] != 3 {
+            return Err(crate::error::invalid(
+                "displacement field",
+                format!("shape {s:?}"),
+                "expected [nx, ny, nz, 3] (or an ITK 5D vector image [nx, ny, nz, 1, 3])",
+            ));
+        }
+        let lps = v.info.intent_code == 1007;
+        let data = Array4::from_shape_fn((s[0], s[1], s[2], 3), |(i, j, k, c)| {
+            let x = v.data[[i, j, k, c].as_slice()];
+            if lps && c < 2 { -x } else { x }
+        });
+        Self::new(v.grid(), data)
+    }
+
     /// A zero field (the identity) on a grid.
     pub fn zeros(grid: &Grid) -> Self {
         let d = grid.dims;
