@@ -600,19 +600,43 @@ fn simulate_session(
     let t1_grid = centred_grid(t1_dims, tvs, brain_centre, false);
     let t1_tpl = space.t1w();
     let sigma_t1 = noise.t1w_sigma * T1W_WM as f64;
-    let mut t1 = Array3::<f32>::zeros((t1_dims[0], t1_dims[1], t1_dims[2]));
-    t1.axis_iter_mut(Axis(2))
+    let brain_tpl = space.brain_mask().mapv(|b| if b { 1.0f32 } else { 0.0 });
+    // channels: T1w (noise-free, with the receive coil's smooth bias field), GM, brain
+    let mut t1c = Array4::<f32>::zeros((t1_dims[0], t1_dims[1], t1_dims[2], 3));
+    t1c.axis_iter_mut(Axis(2))
         .into_par_iter()
         .enumerate()
         .for_each(|(k, mut plane)| {
-            for ((i, j), v) in plane.indexed_iter_mut() {
-                *v = sample_linear(
-                    &t1_tpl,
-                    to_tpl_voxel(t1_grid.voxel_to_world([i as f64, j as f64, k as f64])),
-                );
+            for i in 0..t1_dims[0] {
+                for j in 0..t1_dims[1] {
+                    let q = t1_grid.voxel_to_world([i as f64, j as f64, k as f64]);
+                    let v = to_tpl_voxel(q);
+                    let d = [0, 1, 2].map(|a| (q[a] - brain_centre[a]) / 100.0);
+                    let bias = (0.18 * d[0] - 0.14 * d[2] + 0.10 * d[1] * d[1]).exp() as f32;
+                    plane[[i, j, 0]] = bias * sample_linear(&t1_tpl, v);
+                    plane[[i, j, 1]] = sample_linear(&space.gm, v);
+                    plane[[i, j, 2]] = sample_linear(&brain_tpl, v);
+                }
             }
         });
+    // magnitude (Rician) noise, as a scanner's magnitude images have
+    let mut t1 = t1c.index_axis(Axis(3), 0).to_owned();
+    let mut imag = Array3::<f32>::zeros(t1.raw_dim());
     add_noise(&mut t1, sigma_t1, rng, 0.0);
+    add_noise(&mut imag, sigma_t1, rng, 0.0);
+    Zip::from(&mut t1)
+        .and(&imag)
+        .for_each(|r, &im| *r = (*r * *r + im * im).sqrt());
+    for (c, desc) in [(1, "label-GM_probseg"), (2, "desc-brain_mask")] {
+        w.nifti(
+            &format!("derivatives/truth/sub-{sub}/ses-{ses}/anat/{stem}_{desc}.nii.gz"),
+            &Volume::new(
+                t1c.index_axis(Axis(3), c).to_owned().into_dyn(),
+                t1_grid.affine,
+            )?,
+            DataType::Float32,
+        )?;
+    }
     w.nifti(
         &format!("sub-{sub}/ses-{ses}/anat/{stem}_T1w.nii.gz"),
         &Volume::new(t1.into_dyn(), t1_grid.affine)?,

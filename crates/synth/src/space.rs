@@ -122,6 +122,29 @@ fn phantom_tissue(p: [f64; 3]) -> (Tissue, i32) {
     (t, 0)
 }
 
+/// Scalp around a brain given by its tissue priors, for a T1w with a head: the intracranial
+/// volume (GM + WM + CSF > ½, holes filled) grown by a 6 mm dark shell (the skull: no signal on
+/// a T1w) and then a 6 mm bright one (scalp fat and muscle), both rounded by smoothing. Not the
+/// template's own head, so that registering a synthetic T1w to the template must find the brain.
+fn head_shell(gm: &Array3<f32>, wm: &Array3<f32>, csf: &Array3<f32>, vox: [f64; 3]) -> Array3<f32> {
+    use cbflow_image::masks;
+    let ic = Zip::from(gm)
+        .and(wm)
+        .and(csf)
+        .map_collect(|&g, &w, &c| g + w + c > 0.5);
+    let ic = masks::fill_holes(&masks::largest_component(&ic));
+    let step = vox.iter().copied().fold(f64::INFINITY, f64::min);
+    let grow = |mm: f64| -> Array3<f32> {
+        let n = (mm / step).round().max(1.0) as usize;
+        let d = masks::dilate(&ic, n).mapv(|b| if b { 1.0f32 } else { 0.0 });
+        cbflow_image::gaussian_smooth3(d.view(), vox.map(|v| 0.6 * step / v))
+    };
+    let (inner, outer) = (grow(6.0), grow(12.0));
+    Zip::from(&inner)
+        .and(&outer)
+        .map_collect(|&a, &b| (b - a.max(0.0)).clamp(0.0, 1.0))
+}
+
 impl Space {
     /// The built-in phantom on a 3 mm grid (57×67×55, RAS), tissue fractions from 3×3×3
     /// supersampling of each voxel.
@@ -232,7 +255,7 @@ impl Space {
                 }
             });
         let labels = aal.frame(0).mapv(|v| v.round() as i32);
-        let scalp = Array3::zeros(gm.raw_dim());
+        let scalp = head_shell(&gm, &wm, &csf, grid.voxel_size());
         Ok(Self {
             name: "MNI152NLin6Asym".into(),
             grid,
