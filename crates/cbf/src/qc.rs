@@ -38,6 +38,13 @@ pub struct QcParams {
     pub brain_cbf_range: (f64, f64),
     /// Largest acceptable fraction of brain-mask voxels with negative CBF (default 0.3).
     pub max_negative_brain_fraction: f64,
+    /// Smallest acceptable Dice of the session's T1w brain mask, normalised to the template,
+    /// with the template brain mask (default 0.9; a failed normalisation, such as a brain
+    /// stretched to the template's scalp, falls far below).
+    pub min_norm_brain_dice: f64,
+    /// Plausible determinant of the T1w → template affine (default 0.6–1.5: adult heads are
+    /// 0.7–1.2 times the MNI template's volume).
+    pub norm_determinant_range: (f64, f64),
 }
 
 impl Default for QcParams {
@@ -53,6 +60,8 @@ impl Default for QcParams {
             voxel_size_mm: None,
             brain_cbf_range: (10.0, 110.0),
             max_negative_brain_fraction: 0.3,
+            min_norm_brain_dice: 0.9,
+            norm_determinant_range: (0.6, 1.5),
         }
     }
 }
@@ -93,6 +102,11 @@ pub struct QcMetrics {
     pub spatial_cov_brain: f64,
     /// Brain-mask voxels left out of quantification (M0 or ΔM unusable there).
     pub voxels_left_out: usize,
+    /// Dice of the session's T1w brain mask, normalised to the template, with the template
+    /// brain mask (with a T1w).
+    pub norm_brain_dice: Option<f64>,
+    /// Determinant of the T1w → template affine (with a T1w).
+    pub norm_affine_determinant: Option<f64>,
     /// Mean CBF in GM (probability ≥ threshold, in mask), mL/100 g/min.
     pub mean_cbf_gm: Option<f64>,
     /// Mean CBF in WM, mL/100 g/min (NaN if the WM class is empty).
@@ -117,6 +131,32 @@ pub struct QcMetrics {
     pub flags: Vec<QcFlag>,
     /// Settings and ranges used.
     pub params: QcParams,
+}
+
+impl QcMetrics {
+    /// Adds the figures of merit of the session's normalisation (the warped T1w brain mask's
+    /// Dice with the template's, the affine's determinant), flagged outside the ranges of
+    /// `params`.
+    pub fn add_normalisation(&mut self, brain_dice: f64, determinant: f64) {
+        self.norm_brain_dice = Some(brain_dice);
+        self.norm_affine_determinant = Some(determinant);
+        let p = self.params;
+        if brain_dice.is_nan() || brain_dice < p.min_norm_brain_dice {
+            self.flags.push(QcFlag {
+                metric: "norm_brain_dice".into(),
+                value: brain_dice,
+                range: (p.min_norm_brain_dice, 1.0),
+            });
+        }
+        let r = p.norm_determinant_range;
+        if !(determinant >= r.0 && determinant <= r.1) {
+            self.flags.push(QcFlag {
+                metric: "norm_affine_determinant".into(),
+                value: determinant,
+                range: r,
+            });
+        }
+    }
 }
 
 /// Counts of a run the QC table reports besides the CBF map.
@@ -264,6 +304,8 @@ pub fn qc_metrics(
         negative_brain_fraction: neg_brain,
         spatial_cov_brain: sd_brain / mean_brain,
         voxels_left_out: counts.voxels_left_out,
+        norm_brain_dice: None,
+        norm_affine_determinant: None,
         mean_cbf_gm: None,
         mean_cbf_wm: None,
         gm_wm_ratio: None,

@@ -67,6 +67,48 @@ pub(crate) fn validate(bids_dir: &Path, workflow: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// `cbflow normalise T1W OUT_DIR`: one T1w to a template, with the files a user (or another
+/// tool) needs.
+pub(crate) fn normalise(
+    t1w_path: &Path,
+    out_dir: &Path,
+    template: &str,
+    resources: Option<PathBuf>,
+    warp: &[PathBuf],
+) -> Result<()> {
+    let choice = match template {
+        "phantom" => cbflow_pipeline::TemplateChoice::Phantom,
+        "MNI152NLin6Asym" => cbflow_pipeline::TemplateChoice::Mni152NLin6Asym {
+            resources: resources
+                .or_else(|| std::env::var_os(cbflow_pipeline::RESOURCES_ENV).map(PathBuf::from))
+                .with_context(|| {
+                    format!(
+                        "template MNI152NLin6Asym needs its files: pass --resources DIR or set {}",
+                        cbflow_pipeline::RESOURCES_ENV
+                    )
+                })?,
+        },
+        other => bail!("--template {other:?}: expected MNI152NLin6Asym or phantom"),
+    };
+    let tpl = cbflow_pipeline::Template::load(&choice)?;
+    let n = cbflow_pipeline::normalise_to_dir(t1w_path, out_dir, &tpl, warp)?;
+    println!(
+        "{}: normalised to {} in {:.1} s ({}; brain-mask Dice with the template {:.3}, affine determinant {:.2}); outputs in {}",
+        t1w_path.display(),
+        tpl.name,
+        n.seconds,
+        if n.skull_stripped_input {
+            "skull-stripped input"
+        } else {
+            "brain extracted"
+        },
+        n.brain_dice,
+        n.affine_determinant,
+        out_dir.display()
+    );
+    Ok(())
+}
+
 pub(crate) fn inspect(files: &[PathBuf]) -> Result<()> {
     let mut failed = 0;
     for (i, f) in files.iter().enumerate() {

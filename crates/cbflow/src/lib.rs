@@ -183,6 +183,26 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Normalise one T1w image (with or without its skull) to a template: bias-field
+    /// correction, brain extraction, brain-to-brain affine and symmetric diffeomorphic
+    /// registration. Writes the brain mask, the corrected T1w in both spaces, the transforms
+    /// (ITK/ANTs formats) and the QC figures into OUT_DIR.
+    Normalise {
+        /// The T1w image (`.nii` or `.nii.gz`).
+        t1w: PathBuf,
+        /// Output directory (created).
+        out_dir: PathBuf,
+        /// Template space: MNI152NLin6Asym or phantom.
+        #[arg(long, default_value = "MNI152NLin6Asym")]
+        template: String,
+        /// Resource directory (default: $CBFLOW_RESOURCES).
+        #[arg(long)]
+        resources: Option<PathBuf>,
+        /// Further images on the T1w's world space to bring into template space (trilinear),
+        /// written as `<name>_space-<template>.nii.gz`.
+        #[arg(long)]
+        warp: Vec<PathBuf>,
+    },
     /// Write a synthetic crossover study with known ground truth.
     Synth(SynthArgs),
     /// Generate a synthetic study and run everything that works on it.
@@ -393,6 +413,13 @@ fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Inspect { files }) => commands::inspect(&files),
+        Some(Command::Normalise {
+            t1w,
+            out_dir,
+            template,
+            resources,
+            warp,
+        }) => commands::normalise(&t1w, &out_dir, &template, resources, &warp),
         Some(Command::Synth(a)) => commands::synth(
             &a.out_dir,
             a.subjects,

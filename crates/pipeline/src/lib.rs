@@ -18,6 +18,7 @@ mod receptors;
 mod staging;
 mod template;
 
+pub use anat::{NormaliseSummary, normalise_image, normalise_to_dir};
 pub use asl::{
     AslOptions, AslResult, MAX_UNUSABLE_FRACTION, NativeTissue, RunPlan, plan_run, process_run,
     quant_params, score_and_qc,

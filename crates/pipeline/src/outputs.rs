@@ -397,8 +397,9 @@ pub(crate) fn write_asl_run(
     Ok(written)
 }
 
-/// The session's normalisation: the template → T1w affine (ITK text), the warp (a displacement
-/// field on the template grid), and the T1w brain mask.
+/// The session's normalisation: the template → T1w affine (ITK text), the warp (an ITK/ANTs
+/// displacement field on the template grid), the T1w brain mask and the bias-corrected T1w;
+/// the sidecars carry the normalisation's QC figures.
 pub(crate) fn write_anatomy(
     w: &DerivativesWriter,
     a: &Anatomy,
@@ -421,15 +422,50 @@ pub(crate) fn write_anatomy(
     };
     let affine_rel = rel(xfm("affine", ".txt"))?;
     out.push(w.write_bytes(&affine_rel, a.syn.affine.to_itk_string().as_bytes())?);
-    let field = &a.syn.forward;
-    let mut fv = Volume::new(field.data.clone().into_dyn(), field.grid.affine)?;
-    fv.info.description = "displacement (mm, RAS) on the template grid".into();
-    let convention = "Template world point x maps to T1w world point A(x + u(x)), A the affine of the desc-affine transform (ITK text, LPS as ITK requires), u this displacement field: a 4D image [i, j, k, component], components x, y, z in RAS millimetres (not ITK's 5D LPS layout)";
-    out.push(w.write_nifti(&rel(xfm("warp", ".nii.gz"))?, &fv, DataType::Float32, &json!({"Units": "mm", "Convention": convention, "Sources": sources, "Method": "diffeomorphic log-domain demons with LNCC force (cbflow-register)", "LNCC": a.syn.metric_value}))?);
+    let fv = a.syn.forward.to_itk_volume().map_err(|e| Error::Step {
+        path: a.t1w_file.path.clone(),
+        step: "writing the warp",
+        message: e.to_string(),
+    })?;
+    let convention = "ITK/ANTs displacement field (a 5D NIfTI vector image [i, j, k, 1, 3], intent 1007, vectors in LPS millimetres) on the template grid: template world point x maps to T1w world point A(x + u(x)), A the desc-affine transform (ITK text); apply both as ANTs does, e.g. antsApplyTransforms -r <template> -i <T1w-space image> -t <this warp> -t <the affine>";
+    let qc = json!({
+        "BrainMaskDice": a.brain_dice,
+        "AffineDeterminant": a.syn.affine.determinant(),
+        "BrainCorrelation": a.brain_correlation,
+        "SkullStrippedInput": a.skull_stripped_input,
+    });
+    out.push(w.write_nifti(&rel(xfm("warp", ".nii.gz"))?, &fv, DataType::Float32, &json!({"Units": "mm", "Convention": convention, "Sources": sources, "Method": "symmetric diffeomorphic registration of the T1w brain to the template brain: stationary velocity field, local cross-correlation, both images moved to the midpoint (cbflow-register, after SyN and log-domain demons), after N4-like bias correction and template-based brain extraction", "LNCC": a.syn.metric_value, "QC": qc}))?);
     let mask = a
         .t1w
         .with_data3(a.brain_mask.mapv(|b| if b { 1.0 } else { 0.0 }))?;
-    out.push(w.write_nifti(&rel(anat(DerivativeName::from_entities(e).set("desc", "brain").suffix("mask").extension(".nii.gz")))?, &mask, DataType::Uint8, &json!({"Type": "Brain", "Description": format!("{} brain mask brought to the T1w through the inverse normalisation", tpl.name), "Sources": sources}))?);
+    let how = if a.skull_stripped_input {
+        "the T1w was already skull-stripped: its non-zero voxels (largest component, holes filled)"
+            .to_string()
+    } else {
+        format!(
+            "{} brain mask pulled back to the bias-corrected T1w through a registration of the template head to the T1w head (template-based brain extraction)",
+            tpl.name
+        )
+    };
+    out.push(
+        w.write_nifti(
+            &rel(anat(
+                DerivativeName::from_entities(e)
+                    .set("desc", "brain")
+                    .suffix("mask")
+                    .extension(".nii.gz"),
+            ))?,
+            &mask,
+            DataType::Uint8,
+            &json!({"Type": "Brain", "Description": how, "Sources": sources, "QC": qc}),
+        )?,
+    );
+    out.push(w.write_nifti(
+        &rel(anat(DerivativeName::from_entities(e).set("desc", "preproc").suffix("T1w").extension(".nii.gz")))?,
+        &a.t1w,
+        DataType::Float32,
+        &json!({"Description": "the T1w after intensity non-uniformity correction (N4-like B-spline bias field; Tustison et al. 2010)", "SkullStripped": false, "Sources": sources}),
+    )?);
     Ok(out)
 }
 

@@ -412,6 +412,9 @@ fn process_session(
             let to_tpl = asl_to_template(anat, &rigid, &run.asl.path)?;
             let tissue = native_tissue(tpl, &to_tpl, &r.reference.grid())?;
             score_and_qc(&mut r, Some(&tissue))?;
+            if let Some(q) = r.qc.as_mut() {
+                q.add_normalisation(anat.brain_dice, anat.syn.affine.determinant());
+            }
             let chain = template_to_asl(anat, &rigid);
             let cbf_tpl = to_template_space(
                 &crate::asl::grid_volume(&r.reference, r.cbf.clone())?,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use cbflow_bids::Table;
 use cbflow_image::Volume;
 use cbflow_pipeline::{Template, TemplateChoice};
-use ndarray::{Array3, Array4};
+use ndarray::Array3;
 use serde_json::Value;
 
 use crate::{Error, Result};
@@ -156,16 +156,7 @@ pub fn read_normalisation(
     let affine = cbflow_register::AffineTransform::from_itk_str(&text)
         .map_err(|e| Error::invalid(affine_txt, e))?;
     let w = volume(warp_nii)?;
-    let grid = cbflow_image::Grid {
-        dims: [w.data.shape()[0], w.data.shape()[1], w.data.shape()[2]],
-        affine: w.affine,
-    };
-    let data: Array4<f32> = w
-        .data
-        .clone()
-        .into_dimensionality()
-        .map_err(|_| Error::invalid(warp_nii, "a warp must be a 4D image [i, j, k, 3]"))?;
-    let field = cbflow_register::DisplacementField::new(grid, data)
+    let field = cbflow_register::DisplacementField::from_volume(&w)
         .map_err(|e| Error::invalid(warp_nii, e))?;
     Ok(cbflow_register::TransformChain::new()
         .then(cbflow_register::Transform::Field(field))

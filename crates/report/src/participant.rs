@@ -418,6 +418,8 @@ const QC_COLUMNS: &[(&str, usize)] = &[
     ("mean_cbf_brain", 1),
     ("spatial_cov_brain", 2),
     ("voxels_left_out", 0),
+    ("norm_brain_dice", 3),
+    ("norm_affine_determinant", 2),
     ("mean_cbf_gm", 1),
     ("mean_cbf_wm", 1),
     ("gm_wm_ratio", 2),
@@ -482,7 +484,7 @@ fn qc_overview(rows: &[(&RunFiles, Option<(Vec<Cell>, bool)>)]) -> String {
         };
         let _ = write!(
             s,
-            "<p>Flags mark values outside cbflow's screening limits: brain CBF {} mL/100 g/min, GM CBF {} mL/100 g/min, GM/WM ratio {}, negative GM fraction ≤ {}, QEI ≥ {}, mean FD ≤ {} mm. These catch gross failures; they are not normative values. The GM, WM and QEI columns need a T1w (n/a without one). Spatial CoV: standard deviation / mean CBF over the brain mask (Mutsaerts et al. 2017); voxels left out: brain-mask voxels with unusable M0 or ΔM; QEI: quality evaluation index (Dolui et al. 2024); FD: framewise displacement (Power et al. 2012).</p>",
+            "<p>Flags mark values outside cbflow's screening limits: brain CBF {} mL/100 g/min, GM CBF {} mL/100 g/min, GM/WM ratio {}, negative GM fraction ≤ {}, QEI ≥ {}, mean FD ≤ {} mm, normalisation brain-mask Dice ≥ {} and affine determinant {}. These catch gross failures; they are not normative values. The GM, WM and QEI columns need a T1w (n/a without one). Spatial CoV: standard deviation / mean CBF over the brain mask (Mutsaerts et al. 2017); voxels left out: brain-mask voxels with unusable M0 or ΔM; QEI: quality evaluation index (Dolui et al. 2024); FD: framewise displacement (Power et al. 2012).</p>",
             rng("brain_cbf_range"),
             rng("gm_cbf_range"),
             rng("gm_wm_ratio_range"),
@@ -493,6 +495,10 @@ fn qc_overview(rows: &[(&RunFiles, Option<(Vec<Cell>, bool)>)]) -> String {
             p.get("max_mean_fd_mm")
                 .map(|v| v.to_string())
                 .unwrap_or_default(),
+            p.get("min_norm_brain_dice")
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            rng("norm_determinant_range"),
         );
     }
     s
@@ -578,6 +584,52 @@ fn normalisation_section(ctx: &Ctx, ses: Option<&str>, sid: &str) -> Result<Stri
         "",
     )?;
     s.push_str(&figs);
+    // the brain extraction on the T1w's own grid
+    let mask_path = anat_dir.join(format!("{sub_ses}_desc-brain_mask.nii.gz"));
+    if let Ok(Some(m)) = data::volume_opt(&mask_path) {
+        let cm = canonical(&m);
+        let ct = canonical(&t1w);
+        let mask = data::mask(&cm.data);
+        let (_, hi) = window(&ct.data, Some(&mask), 0.01, 0.995);
+        let scene = Scene::on(&ct)
+            .with(map_layer(ct.data.clone(), 0.0, 1.15 * hi, Cmap::Gray, None))
+            .with(Layer::Contour {
+                labels: mask.mapv(i32::from),
+                colour: [255, 200, 40],
+            });
+        let rows: Vec<(Orient, Vec<usize>)> = [Orient::Axial, Orient::Coronal, Orient::Sagittal]
+            .into_iter()
+            .map(|o| (o, spread_slices(&mask, o, 6)))
+            .collect();
+        let side = data::json_opt(&mask_path.with_extension("").with_extension("json"))
+            .ok()
+            .flatten();
+        let qc = side.as_ref().and_then(|j| j.get("QC"));
+        let dice = qc
+            .and_then(|q| q.get("BrainMaskDice"))
+            .and_then(Value::as_f64)
+            .map_or("n/a".into(), |v| format!("{v:.3}"));
+        let det = qc
+            .and_then(|q| q.get("AffineDeterminant"))
+            .and_then(Value::as_f64)
+            .map_or("n/a".into(), |v| format!("{v:.2}"));
+        s.push_str(&mosaic_figure(
+            &format!("fig-brain-{sid}"),
+            &scene,
+            &ct,
+            &rows,
+            6,
+            &format!("Brain mask of {sid} on its T1w"),
+            &format!(
+                "Yellow: the brain mask the normalisation used ({}). Normalised to the template it overlaps the template brain mask with a Dice of {dice}; the affine's determinant is {det} (the QC table flags a Dice below 0.9 and a determinant outside 0.6–1.5).",
+                side.as_ref()
+                    .and_then(|j| j.get("Description"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("template-based brain extraction")
+            ),
+            "",
+        )?);
+    }
     Ok(s)
 }
 
