@@ -46,7 +46,8 @@ pub struct NormaliseOptions {
     /// exactly zero (a masked background; scanner images have noise there) …
     pub stripped_zero_share: f64,
     /// … and its non-zero part (largest component, holes filled) has the volume of a brain,
-    /// in mL (a head with its skull is about twice as large).
+    /// in mL (up to 2800: the intracranial volume of MNI-sized brains, ~1.9 L for the ICBM
+    /// 2009a template, and more for a large head; a head with its skull is 3.5 L or more).
     pub stripped_volume_ml: (f64, f64),
     /// Height (mm) of the head kept below its top for the first affine (170, FSL robustfov's).
     pub head_height_mm: f64,
@@ -95,7 +96,7 @@ impl Default for NormaliseOptions {
             },
             syn_voxel_mm: 4.0,
             stripped_zero_share: 0.2,
-            stripped_volume_ml: (600.0, 2300.0),
+            stripped_volume_ml: (600.0, 2800.0),
             head_height_mm: 170.0,
             min_brain_correlation: 0.3,
             min_coverage: 0.9,
@@ -270,7 +271,11 @@ pub fn normalise_t1w(
         ..opts.linear.clone()
     };
     let brain_affine = register_affine(&tpl_brain, &t1_brain, &lin)?;
-    let brain_correlation = masked_ncc(&tpl_brain, &t1_brain, &tb, &brain_affine.transform)?;
+    // over the template brain eroded by 6 mm: along the outline both images drop to zero
+    // (each is masked), which correlates whatever lies inside (uniform noise: r = 0.42 over the
+    // whole mask)
+    let core = masks::erode(&tb, ((6.0 / tvox).round() as usize).max(1));
+    let brain_correlation = masked_ncc(&tpl_brain, &t1_brain, &core, &brain_affine.transform)?;
     if brain_correlation < opts.min_brain_correlation {
         return Err(Error::NotABrain {
             reason: format!(

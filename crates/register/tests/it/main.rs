@@ -4,6 +4,7 @@ mod brain;
 mod common;
 mod determinism;
 mod linear;
+mod normalise;
 mod realign;
 mod roi;
 mod syn;
