@@ -52,7 +52,10 @@ pub struct NormaliseOptions {
     /// Height (mm) of the head kept below its top for the first affine (170, FSL robustfov's).
     pub head_height_mm: f64,
     /// Smallest normalised cross-correlation of the T1w brain with the template brain after the
-    /// affine for the input to count as a brain (noise or another image gives about 0).
+    /// affine (over the template brain eroded by 6 mm, where the T1w's brain is) for the input
+    /// to count as a brain. Measured on the MNI152 template: T1w images 0.61–0.73 (the real
+    /// MPRAGE with and without skull, the benchmark pair, synthetic heads), uniform noise 0.13;
+    /// on the phantom: its T1w 0.92, noise 0.23.
     pub min_brain_correlation: f64,
     /// Smallest share of the template brain that must lie inside the T1w's field of view.
     pub min_coverage: f64,
@@ -98,7 +101,7 @@ impl Default for NormaliseOptions {
             stripped_zero_share: 0.2,
             stripped_volume_ml: (600.0, 2800.0),
             head_height_mm: 170.0,
-            min_brain_correlation: 0.3,
+            min_brain_correlation: 0.4,
             min_coverage: 0.9,
         }
     }
@@ -371,5 +374,10 @@ fn masked_ncc(tpl: &Volume, t1: &Volume, mask: &Array3<bool>, t: &AffineTransfor
         &TransformChain::from_affine(t.clone()),
         cbflow_image::Interp::Linear,
     )?;
-    crate::metric::ncc(tpl.frame(0), r.frame(0), Some(mask.view()))
+    // and only where the T1w's brain is (its mask's zeros against the template's darker
+    // grey matter would correlate by themselves: uniform noise on the phantom gave r = 0.52)
+    let both = Zip::from(mask)
+        .and(r.frame(0))
+        .map_collect(|&m, &v| m && v > 0.0);
+    crate::metric::ncc(tpl.frame(0), r.frame(0), Some(both.view()))
 }

@@ -412,3 +412,36 @@ fn a_broken_or_misplaced_m0_is_an_error_naming_it() {
         ],
     );
 }
+
+#[test]
+fn a_t1w_that_is_not_a_brain_is_an_error_naming_it() {
+    let (t, root) = noise_free_study();
+    let p = root.join("sub-01/ses-1/anat/sub-01_ses-1_T1w.nii.gz");
+    let v = read(&p);
+    let mut state = 12345u64;
+    let noise = v.frame(0).mapv(|_| {
+        // xorshift: uniform noise 0–1000, no brain in it
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % 1000) as f32
+    });
+    cbflow_image::write(
+        &p,
+        &v.with_data3(noise).unwrap(),
+        cbflow_image::DataType::Float32,
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    cbflow()
+        .arg(&root)
+        .arg(&out)
+        .arg("participant")
+        .args(["--template", "phantom", "--participant-label", "01"])
+        .assert()
+        .failure()
+        .code(1)
+        .stderr(predicates::str::contains("sub-01_ses-1_T1w.nii.gz"))
+        .stderr(predicates::str::contains("not a T1w image of a brain"));
+    assert!(!out.exists(), "{} was created on bad input", out.display());
+}
