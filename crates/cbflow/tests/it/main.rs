@@ -8,6 +8,7 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 
 mod group;
+mod mni;
 mod participant;
 mod real_asl;
 mod slurm;
