@@ -10,6 +10,7 @@ use predicates::prelude::*;
 mod group;
 mod mni;
 mod participant;
+mod peers;
 mod real_asl;
 mod slurm;
 

@@ -70,7 +70,11 @@ fn template_space_cbf_matches_truth_on_the_mni_path() {
                 )));
                 assert_eq!(truth.grid().dims, est.grid().dims, "{stem}: grids");
                 let (mut a, mut b) = (Vec::new(), Vec::new());
-                for ((&m, &x), &y) in gm.iter().zip(truth.frame(0).iter()).zip(est.frame(0).iter()) {
+                for ((&m, &x), &y) in gm
+                    .iter()
+                    .zip(truth.frame(0).iter())
+                    .zip(est.frame(0).iter())
+                {
                     if m {
                         a.push(x as f64);
                         b.push(y as f64);
@@ -89,7 +93,11 @@ fn template_space_cbf_matches_truth_on_the_mni_path() {
     rs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let median = (rs[3] + rs[4]) / 2.0;
     eprintln!("median r {median:.3}");
-    assert!(median >= 0.5, "median r {median:.3} < 0.5:\n{}", report.join("\n"));
+    assert!(
+        median >= 0.5,
+        "median r {median:.3} < 0.5:\n{}",
+        report.join("\n")
+    );
     for (e, line) in extents.iter().zip(&report) {
         assert!((e - 1.0).abs() <= 0.10, "extent outside 10 %: {line}");
     }
