@@ -62,7 +62,7 @@ pub(crate) struct AppArgs {
     /// OUTPUT_DIR/.cbflow-work; put it on scratch on clusters).
     #[arg(long)]
     work_dir: Option<PathBuf>,
-    /// Maximum number of parallel processes.
+    /// Cores to use [default: $RAYON_NUM_THREADS, else $SLURM_CPUS_PER_TASK, else the machine's].
     #[arg(long)]
     nprocs: Option<usize>,
     /// Seed of every random draw (permutations, surrogates) [workflow's default: 1].

@@ -44,11 +44,24 @@ pub struct ExecOptions {
 }
 
 impl ExecOptions {
-    /// `work_dir` with the machine's cores and 4 GB per core.
+    /// `work_dir` with the cores the process was given and 4 GB per core. The cores are
+    /// `RAYON_NUM_THREADS` when set (rayon's own variable, which batch scripts and containers
+    /// set), else `SLURM_CPUS_PER_TASK` (a cluster allocation), else the machine's
+    /// (`available_parallelism`, which honours cgroup and affinity limits).
     pub fn new(work_dir: impl Into<PathBuf>) -> Self {
-        let n = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let from_env = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .filter(|&n| n > 0)
+        };
+        let n = from_env("RAYON_NUM_THREADS")
+            .or_else(|| from_env("SLURM_CPUS_PER_TASK"))
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            });
         Self {
             work_dir: work_dir.into(),
             nprocs: n,

@@ -261,3 +261,31 @@ fn usage_errors_exit_with_two() {
         .failure()
         .code(2);
 }
+
+#[test]
+fn rayon_num_threads_sets_the_cores_and_nprocs_overrides_it() {
+    let (t, root) = study();
+    let nprocs = |extra: &[&str], out: &str| -> u64 {
+        let out = t.path().join(out);
+        cbflow()
+            .env("RAYON_NUM_THREADS", "1")
+            .arg(&root)
+            .arg(&out)
+            .arg("participant")
+            .args(["--template", "none", "--participant-label", "01"])
+            .args(extra)
+            .assert()
+            .success();
+        let p: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.join("logs/provenance-participant.json")).unwrap(),
+        )
+        .unwrap();
+        p["nprocs"].as_u64().unwrap()
+    };
+    assert_eq!(nprocs(&[], "a"), 1, "RAYON_NUM_THREADS=1 not honoured");
+    assert_eq!(
+        nprocs(&["--nprocs", "2"], "b"),
+        2,
+        "--nprocs does not override it"
+    );
+}
