@@ -15,7 +15,7 @@ pub(crate) fn validate(bids_dir: &Path, workflow: Option<&Path>) -> Result<()> {
         .count();
     let mut n_warn = report.issues.len() - n_err;
     if !report.issues.is_empty() {
-        println!("{report}");
+        outln!("{report}");
     }
     // the runs as the participant level resolves them, with the workflow's parameters
     if n_err == 0 {
@@ -29,7 +29,7 @@ pub(crate) fn validate(bids_dir: &Path, workflow: Option<&Path>) -> Result<()> {
             match cbflow_pipeline::design_preflight(&layout, &p.design.study_design()) {
                 Ok((_, left_out)) => {
                     for (sub, why) in left_out {
-                        println!(
+                        outln!(
                             "sub-{sub}\n  warning: not in the crossover group step `{}`: {why}",
                             *step.value.id
                         );
@@ -37,7 +37,7 @@ pub(crate) fn validate(bids_dir: &Path, workflow: Option<&Path>) -> Result<()> {
                     }
                 }
                 Err(e) => {
-                    println!(
+                    outln!(
                         "crossover design of step `{}`\n  error: {e}",
                         *step.value.id
                     );
@@ -49,18 +49,18 @@ pub(crate) fn validate(bids_dir: &Path, workflow: Option<&Path>) -> Result<()> {
             match cbflow_pipeline::plan_run(&run, &asl) {
                 Ok(p) => {
                     for note in &p.notes {
-                        println!("{}\n  warning: {note}", run.asl.rel_path.display());
+                        outln!("{}\n  warning: {note}", run.asl.rel_path.display());
                         n_warn += 1;
                     }
                 }
                 Err(e) => {
-                    println!("{}\n  error: {e}", run.asl.rel_path.display());
+                    outln!("{}\n  error: {e}", run.asl.rel_path.display());
                     n_err += 1;
                 }
             }
         }
     }
-    println!("{}: {n_err} errors, {n_warn} warnings", bids_dir.display());
+    outln!("{}: {n_err} errors, {n_warn} warnings", bids_dir.display());
     if n_err > 0 {
         bail!("{} is not valid ({n_err} errors)", bids_dir.display());
     }
@@ -92,7 +92,7 @@ pub(crate) fn normalise(
     };
     let tpl = cbflow_pipeline::Template::load(&choice)?;
     let n = cbflow_pipeline::normalise_to_dir(t1w_path, out_dir, &tpl, warp)?;
-    println!(
+    outln!(
         "{}: normalised to {} in {:.1} s ({}; brain-mask Dice with the template {:.3}, affine determinant {:.2}); outputs in {}",
         t1w_path.display(),
         tpl.name,
@@ -113,7 +113,7 @@ pub(crate) fn inspect(files: &[PathBuf]) -> Result<()> {
     let mut failed = 0;
     for (i, f) in files.iter().enumerate() {
         if i > 0 {
-            println!();
+            outln!();
         }
         match cbflow_image::describe(f) {
             Ok(d) => print!("{d}"),
@@ -195,7 +195,7 @@ pub(crate) fn synth(
     );
     let s = cbflow_synth::generate(&spec, out_dir)
         .with_context(|| format!("cbflow synth {}", out_dir.display()))?;
-    println!(
+    outln!(
         "{}: {} subjects, {} files, truth in {} space ({:.1} s)",
         s.root.display(),
         s.subjects.len(),
@@ -432,7 +432,7 @@ fn execute_level(
             1 => "1 file".to_string(),
             n => format!("{n} files"),
         };
-        println!(
+        outln!(
             "{:<28} {:<10} {:>7.1} s  {files}",
             j.id,
             format!("{:?}", j.status).to_lowercase(),
@@ -446,7 +446,7 @@ fn execute_level(
         .iter()
         .filter(|j| j.status == cbflow_workflow::JobStatus::Ran && j.files == 0)
         .count();
-    println!(
+    outln!(
         "{} jobs ({} computed{}, {} from the cache) in {:.1} s; outputs in {}; provenance in {}",
         s.jobs.len(),
         s.count(cbflow_workflow::JobStatus::Ran) - idle,
@@ -483,7 +483,7 @@ pub(crate) fn demo(out_dir: &Path, subjects: usize, seed: u64) -> Result<()> {
     };
     execute_level(&run, &bids, &deriv, crate::Level::Participant)?;
     execute_level(&run, &bids, &deriv, crate::Level::Group)?;
-    println!(
+    outln!(
         "demo: study in {}, outputs in {}",
         bids.display(),
         deriv.display()
@@ -659,7 +659,7 @@ pub(crate) fn submit_slurm(
         }
     };
     if let Some(id) = &s.participant_job {
-        println!(
+        outln!(
             "submitted participant array job {id}: {} tasks ({})",
             s.participants.len(),
             s.participants
@@ -672,12 +672,12 @@ pub(crate) fn submit_slurm(
     if let Some(id) = &s.group_job {
         match &s.participant_job {
             Some(p) => {
-                println!("submitted group job {id} (starts after every task of {p} succeeded)")
+                outln!("submitted group job {id} (starts after every task of {p} succeeded)")
             }
-            None => println!("submitted group job {id}"),
+            None => outln!("submitted group job {id}"),
         }
     }
-    println!("scripts and logs: {}", s.dir.display());
+    outln!("scripts and logs: {}", s.dir.display());
     if a.slurm.wait {
         crate::slurm::wait(
             &s,
@@ -686,7 +686,7 @@ pub(crate) fn submit_slurm(
                 .wait_timeout
                 .map(|m| std::time::Duration::from_secs(m * 60)),
         )?;
-        println!("all SLURM jobs completed");
+        outln!("all SLURM jobs completed");
     }
     Ok(())
 }

@@ -11,6 +11,27 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `println!` for the command's results on stdout: a closed pipe (`cbflow validate DIR | head`)
+/// ends the process quietly with exit 0, as `head` asked, instead of panicking; any other
+/// write error is reported with exit 1.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($t)*) {
+            $crate::stdout_failed(e);
+        }
+    }};
+}
+
+/// See [`outln!`].
+pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: writing to standard output: {e}");
+    std::process::exit(1);
+}
+
 mod commands;
 mod slurm;
 
@@ -409,7 +430,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             resources,
         ),
         Some(Command::Schema) => {
-            println!("{}", cbflow_workflow::Workflow::json_schema());
+            outln!("{}", cbflow_workflow::Workflow::json_schema());
             Ok(())
         }
         Some(Command::Inspect { files }) => commands::inspect(&files),

@@ -289,3 +289,31 @@ fn rayon_num_threads_sets_the_cores_and_nprocs_overrides_it() {
         "--nprocs does not override it"
     );
 }
+
+#[test]
+fn a_closed_stdout_pipe_ends_quietly() {
+    // `cbflow schema | head -c 0`: head exits before cbflow writes, the write fails with EPIPE
+    let bin = assert_cmd::cargo::cargo_bin("cbflow");
+    for cmd in ["schema", "validate"] {
+        let arg = if cmd == "validate" {
+            base_study().display().to_string()
+        } else {
+            String::new()
+        };
+        let o = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "'{}' {cmd} {arg} | head -c 0; echo \"${{PIPESTATUS[0]}}\"",
+                bin.display()
+            ))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!stderr.contains("panicked"), "{cmd}: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            "0",
+            "{cmd}: exit code; {stderr}"
+        );
+    }
+}
