@@ -38,7 +38,7 @@ mod slurm;
 /// cbflow: a BIDS app that runs a pharmacological ASL crossover study end to end.
 ///
 /// BIDS-Apps usage: `cbflow BIDS_DIR OUTPUT_DIR {participant,group} [options]`.
-/// Other commands: validate, inspect, synth, demo.
+/// Other commands: validate, plan, schema, inspect, normalise, synth, demo.
 #[derive(Debug, Parser)]
 #[command(
     name = "cbflow",
@@ -207,7 +207,7 @@ enum Command {
     /// Normalise one T1w image (with or without its skull) to a template: bias-field
     /// correction, brain extraction, brain-to-brain affine and symmetric diffeomorphic
     /// registration. Writes the brain mask, the corrected T1w in both spaces, the transforms
-    /// (ITK/ANTs formats) and the QC figures into OUT_DIR.
+    /// (ITK/ANTs formats) and a QC summary (normalisation.json) into OUT_DIR.
     Normalise {
         /// The T1w image (`.nii` or `.nii.gz`).
         t1w: PathBuf,
