@@ -402,6 +402,24 @@ impl DerivativesWriter {
         if let Some(dir) = p.parent() {
             fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
+        // an image in an MNI152 space (`space-MNI152…`) says so in its header, as FSL's and
+        // TemplateFlow's MNI files do: sform and qform code 4 (NIFTI_XFORM_MNI_152)
+        let mni = rel.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            n.split('_').any(|e| {
+                e.strip_prefix("space-")
+                    .is_some_and(|s| s.starts_with("MNI152"))
+            })
+        });
+        let coded;
+        let vol = if mni && (vol.info.sform_code != 4 || vol.info.qform_code != 4) {
+            let mut v = vol.clone();
+            v.info.sform_code = 4;
+            v.info.qform_code = 4;
+            coded = v;
+            &coded
+        } else {
+            vol
+        };
         cbflow_image::write(&p, vol, dtype)?;
         self.write_json(&Self::sidecar_path(rel), sidecar)?;
         Ok(p)

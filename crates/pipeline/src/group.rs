@@ -837,7 +837,15 @@ pub(crate) fn write_contrast(
         side["Description"] = json!(desc);
         side["Units"] = json!(units);
         let rel = n.rel_path()?;
-        files.push(w.write_nifti(&rel, &to_volume(vals)?, DataType::Float32, &side)?);
+        let mut v = to_volume(vals)?;
+        if units == "t" && res.df.is_finite() {
+            // NIFTI_INTENT_TTEST with its degrees of freedom: viewers (FSLeyes, nilearn's
+            // thresholding by p) can turn it into p values
+            v.info.intent_code = 3;
+            v.info.intent_p = [res.df, 0.0, 0.0];
+            v.info.intent_name = "t".into();
+        }
+        files.push(w.write_nifti(&rel, &v, DataType::Float32, &side)?);
         Ok(())
     };
     let logp = "-log10(p): 1.3 is p = 0.05, larger is more significant";
@@ -1235,6 +1243,13 @@ mod tests {
         assert_eq!(n, 200);
         let side = placebo_sidecar(&out, "t");
         assert_eq!(side["Covariates"], json!(["global-cbf", "age"]));
+        // the header says t with 6 subjects − 4 columns of the test's own design (intercept,
+        // sequence, Δglobal, age) = 2 degrees of freedom
+        let df = (x[0].len() - x.len()) as f64;
+        assert_eq!(df, 2.0);
+        assert_eq!(t.info.intent_code, 3);
+        assert_eq!(t.info.intent_p[0], df);
+        assert_eq!(side["DegreesOfFreedom"], json!(df));
         // the ROI test: intercept, Δglobal and age (no sequence)
         let y: Vec<f64> = (1..=6)
             .map(|s| {

@@ -69,6 +69,8 @@ fn template_space_cbf_matches_truth_on_the_mni_path() {
                     "sub-{sub}/ses-{ses}/perf/{stem}_space-MNI152NLin6Asym_res-2_cbf.nii.gz"
                 )));
                 assert_eq!(truth.grid().dims, est.grid().dims, "{stem}: grids");
+                // the header names the space as FSL's MNI files do (NIFTI_XFORM_MNI_152)
+                assert_eq!((est.info.sform_code, est.info.qform_code), (4, 4), "{stem}");
                 let (mut a, mut b) = (Vec::new(), Vec::new());
                 for ((&m, &x), &y) in gm
                     .iter()
