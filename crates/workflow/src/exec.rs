@@ -202,6 +202,8 @@ pub fn execute_with(plan: &Plan, opts: &ExecOptions, runner: &dyn JobRunner) -> 
             .progress_chars("=> "),
     );
     bar.set_prefix(format!("{} level", plan.level));
+    // the clock moves while jobs run, not only when one finishes
+    bar.enable_steady_tick(Duration::from_secs(1));
 
     let mut reports: Vec<Option<Finished>> = (0..n).map(|_| None).collect();
     let mut errors: Vec<Option<String>> = vec![None; n];
@@ -276,6 +278,16 @@ pub fn execute_with(plan: &Plan, opts: &ExecOptions, runner: &dyn JobRunner) -> 
             cpus_used -= cost[i].0;
             mem_used -= cost[i].1;
             bar.inc(1);
+            if bar.position() == 1 && n > 1 {
+                // an estimate of what is left once there is a rate to estimate it from
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix} [{bar:30}] {pos}/{len} jobs, {elapsed}, about {eta} left",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+            }
             match r {
                 Ok(f) => {
                     reports[i] = Some(f);
