@@ -450,6 +450,28 @@ fn process_session(
             // no T1w (or no template): the QC that needs no tissue maps
             score_and_qc(&mut r, None)?;
         }
+        if let Some(q) = r.qc.as_ref().filter(|q| !q.flags.is_empty()) {
+            // the flags are in the QC table and the report; say so where the user is looking
+            let what: Vec<String> = q
+                .flags
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{} = {:.3} (accepted {}–{})",
+                        f.metric, f.value, f.range.0, f.range.1
+                    )
+                })
+                .collect();
+            tracing::warn!(
+                "{}: QC flagged: {}",
+                run.asl
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                what.join("; ")
+            );
+        }
         files.extend(write_asl_run(writer, run, &r)?);
     }
     Ok(files)
