@@ -44,6 +44,12 @@ fn bin_pos(v: f64, range: (f64, f64), bins: usize) -> f64 {
 /// intensity axes (Mattes et al. 2003, IEEE TMI 22:120). Sums are over fixed-size chunks reduced
 /// in order, so the result does not depend on the thread count.
 pub(crate) fn mi_pairs(f: &[f32], m: &[f32], spec: &MiSpec) -> f64 {
+    mi_of_histogram(&joint_histogram(f, m, spec), spec.bins).map_or(0.0, |(mi, ..)| mi)
+}
+
+/// Joint histogram `[bins × bins]` (fixed-major) of paired samples with cubic B-spline Parzen
+/// windows; chunk sums reduced in order.
+fn joint_histogram(f: &[f32], m: &[f32], spec: &MiSpec) -> Vec<f64> {
     let b = spec.bins;
     let partial: Vec<Vec<f64>> = f
         .par_chunks(CHUNK)
@@ -77,82 +83,15 @@ pub(crate) fn mi_pairs(f: &[f32], m: &[f32], spec: &MiSpec) -> f64 {
             *x += y;
         }
     }
-    let total: f64 = h.iter().sum();
-    if total <= 0.0 {
-        return 0.0;
-    }
-    let mut pf = vec![0.0; b];
-    let mut pm = vec![0.0; b];
-    for i in 0..b {
-        for j in 0..b {
-            let v = h[i * b + j] / total;
-            pf[i] += v;
-            pm[j] += v;
-        }
-    }
-    let mut mi = 0.0;
-    for i in 0..b {
-        for j in 0..b {
-            let p = h[i * b + j] / total;
-            if p > 1e-16 {
-                mi += p * (p / (pf[i] * pm[j])).ln();
-            }
-        }
-    }
-    mi
+    h
 }
 
-/// Derivative of the cubic B-spline kernel, dβ³/dx.
-#[inline]
-fn bspline3_deriv(x: f64) -> f64 {
-    let a = x.abs();
-    if a < 1.0 {
-        -2.0 * x + 1.5 * x * a
-    } else if a < 2.0 {
-        let t = 2.0 - a;
-        -0.5 * t * t * x.signum()
-    } else {
-        0.0
-    }
-}
-
-/// Mattes MI of paired samples and its derivative with respect to each moving value:
-/// `(MI, ∂MI/∂m_s)`. With the sample set fixed, `dMI = Σ_ij dp(i,j) log(p(i,j) / (p_f(i)
-/// p_m(j)))` (the other terms sum to 0), and `p(i,j)` depends on `m_s` through the derivative of
-/// the moving Parzen window (Mattes et al. 2003, eq. 11–13). Ordered chunked reductions.
-pub(crate) fn mi_pairs_deriv(f: &[f32], m: &[f32], spec: &MiSpec) -> (f64, Vec<f64>) {
-    let b = spec.bins;
-    let partial: Vec<Vec<f64>> = f
-        .par_chunks(CHUNK)
-        .zip(m.par_chunks(CHUNK))
-        .map(|(fc, mc)| {
-            let mut h = vec![0.0f64; b * b];
-            for (&fv, &mv) in fc.iter().zip(mc) {
-                let pf = bin_pos(fv as f64, spec.fixed_range, b);
-                let pm = bin_pos(mv as f64, spec.moving_range, b);
-                let f0 = pf.floor() as isize - 1;
-                let m0 = pm.floor() as isize - 1;
-                for a in 0..4 {
-                    let wa = bspline3(pf - (f0 + a as isize) as f64);
-                    let row = (f0 + a as isize) as usize * b;
-                    for c in 0..4 {
-                        h[row + (m0 + c as isize) as usize] +=
-                            wa * bspline3(pm - (m0 + c as isize) as f64);
-                    }
-                }
-            }
-            h
-        })
-        .collect();
-    let mut h = vec![0.0f64; b * b];
-    for p in &partial {
-        for (x, y) in h.iter_mut().zip(p) {
-            *x += y;
-        }
-    }
+/// MI of a joint histogram, the table `log(p(i,j) / (p_f(i) p_m(j)))` (0 where `p` is 0) and
+/// the histogram's total; `None` for an empty histogram.
+fn mi_of_histogram(h: &[f64], b: usize) -> Option<(f64, Vec<f64>, f64)> {
     let total: f64 = h.iter().sum();
     if total <= 0.0 {
-        return (0.0, vec![0.0; m.len()]);
+        return None;
     }
     let mut pf = vec![0.0; b];
     let mut pm = vec![0.0; b];
@@ -175,6 +114,32 @@ pub(crate) fn mi_pairs_deriv(f: &[f32], m: &[f32], spec: &MiSpec) -> (f64, Vec<f
             }
         }
     }
+    Some((mi, l, total))
+}
+
+/// Derivative of the cubic B-spline kernel, dβ³/dx.
+#[inline]
+fn bspline3_deriv(x: f64) -> f64 {
+    let a = x.abs();
+    if a < 1.0 {
+        -2.0 * x + 1.5 * x * a
+    } else if a < 2.0 {
+        let t = 2.0 - a;
+        -0.5 * t * t * x.signum()
+    } else {
+        0.0
+    }
+}
+
+/// Mattes MI of paired samples and its derivative with respect to each moving value:
+/// `(MI, ∂MI/∂m_s)`. With the sample set fixed, `dMI = Σ_ij dp(i,j) log(p(i,j) / (p_f(i)
+/// p_m(j)))` (the other terms sum to 0), and `p(i,j)` depends on `m_s` through the derivative of
+/// the moving Parzen window (Mattes et al. 2003, eq. 11–13). Ordered chunked reductions.
+pub(crate) fn mi_pairs_deriv(f: &[f32], m: &[f32], spec: &MiSpec) -> (f64, Vec<f64>) {
+    let b = spec.bins;
+    let Some((mi, l, total)) = mi_of_histogram(&joint_histogram(f, m, spec), b) else {
+        return (0.0, vec![0.0; m.len()]);
+    };
     let w = (spec.moving_range.1 - spec.moving_range.0).max(1e-12);
     let scale = (b as f64 - 2.0 * PAD - 1.0) / w;
     let d: Vec<f64> = f
