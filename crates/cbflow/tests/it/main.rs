@@ -14,6 +14,30 @@ mod peers;
 mod real_asl;
 mod slurm;
 
+/// `../shared/data` beside the repository (templates, atlases, real scanner data).
+pub(crate) fn shared_data() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    assert!(
+        d.is_dir(),
+        "shared data not found at {} (the shared data directory is required; see shared/data/README.md)",
+        d.display()
+    );
+    d
+}
+
+/// Pearson correlation of two equally long samples.
+pub(crate) fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    sab / (saa * sbb).sqrt()
+}
+
 /// A small synthetic study, generated once per test binary; tests copy it before changing it.
 pub(crate) fn base_study() -> &'static Path {
     static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
@@ -61,14 +85,15 @@ pub(crate) fn cbflow() -> Command {
 
 const ASL: &str = "sub-01/ses-1/perf/sub-01_ses-1_run-1_asl.nii.gz";
 
-/// Runs the participant level and expects failure with `needles` in stderr and no output dir.
+/// Runs the participant level (`--template none` unless `extra` names one) and expects failure
+/// with `needles` in stderr and no output dir.
 pub(crate) fn participant_fails(root: &Path, out: &Path, extra: &[&str], needles: &[&str]) {
     let mut c = cbflow();
-    c.arg(root)
-        .arg(out)
-        .arg("participant")
-        .args(["--template", "none"])
-        .args(extra);
+    c.arg(root).arg(out).arg("participant");
+    if !extra.contains(&"--template") {
+        c.args(["--template", "none"]);
+    }
+    c.args(extra);
     let mut assert = c.assert().failure().code(1);
     for n in needles {
         assert = assert.stderr(predicate::str::contains(*n));

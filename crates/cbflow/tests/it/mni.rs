@@ -2,37 +2,17 @@
 //! bias field and noise) through the participant level on the default template, each run's
 //! template-space CBF scored against its template-space truth.
 
-use std::path::PathBuf;
-
 use cbflow_image::Volume;
 
-use crate::cbflow;
-
-fn shared() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    assert!(d.is_dir(), "shared data not found at {}", d.display());
-    d
-}
+use crate::{cbflow, pearson, shared_data};
 
 fn read(p: &std::path::Path) -> Volume {
     cbflow_image::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma).powi(2);
-        sbb += (y - mb).powi(2);
-    }
-    sab / (saa * sbb).sqrt()
-}
-
 #[test]
 fn template_space_cbf_matches_truth_on_the_mni_path() {
-    let data = shared();
+    let data = shared_data();
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("bids");
     let mut spec = cbflow_synth::SynthSpec {

@@ -432,16 +432,10 @@ fn a_t1w_that_is_not_a_brain_is_an_error_naming_it() {
         cbflow_image::DataType::Float32,
     )
     .unwrap();
-    let out = t.path().join("out");
-    cbflow()
-        .arg(&root)
-        .arg(&out)
-        .arg("participant")
-        .args(["--template", "phantom", "--participant-label", "01"])
-        .assert()
-        .failure()
-        .code(1)
-        .stderr(predicates::str::contains("sub-01_ses-1_T1w.nii.gz"))
-        .stderr(predicates::str::contains("not a T1w image of a brain"));
-    assert!(!out.exists(), "{} was created on bad input", out.display());
+    crate::participant_fails(
+        &root,
+        &t.path().join("out"),
+        &["--template", "phantom", "--participant-label", "01"],
+        &["sub-01_ses-1_T1w.nii.gz", "not a T1w image of a brain"],
+    );
 }

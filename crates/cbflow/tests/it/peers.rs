@@ -2,10 +2,9 @@
 //! `.ci/run`) reads the ITK warp (5D, LPS, intent 1007) and affine that `cbflow normalise`
 //! writes, and must reproduce cbflow's own template-space image of the real MPRAGE.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use crate::cbflow;
+use crate::{cbflow, shared_data};
 
 const CHECK: &str = r#"
 import sys, ants, numpy as np, nibabel as nib
@@ -30,7 +29,7 @@ print(f"r {r:.6f} median relative difference {rel:.2e} largest {worst:.2e} (affi
 #[test]
 #[ignore = "needs python3 with antspyx, nibabel and numpy (installed by .ci/run)"]
 fn ants_applies_cbflows_transforms_as_cbflow_does() {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    let data = shared_data();
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("norm");
     cbflow()

@@ -7,17 +7,11 @@ use std::path::{Path, PathBuf};
 
 use predicates::prelude::*;
 
-use crate::cbflow;
+use crate::{cbflow, pearson, shared_data};
 
 fn real_asl(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/real-asl")
-        .join(name);
-    assert!(
-        p.is_dir(),
-        "real scanner data not found at {} (the shared data directory is required; see shared/data/README.md)",
-        p.display()
-    );
+    let p = shared_data().join("real-asl").join(name);
+    assert!(p.is_dir(), "real scanner data not found at {}", p.display());
     p
 }
 
@@ -137,18 +131,6 @@ fn reference(dir: &Path) -> (Vec<f64>, Vec<f64>, [usize; 3]) {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    sab / (saa * sbb).sqrt()
 }
 
 /// Translations (mm) and rotations (as mm on a 50 mm sphere) of one confounds row.

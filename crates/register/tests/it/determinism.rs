@@ -4,6 +4,15 @@ use cbflow_register::{
 
 use crate::common::*;
 
+/// Runs `f` on a pool of `n` threads.
+fn on_threads<T: Send>(n: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
 /// Same inputs and seed give identical bits with 1 and 2 threads (rigid MI and nonlinear).
 #[test]
 fn results_are_bitwise_identical_across_thread_counts() {
@@ -13,11 +22,7 @@ fn results_are_bitwise_identical_across_thread_counts() {
         AffineTransform::from_rigid([3.0, -2.0, 4.0, 0.05, 0.02, -0.04], grid_centre(&grid));
     let moving = simulate_moving(&fixed, &truth, &grid);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let opts = LinearOptions {
                 metric: LinearMetric::MattesMi { bins: 32 },
                 shrink_factors: vec![4, 2],
@@ -63,11 +68,7 @@ fn normalisation_is_bitwise_identical_across_thread_counts() {
     let t = AffineTransform::from_rigid([4.0, -3.0, 2.0, 0.04, -0.03, 0.05], grid_centre(&grid));
     let head = simulate_moving(&tpl, &t, &grid);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let n = cbflow_register::normalise_t1w(
                 &head,
                 &tpl,
