@@ -838,7 +838,7 @@ pub(crate) fn write_contrast(
         side["Units"] = json!(units);
         let rel = n.rel_path()?;
         let mut v = to_volume(vals)?;
-        if units == "t" && res.df.is_finite() {
+        if n.entities().get("stat") == Some("t") && res.df.is_finite() {
             // NIFTI_INTENT_TTEST with its degrees of freedom: viewers (FSLeyes, nilearn's
             // thresholding by p) can turn it into p values
             v.info.intent_code = 3;
