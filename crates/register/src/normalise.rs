@@ -54,7 +54,7 @@ pub struct NormaliseOptions {
     /// Smallest normalised cross-correlation of the T1w brain with the template brain after the
     /// affine (over the template brain eroded by 6 mm, where the T1w's brain is) for the input
     /// to count as a brain. Measured on the MNI152 template: T1w images 0.61–0.73 (the real
-    /// MPRAGE with and without skull, the benchmark pair, synthetic heads), uniform noise 0.13;
+    /// MPRAGE with and without skull, the benchmark pair, synthetic heads), uniform noise 0.05;
     /// on the phantom: its T1w 0.92, noise 0.23.
     pub min_brain_correlation: f64,
     /// Smallest share of the template brain that must lie inside the T1w's field of view.
@@ -175,12 +175,7 @@ pub fn normalise_t1w(
         });
     }
     // 1. bias field within the head
-    let t1vox = t1w
-        .grid()
-        .voxel_size()
-        .iter()
-        .copied()
-        .fold(f64::INFINITY, f64::min);
+    let t1vox = smallest_voxel(t1w);
     let (corrected, bias_field) = match &opts.bias {
         Some(b) => {
             // the field is fitted on voxels of about `bias_voxel_mm` whatever the input's
@@ -197,12 +192,7 @@ pub fn normalise_t1w(
     };
     // registrations run on the T1w block-averaged to about the template's voxel size: the
     // transforms are world maps, so they apply to the full-resolution image unchanged
-    let tvox = template_head
-        .grid()
-        .voxel_size()
-        .iter()
-        .copied()
-        .fold(f64::INFINITY, f64::min);
+    let tvox = smallest_voxel(template_head);
     let factor = ((tvox / t1vox).round() as usize).max(1);
     let coarse = |v: &Volume| -> Result<Volume> {
         if factor == 1 {
@@ -239,27 +229,21 @@ pub fn normalise_t1w(
         .and(&tb)
         .map_collect(|&v, &m| if m { v } else { 0.0 });
     let tpl_brain = template_head.with_data3(tpl_brain)?;
-    // 3. brain extraction, and the affine everything else starts from
-    let (head_affine, brain_mask) = if skull_stripped_input {
-        // brain to brain from the start: a stripped brain against a head stretches the affine
-        let a = register_affine(&tpl_brain, &work, &opts.head_linear)?;
-        (a, body)
+    // 3. the affine everything else starts from: brain to brain for a stripped input (a
+    // stripped brain against a head stretches the affine); otherwise the head without the
+    // neck, within `head_height_mm` of the top of the head (world superior), as FSL's
+    // robustfov, so that the neck and shoulders of a large field of view neither move the
+    // centre of mass nor pull the affine
+    let head_work = if skull_stripped_input {
+        None
     } else {
-        // the head without the neck: within `head_height_mm` of the top of the head (world
-        // superior), as FSL's robustfov, so that the neck and shoulders of a large field of
-        // view neither move the centre of mass nor pull the affine
-        let work = crop_below(&work, opts.head_height_mm)?;
-        let a = register_affine(template_head, &work, &opts.head_linear)?;
-        let s = register_syn(template_head, &work, &a.transform, &extraction_syn)?;
-        // a diffeomorphism keeps the template mask's topology: one component, no holes
-        let m = brain_mask_from_transform(&t1grid, template_brain, &s.inverse_chain()?, 0.5)?;
-        (a, m)
+        Some(crop_below(&work, opts.head_height_mm)?)
     };
-    // 4. brain to brain
-    let t1_brain = Zip::from(corrected.frame(0))
-        .and(&brain_mask)
-        .map_collect(|&v, &m| if m { v } else { 0.0 });
-    let t1_brain = coarse(&corrected.with_data3(t1_brain)?)?;
+    let head_affine = match &head_work {
+        None => register_affine(&tpl_brain, &work, &opts.head_linear)?,
+        Some(w) => register_affine(template_head, w, &opts.head_linear)?,
+    };
+    // before any nonlinear work: the field of view must hold the brain
     let coverage = coverage(&tb, &tgrid, &t1grid, &head_affine.transform);
     if coverage < opts.min_coverage {
         return Err(Error::NoOverlap {
@@ -268,6 +252,21 @@ pub fn normalise_t1w(
             minimum: opts.min_coverage,
         });
     }
+    // brain extraction: the template brain mask pulled back through a coarse nonlinear
+    // registration of the heads (a diffeomorphism keeps the mask's topology: one component,
+    // no holes)
+    let brain_mask = match &head_work {
+        None => body,
+        Some(w) => {
+            let s = register_syn(template_head, w, &head_affine.transform, &extraction_syn)?;
+            brain_mask_from_transform(&t1grid, template_brain, &s.inverse_chain()?, 0.5)?
+        }
+    };
+    // 4. brain to brain
+    let t1_brain = Zip::from(corrected.frame(0))
+        .and(&brain_mask)
+        .map_collect(|&v, &m| if m { v } else { 0.0 });
+    let t1_brain = coarse(&corrected.with_data3(t1_brain)?)?;
     let lin = LinearOptions {
         initialisation: Initialisation::Transform(head_affine.transform.clone()),
         fixed_mask: Some(masks::dilate(&tb, 2)),
@@ -367,6 +366,15 @@ fn coverage(
 }
 
 /// NCC over the template mask of the template brain and the T1w brain resampled through `t`.
+/// The smallest voxel dimension (mm) of an image.
+fn smallest_voxel(v: &Volume) -> f64 {
+    v.grid()
+        .voxel_size()
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min)
+}
+
 fn masked_ncc(tpl: &Volume, t1: &Volume, mask: &Array3<bool>, t: &AffineTransform) -> Result<f64> {
     let r = crate::transform::apply(
         t1,
