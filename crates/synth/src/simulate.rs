@@ -796,6 +796,9 @@ fn simulate_session(
             &json!({
                 "Manufacturer": "GE", "ManufacturersModelName": "cbflow-synth", "MagneticFieldStrength": 3,
                 "MRAcquisitionType": "3D", "PulseSequenceType": "3D spiral", "EchoTime": 0.0105, "FlipAngle": 111,
+                // one readout per volume is how the simulator times its volumes; saying so keeps
+                // the segmented-3D warning for data that does not
+                "NumberShots": 1,
                 "RepetitionTimePreparation": proto.repetition_time,
                 "ArterialSpinLabelingType": "PCASL",
                 "PostLabelingDelay": proto.post_labeling_delay,
