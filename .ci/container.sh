@@ -246,6 +246,14 @@ echo "$(find "$out" -type f | wc -l) files written, owned by $image_uid:$image_g
 
 # ---------------------------------------------------------------------------------------------
 step "resources mounted at run time: one participant in MNI152NLin6Asym space"
+# The phantom study's T1w is not a head, and the normalisation refuses it (as it should): this
+# step synthesises a two-subject study (the fewest synth makes) from the MNI priors, a head with
+# scalp and skull, with the resources mounted, and runs the default template on sub-01.
+install -d -o "$TEST_UID" -g "$TEST_UID" "$work/study-mni"
+ctr --user "$TEST_UID:$TEST_UID" -v "$work/study-mni":/study -v "$RESOURCES":/resources:ro "$IMAGE" \
+    synth /study/bids --subjects 2 --seed 7 --templates /resources -q
+bids=$work/study-mni/bids
+tree_state "$bids" >"$work/bids.before"
 out_mni=$work/out-mni
 install -d -o "$TEST_UID" -g "$TEST_UID" "$out_mni"
 # Without the mount, the MNI template cannot be read: exit code 1 and nothing written.
