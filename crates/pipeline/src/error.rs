@@ -64,3 +64,21 @@ pub enum Error {
 
 /// Result alias of the pipeline crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An [`Error::Metadata`]: `field` of the file at `path` cannot be used, and why.
+pub(crate) fn meta_err(path: &std::path::Path, field: &str, message: impl Into<String>) -> Error {
+    Error::Metadata {
+        path: path.to_path_buf(),
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// A statistics kernel's error in a group step, as an [`Error::Step`] on `path`.
+pub(crate) fn stats_err(path: &std::path::Path, e: cbflow_stats::StatsError) -> Error {
+    Error::Step {
+        path: path.to_path_buf(),
+        step: "group statistics",
+        message: e.to_string(),
+    }
+}

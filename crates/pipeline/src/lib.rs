@@ -7,12 +7,9 @@
 
 mod anat;
 mod asl;
-mod covariates;
 mod error;
 mod group;
-mod group_tables;
 mod outputs;
-mod paired;
 mod participant;
 mod receptors;
 mod staging;
@@ -26,14 +23,13 @@ pub use asl::{
 pub use cbflow_receptor::{CorrelationMethod, GroupStat};
 pub use cbflow_register::Region;
 pub use cbflow_stats::{Connectivity, CrossoverContrast, Tail, TfceParams, TfceStep};
-pub use covariates::{GLOBAL_CBF, GroupCovariate, covariates_preflight};
 pub use error::{Error, Result};
 pub use group::{
-    CELLS, CorrelationCi, GroupContrast, GroupOptions, GroupSummary, StudyDesign, design_preflight,
-    group, written_contrasts,
+    CELLS, CorrelationCi, GLOBAL_CBF, GroupContrast, GroupCovariate, GroupOptions, GroupSummary,
+    PairedGroupOptions, StudyDesign, covariates_preflight, design_preflight, group, paired_group,
+    written_contrasts,
 };
 pub use outputs::RunSelector;
-pub use paired::{PairedGroupOptions, paired_group};
 pub use participant::{
     ParticipantOptions, ParticipantSummary, Preflight, default_rois, is_roi_name, participant,
     participant_preflight, rois_problem,

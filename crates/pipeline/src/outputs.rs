@@ -620,3 +620,24 @@ pub(crate) fn write_template_outputs(
     }
     Ok(out)
 }
+
+/// Writes a group-level table `desc-<desc>_table.tsv` and its sidecar into `w`; returns both
+/// paths.
+pub(crate) fn write_group_table(
+    w: &DerivativesWriter,
+    desc: &str,
+    cols: &[&str],
+    rows: Vec<Vec<String>>,
+    sidecar: serde_json::Value,
+) -> Result<Vec<PathBuf>> {
+    let rel = DerivativeName::group()
+        .set("desc", desc)
+        .suffix("table")
+        .extension(".tsv")
+        .rel_path()?;
+    let t = Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?;
+    Ok(vec![
+        w.write_tsv(&rel, &t)?,
+        w.write_json(&DerivativesWriter::sidecar_path(&rel), &sidecar)?,
+    ])
+}

@@ -27,7 +27,9 @@ use cbflow_stats::CrossoverMaps;
 use ndarray::{Array2, Array3, ArrayView3, Zip};
 use serde_json::{Value, json};
 
-use crate::group::{GroupContrast, StudyDesign, find_runs, read_design, written_contrasts};
+use crate::group::design::{find_runs, read_design};
+use crate::group::maps::{MaskedMaps, masked_maps, read_cell_maps};
+use crate::group::{GroupContrast, StudyDesign, written_contrasts};
 use crate::template::Template;
 use crate::{Error, Result};
 
@@ -478,6 +480,8 @@ struct SubjectMaps {
     cols: Vec<usize>,
 }
 
+/// The group level's own loader ([`crate::group::maps`]): the same subjects, mask and
+/// smoothing as the group test, so the sign-flip null cannot drift from it.
 fn load_subject_maps(opts: &ReceptorOptions) -> Result<SubjectMaps> {
     let layout = Layout::index(&opts.bids_dir)?;
     let (subjects, _excluded) = read_design(&layout, &opts.design)?;
@@ -486,72 +490,22 @@ fn load_subject_maps(opts: &ReceptorOptions) -> Result<SubjectMaps> {
     for (sub, why) in missing {
         tracing::warn!("sub-{sub} left out of the sign-flip null: {why}");
     }
-    let mut labels = Vec::new();
-    let mut raw: Vec<Vec<Volume>> = vec![Vec::new(); 4];
-    for s in &subjects {
-        let mut paths: Vec<PathBuf> = Vec::new();
-        for a in 0..2 {
-            for t in 0..2 {
-                paths.push(s.output(&opts.output_dir, tpl, a, t, None, ".nii.gz")?);
-            }
-        }
-        for (a, p) in paths.iter().enumerate() {
-            let v = cbflow_image::read(p)?;
-            if v.grid().dims != tpl.grid.dims {
-                return Err(Error::Metadata {
-                    path: p.clone(),
-                    field: "dim".into(),
-                    message: format!("not on the {} grid", tpl.name),
-                });
-            }
-            raw[a].push(v);
-        }
-        labels.push(s.label.clone());
-    }
-    if labels.len() < 3 {
+    if subjects.len() < 3 {
         return Err(Error::Metadata {
             path: opts.output_dir.clone(),
             field: "participants".into(),
             message: format!(
                 "{} subjects with all four template-space CBF maps; the sign-flip null needs at least 3",
-                labels.len()
+                subjects.len()
             ),
         });
     }
-    // the group level's mask: brain ∧ every map covered
-    let mut mask = tpl.brain_mask.frame(0).mapv(|v| v > 0.5);
-    for arm in &raw {
-        for v in arm {
-            Zip::from(&mut mask)
-                .and(v.frame(0))
-                .for_each(|m, &x| *m &= x.is_finite() && x != 0.0);
-        }
-    }
-    let (_, ny, nz) = mask.dim();
-    let cols: Vec<usize> = mask
-        .indexed_iter()
-        .filter(|(_, m)| **m)
-        .map(|((i, j, k), _)| (i * ny + j) * nz + k)
-        .collect();
-    let n = labels.len();
-    let mut arms = Vec::with_capacity(4);
-    for arm in &raw {
-        let mut a = Array2::<f32>::zeros((n, cols.len()));
-        for (s, v) in arm.iter().enumerate() {
-            let sm = if opts.smoothing_fwhm_mm > 0.0 {
-                cbflow_image::smooth_fwhm_masked(v, &mask, opts.smoothing_fwhm_mm)?
-            } else {
-                v.clone()
-            };
-            let f = sm.frame(0);
-            let flat: Vec<f32> = f.iter().copied().collect();
-            for (c, &idx) in cols.iter().enumerate() {
-                a[(s, c)] = flat[idx];
-            }
-        }
-        arms.push(a);
-    }
-    Ok(SubjectMaps { arms, cols })
+    let raw = read_cell_maps(&opts.output_dir, tpl, &subjects)?;
+    let MaskedMaps { ijk, data, .. } =
+        masked_maps(tpl, &raw, opts.smoothing_fwhm_mm, &opts.output_dir)?;
+    let [_, ny, nz] = tpl.grid.dims;
+    let cols = ijk.iter().map(|[i, j, k]| (i * ny + j) * nz + k).collect();
+    Ok(SubjectMaps { arms: data, cols })
 }
 
 /// Path of a group statistic map written by the group level.

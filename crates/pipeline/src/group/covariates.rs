@@ -126,18 +126,6 @@ impl CovariateValues {
     }
 }
 
-/// Global CBF of one run: the `global` row of its participant ROI table at `table`.
-pub(crate) fn global_cbf(table: &Path) -> Result<f64> {
-    crate::group_tables::roi_means(table)?
-        .get("global")
-        .copied()
-        .ok_or_else(|| Error::Metadata {
-            path: table.to_path_buf(),
-            field: "region".into(),
-            message: "no global row, which the global-cbf covariate needs".into(),
-        })
-}
-
 /// Checks, before anything runs, that each declared `participants.tsv` covariate exists and is
 /// numbers or two levels over the subjects that have a value (a value missing for a subject
 /// the group level analyses stops it then, naming the subject).

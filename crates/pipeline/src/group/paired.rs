@@ -9,8 +9,10 @@ use cbflow_image::Volume;
 use cbflow_stats::{PermutationOptions, StatsError, Tail, TfceParams};
 use serde_json::json;
 
-use crate::covariates::{CovariateValues, GroupCovariate};
-use crate::group::{ContrastMeta, GroupSummary, MaskedMaps, masked_maps, unmask, write_contrast};
+use super::covariates::{CovariateValues, GroupCovariate};
+use super::maps::{MaskedMaps, global_cbf, masked_maps, unmask};
+use super::options::GroupSummary;
+use super::statmaps::{ContrastMeta, write_contrast};
 use crate::outputs::{RunSelector, find_template_run, template_output};
 use crate::template::Template;
 use crate::{Error, Result};
@@ -145,7 +147,7 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
         subjects[i]
             .1
             .iter()
-            .map(|run| crate::covariates::global_cbf(&run_output(opts, run, Some("roi"), ".tsv")?))
+            .map(|run| global_cbf(&run_output(opts, run, Some("roi"), ".tsv")?))
             .collect()
     })?;
     let covs = covariates.for_contrast(&[-1.0, 1.0]);

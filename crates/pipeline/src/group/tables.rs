@@ -4,15 +4,16 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use cbflow_bids::{DerivativeName, DerivativesWriter, Layout, Table};
+use cbflow_bids::{DerivativesWriter, Layout};
 use cbflow_stats::{CorrelationMethod, CrossoverObservation, StatsError};
 use serde_json::json;
 
-use crate::group::{CorrelationCi, GroupOptions, SubjectData, arm};
+use super::covariates::CovariateValues;
+use super::design::{SubjectData, arm};
+use super::maps::{roi_means, roi_table};
+use super::options::{CorrelationCi, GroupOptions};
+use crate::outputs::write_group_table;
 use crate::{Error, Result};
-
-/// The default regions of the group level (rows of the participant ROI tables).
-pub(crate) const DEFAULT_ROIS: [&str; 3] = ["ACC_sub", "ACC_pre", "ACC_sup"];
 
 fn f(x: f64) -> String {
     if x.is_finite() {
@@ -30,6 +31,16 @@ fn too_few(n: usize) -> [String; 5] {
 
 const NA: &str = "n/a";
 
+/// ROI mean CBF of one cell of a subject: region → mean.
+fn roi_values(
+    opts: &GroupOptions,
+    s: &SubjectData,
+    arm: usize,
+    time: usize,
+) -> Result<BTreeMap<String, f64>> {
+    roi_means(&roi_table(&opts.output_dir, &opts.template, s, arm, time)?)
+}
+
 fn step_err(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
     Error::Step {
         path: path.to_path_buf(),
@@ -38,60 +49,13 @@ fn step_err(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Path of the participant ROI table of one cell (`arm`, `time`) of a subject.
-fn roi_table(opts: &GroupOptions, s: &SubjectData, arm: usize, time: usize) -> Result<PathBuf> {
-    s.output(
-        &opts.output_dir,
-        &opts.template,
-        arm,
-        time,
-        Some("roi"),
-        ".tsv",
-    )
-}
-
-/// The mean CBF of every region of a participant ROI table: region → mean (rows without a
-/// value are left out).
-pub(crate) fn roi_means(path: &std::path::Path) -> Result<BTreeMap<String, f64>> {
-    let t = Table::read_tsv(path)?;
-    let names = t.column("region")?;
-    let vals = t.f64_column("mean_cbf")?;
-    Ok(names
-        .iter()
-        .zip(vals)
-        .filter_map(|(n, v)| v.map(|v| (n.to_string(), v)))
-        .collect())
-}
-
-/// ROI mean CBF of one cell of a subject: region → mean.
-fn roi_values(
-    opts: &GroupOptions,
-    s: &SubjectData,
-    arm: usize,
-    time: usize,
-) -> Result<BTreeMap<String, f64>> {
-    roi_means(&roi_table(opts, s, arm, time)?)
-}
-
-/// Global CBF of one subject's four cells (order of [`crate::CELLS`]), from the `global` row of
-/// its participant ROI tables.
-pub(crate) fn global_cells(opts: &GroupOptions, s: &SubjectData) -> Result<[f64; 4]> {
-    let mut out = [0.0; 4];
-    for a in 0..2 {
-        for t in 0..2 {
-            out[2 * a + t] = crate::covariates::global_cbf(&roi_table(opts, s, a, t)?)?;
-        }
-    }
-    Ok(out)
-}
-
 /// Writes the ROI, brain–behaviour and mixed-model tables.
 pub(crate) fn write_tables(
     w: &DerivativesWriter,
     layout: &Layout,
     opts: &GroupOptions,
     subjects: &[SubjectData],
-    covariates: &crate::covariates::CovariateValues,
+    covariates: &CovariateValues,
 ) -> Result<Vec<PathBuf>> {
     let d = &opts.design;
     let mut files = Vec::new();
@@ -121,7 +85,7 @@ pub(crate) fn write_tables(
                     .find(|r| !values[s][a][t].contains_key(**r))
                 {
                     return Err(Error::Metadata {
-                        path: roi_table(opts, subject, a, t)?,
+                        path: roi_table(&opts.output_dir, &opts.template, subject, a, t)?,
                         field: "region".into(),
                         message: format!(
                             "no row for the group level's region {r} (declare it in the participant step's rois)"
@@ -180,7 +144,7 @@ pub(crate) fn write_tables(
         "region",
         "mean_cbf",
     ];
-    files.extend(write_table(w, "roiValues", &cols, rows, json!({"Description": "ROI mean CBF (mL/100g/min) of every subject, session and run, in template space", "Units": "mL/100g/min"}))?);
+    files.extend(write_group_table(w, "roiValues", &cols, rows, json!({"Description": "ROI mean CBF (mL/100g/min) of every subject, session and run, in template space", "Units": "mL/100g/min"}))?);
 
     // paired tests per ROI and contrast
     let mut rows = Vec::new();
@@ -229,7 +193,7 @@ pub(crate) fn write_tables(
             "each test is the intercept of an OLS regression of the subjects' contrast values on the covariates: participants.tsv columns centred to mean 0, global-cbf (global CBF under the contrast's own weights) uncentred, so mean_difference is the difference at the average age (etc.) and at no change of global CBF; sd is the residual SD, df = n - 1 - number of covariates, cohens_dz = mean_difference / sd; a row whose values the covariates explain exactly (global adjusted for global-cbf) has n/a statistics"
         );
     }
-    files.extend(write_table(w, "roiTtests", &cols, rows, meta)?);
+    files.extend(write_group_table(w, "roiTtests", &cols, rows, meta)?);
 
     // brain–behaviour correlations
     let phenotype = layout.phenotype()?;
@@ -434,7 +398,7 @@ pub(crate) fn write_tables(
             opts.seed
         ),
     };
-    files.extend(write_table(w, "brainBehaviour", &cols, rows, json!({"Description": "correlations with 95 % CIs under each pre-treatment (p from the t distribution of r), and the test of their difference in the same subjects (Zou 2007 CI)", "CI": ci}))?);
+    files.extend(write_group_table(w, "brainBehaviour", &cols, rows, json!({"Description": "correlations with 95 % CIs under each pre-treatment (p from the t distribution of r), and the test of their difference in the same subjects (Zou 2007 CI)", "CI": ci}))?);
 
     // crossover mixed model on ΔCBF
     let mut rows = Vec::new();
@@ -492,25 +456,6 @@ pub(crate) fn write_tables(
         "sigma2_residual",
         "n_obs",
     ];
-    files.extend(write_table(w, "lmm", &cols, rows, json!({"Description": "linear mixed model of the ketamine ΔCBF (during − before) per session: fixed effects intercept, naltrexone, period 2, sequence NP; random intercept per subject; REML; Satterthwaite df", "Units": "mL/100g/min"}))?);
+    files.extend(write_group_table(w, "lmm", &cols, rows, json!({"Description": "linear mixed model of the ketamine ΔCBF (during − before) per session: fixed effects intercept, naltrexone, period 2, sequence NP; random intercept per subject; REML; Satterthwaite df", "Units": "mL/100g/min"}))?);
     Ok(files)
-}
-
-pub(crate) fn write_table(
-    w: &DerivativesWriter,
-    desc: &str,
-    cols: &[&str],
-    rows: Vec<Vec<String>>,
-    sidecar: serde_json::Value,
-) -> Result<Vec<PathBuf>> {
-    let rel = DerivativeName::group()
-        .set("desc", desc)
-        .suffix("table")
-        .extension(".tsv")
-        .rel_path()?;
-    let t = Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?;
-    Ok(vec![
-        w.write_tsv(&rel, &t)?,
-        w.write_json(&DerivativesWriter::sidecar_path(&rel), &sidecar)?,
-    ])
 }

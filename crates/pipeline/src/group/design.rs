@@ -1,0 +1,421 @@
+//! The crossover design: which sessions are placebo and naltrexone (`sessions.tsv`), which runs
+//! are before and during the drug, the contrasts of the four cells, and the subjects' runs found
+//! among the participant-level outputs.
+
+use std::path::{Path, PathBuf};
+
+use cbflow_bids::{DerivativesWriter, Entities, Layout, Table};
+use cbflow_stats::{CrossoverContrast, Tail, Treatment};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::Result;
+use crate::error::meta_err;
+use crate::outputs::{RunSelector, find_template_run, template_output, write_group_table};
+use crate::template::Template;
+
+/// How the study maps onto BIDS (the workflow's declarations; these are the defaults of the
+/// ketamine + naltrexone workflow).
+#[derive(Debug, Clone, Serialize)]
+pub struct StudyDesign {
+    /// `sessions.tsv` column naming the pre-treatment of each session.
+    pub pretreatment_column: String,
+    /// Its value for placebo sessions.
+    pub placebo: String,
+    /// Its value for naltrexone sessions.
+    pub naltrexone: String,
+    /// `sessions.tsv` column with the period (1 or 2).
+    pub period_column: String,
+    /// The run of each session before ketamine (by default `run-1`).
+    pub before: RunSelector,
+    /// The run of each session during ketamine (by default `run-2`).
+    pub during: RunSelector,
+}
+
+impl Default for StudyDesign {
+    fn default() -> Self {
+        Self {
+            pretreatment_column: "pretreatment".into(),
+            placebo: "placebo".into(),
+            naltrexone: "naltrexone".into(),
+            period_column: "period".into(),
+            before: RunSelector::run("1"),
+            during: RunSelector::run("2"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SubjectData {
+    pub(crate) label: String,
+    /// (placebo session, naltrexone session) labels.
+    pub(crate) sessions: [String; 2],
+    /// Period of the placebo and naltrexone sessions.
+    pub(crate) periods: [u8; 2],
+    /// Entities of the participant-level runs `[arm][before, during]` (arm 0 placebo, 1
+    /// naltrexone), found in OUTPUT_DIR by [`find_runs`]; empty until then.
+    pub(crate) runs: Vec<[Entities; 2]>,
+}
+
+impl SubjectData {
+    /// Path of one cell's template-space output (`desc`, extension).
+    pub(crate) fn output(
+        &self,
+        out: &Path,
+        tpl: &Template,
+        arm: usize,
+        time: usize,
+        desc: Option<&str>,
+        ext: &str,
+    ) -> Result<PathBuf> {
+        template_output(out, &self.runs[arm][time], tpl, desc, ext)
+    }
+}
+
+/// Finds each subject's four runs among the participant-level outputs in `out` by the design's
+/// run selectors (all of a run's entities are kept); subjects with a run missing are returned
+/// with the reason.
+pub(crate) fn find_runs(
+    out: &Path,
+    tpl: &Template,
+    d: &StudyDesign,
+    subjects: Vec<SubjectData>,
+) -> Result<(Vec<SubjectData>, Vec<(String, String)>)> {
+    let mut complete = Vec::with_capacity(subjects.len());
+    let mut excluded = Vec::new();
+    for mut s in subjects {
+        let mut missing = Vec::new();
+        let mut runs = Vec::new();
+        for ses in &s.sessions {
+            let mut pair = [Entities::new(), Entities::new()];
+            for (t, sel) in [&d.before, &d.during].into_iter().enumerate() {
+                match find_template_run(out, tpl, &s.label, Some(ses), sel)? {
+                    Some(e) => pair[t] = e,
+                    None => missing.push(format!(
+                        "sub-{}_ses-{ses}_{sel}_space-{}_res-{}_cbf.nii.gz",
+                        s.label, tpl.name, tpl.res
+                    )),
+                }
+            }
+            runs.push(pair);
+        }
+        if missing.is_empty() {
+            s.runs = runs;
+            complete.push(s);
+        } else {
+            excluded.push((
+                s.label.clone(),
+                format!(
+                    "missing participant-level outputs in {}: {}",
+                    out.display(),
+                    missing.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok((complete, excluded))
+}
+
+/// The four cells of the crossover, in the order of [`CrossoverContrast::weights`]; the keys of
+/// a contrast's weights in the workflow and in the `ContrastWeights` sidecar field.
+pub const CELLS: [&str; 4] = [
+    "placebo-before",
+    "placebo-during",
+    "naltrexone-before",
+    "naltrexone-during",
+];
+
+/// One contrast of the crossover group level.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupContrast {
+    /// Name: the `contrast-<name>` entity of its outputs (letters and digits only).
+    pub name: String,
+    /// What it measures, for sidecars and reports.
+    pub description: String,
+    /// The weights of the four cells.
+    pub contrast: CrossoverContrast,
+    /// The tail tested.
+    pub tail: Tail,
+}
+
+impl GroupContrast {
+    /// The contrasts of the ketamine + naltrexone study: the ketamine effect under placebo,
+    /// under naltrexone and pooled (one-sided, positive), and the interaction (two-sided).
+    pub fn defaults() -> Vec<Self> {
+        let c = |name: &str, description: &str, named: CrossoverContrast, tail| Self {
+            name: name.into(),
+            description: description.into(),
+            contrast: CrossoverContrast::Weights(named.weights()),
+            tail,
+        };
+        vec![
+            c(
+                "ketamineUnderPlacebo",
+                "ketamine (during − before) under placebo",
+                CrossoverContrast::KetamineUnderPlacebo,
+                Tail::Positive,
+            ),
+            c(
+                "ketamineUnderNaltrexone",
+                "ketamine (during − before) under naltrexone",
+                CrossoverContrast::KetamineUnderNaltrexone,
+                Tail::Positive,
+            ),
+            c(
+                "ketaminePooled",
+                "ketamine (during − before), mean of both pre-treatments",
+                CrossoverContrast::KetaminePooled,
+                Tail::Positive,
+            ),
+            c(
+                "interaction",
+                "pre-treatment × time: ketamine effect under placebo − under naltrexone",
+                CrossoverContrast::Interaction,
+                Tail::TwoSided,
+            ),
+        ]
+    }
+
+    /// Why this contrast cannot be tested, if it cannot: a name that is not a BIDS label, or
+    /// weights that are not a within-subject difference.
+    pub fn problem(&self) -> Option<String> {
+        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Some(format!(
+                "contrast name '{}' must be letters and digits only (it becomes the BIDS entity contrast-<name>)",
+                self.name
+            ));
+        }
+        self.contrast
+            .validate()
+            .err()
+            .map(|e| format!("contrast {}: {e}", self.name))
+    }
+
+    /// Why this list cannot be tested, if it cannot: empty, a contrast with a
+    /// [`problem`](Self::problem), or a name declared twice. The workflow's checks and the group
+    /// level share it.
+    pub fn list_problem(contrasts: &[Self]) -> Option<String> {
+        if contrasts.is_empty() {
+            return Some("no contrast to test".into());
+        }
+        for (k, c) in contrasts.iter().enumerate() {
+            if let Some(why) = c.problem() {
+                return Some(why);
+            }
+            if contrasts[..k].iter().any(|o| o.name == c.name) {
+                return Some(format!("contrast {} is declared twice", c.name));
+            }
+        }
+        None
+    }
+
+    /// Sidecar fields that let later steps (receptor maps, reports) rebuild the contrast.
+    pub(crate) fn sidecar(&self) -> serde_json::Value {
+        let w = self.contrast.weights();
+        let weights: serde_json::Map<String, serde_json::Value> = CELLS
+            .iter()
+            .zip(w)
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        json!({
+            "ContrastDescription": self.description,
+            "ContrastWeights": weights,
+        })
+    }
+}
+
+/// Refuses an empty list, duplicate names and contrasts that cannot be tested.
+pub(crate) fn check_contrasts(contrasts: &[GroupContrast], out: &Path) -> Result<()> {
+    match GroupContrast::list_problem(contrasts) {
+        Some(message) => Err(meta_err(out, "contrasts", message)),
+        None => Ok(()),
+    }
+}
+
+/// Columns of `desc-contrasts_table.tsv` after `contrast`, `description` and `tail`: the weight
+/// of each cell, in the order of [`CELLS`].
+const WEIGHT_COLUMNS: [&str; 4] = [
+    "placebo_before",
+    "placebo_during",
+    "naltrexone_before",
+    "naltrexone_during",
+];
+
+fn tail_name(t: Tail) -> &'static str {
+    match t {
+        Tail::Positive => "positive",
+        Tail::Negative => "negative",
+        Tail::TwoSided => "two-sided",
+    }
+}
+
+/// Writes `desc-contrasts_table.tsv`: the contrasts of this group run, in declared order.
+pub(crate) fn write_contrast_table(
+    w: &DerivativesWriter,
+    contrasts: &[GroupContrast],
+) -> Result<Vec<PathBuf>> {
+    let rows = contrasts
+        .iter()
+        .map(|c| {
+            let mut row = vec![
+                c.name.clone(),
+                c.description.clone(),
+                tail_name(c.tail).to_string(),
+            ];
+            row.extend(c.contrast.weights().iter().map(|v| format!("{v}")));
+            row
+        })
+        .collect();
+    let mut cols = vec!["contrast", "description", "tail"];
+    cols.extend(WEIGHT_COLUMNS);
+    write_group_table(
+        w,
+        "contrasts",
+        &cols,
+        rows,
+        json!({
+            "Description": "the contrasts of the last group run, in declared order: each weighs the four cells (session by pre-treatment, scan before or during the drug); the weights sum to 0",
+            "tail": {"Description": "alternative hypothesis of the permutation test", "Levels": {"positive": "contrast > 0", "negative": "contrast < 0", "two-sided": "contrast ≠ 0"}},
+        }),
+    )
+}
+
+/// The contrasts of the last crossover group run in `output_dir` (its
+/// `desc-contrasts_table.tsv`), in declared order; empty when there is none. Maps of contrasts
+/// an earlier run tested and the last one did not are left out.
+pub fn written_contrasts(output_dir: &Path) -> Result<Vec<GroupContrast>> {
+    let path = output_dir.join("desc-contrasts_table.tsv");
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let t = Table::read_tsv(&path)?;
+    let names = t.column("contrast")?;
+    let descriptions = t.column("description")?;
+    let tails = t.column("tail")?;
+    let weights = WEIGHT_COLUMNS
+        .iter()
+        .map(|c| t.f64_column(c))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut out = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let row = i + 2;
+        let tail = match tails[i] {
+            "positive" => Tail::Positive,
+            "negative" => Tail::Negative,
+            "two-sided" => Tail::TwoSided,
+            other => {
+                return Err(meta_err(
+                    &path,
+                    "tail",
+                    format!("row {row}: {other:?} is not positive, negative or two-sided"),
+                ));
+            }
+        };
+        let mut w = [0.0; 4];
+        for (k, col) in weights.iter().enumerate() {
+            w[k] = col[i].ok_or_else(|| {
+                meta_err(
+                    &path,
+                    WEIGHT_COLUMNS[k],
+                    format!("row {row}: missing weight"),
+                )
+            })?;
+        }
+        out.push(GroupContrast {
+            name: name.to_string(),
+            description: descriptions[i].to_string(),
+            contrast: CrossoverContrast::Weights(w),
+            tail,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads the crossover design of every subject from its `sessions.tsv`.
+pub(crate) fn read_design(
+    layout: &Layout,
+    d: &StudyDesign,
+) -> Result<(Vec<SubjectData>, Vec<(String, String)>)> {
+    let mut subjects = Vec::new();
+    let mut excluded = Vec::new();
+    for sub in layout.subjects() {
+        let path = layout
+            .root()
+            .join(format!("sub-{sub}/sub-{sub}_sessions.tsv"));
+        let Some(t) = layout.sessions_table(&sub)? else {
+            excluded.push((sub.clone(), "no sessions.tsv".into()));
+            continue;
+        };
+        let ids = t.column("session_id")?;
+        let pre = t.column(&d.pretreatment_column)?;
+        let per = t.f64_column(&d.period_column)?;
+        let mut ses = [None, None];
+        let mut periods = [0u8; 2];
+        for ((id, p), period) in ids.iter().zip(&pre).zip(&per) {
+            let slot = if *p == d.placebo {
+                0
+            } else if *p == d.naltrexone {
+                1
+            } else if p.trim().is_empty() || p.trim() == "n/a" {
+                return Err(meta_err(
+                    &path,
+                    &d.pretreatment_column,
+                    format!(
+                        "{} for {id}: every session of the crossover needs its pre-treatment ({:?} or {:?})",
+                        if p.trim().is_empty() { "empty" } else { "n/a" },
+                        d.placebo,
+                        d.naltrexone
+                    ),
+                ));
+            } else {
+                return Err(meta_err(
+                    &path,
+                    &d.pretreatment_column,
+                    format!("{p:?} is neither {:?} nor {:?}", d.placebo, d.naltrexone),
+                ));
+            };
+            let period = period
+                .ok_or_else(|| meta_err(&path, &d.period_column, format!("missing for {id}")))?;
+            if period != 1.0 && period != 2.0 {
+                return Err(meta_err(
+                    &path,
+                    &d.period_column,
+                    format!("{period} for {id}: expected 1 or 2"),
+                ));
+            }
+            ses[slot] = Some(id.trim_start_matches("ses-").to_string());
+            periods[slot] = period as u8;
+        }
+        match ses {
+            [Some(p), Some(n)] => subjects.push(SubjectData {
+                label: sub,
+                sessions: [p, n],
+                periods,
+                runs: Vec::new(),
+            }),
+            _ => excluded.push((sub, "needs one placebo and one naltrexone session".into())),
+        }
+    }
+    Ok((subjects, excluded))
+}
+
+/// Checks the crossover design against the dataset's `sessions.tsv` files before any work is
+/// done (the group level reads them the same way): every session's pre-treatment is one of the
+/// design's two values and its period is 1 or 2. Returns the subjects with one session of each
+/// pre-treatment and the subjects left out with the reason.
+pub fn design_preflight(
+    layout: &Layout,
+    d: &StudyDesign,
+) -> Result<(Vec<String>, Vec<(String, String)>)> {
+    let (subjects, excluded) = read_design(layout, d)?;
+    Ok((subjects.into_iter().map(|s| s.label).collect(), excluded))
+}
+
+/// Placebo/naltrexone arms as the LMM codes them.
+pub(crate) fn arm(k: usize) -> Treatment {
+    if k == 0 {
+        Treatment::Placebo
+    } else {
+        Treatment::Naltrexone
+    }
+}
