@@ -201,3 +201,69 @@ pub fn jnum(v: &Value, path: &[&str]) -> Option<f64> {
     }
     cur.as_f64()
 }
+
+/// One ASL run's derivatives.
+#[derive(Debug, Clone)]
+pub(crate) struct RunFiles {
+    pub(crate) ses: Option<String>,
+    /// Every entity of the run's file name.
+    pub(crate) entities: BTreeMap<String, String>,
+    /// The entities after `sub-<label>_` (`ses-1_acq-pcasl_run-1`), empty for a bare run.
+    pub(crate) tag: String,
+    /// Directory + file-name prefix (`.../perf/sub-01_ses-1_run-1`).
+    pub(crate) prefix: PathBuf,
+}
+
+impl RunFiles {
+    pub(crate) fn file(&self, rest: &str) -> PathBuf {
+        let mut s = self.prefix.as_os_str().to_owned();
+        s.push(rest);
+        PathBuf::from(s)
+    }
+    pub(crate) fn label(&self) -> String {
+        if self.tag.is_empty() {
+            "run".into()
+        } else {
+            self.tag.replace('_', " ")
+        }
+    }
+    pub(crate) fn id(&self) -> String {
+        self.label().replace(' ', "-")
+    }
+}
+
+/// Finds the native-space mean CBF maps of participant `label` (one per run).
+pub(crate) fn find_runs(output_dir: &Path, label: &str) -> Result<Vec<RunFiles>> {
+    let sub_dir = output_dir.join(format!("sub-{label}"));
+    let mut dirs = vec![sub_dir.join("perf")];
+    for p in list_dir(&sub_dir)? {
+        if p.is_dir() && fname(&p).starts_with("ses-") {
+            dirs.push(p.join("perf"));
+        }
+    }
+    let mut runs = Vec::new();
+    for d in dirs {
+        for p in list_dir(&d)? {
+            let name = fname(&p);
+            let Some(stem) = name.strip_suffix("_cbf.nii.gz") else {
+                continue;
+            };
+            let e = entities(stem);
+            if e.contains_key("space") || e.contains_key("desc") {
+                continue;
+            }
+            let tag = stem
+                .split('_')
+                .filter(|part| !part.starts_with("sub-"))
+                .collect::<Vec<_>>()
+                .join("_");
+            runs.push(RunFiles {
+                ses: e.get("ses").cloned(),
+                entities: e.clone(),
+                tag,
+                prefix: d.join(stem),
+            });
+        }
+    }
+    Ok(runs)
+}

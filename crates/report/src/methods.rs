@@ -7,9 +7,9 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::Result;
+use crate::data::RunFiles;
 use crate::data::{self, jnum, jtext};
 use crate::html::esc;
-use crate::participant::RunFiles;
 
 /// A reference: key used in the text, full citation.
 pub type Reference = (&'static str, &'static str);

@@ -23,7 +23,6 @@ use serde::Serialize;
 use crate::cache::{self, Done, HashCache, OutputFile};
 use crate::error::{Error, Result, io_err};
 use crate::plan::{Job, Plan, walk_files};
-use crate::runner::PipelineRunner;
 use crate::spec::Level;
 
 /// How to run a plan.
@@ -146,11 +145,6 @@ impl RunSummary {
     pub fn count(&self, s: JobStatus) -> usize {
         self.jobs.iter().filter(|j| j.status == s).count()
     }
-}
-
-/// Runs `plan` with the cbflow pipeline (see [`execute_with`]).
-pub fn execute(plan: &Plan, opts: &ExecOptions) -> Result<RunSummary> {
-    execute_with(plan, opts, &PipelineRunner)
 }
 
 struct Finished {

@@ -21,11 +21,11 @@ mod spec;
 pub use cache::{Done, HashCache, OutputFile, code_id, job_key, sha256_file, sha256_hex};
 pub use error::{Error, Result};
 pub use exec::{
-    ExecOptions, JobContext, JobReport, JobRunner, JobStatus, RunSummary, execute, execute_with,
+    ExecOptions, JobContext, JobReport, JobRunner, JobStatus, RunSummary, execute_with,
     list_outputs,
 };
 pub use plan::{Job, Overrides, Plan, PlanRequest, plan};
-pub use runner::{PipelineRunner, template_choice};
+pub use runner::{PipelineRunner, execute, template_choice};
 pub use spec::{
     AslCbfParams, BUILTIN_WORKFLOW, BidsQuery, CellWeights, ContrastSpec, CorrelationCiSpec,
     CrossoverDesign, CrossoverGroupParams, FORMAT_VERSION, Input, Level, Located, OUT_ANAT,

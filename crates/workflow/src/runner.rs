@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result, io_err};
-use crate::exec::{JobContext, JobRunner, list_outputs};
+use crate::exec::{ExecOptions, JobContext, JobRunner, RunSummary, list_outputs};
+use crate::plan::Plan;
 use crate::spec::{Op, TemplateName};
 
 /// Runs the built-in operations with cbflow-pipeline.
@@ -186,4 +187,9 @@ impl JobRunner for PipelineRunner {
             }
         }
     }
+}
+
+/// Runs `plan` with the cbflow pipeline (see [`crate::execute_with`]).
+pub fn execute(plan: &Plan, opts: &ExecOptions) -> Result<RunSummary> {
+    crate::exec::execute_with(plan, opts, &PipelineRunner)
 }
