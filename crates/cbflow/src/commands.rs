@@ -79,14 +79,12 @@ pub(crate) fn normalise(
     let choice = match template {
         "phantom" => cbflow_pipeline::TemplateChoice::Phantom,
         "MNI152NLin6Asym" => cbflow_pipeline::TemplateChoice::Mni152NLin6Asym {
-            resources: resources
-                .or_else(|| std::env::var_os(cbflow_pipeline::RESOURCES_ENV).map(PathBuf::from))
-                .with_context(|| {
-                    format!(
-                        "template MNI152NLin6Asym needs its files: pass --resources DIR or set {}",
-                        cbflow_pipeline::RESOURCES_ENV
-                    )
-                })?,
+            resources: cbflow_resources::resource_dir(resources.as_deref()).with_context(|| {
+                format!(
+                    "template MNI152NLin6Asym needs its files: pass --resources DIR or set {}",
+                    cbflow_pipeline::RESOURCES_ENV
+                )
+            })?,
         },
         other => bail!("--template {other:?}: expected MNI152NLin6Asym or phantom"),
     };
@@ -151,16 +149,14 @@ pub(crate) fn synth(
     spec.noise.asl_sigma *= noise_scale;
     spec.noise.run_global_sd *= noise_scale;
     if let Some((name, resources)) = effect_map {
-        let resources = resources
-            .or(templates.clone())
-            .or_else(|| std::env::var_os(cbflow_pipeline::RESOURCES_ENV).map(PathBuf::from))
+        let resources = cbflow_resources::resource_dir(resources.or(templates.clone()).as_deref())
             .with_context(|| {
                 format!(
                     "--effect-map {name} needs the PET maps: pass --resources DIR or set {}",
                     cbflow_pipeline::RESOURCES_ENV
                 )
             })?;
-        let registry = cbflow_receptor::Registry::builtin()?;
+        let registry = cbflow_resources::Registry::builtin()?;
         let entry = registry.receptor(&name).with_context(|| {
             format!(
                 "--effect-map {name:?} is not in the receptor registry; known maps: {}",

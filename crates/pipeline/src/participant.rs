@@ -41,7 +41,7 @@ pub struct ParticipantOptions {
 /// The AAL3v1 anterior cingulate regions (labels 151–156): `ACC_sub`, `ACC_pre` and `ACC_sup`,
 /// each left, right and bilateral.
 pub fn default_rois() -> Vec<Region> {
-    cbflow_register::aal3_acc_regions()
+    cbflow_resources::aal3_acc_regions()
 }
 
 /// Region names the participant level adds itself.

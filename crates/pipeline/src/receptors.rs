@@ -2,7 +2,7 @@
 //! maps (registry of `cbflow-receptor`), with spatial-autocorrelation-aware null models, and
 //! writes the receptor tables of `CONTRACTS.md`.
 //!
-//! * Maps come from the registry (`cbflow_receptor::Registry::builtin()`); their files are
+//! * Maps come from the registry (`cbflow_resources::Registry::builtin()`); their files are
 //!   resolved under the resource directory (the same one as the template: `--resources` or
 //!   `CBFLOW_RESOURCES`).
 //! * Each map is read (`cbflow_image::read`: byte order, scaling, LAS/RAS through the affine),
@@ -20,9 +20,10 @@ use std::path::{Path, PathBuf};
 use cbflow_bids::{DerivativeName, DerivativesWriter, Layout, Table};
 use cbflow_image::{Interp, Volume};
 use cbflow_receptor::{
-    CorrelationMethod, CorrelationResult, DistanceMatrix, GroupStat, NullModel, ReceptorEntry,
-    Registry, SampledParams, SampledSurrogates, VariogramParams, VariogramSurrogates,
+    CorrelationMethod, CorrelationResult, DistanceMatrix, GroupStat, NullModel, SampledParams,
+    SampledSurrogates, VariogramParams, VariogramSurrogates,
 };
+use cbflow_resources::{ReceptorEntry, Registry};
 use cbflow_stats::CrossoverMaps;
 use ndarray::{Array2, Array3, ArrayView3, Zip};
 use serde_json::{Value, json};
@@ -210,7 +211,7 @@ pub struct LoadedMap {
     pub coverage: f64,
 }
 
-fn rec_err(path: &Path, e: cbflow_receptor::Error) -> Error {
+fn rec_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Step {
         path: path.to_path_buf(),
         step: "receptor correlation",
@@ -1155,7 +1156,7 @@ fn write_dominance(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cbflow_receptor::Role;
+    use cbflow_resources::Role;
 
     fn data_dir() -> PathBuf {
         let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");

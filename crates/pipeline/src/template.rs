@@ -11,8 +11,7 @@ use ndarray::Array3;
 
 use crate::{Error, Result};
 
-/// Environment variable naming the resource directory (templates/, atlases/, pet/).
-pub const RESOURCES_ENV: &str = "CBFLOW_RESOURCES";
+pub use cbflow_resources::RESOURCES_ENV;
 
 /// Which template space to normalise to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +78,7 @@ impl Template {
             wm: vol(g, s.wm.clone()),
             csf: vol(g, s.csf.clone()),
             labels: vol(g, s.labels.mapv(|l| l as f32)),
-            label_names: cbflow_register::aal3_acc_regions()
+            label_names: cbflow_resources::aal3_acc_regions()
                 .into_iter()
                 .filter(|r| r.labels.len() == 1)
                 .map(|r| (r.labels[0], r.name))
@@ -135,7 +134,7 @@ impl Template {
             path: table_path.clone(),
             message: e.to_string(),
         })?;
-        let label_names = cbflow_register::regions_from_label_table(&text)
+        let label_names = cbflow_resources::regions_from_label_table(&text)
             .map_err(|e| Error::Resource {
                 path: table_path,
                 message: e.to_string(),

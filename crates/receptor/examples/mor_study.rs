@@ -18,7 +18,8 @@ use cbflow_pipeline::{
     GroupOptions, ParticipantOptions, ReceptorLevel, ReceptorOptions, StudyDesign, Template,
     TemplateChoice,
 };
-use cbflow_receptor::{NullModel, Registry};
+use cbflow_receptor::NullModel;
+use cbflow_resources::Registry;
 use cbflow_synth::{EffectPattern, SynthSpec};
 
 fn main() {

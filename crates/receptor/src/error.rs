@@ -58,12 +58,6 @@ pub enum Error {
         /// Column of the first offending entry.
         col: usize,
     },
-    /// The receptor registry (YAML) is malformed or inconsistent.
-    #[error("receptor registry: {message}")]
-    Registry {
-        /// What is wrong, with the line where the parser knows it.
-        message: String,
-    },
     /// A linear system was singular (collinear predictors).
     #[error("singular design in {what}: predictors are collinear")]
     Singular {

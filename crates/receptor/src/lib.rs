@@ -7,7 +7,6 @@
 //!   et al. (2020); [`spatial_permutation_test`] / [`juspace_null_maps`] after JuSpace (Dukart et
 //!   al. 2021) with its grey-matter partial correlation; [`sign_flip_null`] over subjects.
 //! * Multiple maps: [`fdr_bh`], [`dominance_analysis`] (Hansen et al. 2022).
-//! * [`Registry`]: the receptor maps and parcellations (YAML, embedded), pure parsing.
 //! * Records: [`CorrelationResult`], [`NullModel`], [`apply_fdr`].
 //!
 //! Every random function takes a `seed`; resample `i` uses ChaCha8 stream `i` of that seed, so
@@ -19,7 +18,6 @@ mod error;
 mod fdr;
 mod juspace;
 mod parcel;
-mod registry;
 mod result;
 mod signflip;
 mod variogram;
@@ -36,9 +34,6 @@ pub use juspace::{
     spatial_permutation_test,
 };
 pub use parcel::{ParcelValues, masked_voxels, parcel_centroids, parcellate};
-pub use registry::{
-    BUILTIN_REGISTRY, ExcludedEntry, ParcellationEntry, ReceptorEntry, Registry, Role,
-};
 pub use result::{CorrelationResult, NullModel, apply_fdr};
 pub use signflip::{GroupStat, SignFlipNull, group_map, sign_flip_null};
 pub use variogram::{

@@ -31,8 +31,8 @@ pub use metric::{lncc, mattes_mi, mean_squares, ncc};
 pub use normalise::{Normalisation, NormaliseOptions, normalise_t1w};
 pub use realign::{RealignOptions, Realignment, realign_series, realign_volume};
 pub use roi::{
-    Region, RoiStat, aal3_acc_regions, grey_matter_mask, labels_from_volume, labels_to_grid,
-    mask_stats, parcel_table, regions_from_label_table, roi_stats,
+    Region, RoiStat, grey_matter_mask, labels_from_volume, labels_to_grid, mask_stats,
+    parcel_table, roi_stats,
 };
 pub use syn::{SynOptions, SynResult, register_syn};
 pub use transform::{

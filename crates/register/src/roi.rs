@@ -39,78 +39,6 @@ pub struct RoiStat {
     pub n_voxels: usize,
 }
 
-/// AAL3v1 anterior cingulate regions (labels 151–156 of `AAL3v1.nii.txt`): `ACC_sub`, `ACC_pre`,
-/// `ACC_sup`, each left (odd label), right (even label) and bilateral (both); nine regions in the
-/// order sub L, R, bilateral, pre L, R, bilateral, sup L, R, bilateral. Rolls et al. 2020,
-/// NeuroImage 206:116189.
-pub fn aal3_acc_regions() -> Vec<Region> {
-    let mut out = Vec::new();
-    for (part, left) in [("sub", 151), ("pre", 153), ("sup", 155)] {
-        out.push(Region::new(format!("ACC_{part}_L"), vec![left]));
-        out.push(Region::new(format!("ACC_{part}_R"), vec![left + 1]));
-        out.push(Region::new(format!("ACC_{part}"), vec![left, left + 1]));
-    }
-    out
-}
-
-/// Regions (one per label) from a label table: either a TSV with a header line containing
-/// `index` and `name`/`label` columns (BIDS `dseg.tsv`), or whitespace-separated lines
-/// `index name [...]` (the AAL `.nii.txt` form). Label 0 (background) is skipped.
-pub fn regions_from_label_table(text: &str) -> Result<Vec<Region>> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
-        .peekable();
-    let (mut idx_col, mut name_col, mut tsv) = (0usize, 1usize, false);
-    if let Some((_, first)) = lines.peek() {
-        let cols: Vec<&str> = first.split('\t').map(|c| c.trim()).collect();
-        if cols.iter().any(|c| c.eq_ignore_ascii_case("index")) {
-            idx_col = cols
-                .iter()
-                .position(|c| c.eq_ignore_ascii_case("index"))
-                .expect("checked");
-            name_col = cols
-                .iter()
-                .position(|c| c.eq_ignore_ascii_case("name") || c.eq_ignore_ascii_case("label"))
-                .ok_or_else(|| {
-                    crate::error::invalid(
-                        "label table header",
-                        first,
-                        "needs a 'name' or 'label' column",
-                    )
-                })?;
-            tsv = true;
-            lines.next();
-        }
-    }
-    let mut out = Vec::new();
-    for (n, line) in lines {
-        let cols: Vec<&str> = if tsv {
-            line.split('\t').map(|c| c.trim()).collect()
-        } else {
-            line.split_whitespace().collect()
-        };
-        let bad = || {
-            crate::error::invalid(
-                "label table",
-                format!("line {}: {line:?}", n + 1),
-                "expected an integer index and a name",
-            )
-        };
-        let idx: i32 = cols
-            .get(idx_col)
-            .ok_or_else(bad)?
-            .parse()
-            .map_err(|_| bad())?;
-        let name = cols.get(name_col).ok_or_else(bad)?.to_string();
-        if idx != 0 {
-            out.push(Region::new(name, vec![idx]));
-        }
-    }
-    Ok(out)
-}
-
 /// Grey-matter mask from a probability map: `prob > threshold` (0.5 in the study plan).
 pub fn grey_matter_mask(prob: ArrayView3<f32>, threshold: f32) -> Array3<bool> {
     prob.mapv(|p| p > threshold)
@@ -266,7 +194,11 @@ mod tests {
         let r = roi_stats(
             map.view(),
             labels.view(),
-            &aal3_acc_regions()[..3],
+            &[
+                Region::new("ACC_sub_L", vec![151]),
+                Region::new("ACC_sub_R", vec![152]),
+                Region::new("ACC_sub", vec![151, 152]),
+            ],
             Some(mask.view()),
         )
         .unwrap();
@@ -309,16 +241,5 @@ mod tests {
         assert_eq!(g.n_voxels, 6 * 5 * 3);
         let t = parcel_table(map.view(), labels.view(), None).unwrap();
         assert_eq!(t.iter().map(|x| x.0).collect::<Vec<_>>(), vec![151, 152]);
-    }
-
-    #[test]
-    fn label_tables_parse_both_forms() {
-        let tsv = "index\tlabel\n1\tPrecentral_L_1\n151\tACC_sub_L_151\n";
-        let r = regions_from_label_table(tsv).unwrap();
-        assert_eq!(r[1], Region::new("ACC_sub_L_151", vec![151]));
-        let txt = "151 ACC_sub_L 151\n152 ACC_sub_R 152\n";
-        let r = regions_from_label_table(txt).unwrap();
-        assert_eq!(r[0], Region::new("ACC_sub_L", vec![151]));
-        assert!(regions_from_label_table("x y\n").is_err());
     }
 }

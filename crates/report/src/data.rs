@@ -129,16 +129,14 @@ pub fn load_template(space: &str) -> std::result::Result<Template, String> {
         return Ok(phantom);
     }
     if space == "MNI152NLin6Asym" {
-        let Some(dir) = std::env::var_os(cbflow_pipeline::RESOURCES_ENV) else {
+        let Some(dir) = cbflow_resources::resource_dir(None) else {
             return Err(format!(
                 "template {space}: set {} to the resource directory to draw template edges and atlas slices",
                 cbflow_pipeline::RESOURCES_ENV
             ));
         };
-        return Template::load(&TemplateChoice::Mni152NLin6Asym {
-            resources: PathBuf::from(dir),
-        })
-        .map_err(|e| format!("template {space}: {e}"));
+        return Template::load(&TemplateChoice::Mni152NLin6Asym { resources: dir })
+            .map_err(|e| format!("template {space}: {e}"));
     }
     Err(format!(
         "template {space} is not known to this version of cbflow"

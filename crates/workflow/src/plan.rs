@@ -328,10 +328,7 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
         }
     }
     let resources_dir = if templates.contains(&Some(TemplateName::Mni152NLin6Asym)) {
-        let dir = ov
-            .resources_dir
-            .clone()
-            .or_else(|| std::env::var_os(cbflow_pipeline::RESOURCES_ENV).map(PathBuf::from))
+        let dir = cbflow_resources::resource_dir(ov.resources_dir.as_deref())
             .ok_or_else(|| {
                 resolve_err(
                     Path::new(&workflow.origin),
@@ -352,9 +349,7 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
         Some(std::fs::canonicalize(&dir).map_err(io_err(&dir))?)
     } else {
         // other templates need no resources; steps that read PET maps use them when given
-        ov.resources_dir
-            .clone()
-            .or_else(|| std::env::var_os(cbflow_pipeline::RESOURCES_ENV).map(PathBuf::from))
+        cbflow_resources::resource_dir(ov.resources_dir.as_deref())
             .filter(|d| d.is_dir())
             .map(|d| std::fs::canonicalize(&d).map_err(io_err(&d)))
             .transpose()?
@@ -738,7 +733,7 @@ fn receptor_files(
     let Some(root) = resources else {
         return Ok(Vec::new());
     };
-    let registry = cbflow_receptor::Registry::builtin()
+    let registry = cbflow_resources::Registry::builtin()
         .map_err(|e| resolve_err(Path::new(origin), e.to_string()))?;
     let maps = registry
         .select(&p.maps)

@@ -158,10 +158,7 @@ impl JobRunner for PipelineRunner {
             Op::ReceptorCorrelation(p) => {
                 // PET maps live under <resources>/pet; a resource directory without them (e.g.
                 // templates only, or the container's empty default mount point) skips the step
-                let Some(resources) = plan
-                    .resources_dir
-                    .clone()
-                    .or_else(|| std::env::var_os(cbflow_pipeline::RESOURCES_ENV).map(PathBuf::from))
+                let Some(resources) = cbflow_resources::resource_dir(plan.resources_dir.as_deref())
                     .filter(|r| r.join("pet").is_dir())
                 else {
                     tracing::warn!(

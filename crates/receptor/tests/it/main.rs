@@ -5,5 +5,4 @@ mod calibration;
 mod common;
 mod hansen;
 mod nulls;
-mod registry;
 mod surrogates;

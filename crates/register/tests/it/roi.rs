@@ -1,4 +1,5 @@
-use cbflow_register::{aal3_acc_regions, labels_from_volume, regions_from_label_table, roi_stats};
+use cbflow_register::{labels_from_volume, roi_stats};
+use cbflow_resources::{aal3_acc_regions, regions_from_label_table};
 
 use crate::common::*;
 

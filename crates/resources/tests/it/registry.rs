@@ -3,9 +3,9 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use cbflow_receptor::Registry;
+use cbflow_resources::Registry;
 
-use crate::common::data_dir;
+use crate::data_dir;
 
 fn nifti_files(dir: &Path, root: &Path, out: &mut Vec<String>) {
     for e in std::fs::read_dir(dir).unwrap() {

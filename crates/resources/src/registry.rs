@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// The built-in registry text (`crates/receptor/registry/receptors.yaml`).
+/// The built-in registry text (`crates/resources/registry/receptors.yaml`).
 pub const BUILTIN_REGISTRY: &str = include_str!("../registry/receptors.yaml");
 
 /// Why a map is in the registry.
@@ -90,9 +90,7 @@ pub struct Registry {
 }
 
 fn reg_err(message: impl Into<String>) -> Error {
-    Error::Registry {
-        message: message.into(),
-    }
+    Error::Registry(message.into())
 }
 
 fn check_rel(what: &str, name: &str, path: &str) -> Result<()> {
