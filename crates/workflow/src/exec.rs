@@ -693,10 +693,59 @@ fn write_provenance(
         .output_dir
         .join("logs")
         .join(format!("provenance-{}.json", plan.level));
-    let mut bytes = serde_json::to_vec_pretty(&p).expect("plain data");
+    let mut record = serde_json::to_value(&p).expect("plain data");
+    let started_unix = record["started_unix"].clone();
+    for j in record["jobs"].as_array_mut().expect("a list") {
+        j["run_started_unix"] = started_unix.clone();
+    }
+    // Runs of other participants into the same OUTPUT_DIR (one after the other, or at once on a
+    // cluster) keep their jobs' records: read, merge and write under a lock on the logs
+    // directory, so that no run's jobs are lost.
+    // (flock on the directory itself: no lock file is left among the outputs)
+    let logs = path.parent().expect("logs/");
+    std::fs::create_dir_all(logs).map_err(io_err(logs))?;
+    let lock = std::fs::File::open(logs).map_err(io_err(logs))?;
+    lock.lock().map_err(io_err(logs))?;
+    merge_earlier_jobs(&mut record, &path);
+    let mut bytes = serde_json::to_vec_pretty(&record).expect("plain data");
     bytes.push(b'\n');
-    cbflow_bids::atomic_write(&path, &bytes)?;
+    let written = cbflow_bids::atomic_write(&path, &bytes);
+    drop(lock);
+    written?;
     Ok(path)
+}
+
+/// Appends to `record["jobs"]` the job records of the provenance file at `path` (an earlier run)
+/// whose job this run did not plan, in their earlier order. A missing or unreadable earlier file
+/// adds nothing (a record that cannot be read is not worth failing a finished run for).
+fn merge_earlier_jobs(record: &mut serde_json::Value, path: &Path) {
+    let Some(earlier) = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    else {
+        return;
+    };
+    let Some(old_jobs) = earlier["jobs"].as_array() else {
+        return;
+    };
+    let planned: std::collections::BTreeSet<String> = record["plan"]["jobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|j| j["id"].as_str().map(str::to_string))
+        .collect();
+    let jobs = record["jobs"].as_array_mut().expect("a list");
+    for j in old_jobs {
+        let Some(id) = j["id"].as_str() else { continue };
+        if planned.contains(id) || jobs.iter().any(|k| k["id"].as_str() == Some(id)) {
+            continue;
+        }
+        let mut j = j.clone();
+        if j.get("run_started_unix").is_none() {
+            j["run_started_unix"] = earlier["started_unix"].clone();
+        }
+        jobs.push(j);
+    }
 }
 
 /// Files of a finished job's output directory (for runners that stage upstream outputs).

@@ -316,6 +316,48 @@ fn rayon_num_threads_sets_the_cores_and_nprocs_overrides_it() {
 }
 
 #[test]
+fn runs_of_different_participants_into_one_output_dir_keep_every_job_record() {
+    let (t, root) = study();
+    let out = t.path().join("out");
+    let ids = || -> Vec<String> {
+        let p: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.join("logs/provenance-participant.json")).unwrap(),
+        )
+        .unwrap();
+        p["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for label in ["01", "02"] {
+        cbflow()
+            .arg(&root)
+            .arg(&out)
+            .arg("participant")
+            .args(["--template", "none", "--participant-label", label])
+            .assert()
+            .success();
+    }
+    assert_eq!(
+        ids(),
+        ["cbf/sub-02", "cbf/sub-01"],
+        "the second run lost the first's record"
+    );
+    // a rerun of one participant replaces its own record and keeps the other's
+    cbflow()
+        .arg(&root)
+        .arg(&out)
+        .arg("participant")
+        .args(["--template", "none", "--participant-label", "01"])
+        .assert()
+        .success();
+    assert_eq!(ids(), ["cbf/sub-01", "cbf/sub-02"]);
+    assert!(!out.join("logs/provenance-participant.lock").exists());
+}
+
+#[test]
 fn a_closed_stdout_pipe_ends_quietly() {
     // `cbflow schema | head -c 0`: head exits before cbflow writes, the write fails with EPIPE
     let bin = assert_cmd::cargo::cargo_bin("cbflow");
