@@ -844,56 +844,9 @@ fn unreachable_issue(f: &mut Fields<'_>) {
     }
 }
 
-/// A volume type of `aslcontext.tsv` (`volume_type` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum VolumeType {
-    /// `control`: the unlabelled image.
-    Control,
-    /// `label`: the labelled image.
-    Label,
-    /// `m0scan`: an M0 (proton density) image in the series.
-    M0Scan,
-    /// `deltam`: a control − label difference computed on the scanner.
-    DeltaM,
-    /// `cbf`: a CBF map computed on the scanner.
-    Cbf,
-    /// `noRF`: a volume acquired with no RF excitation (noise).
-    NoRf,
-}
-
-impl VolumeType {
-    /// Parses the BIDS value (case-sensitive: `control`, `label`, `m0scan`, `deltam`, `cbf`,
-    /// `noRF`).
-    pub fn parse(s: &str) -> Option<VolumeType> {
-        Some(match s {
-            "control" => VolumeType::Control,
-            "label" => VolumeType::Label,
-            "m0scan" => VolumeType::M0Scan,
-            "deltam" => VolumeType::DeltaM,
-            "cbf" => VolumeType::Cbf,
-            "noRF" => VolumeType::NoRf,
-            _ => return None,
-        })
-    }
-
-    /// The BIDS value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VolumeType::Control => "control",
-            VolumeType::Label => "label",
-            VolumeType::M0Scan => "m0scan",
-            VolumeType::DeltaM => "deltam",
-            VolumeType::Cbf => "cbf",
-            VolumeType::NoRf => "noRF",
-        }
-    }
-}
-
-impl fmt::Display for VolumeType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// A volume type of `aslcontext.tsv` (`volume_type` column): the ASL kernels' own type, so that
+/// what the validator accepts and what the pipeline runs are spelled by one parser.
+pub use cbflow_cbf::VolumeType;
 
 /// The contents of an `_aslcontext.tsv`: the type of each volume of the ASL series, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

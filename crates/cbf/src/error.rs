@@ -7,14 +7,6 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CbfError {
-    /// An `aslcontext.tsv` volume type that BIDS does not define.
-    #[error(
-        "unknown aslcontext volume_type {value:?} (expected control, label, m0scan, deltam, cbf or noRF)"
-    )]
-    UnknownVolumeType {
-        /// The string found.
-        value: String,
-    },
     /// Control and label volumes could not be paired.
     #[error("cannot pair control/label volumes: {reason} (volume index {index})")]
     Unpaired {

@@ -6,44 +6,42 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CbfError, Result};
 
-/// One row of a BIDS `aslcontext.tsv` (`volume_type` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// One row of a BIDS `aslcontext.tsv` (`volume_type` column). The one definition: `cbflow-bids`
+/// re-exports it for the ingest and the validator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum VolumeType {
-    /// Control (untagged) volume.
+    /// `control`: the unlabelled (untagged) image.
     Control,
-    /// Label (tagged) volume.
+    /// `label`: the labelled (tagged) image.
     Label,
-    /// Equilibrium magnetisation volume within the series (`M0Type: Included`).
+    /// `m0scan`: an equilibrium magnetisation image within the series (`M0Type: Included`).
     M0Scan,
-    /// Already subtracted control − label volume (e.g. GE product sequence).
+    /// `deltam`: a control − label difference computed on the scanner (e.g. GE's product
+    /// sequence).
     DeltaM,
-    /// Already quantified CBF volume (units from the sidecar `Units`).
+    /// `cbf`: a CBF map computed on the scanner (units from the sidecar `Units`).
     Cbf,
-    /// Volume acquired without RF excitation (noise); ignored.
+    /// `noRF`: a volume acquired with no RF excitation (noise); ignored.
     NoRf,
 }
 
 impl VolumeType {
-    /// Parse the BIDS spelling (`control`, `label`, `m0scan`, `deltam`, `cbf`, `noRF`).
-    /// Matching is case-insensitive, surrounding white space is ignored.
-    pub fn from_bids(value: &str) -> Result<Self> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "control" => Ok(Self::Control),
-            "label" => Ok(Self::Label),
-            "m0scan" => Ok(Self::M0Scan),
-            "deltam" => Ok(Self::DeltaM),
-            "cbf" => Ok(Self::Cbf),
-            "norf" => Ok(Self::NoRf),
-            _ => Err(CbfError::UnknownVolumeType {
-                value: value.to_string(),
-            }),
-        }
+    /// Parses the BIDS value, exactly as the specification spells it (case-sensitive:
+    /// `control`, `label`, `m0scan`, `deltam`, `cbf`, `noRF`); `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "control" => Self::Control,
+            "label" => Self::Label,
+            "m0scan" => Self::M0Scan,
+            "deltam" => Self::DeltaM,
+            "cbf" => Self::Cbf,
+            "noRF" => Self::NoRf,
+            _ => return None,
+        })
     }
-}
 
-impl VolumeType {
-    /// The BIDS spelling (`control`, `label`, `m0scan`, `deltam`, `cbf`, `noRF`).
-    pub fn as_bids(self) -> &'static str {
+    /// The BIDS value.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Control => "control",
             Self::Label => "label",
@@ -52,6 +50,12 @@ impl VolumeType {
             Self::Cbf => "cbf",
             Self::NoRf => "noRF",
         }
+    }
+}
+
+impl std::fmt::Display for VolumeType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -424,8 +428,10 @@ mod tests {
             split_series(&[Control], 2),
             Err(CbfError::TooManyDummies { .. })
         ));
-        assert!(VolumeType::from_bids("tag").is_err());
-        assert_eq!(VolumeType::from_bids("noRF").unwrap(), NoRf);
+        assert_eq!(VolumeType::parse("tag"), None);
+        assert_eq!(VolumeType::parse("norf"), None, "BIDS spells it noRF");
+        assert_eq!(VolumeType::parse("noRF"), Some(NoRf));
+        assert_eq!(NoRf.to_string(), "noRF");
     }
 
     #[test]

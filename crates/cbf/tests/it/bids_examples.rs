@@ -32,7 +32,7 @@ fn read_context(rel: &str) -> Vec<VolumeType> {
     s.lines()
         .skip(1)
         .filter(|l| !l.trim().is_empty())
-        .map(|l| VolumeType::from_bids(l).unwrap())
+        .map(|l| VolumeType::parse(l.trim()).unwrap())
         .collect()
 }
 

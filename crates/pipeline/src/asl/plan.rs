@@ -3,7 +3,7 @@
 //! `cbflow validate --workflow`, the participant level's preflight and the run itself all call
 //! [`plan_run`], so the three agree on what a dataset can do.
 
-use cbflow_bids::{AslRun, AslType, VolumeType as BidsVolumeType};
+use cbflow_bids::{AslRun, AslType};
 use cbflow_cbf::{
     BackgroundSuppression, BolusCutoff, Exclusions, Labeling, LabelingEfficiency, QuantParams,
     SeriesLayout, SliceTiming, VolumeType,
@@ -105,18 +105,7 @@ impl RunPlan {
 }
 
 pub(crate) fn volume_types(run: &AslRun) -> Vec<VolumeType> {
-    run.volumes
-        .volume_types
-        .iter()
-        .map(|t| match t {
-            BidsVolumeType::Control => VolumeType::Control,
-            BidsVolumeType::Label => VolumeType::Label,
-            BidsVolumeType::M0Scan => VolumeType::M0Scan,
-            BidsVolumeType::DeltaM => VolumeType::DeltaM,
-            BidsVolumeType::Cbf => VolumeType::Cbf,
-            BidsVolumeType::NoRf => VolumeType::NoRf,
-        })
-        .collect()
+    run.volumes.volume_types.clone()
 }
 
 /// Resolves a run before reading its images: pairs (leaving out the dummies, the options'
@@ -144,8 +133,8 @@ pub fn plan_run(run: &AslRun, opts: &AslOptions) -> Result<RunPlan> {
     if let Some(i) = layout.unpaired_dropped {
         notes.push(format!(
             "{} volume {i} has no partner and is left out (an unpaired {} at the {} of the series); choose other volumes with exclude-volumes",
-            types[i].as_bids(),
-            types[i].as_bids(),
+            types[i].as_str(),
+            types[i].as_str(),
             if layout.pairs.iter().all(|p| p.control.min(p.label) > i) {
                 "start"
             } else {
