@@ -20,7 +20,7 @@ pub use asl::{
     AslOptions, AslResult, MAX_UNUSABLE_FRACTION, NativeTissue, RunPlan, plan_run, process_run,
     quant_params, score_and_qc,
 };
-pub use cbflow_receptor::{CorrelationMethod, GroupStat};
+pub use cbflow_receptor::{CorrelationMethod, GroupStat, map_support};
 pub use cbflow_register::Region;
 pub use cbflow_stats::{Connectivity, CrossoverContrast, Tail, TfceParams, TfceStep};
 pub use error::{Error, Result};
@@ -37,7 +37,7 @@ pub use participant::{
 pub use receptors::{
     ContrastReceptors, GM_THRESHOLD, LoadedMap, MIN_PARCEL_VOXELS, ReceptorLevel, ReceptorNull,
     ReceptorOptions, ReceptorSummary, SUPPORT_WEIGHT, VOXEL_SPACING_MM, load_parcellation,
-    load_receptor_map, map_support, receptor_correlations,
+    load_receptor_map, receptor_correlations,
 };
 pub use template::{RESOURCES_ENV, Template, TemplateChoice};
 

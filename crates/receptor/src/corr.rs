@@ -1,49 +1,11 @@
-//! Correlations: Pearson, Spearman (tie-aware ranks), partial correlation, z-scores and
-//! parametric p-values.
+//! Correlations of maps: Pearson and Spearman (the kernel, the method and the ranks are
+//! `cbflow-stats`'), partial correlation, z-scores, parametric and null p-values.
 
-use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::error::{Error, Result, check_finite, check_len};
 
-/// Correlation coefficient used to compare two maps.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum CorrelationMethod {
-    /// Spearman's rank correlation (Pearson correlation of tie-averaged ranks). The default, as in
-    /// JuSpace (Dukart et al. 2021) and Hansen et al. (2022).
-    #[default]
-    Spearman,
-    /// Pearson's product-moment correlation.
-    Pearson,
-}
-
-/// Ranks of `x` (1-based), ties given the average of the ranks they span (the "fractional"
-/// ranking used by Spearman's coefficient, R's `rank(ties.method = "average")`).
-///
-/// NaN values are not allowed (they would have no defined rank): callers mask them first.
-pub fn ranks(x: &[f64]) -> Vec<f64> {
-    let n = x.len();
-    let mut idx: Vec<usize> = (0..n).collect();
-    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
-    let mut r = vec![0.0; n];
-    let mut i = 0;
-    while i < n {
-        let mut j = i + 1;
-        while j < n && x[idx[j]] == x[idx[i]] {
-            j += 1;
-        }
-        // positions i..j (0-based) share the average 1-based rank
-        let avg = (i + j + 1) as f64 / 2.0;
-        for &k in &idx[i..j] {
-            r[k] = avg;
-        }
-        i = j;
-    }
-    r
-}
+pub use cbflow_stats::{CorrelationMethod, ranks};
 
 /// Z-scores of `x`: `(x - mean) / sd`, with the sample standard deviation (n - 1 denominator).
 ///
@@ -112,17 +74,18 @@ fn check_pair(x: &[f64], y: &[f64]) -> Result<()> {
     check_finite("second map", y)
 }
 
-/// Pearson correlation of two equally long vectors (n ≥ 3, finite).
+/// Pearson correlation of two equally long vectors (n ≥ 3, finite), by the statistics crate's
+/// kernel ([`cbflow_stats::pearson_r`]).
 pub fn pearson(x: &[f64], y: &[f64]) -> Result<f64> {
     check_pair(x, y)?;
-    let ux = unit_centred(x).ok_or(Error::ZeroVariance { what: "first map" })?;
-    let uy = unit_centred(y).ok_or(Error::ZeroVariance { what: "second map" })?;
-    Ok(ux
-        .iter()
-        .zip(&uy)
-        .map(|(a, b)| a * b)
-        .sum::<f64>()
-        .clamp(-1.0, 1.0))
+    let constant = |v: &[f64]| v.iter().all(|a| *a == v[0]);
+    if constant(x) {
+        return Err(Error::ZeroVariance { what: "first map" });
+    }
+    if constant(y) {
+        return Err(Error::ZeroVariance { what: "second map" });
+    }
+    Ok(cbflow_stats::pearson_r(x, y).clamp(-1.0, 1.0))
 }
 
 /// Spearman rank correlation: Pearson correlation of tie-averaged [`ranks`].

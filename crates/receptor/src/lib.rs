@@ -2,6 +2,7 @@
 //!
 //! * [`parcellate`], [`parcel_centroids`], [`masked_voxels`]: maps on one grid → parcel or voxel
 //!   vectors (resampling is done by the caller, e.g. `cbflow-image`).
+//! * [`map_support`]: where a PET map has data (its source's background left out).
 //! * [`zscore`], [`pearson`], [`spearman`], [`partial_correlation`], [`parametric_p`].
 //! * Null models: [`VariogramSurrogates`] (full) and [`SampledSurrogates`] (voxels) after Burt
 //!   et al. (2020); [`spatial_permutation_test`] / [`juspace_null_maps`] after JuSpace (Dukart et
@@ -20,6 +21,7 @@ mod juspace;
 mod parcel;
 mod result;
 mod signflip;
+mod support;
 mod variogram;
 
 pub use corr::{
@@ -36,6 +38,7 @@ pub use juspace::{
 pub use parcel::{ParcelValues, masked_voxels, parcel_centroids, parcellate};
 pub use result::{CorrelationResult, NullModel, apply_fdr};
 pub use signflip::{GroupStat, SignFlipNull, group_map, sign_flip_null};
+pub use support::map_support;
 pub use variogram::{
     DistanceMatrix, Kernel, SampledParams, SampledSurrogates, VariogramFit, VariogramParams,
     VariogramSurrogates,

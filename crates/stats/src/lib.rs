@@ -30,6 +30,6 @@ pub use permutation::{
 pub use roi::{
     Correlation, CorrelationMethod, DependentCorrelationTest, TTest, benjamini_hochberg,
     bootstrap_correlation_ci, compare_dependent_correlations, correlation, one_sample_t_test,
-    one_sample_t_test_adjusted, paired_t_test, partial_correlation, residualise,
+    one_sample_t_test_adjusted, paired_t_test, partial_correlation, pearson_r, ranks, residualise,
 };
 pub use tfce::{TfceParams, TfceStep, tfce};

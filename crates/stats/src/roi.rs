@@ -157,13 +157,29 @@ pub fn paired_t_test(a: &[f64], b: &[f64]) -> Result<TTest> {
     one_sample_t_test(&d)
 }
 
-/// Correlation method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Correlation coefficient: of two ROI variables over subjects here, of two maps over parcels or
+/// voxels in `cbflow-receptor` (the one definition for both).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    Default,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum CorrelationMethod {
-    /// Pearson product-moment.
-    Pearson,
-    /// Spearman rank (average ranks for ties).
+    /// Spearman's rank correlation (Pearson correlation of tie-averaged [`ranks`]). The default,
+    /// as in JuSpace (Dukart et al. 2021) and Hansen et al. (2022).
+    #[default]
     Spearman,
+    /// Pearson's product-moment correlation.
+    Pearson,
 }
 
 /// A correlation with its 95% CI and p.
@@ -186,7 +202,9 @@ pub struct Correlation {
     pub df: f64,
 }
 
-fn pearson_r(x: &[f64], y: &[f64]) -> f64 {
+/// Pearson's r of two equally long vectors, in a fixed summation order; NaN when either has zero
+/// variance (callers turn that into their own error). The one Pearson kernel of cbflow.
+pub fn pearson_r(x: &[f64], y: &[f64]) -> f64 {
     let mx = mean(x);
     let my = mean(y);
     let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
@@ -198,7 +216,9 @@ fn pearson_r(x: &[f64], y: &[f64]) -> f64 {
     sxy / (sxx * syy).sqrt()
 }
 
-/// Average ranks (1-based; ties get their mean rank).
+/// Ranks of `x` (1-based), ties given the average of the ranks they span (the "fractional"
+/// ranking of Spearman's coefficient, R's `rank(ties.method = "average")`). NaN has no defined
+/// rank: callers mask it first.
 pub fn ranks(x: &[f64]) -> Vec<f64> {
     let mut idx: Vec<usize> = (0..x.len()).collect();
     idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));

@@ -1,0 +1,218 @@
+//! Reading the receptor step's inputs: PET maps and parcellations from the resource directory
+//! onto the template grid, the group maps, and the subjects' maps for the sign-flip null.
+
+use std::path::{Path, PathBuf};
+
+use cbflow_bids::{DerivativeName, Layout};
+use cbflow_image::{Interp, Volume};
+use cbflow_receptor::GroupStat;
+use cbflow_resources::{ReceptorEntry, Registry};
+use ndarray::{Array2, Array3, Zip};
+
+use super::options::{GM_THRESHOLD, ReceptorOptions, SUPPORT_WEIGHT};
+use crate::group::design::{find_runs, read_design};
+use crate::group::maps::{MaskedMaps, masked_maps, read_cell_maps};
+use crate::template::Template;
+use crate::{Error, Result};
+
+/// A receptor map on the template grid.
+#[derive(Debug, Clone)]
+pub struct LoadedMap {
+    /// Its registry entry.
+    pub entry: ReceptorEntry,
+    /// z-scored values (over `valid`), NaN elsewhere; template grid.
+    pub z: Array3<f32>,
+    /// Grey matter ∧ brain mask ∧ inside the map's support.
+    pub valid: Array3<bool>,
+    /// Fraction of the template's grey-matter voxels that are valid.
+    pub coverage: f64,
+}
+
+pub(super) fn rec_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Step {
+        path: path.to_path_buf(),
+        step: "receptor correlation",
+        message: e.to_string(),
+    }
+}
+
+pub(super) fn resource(resources: &Path, rel: &str, what: &str) -> Result<PathBuf> {
+    let p = resources.join(rel);
+    if !p.is_file() {
+        return Err(Error::Resource {
+            path: p,
+            message: format!(
+                "missing {what}; point --resources or {} at a directory laid out like shared/data (pet/, atlases/)",
+                crate::RESOURCES_ENV
+            ),
+        });
+    }
+    Ok(p)
+}
+
+/// Reads one registered map and puts it on the template grid by normalised trilinear
+/// interpolation through the affines: `value = lin(v · s) / lin(s)` with `s` the map's
+/// [`cbflow_receptor::map_support`] (1 inside, 0 outside), so that no background value leaks into edge voxels;
+/// valid = template GM probability ≥ [`GM_THRESHOLD`] ∧ template brain mask ∧
+/// `lin(s)` ≥ [`SUPPORT_WEIGHT`]; values z-scored over the valid voxels (sample SD).
+pub fn load_receptor_map(
+    entry: &ReceptorEntry,
+    resources: &Path,
+    template: &Template,
+) -> Result<LoadedMap> {
+    let path = resource(
+        resources,
+        &entry.file,
+        &format!("receptor map {}", entry.name),
+    )?;
+    let vol = cbflow_image::read(&path)?;
+    let src = vol.frame(0);
+    let support = cbflow_receptor::map_support(src);
+    let grid = &template.grid;
+    // normalised interpolation: background voxels get weight 0, so no background value leaks
+    // into an edge voxel; edge voxels keep the mean of their in-support neighbours
+    let masked = Zip::from(&src)
+        .and(&support)
+        .map_collect(|&v, &s| if s { v } else { 0.0 });
+    let num = cbflow_image::resample_to_grid(
+        &Volume::new(masked.into_dyn(), vol.affine)?,
+        grid,
+        Interp::Linear,
+    )?;
+    let weight = cbflow_image::resample_to_grid(
+        &Volume::new(
+            support.mapv(|s| if s { 1.0f32 } else { 0.0 }).into_dyn(),
+            vol.affine,
+        )?,
+        grid,
+        Interp::Linear,
+    )?;
+    let values = Zip::from(num.frame(0))
+        .and(weight.frame(0))
+        .map_collect(|&n, &w| if w >= SUPPORT_WEIGHT { n / w } else { f32::NAN });
+    let gm = template.gm.frame(0);
+    let brain = template.brain_mask.frame(0);
+    let gm_mask = Zip::from(&gm)
+        .and(&brain)
+        .map_collect(|&g, &b| g >= GM_THRESHOLD && b > 0.5);
+    let valid = Zip::from(&gm_mask)
+        .and(&values)
+        .map_collect(|&m, &v| m && v.is_finite());
+    let n_gm = gm_mask.iter().filter(|&&m| m).count();
+    let n_valid = valid.iter().filter(|&&m| m).count();
+    if n_valid < 100 {
+        return Err(Error::Resource {
+            path,
+            message: format!(
+                "receptor map {} covers only {n_valid} grey-matter voxels of the {} template",
+                entry.name, template.name
+            ),
+        });
+    }
+    let vals: Vec<f64> = values
+        .iter()
+        .zip(valid.iter())
+        .filter(|(_, m)| **m)
+        .map(|(v, _)| f64::from(*v))
+        .collect();
+    let zs = cbflow_receptor::zscore(&vals).map_err(|e| rec_err(&path, e))?;
+    let mut z = Array3::from_elem(valid.raw_dim(), f32::NAN);
+    let mut it = zs.into_iter();
+    Zip::from(&mut z).and(&valid).for_each(|o, &m| {
+        if m {
+            *o = it.next().expect("one z per valid voxel") as f32;
+        }
+    });
+    Ok(LoadedMap {
+        entry: entry.clone(),
+        z,
+        valid,
+        coverage: n_valid as f64 / n_gm.max(1) as f64,
+    })
+}
+
+/// Reads a registered parcellation and puts it on the template grid (nearest neighbour);
+/// returns the label image (0 = background).
+pub fn load_parcellation(
+    registry: &Registry,
+    name: &str,
+    resources: &Path,
+    template: &Template,
+) -> Result<Array3<i32>> {
+    let entry = registry.parcellation(name).ok_or_else(|| Error::Resource {
+        path: resources.to_path_buf(),
+        message: format!(
+            "unknown parcellation {name:?}; known: {}",
+            registry
+                .parcellations
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })?;
+    let path = resource(resources, &entry.file, &format!("parcellation {name}"))?;
+    let vol = cbflow_image::read(&path)?;
+    let on = cbflow_image::resample_to_grid(&vol, &template.grid, Interp::Nearest)?;
+    Ok(on
+        .frame(0)
+        .mapv(|v| if v.is_finite() { v.round() as i32 } else { 0 }))
+}
+
+/// Subjects' template-space CBF maps, smoothed as the group level does, and the group mask.
+pub(super) struct SubjectMaps {
+    /// [arm: placebo before, placebo during, naltrexone before, naltrexone during], each
+    /// (subjects × V) over the voxels of `mask` in C order.
+    pub(super) arms: Vec<Array2<f32>>,
+    /// Flat C-order index of each column.
+    pub(super) cols: Vec<usize>,
+}
+
+/// The group level's own loader ([`crate::group::maps`]): the same subjects, mask and
+/// smoothing as the group test, so the sign-flip null cannot drift from it.
+pub(super) fn load_subject_maps(opts: &ReceptorOptions) -> Result<SubjectMaps> {
+    let layout = Layout::index(&opts.bids_dir)?;
+    let (subjects, _excluded) = read_design(&layout, &opts.design)?;
+    let tpl = &opts.template;
+    let (subjects, missing) = find_runs(&opts.output_dir, tpl, &opts.design, subjects)?;
+    for (sub, why) in missing {
+        tracing::warn!("sub-{sub} left out of the sign-flip null: {why}");
+    }
+    if subjects.len() < 3 {
+        return Err(Error::Metadata {
+            path: opts.output_dir.clone(),
+            field: "participants".into(),
+            message: format!(
+                "{} subjects with all four template-space CBF maps; the sign-flip null needs at least 3",
+                subjects.len()
+            ),
+        });
+    }
+    let raw = read_cell_maps(&opts.output_dir, tpl, &subjects)?;
+    let MaskedMaps { ijk, data, .. } =
+        masked_maps(tpl, &raw, opts.smoothing_fwhm_mm, &opts.output_dir)?;
+    let [_, ny, nz] = tpl.grid.dims;
+    let cols = ijk.iter().map(|[i, j, k]| (i * ny + j) * nz + k).collect();
+    Ok(SubjectMaps { arms: data, cols })
+}
+
+/// Path of a group statistic map written by the group level.
+pub(super) fn group_map_path(opts: &ReceptorOptions, contrast: &str) -> Result<PathBuf> {
+    let stat = match opts.statistic {
+        GroupStat::T => "t",
+        GroupStat::Mean => "effect",
+    };
+    let rel = DerivativeName::group()
+        .set("space", &opts.template.name)
+        .set("res", &opts.template.res)
+        .set("contrast", contrast)
+        .set("stat", stat)
+        .suffix("statmap")
+        .extension(".nii.gz")
+        .rel_path()?;
+    Ok(opts.output_dir.join(rel))
+}
+
+pub(super) fn resources_path(opts: &ReceptorOptions, e: &ReceptorEntry) -> PathBuf {
+    opts.resources.join(&e.file)
+}
