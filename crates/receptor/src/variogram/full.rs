@@ -1,0 +1,409 @@
+//! Surrogates from the full distance matrix (Burt et al. 2020, parcels).
+
+use ndarray::{Array2, ArrayView2};
+use rand::seq::SliceRandom;
+use rayon::prelude::*;
+
+use super::distance::DistanceMatrix;
+use super::fit::{
+    VariogramFit, check_common, finish_surrogate, linspace, percentile, regress, sorted_copy,
+    summarise_fit, vgram_weights_row,
+};
+use super::params::{Kernel, VariogramParams};
+use crate::error::{Error, Result};
+use crate::rng_for;
+
+/// Precompute per-delta kernel weights when they fit in `limit` entries.
+pub(super) fn precompute_weights(
+    kernel: Kernel,
+    dist_rows: &[f32],
+    stride: usize,
+    n: usize,
+    ks: &[usize],
+    limit: usize,
+) -> Option<Vec<Vec<f32>>> {
+    let total: usize = ks.iter().map(|k| k * n).sum();
+    if total > limit {
+        return None;
+    }
+    Some(
+        ks.iter()
+            .map(|&k| {
+                let mut w = vec![0.0f32; n * k];
+                let mut row = vec![0.0f64; k];
+                for i in 0..n {
+                    kernel.weights(&dist_rows[i * stride..i * stride + k], &mut row);
+                    for (o, v) in w[i * k..(i + 1) * k].iter_mut().zip(&row) {
+                        *o = *v as f32;
+                    }
+                }
+                w
+            })
+            .collect(),
+    )
+}
+
+/// Kernel-weighted average of `x` over each point's first `k` neighbours.
+pub(super) fn smooth_map(
+    x: &[f64],
+    nb_idx: &[u32],
+    nb_dist: &[f32],
+    stride: usize,
+    k: usize,
+    kernel: Kernel,
+    pre: Option<&[f32]>,
+    out: &mut [f64],
+) {
+    let n = out.len();
+    let mut wrow = vec![0.0f64; k];
+    for i in 0..n {
+        let idx = &nb_idx[i * stride..i * stride + k];
+        let (mut s, mut ws) = (0.0, 0.0);
+        match pre {
+            Some(w) => {
+                for (&j, &wj) in idx.iter().zip(&w[i * k..(i + 1) * k]) {
+                    let wj = f64::from(wj);
+                    s += wj * x[j as usize];
+                    ws += wj;
+                }
+            }
+            None => {
+                kernel.weights(&nb_dist[i * stride..i * stride + k], &mut wrow);
+                for (&j, &wj) in idx.iter().zip(&wrow) {
+                    s += wj * x[j as usize];
+                    ws += wj;
+                }
+            }
+        }
+        out[i] = s / ws;
+    }
+}
+
+/// [`smooth_map`] for all neighbourhood sizes `ks` at once with precomputed weights, in one pass
+/// over each point's neighbours (each neighbour's value is gathered once). Same summation order
+/// as [`smooth_map`], so the results are bit-identical.
+pub(super) fn smooth_all(
+    x: &[f64],
+    nb_idx: &[u32],
+    stride: usize,
+    ks: &[usize],
+    weights: &[Vec<f32>],
+    out: &mut [Vec<f64>],
+) {
+    let nd = ks.len();
+    let mut order: Vec<usize> = (0..nd).collect();
+    order.sort_by_key(|&d| ks[d]);
+    let n = x.len();
+    let mut acc = vec![0.0f64; nd];
+    let mut wsum = vec![0.0f64; nd];
+    for i in 0..n {
+        acc.iter_mut().for_each(|v| *v = 0.0);
+        wsum.iter_mut().for_each(|v| *v = 0.0);
+        let idx = &nb_idx[i * stride..i * stride + stride];
+        let mut prev = 0;
+        for (m, &dm) in order.iter().enumerate() {
+            for pos in prev..ks[dm] {
+                let xj = x[idx[pos] as usize];
+                for &d in &order[m..] {
+                    let w = f64::from(weights[d][i * ks[d] + pos]);
+                    acc[d] += w * xj;
+                    wsum[d] += w;
+                }
+            }
+            prev = prev.max(ks[dm]);
+        }
+        for d in 0..nd {
+            out[d][i] = acc[d] / wsum[d];
+        }
+    }
+}
+
+pub(super) const WEIGHT_LIMIT: usize = 1 << 26;
+
+/// Full variogram-matching surrogate generator (BrainSMASH `Base`) for a map of `n` points
+/// (typically parcels) with an `n × n` distance matrix.
+#[derive(Debug, Clone)]
+pub struct VariogramSurrogates {
+    pub(super) x: Vec<f64>,
+    pub(super) sorted: Vec<f64>,
+    pub(super) params: VariogramParams,
+    pub(super) ks: Vec<usize>,
+    pub(super) kmax: usize,
+    pub(super) nb_idx: Vec<u32>,
+    pub(super) nb_dist: Vec<f32>,
+    pub(super) kernel_w: Option<Vec<Vec<f32>>>,
+    pub(super) pairs: Vec<(u32, u32)>,
+    pub(super) u: Vec<f64>,
+    pub(super) h: Vec<f64>,
+    pub(super) b: f64,
+    /// Sum over pairs of the variogram-smoothing weights at each `h`.
+    pub(super) den: Vec<f64>,
+    pub(super) target_smvar: Vec<f64>,
+}
+
+impl VariogramSurrogates {
+    /// Prepare the generator for target `values` (length n, finite) with pairwise `distances`
+    /// (n × n, mm). Computes the target's smoothed variogram and each point's sorted neighbours.
+    pub fn new(
+        values: &[f64],
+        distances: &DistanceMatrix,
+        params: VariogramParams,
+    ) -> Result<Self> {
+        check_common(values, &params.deltas, params.pv, params.nh, params.b)?;
+        let n = values.len();
+        if distances.n() != n {
+            return Err(Error::ShapeMismatch {
+                what: "distance matrix (points of the map)",
+                expected: format!("[{n}, {n}]"),
+                got: format!("[{0}, {0}]", distances.n()),
+            });
+        }
+        // neighbourhood sizes; BrainSMASH uses int(delta * n) neighbours, excluding the point itself
+        let ks: Vec<usize> = params
+            .deltas
+            .iter()
+            .map(|d| ((d * n as f64) as usize).clamp(1, n - 1))
+            .collect();
+        let kmax = *ks.iter().max().unwrap_or(&1);
+        let rows: Vec<(Vec<u32>, Vec<f32>)> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let row = &distances.data[i * n..(i + 1) * n];
+                let mut order: Vec<u32> = (0..n as u32).filter(|&j| j as usize != i).collect();
+                order.sort_by(|&a, &b| row[a as usize].total_cmp(&row[b as usize]).then(a.cmp(&b)));
+                order.truncate(kmax);
+                let d = order.iter().map(|&j| row[j as usize]).collect();
+                (order, d)
+            })
+            .collect();
+        let mut nb_idx = Vec::with_capacity(n * kmax);
+        let mut nb_dist = Vec::with_capacity(n * kmax);
+        for (i, d) in rows {
+            nb_idx.extend(i);
+            nb_dist.extend(d);
+        }
+        if params.kernel == Kernel::InvDist && nb_dist.iter().any(|&d| d <= 0.0) {
+            return Err(Error::InvalidParameter {
+                name: "kernel",
+                value: "inv-dist".into(),
+                reason: "two points are at zero distance",
+            });
+        }
+        let kernel_w = precompute_weights(params.kernel, &nb_dist, kmax, n, &ks, WEIGHT_LIMIT);
+
+        // upper-triangle pairs below the pv-th percentile of distances
+        let mut all_u = Vec::with_capacity(n * (n - 1) / 2);
+        for i in 0..n {
+            for j in (i + 1)..n {
+                all_u.push(distances.get(i, j));
+            }
+        }
+        let cutoff = percentile(all_u.clone(), params.pv);
+        let mut pairs = Vec::new();
+        let mut u = Vec::new();
+        let mut e = 0;
+        for i in 0..n {
+            for j in (i + 1)..n {
+                if all_u[e] < cutoff {
+                    pairs.push((i as u32, j as u32));
+                    u.push(all_u[e]);
+                }
+                e += 1;
+            }
+        }
+        if u.len() < 2 {
+            return Err(Error::TooFew {
+                what: "point pairs below the pv percentile",
+                min: 2,
+                got: u.len(),
+            });
+        }
+        let umin = u.iter().fold(f64::INFINITY, |a, &v| a.min(v));
+        let umax = u.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
+        let h = linspace(umin, umax, params.nh);
+        if h[1] - h[0] <= 0.0 || h[1].is_nan() {
+            return Err(Error::InvalidParameter {
+                name: "pv",
+                value: params.pv.to_string(),
+                reason: "all distances entering the variogram are equal",
+            });
+        }
+        let b = params.b.unwrap_or(3.0 * (h[1] - h[0]));
+        if b.is_nan() || b <= 0.0 {
+            return Err(Error::InvalidParameter {
+                name: "b",
+                value: b.to_string(),
+                reason: "variogram distances are all equal",
+            });
+        }
+        let mut den = vec![0.0; h.len()];
+        let mut row = vec![0.0; h.len()];
+        for &ue in &u {
+            vgram_weights_row(ue, h[0], h[1] - h[0], b, &mut row);
+            for (d, w) in den.iter_mut().zip(&row) {
+                *d += w;
+            }
+        }
+        let mut s = Self {
+            x: values.to_vec(),
+            sorted: sorted_copy(values),
+            params,
+            ks,
+            kmax,
+            nb_idx,
+            nb_dist,
+            kernel_w,
+            pairs,
+            u,
+            h,
+            b,
+            den,
+            target_smvar: vec![],
+        };
+        s.target_smvar = s.smoothed_variogram(&s.x);
+        Ok(s)
+    }
+
+    #[cfg(test)]
+    pub(super) fn half_sq_diffs(&self, x: &[f64]) -> Vec<f64> {
+        self.pairs
+            .iter()
+            .map(|&(i, j)| 0.5 * (x[i as usize] - x[j as usize]).powi(2))
+            .collect()
+    }
+
+    /// Smoothed variogram (length nh, at [`Self::h`]) of any map on the same points.
+    pub fn smoothed_variogram(&self, x: &[f64]) -> Vec<f64> {
+        self.smoothed_variograms(x, 1).remove(0)
+    }
+
+    /// Smoothed variograms of `t` maps stored interleaved (`x[i * t + d]` = map `d` at point
+    /// `i`), in one pass over the pairs (weights by recurrence, shared by the maps).
+    pub(super) fn smoothed_variograms(&self, x: &[f64], t: usize) -> Vec<Vec<f64>> {
+        let nh = self.h.len();
+        let (h0, dh) = (self.h[0], self.h[1] - self.h[0]);
+        let mut num = vec![0.0; t * nh];
+        let mut w = vec![0.0; nh];
+        let mut v = vec![0.0; t];
+        for (&(i, j), &ue) in self.pairs.iter().zip(&self.u) {
+            let (a, b) = (
+                &x[i as usize * t..(i as usize + 1) * t],
+                &x[j as usize * t..(j as usize + 1) * t],
+            );
+            for d in 0..t {
+                v[d] = 0.5 * (a[d] - b[d]) * (a[d] - b[d]);
+            }
+            vgram_weights_row(ue, h0, dh, self.b, &mut w);
+            for (d, &vd) in v.iter().enumerate() {
+                let row = &mut num[d * nh..(d + 1) * nh];
+                for k in 0..nh {
+                    row[k] += w[k] * vd;
+                }
+            }
+        }
+        (0..t)
+            .map(|d| (0..nh).map(|k| num[d * nh + k] / self.den[k]).collect())
+            .collect()
+    }
+
+    /// Distances (mm) at which smoothed variograms are evaluated.
+    pub fn h(&self) -> &[f64] {
+        &self.h
+    }
+
+    /// The target map's smoothed variogram at [`Self::h`].
+    pub fn target_variogram(&self) -> &[f64] {
+        &self.target_smvar
+    }
+
+    /// Variogram smoothing bandwidth used (mm).
+    pub fn bandwidth(&self) -> f64 {
+        self.b
+    }
+
+    pub(super) fn one(&self, seed: u64, stream: u64) -> Vec<f64> {
+        let mut rng = rng_for(seed, stream);
+        let n = self.x.len();
+        let nd = self.ks.len();
+        let mut perm = self.x.clone();
+        perm.shuffle(&mut rng);
+        // smoothed permuted maps for every delta, interleaved point-major
+        let mut sm = vec![0.0; n];
+        let mut all = vec![0.0; n * nd];
+        for (di, &k) in self.ks.iter().enumerate() {
+            self.smooth(&perm, di, k, &mut sm);
+            for i in 0..n {
+                all[i * nd + di] = sm[i];
+            }
+        }
+        let svs = self.smoothed_variograms(&all, nd);
+        let mut best: Option<(f64, f64, f64, usize)> = None;
+        for (di, sv) in svs.iter().enumerate() {
+            let (a, b, sse) = regress(sv, &self.target_smvar);
+            if best.is_none_or(|(_, _, s, _)| sse < s) {
+                best = Some((a, b, sse, di));
+            }
+        }
+        let (a, b, _, di) = best.expect("at least one delta");
+        let chosen: Vec<f64> = (0..n).map(|i| all[i * nd + di]).collect();
+        finish_surrogate(
+            &chosen,
+            a,
+            b,
+            self.params.resample.then_some(&self.sorted[..]),
+            &mut rng,
+        )
+    }
+
+    pub(super) fn smooth(&self, x: &[f64], di: usize, k: usize, out: &mut [f64]) {
+        let pre = self.kernel_w.as_ref().map(|w| &w[di][..]);
+        smooth_map(
+            x,
+            &self.nb_idx,
+            &self.nb_dist,
+            self.kmax,
+            k,
+            self.params.kernel,
+            pre,
+            out,
+        );
+    }
+
+    /// Generate `n` surrogates (rows of the `n × points` result). Surrogate `i` uses the ChaCha8
+    /// stream `i` of `seed`, so the result is identical at any thread count and the first `m`
+    /// rows do not depend on `n`.
+    pub fn generate(&self, n: usize, seed: u64) -> Array2<f64> {
+        let mut out = Array2::zeros((n, self.x.len()));
+        out.axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(i, mut row)| {
+                for (o, v) in row.iter_mut().zip(self.one(seed, i as u64)) {
+                    *o = v;
+                }
+            });
+        out
+    }
+
+    /// Compare the smoothed variograms of `surrogates` (rows) with the target's.
+    pub fn fit_error(&self, surrogates: ArrayView2<f64>) -> Result<VariogramFit> {
+        if surrogates.ncols() != self.x.len() || surrogates.nrows() == 0 {
+            return Err(Error::ShapeMismatch {
+                what: "surrogates",
+                expected: format!("[>0, {}]", self.x.len()),
+                got: format!("{:?}", surrogates.shape()),
+            });
+        }
+        let curves: Vec<Vec<f64>> = surrogates
+            .outer_iter()
+            .into_par_iter()
+            .map(|r| self.smoothed_variogram(&r.to_vec()))
+            .collect();
+        // (one pass per surrogate; rows are independent, so the result is thread-count invariant)
+        Ok(summarise_fit(
+            self.h.clone(),
+            self.target_smvar.clone(),
+            curves,
+        ))
+    }
+}

@@ -1,0 +1,176 @@
+use super::distance::*;
+use super::fit::*;
+use super::full::*;
+use super::params::*;
+use super::sampled::*;
+
+#[test]
+fn percentile_matches_numpy() {
+    // numpy.percentile([1, 2, 3, 4, 10], 25) = 2.0; 70 -> 4.0 + 0.8 * 6 * ... = 3.8? check: pos 2.8 -> 3 + 0.8*(4-3) = 3.8
+    assert_eq!(percentile(vec![10.0, 2.0, 4.0, 1.0, 3.0], 25.0), 2.0);
+    assert!((percentile(vec![10.0, 2.0, 4.0, 1.0, 3.0], 70.0) - 3.8).abs() < 1e-12);
+    assert_eq!(percentile(vec![5.0, 1.0], 100.0), 5.0);
+    assert!((percentile_f32(vec![10.0, 2.0, 4.0, 1.0, 3.0], 70.0) - 3.8).abs() < 1e-6);
+}
+
+#[test]
+fn weight_recurrence_matches_direct() {
+    let h = linspace(3.0, 51.0, 25);
+    let mut w = vec![0.0; 25];
+    for u in [0.5, 3.0, 17.3, 50.9, 51.0, 60.0] {
+        for b in [6.0, 2.0, 30.0] {
+            vgram_weights_row(u, h[0], h[1] - h[0], b, &mut w);
+            for k in 0..25 {
+                let want = vgram_weight((u - h[k]).abs(), b);
+                assert!(
+                    (w[k] - want).abs() <= 1e-12 * want.max(1e-300) + 1e-300,
+                    "u {u} b {b} k {k}: {} vs {want}",
+                    w[k]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn smooth_all_matches_per_delta() {
+    let coords: Vec<[f64; 3]> = (0..80)
+        .map(|i| {
+            [
+                (i % 4) as f64 * 5.0,
+                (i / 4 % 5) as f64 * 4.0,
+                (i / 20) as f64 * 6.0,
+            ]
+        })
+        .collect();
+    let x: Vec<f64> = (0..80).map(|i| ((i * 37 % 11) as f64).sin()).collect();
+    let params = SampledParams {
+        knn: 30,
+        ns: 20,
+        deltas: vec![0.7, 0.3, 0.9, 0.5],
+        ..SampledParams::default()
+    };
+    let g = SampledSurrogates::new(&x, &coords, params).unwrap();
+    let w = g.kernel_w.as_ref().unwrap();
+    let mut all = vec![vec![0.0; 80]; 4];
+    smooth_all(&x, &g.nb_idx, 30, &g.ks, w, &mut all);
+    for (d, &k) in g.ks.iter().enumerate() {
+        let mut one = vec![0.0; 80];
+        smooth_map(
+            &x,
+            &g.nb_idx,
+            &g.nb_dist,
+            30,
+            k,
+            Kernel::Exp,
+            Some(&w[d][..]),
+            &mut one,
+        );
+        assert_eq!(one, all[d]);
+        let mut fly = vec![0.0; 80];
+        smooth_map(
+            &x,
+            &g.nb_idx,
+            &g.nb_dist,
+            30,
+            k,
+            Kernel::Exp,
+            None,
+            &mut fly,
+        );
+        for (a, b) in fly.iter().zip(&one) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+}
+
+#[test]
+fn regress_recovers_line() {
+    let x = [1.0, 2.0, 3.0, 4.0];
+    let y: Vec<f64> = x.iter().map(|v| 0.5 + 2.0 * v).collect();
+    let (a, b, s) = regress(&x, &y);
+    assert!((a - 0.5).abs() < 1e-12 && (b - 2.0).abs() < 1e-12 && s < 1e-20);
+}
+
+#[test]
+fn batched_and_generic_variogram_agree() {
+    let coords: Vec<[f64; 3]> = (0..60)
+        .map(|i| {
+            [
+                (i % 5) as f64 * 7.0,
+                (i / 5 % 4) as f64 * 6.0,
+                (i / 20) as f64 * 9.0,
+            ]
+        })
+        .collect();
+    let d = DistanceMatrix::from_coordinates(&coords).unwrap();
+    let x: Vec<f64> = coords
+        .iter()
+        .map(|c| (c[0] / 10.0).sin() + c[2] / 20.0)
+        .collect();
+    let g = VariogramSurrogates::new(&x, &d, VariogramParams::default()).unwrap();
+    let a = g.smoothed_variogram(&x);
+    // naive reference: direct Gaussian weights, all pairs below the cutoff
+    let v = g.half_sq_diffs(&x);
+    let b: Vec<f64> =
+        g.h.iter()
+            .map(|&hk| {
+                let w: Vec<f64> =
+                    g.u.iter()
+                        .map(|&u| vgram_weight((u - hk).abs(), g.b))
+                        .collect();
+                w.iter().zip(&v).map(|(a, b)| a * b).sum::<f64>() / w.iter().sum::<f64>()
+            })
+            .collect();
+    let c = smooth_variograms(&g.u, std::slice::from_ref(&v), &g.h, g.b).remove(0);
+    for (p, q) in c.iter().zip(&b) {
+        assert!((p - q).abs() < 1e-12 * p.abs().max(1.0));
+    }
+    for (p, q) in a.iter().zip(&b) {
+        assert!((p - q).abs() < 1e-12 * p.abs().max(1.0));
+    }
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let coords: Vec<[f64; 3]> = (0..10).map(|i| [i as f64, 0.0, 0.0]).collect();
+    let x: Vec<f64> = (0..10).map(|i| (i as f64).sin()).collect();
+    let d = DistanceMatrix::from_coordinates(&coords).unwrap();
+    assert!(VariogramSurrogates::new(&x[..9], &d, VariogramParams::default()).is_err());
+    let mut bad = x.clone();
+    bad[3] = f64::NAN;
+    assert!(VariogramSurrogates::new(&bad, &d, VariogramParams::default()).is_err());
+    let p = VariogramParams {
+        deltas: vec![0.0],
+        ..Default::default()
+    };
+    assert!(VariogramSurrogates::new(&x, &d, p).is_err());
+    assert!(
+        SampledSurrogates::new(
+            &x,
+            &coords,
+            SampledParams {
+                knn: 10,
+                ns: 5,
+                ..Default::default()
+            }
+        )
+        .is_err()
+    );
+    // all kept neighbour distances equal: no variogram range
+    assert!(
+        SampledSurrogates::new(
+            &x,
+            &coords,
+            SampledParams {
+                knn: 2,
+                ns: 5,
+                pv: 10.0,
+                ..Default::default()
+            }
+        )
+        .is_err()
+    );
+    let asym = ndarray::array![[0.0, 1.0], [2.0, 0.0]];
+    assert!(DistanceMatrix::from_array(asym.view()).is_err());
+}
