@@ -1,0 +1,129 @@
+//! The ROI time courses of a session's runs.
+
+use ndarray::Axis;
+
+use super::figures::Ctx;
+use super::figures::run_meaning;
+use crate::Result;
+use crate::data::{self, RunFiles, col_f64, fname};
+use crate::html::{self, esc};
+use crate::plots::{self, LinePanel, Series, palette};
+
+/// The CBF time course per ROI through the infusion (ROI time-series tables when present, else
+/// the brain-mask mean of the per-pair CBF series).
+pub(super) fn timecourse_section(ctx: &Ctx, rs: &[&RunFiles], sid: &str) -> Result<String> {
+    let mut s = format!(
+        "<h3 id=\"timecourse-{}\">CBF time course through the infusion</h3>\n",
+        esc(sid)
+    );
+    let mut panels = Vec::new();
+    let mut fallback = false;
+    let mut notes = Vec::new();
+    for r in rs {
+        let title = format!("{} {}", r.label(), run_meaning(r));
+        let roi = ctx
+            .space
+            .as_ref()
+            .map(|(sp, res)| r.file(&format!("_space-{sp}_res-{res}_desc-roi_timeseries.tsv")));
+        if let Some(p) = roi.filter(|p| p.exists()) {
+            let t = data::table_opt(&p)?.expect("exists");
+            let time = col_f64(&t, &p, "time_s")?;
+            let mut series = Vec::new();
+            for (k, c) in t
+                .columns
+                .iter()
+                .filter(|c| *c != "pair" && *c != "time_s")
+                .enumerate()
+            {
+                let y = col_f64(&t, &p, c)?;
+                series.push(Series {
+                    name: c.clone(),
+                    colour: palette::CYCLE[k % palette::CYCLE.len()],
+                    points: time.iter().copied().zip(y).collect(),
+                    width: 2,
+                    markers: true,
+                });
+            }
+            panels.push(LinePanel {
+                title,
+                x_label: "time from the start of the run (s)".into(),
+                y_label: "CBF (mL/100 g/min)".into(),
+                series,
+                ..Default::default()
+            });
+            continue;
+        }
+        let ts = r.file("_desc-timeseries_cbf.nii.gz");
+        match data::volume_opt(&ts)? {
+            Some(v) if v.n_volumes() >= 1 => {
+                fallback = true;
+                let m = data::volume_opt(&r.file("_desc-brain_mask.nii.gz"))?
+                    .map(|m| data::mask(&m.frame(0).to_owned()))
+                    .unwrap_or_else(|| v.frame(0).mapv(|x| x != 0.0));
+                let pts: Vec<(f64, f64)> = v
+                    .data
+                    .axis_iter(Axis(3))
+                    .enumerate()
+                    .map(|(i, f)| {
+                        let (mut sum, mut n) = (0.0f64, 0usize);
+                        for (x, b) in f.iter().zip(m.iter()) {
+                            if *b && x.is_finite() {
+                                sum += *x as f64;
+                                n += 1;
+                            }
+                        }
+                        (i as f64, if n > 0 { sum / n as f64 } else { f64::NAN })
+                    })
+                    .collect();
+                panels.push(LinePanel {
+                    title,
+                    x_label: "label/control pair".into(),
+                    y_label: "CBF (mL/100 g/min)".into(),
+                    series: vec![Series {
+                        name: "brain-mask mean".into(),
+                        colour: palette::BLUE,
+                        points: pts,
+                        width: 2,
+                        markers: true,
+                    }],
+                    ..Default::default()
+                });
+            }
+            _ => notes.push(format!(
+                "{}: neither a ROI time-series table nor {}",
+                r.label(),
+                fname(&ts)
+            )),
+        }
+    }
+    for n in &notes {
+        s.push_str(&html::missing(n));
+    }
+    if panels.is_empty() {
+        return Ok(s);
+    }
+    // one vertical range for all runs of the session, so before and during compare
+    let all: Vec<f64> = panels
+        .iter()
+        .flat_map(|p| p.series.iter().flat_map(|q| q.points.iter().map(|x| x.1)))
+        .filter(|v| v.is_finite())
+        .collect();
+    if let (Some(lo), Some(hi)) = (
+        all.iter().copied().reduce(f64::min),
+        all.iter().copied().reduce(f64::max),
+    ) {
+        let pad = 0.08 * (hi - lo).max(1.0);
+        for p in &mut panels {
+            p.y_range = Some((lo - pad, hi + pad));
+        }
+    }
+    let id = format!("fig-timecourse-{sid}");
+    let png = plots::line_panels(&id, &panels, panels.len().min(2), 560, 320)?;
+    let caption = if fallback {
+        "Per-pair CBF averaged in the native ASL brain mask (fallback: the ROI time-series table of the participant level, desc-roi_timeseries, is not in these derivatives, so the ACC regions cannot be shown separately)."
+    } else {
+        "Per-pair CBF in each region of interest (template space), from the start of each run; the before-ketamine run left, the run during the infusion right."
+    };
+    s.push_str(&html::figure(&id, "plot", &png, "CBF time course", caption));
+    Ok(s)
+}
