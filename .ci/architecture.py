@@ -5,7 +5,9 @@
    `super::c`, `self::d`); a name re-exported by a facade (`pub use` in `lib.rs` or a `mod.rs`)
    resolves to the module that defines it, and the facade's own `pub use` lines are not edges.
    Unit-test modules (`#[cfg(test)]`) are left out: a test may use anything.
-2. The numeric crates (`cbf`, `register`, `stats`, `receptor`) take arrays and typed parameters:
+2. No Rust source file over 800 lines (a file you would not want to open is a file to split),
+   except those listed in LONG_FILES with the reason.
+3. The numeric crates (`cbf`, `register`, `stats`, `receptor`) take arrays and typed parameters:
    their non-test code names no file system, no paths, no environment, no YAML and no terminal
    output, and their manifests depend on no YAML parser. (`image` reads and writes NIfTI: exempt.)
 
@@ -22,6 +24,9 @@ IMPURE = re.compile(
     r"\bstd::fs\b|\bstd::path\b|\bPathBuf\b|\bPath\b|\bstd::env\b|\bprintln!|\beprintln!|\bprint!"
     r"|\beprint!|\byaml\b|\bsaphyr\b|\bFile::"
 )
+MAX_LINES = 800
+# file → why it is longer than MAX_LINES (none at present)
+LONG_FILES: dict = {}
 IMPURE_DEPS = re.compile(r"^\s*(serde[-_]saphyr|serde[-_]yaml|serde[-_]yml|saphyr|yaml-rust2?)\b")
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -221,6 +226,10 @@ def main() -> int:
                 f"{name(a)} → {name(b)}" for a in comp for b in sorted(edges[a]) if b in comp
             )
             failures.append(f"{crate.name}: module cycle {{{', '.join(map(name, comp))}}}: {detail}")
+    for f in sorted(root.rglob("*.rs")):
+        n = f.read_text().count("\n")
+        if n > MAX_LINES and str(f) not in LONG_FILES:
+            failures.append(f"{f}: {n} lines (more than {MAX_LINES}): split it by concern")
     for crate in NUMERIC_CRATES:
         src = root / crate / "src"
         for f in sorted(src.rglob("*.rs")):
@@ -241,7 +250,7 @@ def main() -> int:
         print(f"architecture: {len(failures)} problems", file=sys.stderr)
         return 1
     print(
-        f"architecture: {n_mods} modules, no module cycles; numeric crates "
+        f"architecture: {n_mods} modules, no module cycles, no file over {MAX_LINES} lines; numeric crates "
         f"({', '.join(NUMERIC_CRATES)}) name no files, paths, environment, YAML or terminal"
     )
     return 0
