@@ -1,5 +1,7 @@
 //! The group level on a small synthetic study whose ASL files carry an `acq-` entity: every
-//! subject enters, every output is written, and the ACC ROI change has the simulated sign.
+//! subject enters, every output is written, and the ACC ROI change has the simulated sign. The
+//! kinds of file each level writes are compared with the lists in `snapshots/` (as ASLPrep's
+//! expected-output lists do), so that a renamed or lost output is caught.
 
 use std::path::Path;
 
@@ -21,6 +23,86 @@ pub(crate) fn add_acq(root: &Path, label: &str) {
         }
         std::fs::rename(&e, &to).unwrap();
     }
+}
+
+/// The kinds of file under `out` (the work directory left out): every path with its labels
+/// replaced (`sub-<label>`, `ses-<label>`, `run-<index>`), sorted, each once.
+fn output_kinds(out: &Path) -> Vec<String> {
+    let label = regex_lite_replace;
+    let mut kinds: Vec<String> = walkdir(out)
+        .into_iter()
+        .map(|p| p.strip_prefix(out).unwrap().to_string_lossy().into_owned())
+        .filter(|p| !p.starts_with(".cbflow-work"))
+        .map(|p| label(&p))
+        .map(|p| {
+            // a run's log is named by its start time and process id
+            if p.starts_with("logs/cbflow-") {
+                let mut s: String = p
+                    .chars()
+                    .map(|c| if c.is_ascii_digit() { '#' } else { c })
+                    .collect();
+                while s.contains("##") {
+                    s = s.replace("##", "#");
+                }
+                s
+            } else {
+                p
+            }
+        })
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds
+}
+
+/// `sub-01` → `sub-<label>`, `ses-2` → `ses-<label>`, `run-1` → `run-<index>`.
+fn regex_lite_replace(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    let mut rest = p;
+    while !rest.is_empty() {
+        let hit = ["sub-", "ses-", "run-"]
+            .iter()
+            .filter_map(|k| rest.find(k).map(|i| (i, *k)))
+            .min();
+        let Some((i, key)) = hit else {
+            out.push_str(rest);
+            break;
+        };
+        out.push_str(&rest[..i + key.len()]);
+        rest = &rest[i + key.len()..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        out.push_str(if key == "run-" { "<index>" } else { "<label>" });
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// Compares the output kinds with `snapshots/<name>.txt`; `CBFLOW_UPDATE_SNAPSHOTS=1` rewrites
+/// the snapshot instead (then review the diff).
+fn check_snapshot(name: &str, kinds: &[String]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/it/snapshots/{name}.txt"));
+    let got = kinds.join("\n") + "\n";
+    if std::env::var_os("CBFLOW_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (CBFLOW_UPDATE_SNAPSHOTS=1 writes it)",
+            path.display()
+        )
+    });
+    let want: Vec<&str> = want.lines().collect();
+    let got: Vec<&str> = got.lines().collect();
+    let lost: Vec<&&str> = want.iter().filter(|w| !got.contains(w)).collect();
+    let new: Vec<&&str> = got.iter().filter(|g| !want.contains(g)).collect();
+    assert!(
+        lost.is_empty() && new.is_empty(),
+        "{name}: outputs differ from {}\nno longer written: {lost:#?}\nnewly written: {new:#?}\n(CBFLOW_UPDATE_SNAPSHOTS=1 rewrites the snapshot)",
+        path.display()
+    );
 }
 
 fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -61,6 +143,8 @@ fn group_level_writes_maps_and_tables() {
         .args(["--template", "phantom"])
         .assert()
         .success();
+    let participant_kinds = output_kinds(&out);
+    check_snapshot("participant-outputs", &participant_kinds);
     // the group level refuses a template the participant level did not use
     cbflow()
         .arg(&root)
@@ -77,6 +161,11 @@ fn group_level_writes_maps_and_tables() {
         .args(["--template", "phantom", "--permutations", "100"])
         .assert()
         .success();
+    let group_kinds: Vec<String> = output_kinds(&out)
+        .into_iter()
+        .filter(|k| !participant_kinds.contains(k))
+        .collect();
+    check_snapshot("group-outputs", &group_kinds);
     for contrast in [
         "ketamineUnderPlacebo",
         "ketamineUnderNaltrexone",
