@@ -360,6 +360,29 @@ pub(crate) struct LevelRun {
     mem_gb: Option<f64>,
 }
 
+/// The participant level's checks with the workflow's own ASL options and regions, before
+/// anything is planned or written (a local run and a SLURM submission share them).
+fn preflight(
+    wf: &cbflow_workflow::Workflow,
+    bids_dir: &Path,
+    output_dir: &Path,
+    participant_labels: &[String],
+) -> Result<cbflow_pipeline::Preflight> {
+    let asl = wf.asl_step();
+    Ok(cbflow_pipeline::participant_preflight(
+        &cbflow_pipeline::ParticipantOptions {
+            bids_dir: bids_dir.to_path_buf(),
+            output_dir: output_dir.to_path_buf(),
+            participant_labels: participant_labels.to_vec(),
+            asl: asl.map(|p| p.asl_options()).unwrap_or_default(),
+            template: None,
+            rois: asl
+                .map(|p| p.regions())
+                .unwrap_or_else(cbflow_pipeline::default_rois),
+        },
+    )?)
+}
+
 fn execute_level(
     a: &LevelRun,
     bids_dir: &Path,
@@ -368,17 +391,7 @@ fn execute_level(
 ) -> Result<()> {
     let wf = load_workflow(a.workflow.as_deref())?;
     // the checks of the participant level, before anything is written
-    let pre = cbflow_pipeline::participant_preflight(&cbflow_pipeline::ParticipantOptions {
-        bids_dir: bids_dir.to_path_buf(),
-        output_dir: output_dir.to_path_buf(),
-        participant_labels: a.participant_labels.clone(),
-        asl: wf.asl_step().map(|p| p.asl_options()).unwrap_or_default(),
-        template: None,
-        rois: wf
-            .asl_step()
-            .map(|p| p.regions())
-            .unwrap_or_else(cbflow_pipeline::default_rois),
-    })?;
+    let pre = preflight(&wf, bids_dir, output_dir, &a.participant_labels)?;
     if !pre.warnings.is_empty() {
         for w in &pre.warnings {
             tracing::debug!("{w}");
@@ -504,17 +517,7 @@ pub(crate) fn submit_slurm(
     let output_dir = absolute(output_dir)?;
     // the checks and the plan of a local run: bad input fails before anything is submitted
     let wf = load_workflow(a.workflow.as_deref())?;
-    let pre = cbflow_pipeline::participant_preflight(&cbflow_pipeline::ParticipantOptions {
-        bids_dir: bids_dir.clone(),
-        output_dir: output_dir.clone(),
-        participant_labels: a.participant_label.clone(),
-        asl: wf.asl_step().map(|p| p.asl_options()).unwrap_or_default(),
-        template: None,
-        rois: wf
-            .asl_step()
-            .map(|p| p.regions())
-            .unwrap_or_else(cbflow_pipeline::default_rois),
-    })?;
+    let pre = preflight(&wf, &bids_dir, &output_dir, &a.participant_label)?;
     let overrides = overrides(a)?;
     let request = |level| cbflow_workflow::PlanRequest {
         bids_dir: bids_dir.clone(),
