@@ -293,11 +293,18 @@ impl ContrastSpec {
                 w.naltrexone_before,
                 w.naltrexone_during,
             ]),
-            tail: match self.tail {
-                TailSpec::Positive => cbflow_pipeline::Tail::Positive,
-                TailSpec::Negative => cbflow_pipeline::Tail::Negative,
-                TailSpec::TwoSided => cbflow_pipeline::Tail::TwoSided,
-            },
+            tail: self.tail.tail(),
+        }
+    }
+}
+
+impl TailSpec {
+    /// The pipeline's tail.
+    pub fn tail(self) -> cbflow_pipeline::Tail {
+        match self {
+            TailSpec::Positive => cbflow_pipeline::Tail::Positive,
+            TailSpec::Negative => cbflow_pipeline::Tail::Negative,
+            TailSpec::TwoSided => cbflow_pipeline::Tail::TwoSided,
         }
     }
 }

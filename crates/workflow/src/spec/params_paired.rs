@@ -10,7 +10,8 @@ use super::opspec::OpSpec;
 use super::opspec::Slot;
 use super::params_asl::{OUT_STATMAPS, OUT_TABLES};
 use super::params_crossover::{
-    GROUP_SLOTS, TfceSpec, check_group, group_resources, run_selection_problem, run_selectors,
+    GROUP_SLOTS, TailSpec, TfceSpec, check_group, group_resources, run_selection_problem,
+    run_selectors,
 };
 use super::params_crossover::{check_covariates, covariates};
 
@@ -50,6 +51,11 @@ impl PairedDesign {
 pub struct PairedGroupParams {
     /// Which runs are before and during the drug.
     pub design: PairedDesign,
+    /// Name of the during − before contrast in the output names (`contrast-<name>`; letters
+    /// and digits), e.g. the drug's name.
+    pub contrast: String,
+    /// Alternative hypothesis of the voxelwise test of during − before.
+    pub tail: TailSpec,
     /// Sign-flip permutations (exhaustive when fewer sign patterns exist).
     pub permutations: usize,
     /// Seed of the permutations.
@@ -77,6 +83,8 @@ impl Default for PairedGroupParams {
     fn default() -> Self {
         Self {
             design: PairedDesign::default(),
+            contrast: "drug".into(),
+            tail: TailSpec::TwoSided,
             permutations: 10_000,
             seed: 1,
             smoothing_fwhm_mm: 6.0,
@@ -110,6 +118,12 @@ impl OpSpec for PairedGroupParams {
             self.cluster_threshold,
             &self.tfce,
         )?;
+        if self.contrast.is_empty() || !self.contrast.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!(
+                "contrast: {:?} must be letters and digits only (it becomes the BIDS entity contrast-<name>)",
+                self.contrast
+            ));
+        }
         let d = &self.design;
         if let Some(why) = run_selection_problem(&d.run_before, &d.run_during, &d.before, &d.during)
         {

@@ -1,6 +1,6 @@
 //! Parsing: the shipped workflows, the schema, and every kind of bad file with its position.
 
-use cbflow_workflow::{Error, Input, Op, OpKind, TemplateName, Workflow};
+use cbflow_workflow::{Error, Input, Op, OpKind, TailSpec, TemplateName, Workflow};
 
 use crate::workflows_dir;
 
@@ -69,6 +69,23 @@ fn before_after_example_parses() {
         "unset parameters take their defaults"
     );
     assert_eq!(p.design.session, None);
+    assert_eq!((p.contrast.as_str(), p.tail), ("drug", TailSpec::TwoSided));
+    // another lab's drug and hypothesis; a name that cannot be a BIDS label is refused
+    let text = std::fs::read_to_string(workflows_dir().join("examples/before-after.yaml"))
+        .unwrap()
+        .replace("contrast: drug", "contrast: psilocybin")
+        .replace("tail: two-sided", "tail: positive");
+    let w = Workflow::parse(&text, "edited.yaml").unwrap();
+    let Op::PairedGroup(p) = &w.step("drug-effect").unwrap().params.value else {
+        panic!("paired-group params")
+    };
+    assert_eq!(
+        (p.contrast.as_str(), p.tail),
+        ("psilocybin", TailSpec::Positive)
+    );
+    let bad = text.replace("contrast: psilocybin", "contrast: \"drug effect\"");
+    let e = Workflow::parse(&bad, "bad.yaml").unwrap_err().to_string();
+    assert!(e.contains("letters and digits"), "{e}");
 }
 
 /// The checked-in schema is the one the types generate. Regenerate with
