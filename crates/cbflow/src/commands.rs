@@ -512,7 +512,7 @@ pub(crate) fn submit_slurm(
     output_dir: &Path,
     level: crate::Level,
 ) -> Result<()> {
-    use crate::slurm::{Launcher, Request, Resources};
+    use cbflow_workflow::slurm::{Launcher, Request, Resources};
     let bids_dir = absolute(bids_dir)?;
     let output_dir = absolute(output_dir)?;
     // the checks and the plan of a local run: bad input fails before anything is submitted
@@ -644,7 +644,7 @@ pub(crate) fn submit_slurm(
         .map_or(0, |d| d.as_secs());
     let dir = output_dir.join("logs").join(format!("slurm-{stamp}"));
     let created_out = !output_dir.exists();
-    let s = match crate::slurm::submit(&req, &dir) {
+    let s = match cbflow_workflow::slurm::submit(&req, &dir) {
         Ok(s) => s,
         Err(e) => {
             // nothing was queued (or only the array, which the message names): leave no trace
@@ -654,7 +654,7 @@ pub(crate) fn submit_slurm(
                 let _ = std::fs::remove_dir_all(&dir);
                 let _ = std::fs::remove_dir(output_dir.join("logs"));
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     if let Some(id) = &s.participant_job {
@@ -678,7 +678,7 @@ pub(crate) fn submit_slurm(
     }
     outln!("scripts and logs: {}", s.dir.display());
     if a.slurm.wait {
-        crate::slurm::wait(
+        cbflow_workflow::slurm::wait(
             &s,
             std::time::Duration::from_secs(2),
             a.slurm

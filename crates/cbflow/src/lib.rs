@@ -33,7 +33,6 @@ pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
 }
 
 mod commands;
-mod slurm;
 
 /// cbflow: a BIDS app that runs a pharmacological ASL crossover study end to end.
 ///

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Submitting to or waiting for SLURM failed (the message names the command and its output).
+    #[error("{0}")]
+    Slurm(String),
     /// A file could not be read or written.
     #[error("{path}: {message}")]
     Io {

@@ -16,6 +16,7 @@ mod error;
 mod exec;
 mod plan;
 mod runner;
+pub mod slurm;
 mod spec;
 
 pub use cache::{Done, HashCache, OutputFile, code_id, job_key, sha256_file, sha256_hex};

@@ -11,11 +11,24 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use crate::error::{Error, Result};
+
+/// An [`Error::Slurm`] with this message.
+fn slurm_err(message: impl Into<String>) -> Error {
+    Error::Slurm(message.into())
+}
+
+/// `r`, or an [`Error::Slurm`] saying what was being done and why it failed.
+fn ctx<T, E: std::fmt::Display>(
+    r: std::result::Result<T, E>,
+    what: impl FnOnce() -> String,
+) -> Result<T> {
+    r.map_err(|e| slurm_err(format!("{}: {e}", what())))
+}
 
 /// Cluster resources of one job.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Resources {
+pub struct Resources {
     /// CPUs per task.
     pub cpus: usize,
     /// Memory per task (GB).
@@ -26,7 +39,7 @@ pub(crate) struct Resources {
 
 /// How tasks start the program.
 #[derive(Debug, Clone)]
-pub(crate) enum Launcher {
+pub enum Launcher {
     /// This binary, by its absolute path (it must be visible on the compute nodes).
     Binary(PathBuf),
     /// `podman run` of an image, with the dataset, output and work directories mounted at the
@@ -38,19 +51,19 @@ pub(crate) enum Launcher {
 
 impl Launcher {
     /// Parses `--container podman:IMAGE` / `apptainer:FILE.sif`; `None` = this binary.
-    pub(crate) fn parse(container: Option<&str>) -> Result<Self> {
+    pub fn parse(container: Option<&str>) -> Result<Self> {
         match container {
-            None => Ok(Self::Binary(
-                std::env::current_exe().context("locating the cbflow binary")?,
-            )),
+            None => Ok(Self::Binary(ctx(std::env::current_exe(), || {
+                "locating the cbflow binary".into()
+            })?)),
             Some(c) => match c.split_once(':') {
                 Some(("podman", image)) if !image.is_empty() => Ok(Self::Podman(image.into())),
                 Some(("apptainer" | "singularity", sif)) if !sif.is_empty() => {
                     Ok(Self::Apptainer(PathBuf::from(sif)))
                 }
-                _ => bail!(
+                _ => Err(slurm_err(format!(
                     "--container {c:?}: expected podman:IMAGE or apptainer:FILE.sif (e.g. podman:localhost/cbflow)"
-                ),
+                ))),
             },
         }
     }
@@ -95,7 +108,7 @@ impl Launcher {
 
 /// A submission request.
 #[derive(Debug, Clone)]
-pub(crate) struct Request {
+pub struct Request {
     /// Input dataset (absolute).
     pub bids_dir: PathBuf,
     /// Output dataset (absolute).
@@ -122,7 +135,7 @@ pub(crate) struct Request {
 
 /// What was submitted.
 #[derive(Debug, Clone)]
-pub(crate) struct Submission {
+pub struct Submission {
     /// Scripts, the task table and the logs.
     pub dir: PathBuf,
     /// The array job id.
@@ -172,7 +185,7 @@ fn header(name: &str, r: &Resources, req: &Request, log: &str) -> String {
 }
 
 /// The participant array script and the group script (`None` when not requested).
-pub(crate) fn scripts(req: &Request, dir: &Path) -> (Option<String>, Option<String>) {
+pub fn scripts(req: &Request, dir: &Path) -> (Option<String>, Option<String>) {
     let mut mounts: Vec<(&Path, bool)> = vec![(&req.bids_dir, true), (&req.output_dir, false)];
     mounts.extend(req.extra_mounts.iter().map(|(p, ro)| (p.as_path(), *ro)));
     let prefix: Vec<String> = req.launcher.prefix(&mounts).iter().map(|w| sh(w)).collect();
@@ -233,36 +246,42 @@ fn sbatch(script: &Path, dependency: Option<&str>) -> Result<String> {
             .arg("--kill-on-invalid-dep=yes");
     }
     cmd.arg(script);
-    let out = cmd.output().with_context(|| {
+    let out = ctx(cmd.output(), || {
         format!(
             "running sbatch for {} (is SLURM installed and on PATH?)",
             script.display()
         )
     })?;
     if !out.status.success() {
-        bail!(
+        return Err(slurm_err(format!(
             "sbatch {} failed ({}): {}",
             script.display(),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
-        );
+        )));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let id = text.trim().split(';').next().unwrap_or("").to_string();
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-        bail!("sbatch {} printed no job id: {text:?}", script.display());
+        return Err(slurm_err(format!(
+            "sbatch {} printed no job id: {text:?}",
+            script.display()
+        )));
     }
     Ok(id)
 }
 
 /// Writes the scripts into `dir` and submits them; the group job depends on the array.
-pub(crate) fn submit(req: &Request, dir: &Path) -> Result<Submission> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+pub fn submit(req: &Request, dir: &Path) -> Result<Submission> {
+    ctx(std::fs::create_dir_all(dir), || {
+        format!("creating {}", dir.display())
+    })?;
     let (p_script, g_script) = scripts(req, dir);
     let write = |name: &str, text: &str| -> Result<PathBuf> {
         let path = dir.join(name);
-        cbflow_bids::atomic_write(&path, text.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+        ctx(cbflow_bids::atomic_write(&path, text.as_bytes()), || {
+            format!("writing {}", path.display())
+        })?;
         Ok(path)
     };
     let mut tasks = String::from("array_index\tparticipant_id\tlog\n");
@@ -332,15 +351,17 @@ fn is_terminal(state: &str) -> bool {
 }
 
 fn query(job: &str) -> Result<Vec<TaskState>> {
-    let out = Command::new("scontrol")
-        .args(["show", "job", "-o", job])
-        .output()
-        .context("running scontrol")?;
+    let out = ctx(
+        Command::new("scontrol")
+            .args(["show", "job", "-o", job])
+            .output(),
+        || "running scontrol".into(),
+    )?;
     if !out.status.success() {
-        bail!(
+        return Err(slurm_err(format!(
             "scontrol show job {job}: {} (a finished job is forgotten after SLURM's MinJobAge; its log is in the submission directory)",
             String::from_utf8_lossy(&out.stderr).trim()
-        );
+        )));
     }
     Ok(parse_scontrol(&String::from_utf8_lossy(&out.stdout)))
 }
@@ -354,9 +375,9 @@ fn wait_job(job: &str, poll: Duration, deadline: Option<Instant>) -> Result<Vec<
             return Ok(states);
         }
         if deadline.is_some_and(|d| Instant::now() > d) {
-            bail!(
+            return Err(slurm_err(format!(
                 "job {job} has not ended within the --wait-timeout; it is still queued or running"
-            );
+            )));
         }
         std::thread::sleep(poll);
     }
@@ -377,7 +398,7 @@ fn log_tail(path: &Path, lines: usize) -> String {
 }
 
 /// Waits for a submission; a failed task is reported with the end of its log.
-pub(crate) fn wait(s: &Submission, poll: Duration, timeout: Option<Duration>) -> Result<()> {
+pub fn wait(s: &Submission, poll: Duration, timeout: Option<Duration>) -> Result<()> {
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut failures = Vec::new();
     if let Some(job) = &s.participant_job {
@@ -419,11 +440,11 @@ pub(crate) fn wait(s: &Submission, poll: Duration, timeout: Option<Duration>) ->
         }
     }
     if !failures.is_empty() {
-        bail!(
+        return Err(slurm_err(format!(
             "{} SLURM job(s) did not complete:\n{}",
             failures.len(),
             failures.join("\n")
-        );
+        )));
     }
     Ok(())
 }
