@@ -367,6 +367,15 @@ impl DerivativesWriter {
         Ok(p)
     }
 
+    /// Writes a table as TSV at `rel` and its JSON sidecar beside it (what every table of a
+    /// derivatives dataset has); returns both paths, the table first.
+    pub fn write_table(&self, rel: &Path, table: &Table, sidecar: &Value) -> Result<Vec<PathBuf>> {
+        Ok(vec![
+            self.write_tsv(rel, table)?,
+            self.write_json(&Self::sidecar_path(rel), sidecar)?,
+        ])
+    }
+
     /// Writes a table as TSV at `rel`.
     pub fn write_tsv(&self, rel: &Path, table: &Table) -> Result<PathBuf> {
         let p = self.path_of(rel)?;

@@ -336,12 +336,10 @@ pub(crate) fn write_asl_run(
         .set("desc", "confounds")
         .suffix("timeseries")
         .extension(".tsv"))?;
-    written.push(w.write_tsv(
+    let table = Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?;
+    written.extend(w.write_table(
         &confounds,
-        &Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?,
-    )?);
-    written.push(w.write_json(
-        &DerivativesWriter::sidecar_path(&confounds),
+        &table,
         &json!({
             "trans_x": {"Units": "mm", "Description": "translation of the rigid realignment transform (reference → volume) about MotionCentre; n/a for volumes not realigned (dummies, volumes left out)"},
             "rot_x": {"Units": "rad", "Description": "rotation about x; R = Rz·Ry·Rx"},
@@ -389,10 +387,9 @@ pub(crate) fn write_asl_run(
             .set("desc", "qc")
             .suffix("cbf")
             .extension(".tsv"))?;
-        written.push(w.write_tsv(&qc_rel, &Table::new(cols, vec![row])?)?);
         let mut j = qc_json;
         j["Sources"] = json!(sources);
-        written.push(w.write_json(&DerivativesWriter::sidecar_path(&qc_rel), &j)?);
+        written.extend(w.write_table(&qc_rel, &Table::new(cols, vec![row])?, &j)?);
     }
     Ok(written)
 }
@@ -636,8 +633,5 @@ pub(crate) fn write_group_table(
         .extension(".tsv")
         .rel_path()?;
     let t = Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?;
-    Ok(vec![
-        w.write_tsv(&rel, &t)?,
-        w.write_json(&DerivativesWriter::sidecar_path(&rel), &sidecar)?,
-    ])
+    Ok(w.write_table(&rel, &t, &sidecar)?)
 }

@@ -338,10 +338,7 @@ fn write_roi_tests(
         .suffix("table")
         .extension(".tsv")
         .rel_path()?;
-    w.write_tsv(
-        &rel,
-        &Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?,
-    )?;
+    let table = Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?;
     let mut side = json!({
         "Description": format!("paired t tests of ROI mean CBF, {} (during) minus {} (before)", opts.during, opts.before),
         "Units": "mL/100g/min (means and differences)",
@@ -355,7 +352,7 @@ fn write_roi_tests(
             "mean_difference is the intercept of an OLS regression of the differences on the covariates: participants.tsv columns centred, global-cbf (its change) uncentred, so the difference at the average age (etc.) and at no change of global CBF; a region the covariates explain exactly (global with global-cbf) has n/a statistics"
         );
     }
-    w.write_json(&DerivativesWriter::sidecar_path(&rel), &side)?;
+    w.write_table(&rel, &table, &side)?;
     Ok(())
 }
 

@@ -219,16 +219,13 @@ pub(crate) fn write_contrast(
             .suffix("table")
             .extension(".tsv")
             .rel_path()?;
-        files.push(w.write_tsv(
-            &rel,
-            &Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?,
-        )?);
+        let table = Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?;
         let mut side = common.clone();
         side["Description"] = json!(format!(
             "clusters of t beyond {} (26-connectivity); peak coordinates in {} world mm; peak_label from the template atlas (AAL3)",
             c.threshold, tpl.name
         ));
-        files.push(w.write_json(&DerivativesWriter::sidecar_path(&rel), &side)?);
+        files.extend(w.write_table(&rel, &table, &side)?);
     }
     Ok((n_voxel, n_tfce, n_cluster))
 }

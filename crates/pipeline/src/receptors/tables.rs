@@ -86,7 +86,7 @@ pub(super) fn write_tables(
         .suffix("table")
         .extension(".tsv")
         .rel_path()?;
-    files.push(w.write_tsv(&rel, &Table::new(cols.clone(), rows)?)?);
+    let table = Table::new(cols.clone(), rows)?;
     let null_desc: serde_json::Map<String, Value> = opts
         .nulls
         .iter()
@@ -168,7 +168,7 @@ pub(super) fn write_tables(
         "Maps": Value::Object(per_map),
         "Columns": Value::Object(columns),
     });
-    files.push(w.write_json(&DerivativesWriter::sidecar_path(&rel), &side)?);
+    files.extend(w.write_table(&rel, &table, &side)?);
     // null distributions
     let mut rows = Vec::new();
     for r in results {
@@ -192,20 +192,16 @@ pub(super) fn write_tables(
         .suffix("table")
         .extension(".tsv")
         .rel_path()?;
-    files.push(
-        w.write_tsv(
-            &rel,
-            &Table::new(
-                ["map", "null", "draw", "r"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-                rows,
-            )?,
-        )?,
-    );
-    files.push(w.write_json(
-        &DerivativesWriter::sidecar_path(&rel),
+    let table = Table::new(
+        ["map", "null", "draw", "r"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        rows,
+    )?;
+    files.extend(w.write_table(
+        &rel,
+        &table,
         &json!({
             "Description": format!("null distributions of the receptor correlations of contrast {contrast} (long format), for the report's figure"),
             "Contrast": contrast,
@@ -272,20 +268,16 @@ pub(super) fn write_dominance(
         .suffix("table")
         .extension(".tsv")
         .rel_path()?;
-    let mut files = vec![
-        w.write_tsv(
-            &rel,
-            &Table::new(
-                ["map", "beta_std", "dominance_total", "dominance_relative"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-                rows,
-            )?,
-        )?,
-    ];
-    files.push(w.write_json(
-        &DerivativesWriter::sidecar_path(&rel),
+    let table = Table::new(
+        ["map", "beta_std", "dominance_total", "dominance_relative"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        rows,
+    )?;
+    let files = w.write_table(
+        &rel,
+        &table,
         &json!({
             "Description": format!("multiple regression of the group map of {contrast} on all receptor maps (z-scored) with dominance analysis (Budescu 1993; Azen & Budescu 2003; Hansen et al. 2022)"),
             "R2": d.r2,
@@ -299,6 +291,6 @@ pub(super) fn write_dominance(
                 "dominance_relative": {"Description": "dominance_total / R2"},
             },
         }),
-    )?);
+    )?;
     Ok(files)
 }
