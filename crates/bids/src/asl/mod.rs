@@ -6,9 +6,9 @@
 //! `rules/sidecars/asl_validation.yaml`): REQUIRED fields missing are errors, RECOMMENDED ones
 //! warnings.
 //!
-//! Modules: [`types`] (the typed metadata), [`timing`] (the rules for times in seconds), [`fields`]
-//! (reading a sidecar's fields with issues), [`parse`] (the BIDS ASL rules), [`context`]
-//! (`aslcontext.tsv`), [`run`] (a run with its files, found in a layout). This file only declares
+//! Modules: `types` (the typed metadata), `timing` (the rules for times in seconds), `fields`
+//! (reading a sidecar's fields with issues), `parse` (the BIDS ASL rules), `context`
+//! (`aslcontext.tsv`), `run` (a run with its files, found in a layout). This file only declares
 //! and re-exports.
 
 mod context;

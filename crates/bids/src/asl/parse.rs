@@ -15,7 +15,7 @@ use crate::{Issue, Result, Severity};
 
 impl AslMetadata {
     /// Parses and checks the metadata of one `_asl` series (the merged sidecar, see
-    /// [`Layout::metadata`]); `path` names the file in issues (relative to the dataset root).
+    /// [`Layout::metadata`](crate::Layout::metadata)); `path` names the file in issues (relative to the dataset root).
     ///
     /// Returns every problem at once: `Err` holds all issues (errors and warnings) when at least
     /// one is an error; on success the warnings are kept in [`AslMetadata::warnings`].

@@ -10,9 +10,9 @@
 //!   quaternion qform when `qform_code > 0` (method 2), else `diag(pixdim[1..=3])` (method 1);
 //! - values scaled by `scl_slope`/`scl_inter` unless `scl_slope` is 0 or not finite.
 //!
-//! Modules: [`types`] (data types, the stored form, the header), [`header`] (opening a file and
-//! parsing and checking its header), [`affine`] (qform quaternions ↔ affines), [`read`] (decoding
-//! the data), [`write`] (encoding data and header). This file only declares and re-exports.
+//! Modules: `types` (data types, the stored form, the header), `header` (opening a file and
+//! parsing and checking its header), `affine` (qform quaternions ↔ affines), `read` (decoding
+//! the data), `write` (encoding data and header). This file only declares and re-exports.
 
 mod affine;
 mod header;

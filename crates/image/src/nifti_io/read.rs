@@ -34,7 +34,7 @@ pub fn read_header(path: &Path) -> Result<Header> {
 /// (`data[[i, j, k]]`) or use `as_slice_memory_order`.
 ///
 /// # Errors
-/// [`Error::Io`] when the file cannot be opened; [`Error::InvalidNifti`] naming the field for
+/// [`Error::Io`](crate::Error::Io) when the file cannot be opened; [`Error::InvalidNifti`](crate::Error::InvalidNifti) naming the field for
 /// a malformed header, an unsupported datatype, a truncated or corrupt gzip stream or data
 /// shorter than the dims announce.
 pub fn read(path: &Path) -> Result<Volume> {

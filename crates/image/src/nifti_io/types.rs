@@ -14,7 +14,7 @@ pub(super) const VOX_OFFSET: usize = 352;
 /// Bytes handled per chunk while decoding or encoding voxel data.
 pub(super) const CHUNK: usize = 1 << 20;
 
-/// Storage type of voxel values for [`write()`].
+/// Storage type of voxel values for [`write()`](super::write()).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DataType {
     /// Unsigned 8-bit integer (NIfTI code 2).
@@ -35,7 +35,7 @@ impl DataType {
         self.stored().code()
     }
 
-    /// The name used in [`Header::datatype`] and [`VolumeInfo::datatype`], e.g. `"int16"`.
+    /// The name used in [`Header::datatype`] and [`VolumeInfo::datatype`](crate::VolumeInfo::datatype), e.g. `"int16"`.
     pub fn name(self) -> &'static str {
         self.stored().name()
     }
@@ -124,7 +124,7 @@ impl Stored {
     }
 }
 
-/// The parsed and validated NIfTI-1 header of a file (see [`read_header`]).
+/// The parsed and validated NIfTI-1 header of a file (see [`read_header`](super::read_header)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Header {
     /// The file.
@@ -192,7 +192,7 @@ impl Header {
         }
     }
 
-    /// Shape of the array [`read()`] returns: `[nx, ny, nz]` or `[nx, ny, nz, nt]`.
+    /// Shape of the array [`read()`](super::read()) returns: `[nx, ny, nz]` or `[nx, ny, nz, nt]`.
     pub fn volume_shape(&self) -> Vec<usize> {
         // a NIfTI vector image [x, y, z, 1, n] (ITK displacement fields) reads as [x, y, z, n]
         if self.dims.len() == 5 && self.dims[3] == 1 {

@@ -21,12 +21,12 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// see a partial file and nothing is left behind on error (no fsync: not durable against power
 /// loss).
 ///
-/// Header: little-endian; `sform` = the affine with `sform_code` from [`VolumeInfo::sform_code`]
+/// Header: little-endian; `sform` = the affine with `sform_code` from [`VolumeInfo::sform_code`](crate::VolumeInfo::sform_code)
 /// (2, "aligned", when 0); a qform from the same affine (quaternion, qfac, voxel sizes) with
-/// [`VolumeInfo::qform_code`] (else the sform code) when the affine is a rotation/reflection
+/// [`VolumeInfo::qform_code`](crate::VolumeInfo::qform_code) (else the sform code) when the affine is a rotation/reflection
 /// times scaling, else `qform_code` 0; `pixdim[1..=3]` the affine's column lengths, `pixdim[4]`
-/// the TR from [`VolumeInfo::pixdim`] for 4D; `xyzt_units` mm and s; `descrip` from
-/// [`VolumeInfo::description`] (first 79 bytes). The affine is stored as `f32`, so it round-trips
+/// the TR from [`VolumeInfo::pixdim`](crate::VolumeInfo::pixdim) for 4D; `xyzt_units` mm and s; `descrip` from
+/// [`VolumeInfo::description`](crate::VolumeInfo::description) (first 79 bytes). The affine is stored as `f32`, so it round-trips
 /// exactly when its entries are `f32` values (always, for affines read from NIfTI-1 files).
 ///
 /// Integer types get `scl_slope`/`scl_inter`: identity when the data are whole numbers in range,

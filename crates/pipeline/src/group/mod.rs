@@ -1,9 +1,9 @@
 //! The group steps: the crossover design from `participants.tsv`/`sessions.tsv`
-//! ([`design`]), what they read of the participant level ([`maps`]: the template-space CBF maps
+//! (`design`), what they read of the participant level (`maps`: the template-space CBF maps
 //! and ROI tables), the covariates, voxelwise permutation inference written as statistic maps
-//! ([`statmaps`]), the ROI, brain–behaviour and mixed-model tables ([`tables`]), and the two
-//! designs that use them: the crossover ([`crossover`]) and before/during in one session
-//! ([`paired`]).
+//! (`statmaps`), the ROI, brain–behaviour and mixed-model tables (`tables`), and the two
+//! designs that use them: the crossover (`crossover`) and before/during in one session
+//! (`paired`).
 //!
 //! The modules depend on one another in this order only (no cycles; `.ci/architecture.py` checks
 //! it): `design` → `maps` → `covariates` → `options` → `statmaps`, `tables` → `crossover`,

@@ -14,8 +14,8 @@
 //!   hemispheres, with the grey-matter partial correlation; parcels only), `signflip` (subjects'
 //!   ΔCBF maps sign-flipped, group map recomputed).
 //!
-//! Modules: [`options`] (what is asked), [`load`] (maps onto the template grid), [`run`] (the
-//! correlations and nulls), [`tables`] (what is written).
+//! Modules: `options` (what is asked), `load` (maps onto the template grid), `run` (the
+//! correlations and nulls), `tables` (what is written).
 
 mod load;
 #[cfg(test)]

@@ -81,7 +81,7 @@ impl ReceptorNull {
     }
 }
 
-/// Options of [`receptor_correlations`].
+/// Options of [`receptor_correlations`](super::receptor_correlations).
 #[derive(Debug, Clone)]
 pub struct ReceptorOptions {
     /// The input BIDS dataset (for the design in `sessions.tsv`).
@@ -162,7 +162,7 @@ pub struct ContrastReceptors {
     pub results: Vec<CorrelationResult>,
 }
 
-/// What [`receptor_correlations`] did.
+/// What [`receptor_correlations`](super::receptor_correlations) did.
 #[derive(Debug, Clone)]
 pub struct ReceptorSummary {
     /// Per contrast whose group map exists.

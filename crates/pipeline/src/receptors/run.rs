@@ -52,7 +52,7 @@ pub(super) struct MapNulls {
 ///
 /// The group map of a contrast is the group level's `stat-t` (or `stat-effect`) map; contrasts
 /// without one are skipped (an error if none exists). Points: parcels of `parcellation` with ≥
-/// [`MIN_PARCEL_VOXELS`] valid voxels, or lattice voxels; valid = group mask (group map finite
+/// [`MIN_PARCEL_VOXELS`](super::MIN_PARCEL_VOXELS) valid voxels, or lattice voxels; valid = group mask (group map finite
 /// and non-zero) ∧ the map's [`LoadedMap::valid`]. The variogram and JuSpace nulls are of the
 /// receptor map (computed once per map, shared by the contrasts); the sign-flip null recomputes
 /// the group map (one-sample t or mean of the subjects' smoothed ΔCBF maps, without the

@@ -17,9 +17,9 @@
 //! Reference: Burt JB, Helmer M, Shinn M, Anticevic A, Murray JD. Generative modeling of brain
 //! maps with spatial autocorrelation. *NeuroImage* 2020;220:117038.
 //!
-//! Modules: [`params`] (kernels and settings), [`distance`] (the distance matrix), [`fit`]
-//! (variogram estimation and the fit of a surrogate), [`full`] (surrogates over every pair,
-//! parcels), [`sampled`] (surrogates from sampled pairs, voxels). This file only declares and re-
+//! Modules: `params` (kernels and settings), `distance` (the distance matrix), `fit`
+//! (variogram estimation and the fit of a surrogate), `full` (surrogates over every pair,
+//! parcels), `sampled` (surrogates from sampled pairs, voxels). This file only declares and re-
 //! exports.
 
 mod distance;

@@ -35,7 +35,7 @@ impl Kernel {
     }
 }
 
-/// Parameters of the full variogram-matching method ([`VariogramSurrogates`]).
+/// Parameters of the full variogram-matching method ([`VariogramSurrogates`](super::VariogramSurrogates)).
 /// Defaults are BrainSMASH's `Base` defaults except `pv` (90 here, 25 in BrainSMASH) and
 /// `resample` (true here). With volumetric parcellations of 100–400 parcels and Euclidean
 /// centroid distances, `pv = 25` fitted only short-range structure and gave conservative,
@@ -74,7 +74,7 @@ impl Default for VariogramParams {
     }
 }
 
-/// Parameters of the sampled method ([`SampledSurrogates`]). Defaults are BrainSMASH's
+/// Parameters of the sampled method ([`SampledSurrogates`](super::SampledSurrogates)). Defaults are BrainSMASH's
 /// `Sampled` defaults, except `resample` (true here).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]

@@ -1,5 +1,5 @@
-//! The group report `group.html`: [`data`] (what it reads of the group outputs), one module per
-//! section ([`contrast`], [`roi`], [`behaviour`], [`receptor`]), and [`page`], which puts them
+//! The group report `group.html`: `data` (what it reads of the group outputs), one module per
+//! section (`contrast`, `roi`, `behaviour`, `receptor`), and `page`, which puts them
 //! in order. This file only declares and re-exports.
 
 mod behaviour;

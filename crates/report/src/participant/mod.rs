@@ -1,8 +1,8 @@
 //! The participant report `sub-<label>.html`.
 //!
-//! Modules: [`figures`] (the mosaics every section draws), [`page`] (the page and its QC overview),
-//! [`anat`] (the normalisation section), [`run`] (one run's section: maps, ASL on the T1w, motion),
-//! [`timecourse`] (the ROI time courses over a session's runs). This file only declares and re-
+//! Modules: `figures` (the mosaics every section draws), `page` (the page and its QC overview),
+//! `anat` (the normalisation section), `run` (one run's section: maps, ASL on the T1w, motion),
+//! `timecourse` (the ROI time courses over a session's runs). This file only declares and re-
 //! exports.
 
 mod anat;

@@ -20,9 +20,9 @@
 //! Nichols & Holmes (2002) Hum. Brain Mapp. 15, 1–25 (max statistic); Smith & Nichols (2009)
 //! NeuroImage 44, 83–98 (TFCE).
 //!
-//! Modules: [`types`] (tails, schemes, options and results), [`shuffles`] (the sign flips and
-//! permutations drawn), [`engine`] (the blocked max-statistic scan), [`spatial`] (TFCE and clusters
-//! per shuffle), [`test`] (the test itself and p-values). This file only declares and re-exports.
+//! Modules: `types` (tails, schemes, options and results), `shuffles` (the sign flips and
+//! permutations drawn), `engine` (the blocked max-statistic scan), `spatial` (TFCE and clusters
+//! per shuffle), `test` (the test itself and p-values). This file only declares and re-exports.
 
 mod engine;
 mod shuffles;

@@ -15,7 +15,7 @@ pub struct Shuffle {
     pub signs: Vec<f64>,
 }
 
-/// The shuffles [`permutation_test`] uses for `n` rows: identity first, then either all `2^n`
+/// The shuffles [`permutation_test`](super::permutation_test) uses for `n` rows: identity first, then either all `2^n`
 /// sign patterns (sign-flipping with `2^n ≤ n_perm`; returns `true`) or `n_perm` draws from a
 /// ChaCha8 generator seeded with `seed`. Exposed so results can be reproduced independently.
 pub fn draw_shuffles(

@@ -37,7 +37,7 @@ pub enum Scheme {
     },
 }
 
-/// Options for [`permutation_test`].
+/// Options for [`permutation_test`](super::permutation_test).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PermutationOptions {
     /// Number of shuffles requested besides the identity (default 10 000). Sign-flipping becomes
@@ -118,7 +118,7 @@ pub struct ClusterResult {
     pub max_size_null: Vec<usize>,
 }
 
-/// Result of [`permutation_test`]. Maps have length V (masked voxels, column order).
+/// Result of [`permutation_test`](super::permutation_test). Maps have length V (masked voxels, column order).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PermutationResult {
     /// t statistic (signed, whatever the tail).

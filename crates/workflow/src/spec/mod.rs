@@ -3,10 +3,10 @@
 //! checks what the types cannot (step ids, operation inputs and outputs, cycles), again with the
 //! line and column of the offending step or input.
 //!
-//! Modules, in dependency order: [`base`] (positions, levels, queries, resources) → [`opspec`]
-//! (what an operation declares) → `params_*` (each operation's parameters) → [`op`] (the
-//! operations, one line of `ops!` each) → [`format`] (a workflow's steps and inputs) →
-//! [`check`] (parsing and checking). This file only declares and re-exports.
+//! Modules, in dependency order: `base` (positions, levels, queries, resources) → `opspec`
+//! (what an operation declares) → `params_*` (each operation's parameters) → `op` (the
+//! operations, one line of `ops!` each) → `format` (a workflow's steps and inputs) →
+//! `check` (parsing and checking). This file only declares and re-exports.
 
 mod base;
 mod check;
