@@ -265,7 +265,12 @@ pub(crate) fn default_work_dir(output_dir: &Path) -> PathBuf {
 
 /// The HTML reports of what a level produced: one per participant of the participant level,
 /// the group report after the group level.
-fn write_reports(plan: &cbflow_workflow::Plan, bids_dir: &Path, output_dir: &Path) -> Result<()> {
+fn write_reports(
+    plan: &cbflow_workflow::Plan,
+    design: &cbflow_pipeline::StudyDesign,
+    bids_dir: &Path,
+    output_dir: &Path,
+) -> Result<()> {
     use rayon::prelude::*;
     let t = Instant::now();
     match plan.level {
@@ -278,7 +283,7 @@ fn write_reports(plan: &cbflow_workflow::Plan, bids_dir: &Path, output_dir: &Pat
             labels.dedup();
             let written: Vec<PathBuf> = labels
                 .par_iter()
-                .map(|l| cbflow_report::participant_report(output_dir, bids_dir, l))
+                .map(|l| cbflow_report::participant_report(output_dir, bids_dir, l, design))
                 .collect::<Result<_, _>>()
                 .context("writing the participant reports")?;
             tracing::info!(
@@ -296,7 +301,7 @@ fn write_reports(plan: &cbflow_workflow::Plan, bids_dir: &Path, output_dir: &Pat
                 tracing::warn!("the group report covers the crossover design only; none written");
                 return Ok(());
             }
-            let p = cbflow_report::group_report(output_dir, bids_dir)
+            let p = cbflow_report::group_report(output_dir, bids_dir, design)
                 .context("writing the group report")?;
             tracing::info!(
                 "group report {} in {:.1} s",
@@ -448,7 +453,7 @@ fn execute_level(
             j.seconds,
         );
     }
-    write_reports(&plan, bids_dir, output_dir)?;
+    write_reports(&plan, &wf.study_design(), bids_dir, output_dir)?;
     // a job that ran but had nothing to do (it warned why) is not counted as computed
     let idle = s
         .jobs

@@ -33,7 +33,12 @@ fn main() {
     let t0 = Instant::now();
     for l in &labels {
         let t = Instant::now();
-        match cbflow_report::participant_report(out, bids, l) {
+        match cbflow_report::participant_report(
+            out,
+            bids,
+            l,
+            &cbflow_pipeline::StudyDesign::default(),
+        ) {
             Ok(p) => println!(
                 "sub-{l}: {:.2} s, {} kB",
                 t.elapsed().as_secs_f64(),
@@ -44,7 +49,7 @@ fn main() {
     }
     let tp = t0.elapsed().as_secs_f64();
     let t = Instant::now();
-    match cbflow_report::group_report(out, bids) {
+    match cbflow_report::group_report(out, bids, &cbflow_pipeline::StudyDesign::default()) {
         Ok(p) => println!(
             "group: {:.2} s, {} kB",
             t.elapsed().as_secs_f64(),

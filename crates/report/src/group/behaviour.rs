@@ -5,19 +5,25 @@ use std::path::Path;
 
 use super::data::{RelationData, brain_behaviour_data, regression_band};
 use super::roi::numeric_table;
+use cbflow_pipeline::StudyDesign;
+
 use crate::Result;
 use crate::data::{self, col_f64, col_str};
 use crate::html::{self, esc, pval};
 use crate::plots::{self, ScatterPanel, palette};
 
-pub(super) fn behaviour_section(output_dir: &Path, bids_dir: &Path) -> Result<String> {
+pub(super) fn behaviour_section(
+    output_dir: &Path,
+    bids_dir: &Path,
+    design: &StudyDesign,
+) -> Result<String> {
     let path = output_dir.join("desc-brainBehaviour_table.tsv");
     let Some(t) = data::table_opt(&path)? else {
         return Ok(html::missing(
             "no brain–behaviour table (desc-brainBehaviour_table.tsv)",
         ));
     };
-    let rels = brain_behaviour_data(output_dir, bids_dir)?;
+    let rels = brain_behaviour_data(output_dir, bids_dir, design)?;
     let rel = col_str(&t, &path, "relation")?;
     let reg = col_str(&t, &path, "region")?;
     let score = col_str(&t, &path, "score")?;

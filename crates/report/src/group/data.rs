@@ -195,7 +195,11 @@ pub(super) fn phenotype_value(
 /// and the phenotype files, as the group level computed them: ketamine ΔCBF of a region
 /// adjusted for the global ΔCBF (residuals) against a subjective score of the same session;
 /// baseline sgACC CBF adjusted for global CBF against the day-1 change of a mood scale.
-pub fn brain_behaviour_data(output_dir: &Path, bids_dir: &Path) -> Result<Vec<RelationData>> {
+pub fn brain_behaviour_data(
+    output_dir: &Path,
+    bids_dir: &Path,
+    d: &StudyDesign,
+) -> Result<Vec<RelationData>> {
     let bb_path = output_dir.join("desc-brainBehaviour_table.tsv");
     let rv_path = output_dir.join("desc-roiValues_table.tsv");
     let (Some(bb), Some(rv), Some(lines)) = (
@@ -206,7 +210,6 @@ pub fn brain_behaviour_data(output_dir: &Path, bids_dir: &Path) -> Result<Vec<Re
         return Ok(Vec::new());
     };
     let sess = sessions_of(&rv, &rv_path)?;
-    let d = StudyDesign::default();
     let arms = [d.placebo.clone(), d.naltrexone.clone()];
     let pheno = |name: &str| -> Result<Option<(Table, PathBuf)>> {
         let p = bids_dir.join("phenotype").join(format!("{name}.tsv"));

@@ -19,7 +19,7 @@ use crate::{Error, Result};
 /// Writes `OUTPUT_DIR/group.html` from the group-level outputs at the derivatives root (and the
 /// design and phenotype files of the BIDS input), atomically. Missing parts (e.g. no receptor
 /// tables) become a note in their section.
-pub fn group_report(output_dir: &Path, bids_dir: &Path) -> Result<PathBuf> {
+pub fn group_report(output_dir: &Path, bids_dir: &Path, design: &StudyDesign) -> Result<PathBuf> {
     if !output_dir.is_dir() {
         return Err(Error::Request {
             path: output_dir.to_path_buf(),
@@ -27,7 +27,7 @@ pub fn group_report(output_dir: &Path, bids_dir: &Path) -> Result<PathBuf> {
         });
     }
     tracing::info!("group report for {}", output_dir.display());
-    let html = build(output_dir, bids_dir)?;
+    let html = build(output_dir, bids_dir, design)?;
     let path = output_dir.join("group.html");
     cbflow_bids::atomic_write(&path, html.as_bytes()).map_err(|e| Error::Write {
         path: path.clone(),
@@ -48,7 +48,7 @@ pub(super) fn root_space(output_dir: &Path) -> Result<Option<(String, String)>> 
     Ok(None)
 }
 
-pub(super) fn build(output_dir: &Path, bids_dir: &Path) -> Result<String> {
+pub(super) fn build(output_dir: &Path, bids_dir: &Path, design: &StudyDesign) -> Result<String> {
     let mut body = String::new();
     let mut nav = Vec::new();
     let space = root_space(output_dir)?;
@@ -129,7 +129,7 @@ pub(super) fn build(output_dir: &Path, bids_dir: &Path) -> Result<String> {
 
     nav.push(("design".into(), "Design".into()));
     body.push_str("<section id=\"design\"><h2>Design</h2>");
-    body.push_str(&design_section(bids_dir)?);
+    body.push_str(&design_section(bids_dir, design)?);
     body.push_str("</section>\n");
 
     nav.push(("voxelwise".into(), "Voxelwise".into()));
@@ -147,12 +147,12 @@ pub(super) fn build(output_dir: &Path, bids_dir: &Path) -> Result<String> {
 
     nav.push(("roi".into(), "ROIs".into()));
     body.push_str("<section id=\"roi\"><h2>Regions of interest</h2>");
-    body.push_str(&roi_section(output_dir, lines.as_ref())?);
+    body.push_str(&roi_section(output_dir, lines.as_ref(), design)?);
     body.push_str("</section>\n");
 
     nav.push(("behaviour".into(), "Brain–behaviour".into()));
     body.push_str("<section id=\"behaviour\"><h2>Brain–behaviour relations</h2>");
-    body.push_str(&behaviour_section(output_dir, bids_dir)?);
+    body.push_str(&behaviour_section(output_dir, bids_dir, design)?);
     body.push_str("</section>\n");
 
     nav.push(("receptors".into(), "Receptors".into()));
@@ -192,8 +192,7 @@ pub(super) fn build(output_dir: &Path, bids_dir: &Path) -> Result<String> {
     ))
 }
 
-pub(super) fn design_section(bids_dir: &Path) -> Result<String> {
-    let d = StudyDesign::default();
+pub(super) fn design_section(bids_dir: &Path, d: &StudyDesign) -> Result<String> {
     let ppath = bids_dir.join("participants.tsv");
     let Some(pt) = data::table_opt(&ppath)? else {
         return Ok(html::missing("no participants.tsv in the BIDS input"));

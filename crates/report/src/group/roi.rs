@@ -16,11 +16,11 @@ use crate::plots::{self, LinePanel, Series, palette};
 pub(super) fn roi_section(
     output_dir: &Path,
     lines: Option<&BTreeMap<(String, String), Vec<RoiLine>>>,
+    d: &StudyDesign,
 ) -> Result<String> {
     let Some(lines) = lines else {
         return Ok(html::missing("no ROI table (desc-roiValues_table.tsv)"));
     };
-    let d = StudyDesign::default();
     let mut s = String::from(
         "<p>Each line is one subject's mean CBF in the region before and during ketamine; the thick line is the group mean. Left: placebo pre-treatment; right: naltrexone.</p>",
     );

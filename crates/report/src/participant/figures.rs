@@ -16,8 +16,11 @@ use crate::slices::{Canonical, Cmap, Layer, Orient, Scene, canonical, spread_sli
 pub const PX_PER_MM: f64 = 1.4;
 
 /// What the sessions table says of a session: pre-treatment and period.
-pub(super) fn session_info(bids_dir: &Path, label: &str) -> BTreeMap<String, (String, String)> {
-    let d = StudyDesign::default();
+pub(super) fn session_info(
+    bids_dir: &Path,
+    label: &str,
+    d: &StudyDesign,
+) -> BTreeMap<String, (String, String)> {
     let path = bids_dir.join(format!("sub-{label}/sub-{label}_sessions.tsv"));
     let mut out = BTreeMap::new();
     if let Ok(Some(t)) = data::table_opt(&path) {
@@ -37,8 +40,7 @@ pub(super) fn session_info(bids_dir: &Path, label: &str) -> BTreeMap<String, (St
     out
 }
 
-pub(super) fn run_meaning(r: &RunFiles) -> &'static str {
-    let d = StudyDesign::default();
+pub(super) fn run_meaning(r: &RunFiles, d: &StudyDesign) -> &'static str {
     let matches = |sel: &cbflow_pipeline::RunSelector| {
         sel.0
             .iter()
@@ -145,6 +147,9 @@ pub(super) struct Ctx<'a> {
     pub(super) output_dir: &'a Path,
     pub(super) bids_dir: &'a Path,
     pub(super) label: &'a str,
+    /// The workflow's design: which column names the pre-treatment, which runs are before and
+    /// during the drug.
+    pub(super) design: &'a StudyDesign,
     pub(super) template: std::result::Result<Template, String>,
     pub(super) space: Option<(String, String)>,
 }

@@ -11,6 +11,8 @@ use super::figures::Ctx;
 use super::figures::{run_meaning, session_info};
 use super::run::run_section;
 use super::timecourse::timecourse_section;
+use cbflow_pipeline::StudyDesign;
+
 use crate::data::{self, RunFiles, col_f64, col_str, find_runs, fname};
 use crate::html::{self, Cell, esc, num};
 use crate::methods;
@@ -19,7 +21,12 @@ use crate::{Error, Result};
 /// Writes `OUTPUT_DIR/sub-<label>.html` for one participant from the derivatives written by
 /// the participant level (and, for the anatomy and session labels, the BIDS input), atomically.
 /// Missing optional inputs become a note in the section that needs them.
-pub fn participant_report(output_dir: &Path, bids_dir: &Path, label: &str) -> Result<PathBuf> {
+pub fn participant_report(
+    output_dir: &Path,
+    bids_dir: &Path,
+    label: &str,
+    design: &StudyDesign,
+) -> Result<PathBuf> {
     let label = label.trim_start_matches("sub-");
     if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(Error::Request {
@@ -44,6 +51,7 @@ pub fn participant_report(output_dir: &Path, bids_dir: &Path, label: &str) -> Re
         output_dir,
         bids_dir,
         label,
+        design,
         template,
         space,
     };
@@ -57,7 +65,7 @@ pub fn participant_report(output_dir: &Path, bids_dir: &Path, label: &str) -> Re
 }
 
 pub(super) fn build(ctx: &Ctx, runs: &[RunFiles]) -> Result<String> {
-    let sessions = session_info(ctx.bids_dir, ctx.label);
+    let sessions = session_info(ctx.bids_dir, ctx.label, ctx.design);
     let mut body = String::new();
     let mut nav = vec![("summary".to_string(), "Summary".to_string())];
 
@@ -65,7 +73,7 @@ pub(super) fn build(ctx: &Ctx, runs: &[RunFiles]) -> Result<String> {
     let mut qc_rows = Vec::new();
     let mut n_flags = 0;
     for r in runs {
-        let row = qc_row(r)?;
+        let row = qc_row(r, ctx.design)?;
         if let Some((_, flagged)) = &row {
             n_flags += usize::from(*flagged);
         }
@@ -183,7 +191,7 @@ pub(super) fn build(ctx: &Ctx, runs: &[RunFiles]) -> Result<String> {
 
 /// QC values of a run as table cells, and whether it is flagged. `None` when the QC table is
 /// missing.
-pub(super) fn qc_row(r: &RunFiles) -> Result<Option<(Vec<Cell>, bool)>> {
+pub(super) fn qc_row(r: &RunFiles, d: &StudyDesign) -> Result<Option<(Vec<Cell>, bool)>> {
     let path = r.file("_desc-qc_cbf.tsv");
     let Some(t) = data::table_opt(&path)? else {
         return Ok(None);
@@ -197,7 +205,7 @@ pub(super) fn qc_row(r: &RunFiles) -> Result<Option<(Vec<Cell>, bool)>> {
         .map(str::trim)
         .filter(|s| !s.is_empty() && *s != "n/a" && *s != "none")
         .collect();
-    let mut cells = vec![Cell::text(r.label()), Cell::text(run_meaning(r))];
+    let mut cells = vec![Cell::text(r.label()), Cell::text(run_meaning(r, d))];
     for (c, digits) in QC_COLUMNS {
         let v = col_f64(&t, &path, c)
             .ok()

@@ -13,7 +13,7 @@ use crate::{Error, Result};
 
 pub(super) fn run_section(ctx: &Ctx, r: &RunFiles) -> Result<String> {
     let id = r.id();
-    let meaning = run_meaning(r);
+    let meaning = run_meaning(r, ctx.design);
     let mut s = format!(
         "<h3 id=\"{}\">{}{}</h3>\n",
         esc(&id),

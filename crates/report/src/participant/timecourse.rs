@@ -20,7 +20,7 @@ pub(super) fn timecourse_section(ctx: &Ctx, rs: &[&RunFiles], sid: &str) -> Resu
     let mut fallback = false;
     let mut notes = Vec::new();
     for r in rs {
-        let title = format!("{} {}", r.label(), run_meaning(r));
+        let title = format!("{} {}", r.label(), run_meaning(r, ctx.design));
         let roi = ctx
             .space
             .as_ref()

@@ -82,9 +82,34 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
     let (out, bids) = (fx.out.as_path(), fx.bids.as_path());
 
     // participant reports
-    let p1 = cbflow_report::participant_report(out, bids, "01").unwrap();
+    let p1 = cbflow_report::participant_report(
+        out,
+        bids,
+        "01",
+        &cbflow_pipeline::StudyDesign::default(),
+    )
+    .unwrap();
     assert_eq!(p1, out.join("sub-01.html"));
+    // the report reads the design it is given: runs the design does not name get no meaning
+    let other = cbflow_pipeline::StudyDesign {
+        before: cbflow_pipeline::RunSelector::run("8"),
+        during: cbflow_pipeline::RunSelector::run("9"),
+        ..Default::default()
+    };
+    let h_other = std::fs::read_to_string(
+        cbflow_report::participant_report(out, bids, "01", &other).unwrap(),
+    )
+    .unwrap();
+    assert!(!h_other.contains("before ketamine") && !h_other.contains("during ketamine"));
+    let p1 = cbflow_report::participant_report(
+        out,
+        bids,
+        "01",
+        &cbflow_pipeline::StudyDesign::default(),
+    )
+    .unwrap();
     let h1 = std::fs::read_to_string(&p1).unwrap();
+    assert!(h1.contains("before ketamine") && h1.contains("during ketamine"));
     check_self_contained(&h1, "sub-01.html");
     assert!(h1.len() < 2_500_000, "sub-01.html is {} bytes", h1.len());
     check_native_mosaic(out, &h1);
@@ -121,7 +146,13 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
         "the summary counts flags that are none"
     );
 
-    let p2 = cbflow_report::participant_report(out, bids, "sub-02").unwrap();
+    let p2 = cbflow_report::participant_report(
+        out,
+        bids,
+        "sub-02",
+        &cbflow_pipeline::StudyDesign::default(),
+    )
+    .unwrap();
     let h2 = std::fs::read_to_string(&p2).unwrap();
     check_self_contained(&h2, "sub-02.html");
     // sub-02 has no ROI time-series table in the fast fixture: the labelled brain-mask fallback
@@ -133,7 +164,8 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
     );
 
     // group report
-    let g = cbflow_report::group_report(out, bids).unwrap();
+    let g =
+        cbflow_report::group_report(out, bids, &cbflow_pipeline::StudyDesign::default()).unwrap();
     let hg = std::fs::read_to_string(&g).unwrap();
     check_self_contained(&hg, "group.html");
     for c in cbflow_pipeline::GroupContrast::defaults() {
@@ -159,14 +191,28 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
 
     // a missing optional input is reported in its section, not an error
     std::fs::remove_file(out.join("sub-02/ses-1/perf/sub-02_ses-1_run-1_desc-qc_cbf.tsv")).unwrap();
-    let h2 = std::fs::read_to_string(cbflow_report::participant_report(out, bids, "02").unwrap())
-        .unwrap();
+    let h2 = std::fs::read_to_string(
+        cbflow_report::participant_report(
+            out,
+            bids,
+            "02",
+            &cbflow_pipeline::StudyDesign::default(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
     assert!(
         h2.contains("ses-1 run-1: no QC table"),
         "missing QC table not reported"
     );
     // a participant without outputs is an error naming the directory
-    let e = cbflow_report::participant_report(out, bids, "99").unwrap_err();
+    let e = cbflow_report::participant_report(
+        out,
+        bids,
+        "99",
+        &cbflow_pipeline::StudyDesign::default(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("sub-99"), "{e}");
 }
 
@@ -209,7 +255,9 @@ fn check_roi_lines(out: &Path, html: &str) {
 /// The scatter points are the ones the group level correlated: their Pearson r equals the
 /// table's.
 fn check_brain_behaviour(out: &Path, bids: &Path, html: &str) {
-    let rels = cbflow_report::brain_behaviour_data(out, bids).unwrap();
+    let rels =
+        cbflow_report::brain_behaviour_data(out, bids, &cbflow_pipeline::StudyDesign::default())
+            .unwrap();
     assert!(!rels.is_empty(), "no brain–behaviour relation");
     let t = cbflow_bids::Table::read_tsv(&out.join("desc-brainBehaviour_table.tsv")).unwrap();
     let mut compared = 0;

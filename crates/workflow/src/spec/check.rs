@@ -25,6 +25,30 @@ impl Workflow {
         })
     }
 
+    /// The study design the workflow declares, for what reads the outputs (the reports): the
+    /// first `crossover-group` step's, else the first `paired-group` step's before and during
+    /// runs (the rest default), else the ketamine + naltrexone defaults.
+    pub fn study_design(&self) -> cbflow_pipeline::StudyDesign {
+        let ops = || self.steps.iter().map(|s| &s.value.params.value);
+        if let Some(d) = ops().find_map(|op| match op {
+            Op::CrossoverGroup(p) => Some(p.design.study_design()),
+            _ => None,
+        }) {
+            return d;
+        }
+        match ops().find_map(|op| match op {
+            Op::PairedGroup(p) => Some(p.design.selectors()),
+            _ => None,
+        }) {
+            Some((before, during)) => cbflow_pipeline::StudyDesign {
+                before,
+                during,
+                ..Default::default()
+            },
+            None => cbflow_pipeline::StudyDesign::default(),
+        }
+    }
+
     /// Reads and checks a workflow file.
     pub fn from_path(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(io_err(path))?;

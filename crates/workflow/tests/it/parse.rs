@@ -70,6 +70,12 @@ fn before_after_example_parses() {
     );
     assert_eq!(p.design.session, None);
     assert_eq!((p.contrast.as_str(), p.tail), ("drug", TailSpec::TwoSided));
+    // what the reports are given: the paired step's runs
+    let d = w.study_design();
+    assert_eq!(
+        (d.before.to_string(), d.during.to_string()),
+        ("run-1".into(), "run-2".into())
+    );
     // another lab's drug and hypothesis; a name that cannot be a BIDS label is refused
     let text = std::fs::read_to_string(workflows_dir().join("examples/before-after.yaml"))
         .unwrap()
