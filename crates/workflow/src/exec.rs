@@ -728,16 +728,15 @@ fn merge_earlier_jobs(record: &mut serde_json::Value, path: &Path) {
     let Some(old_jobs) = earlier["jobs"].as_array() else {
         return;
     };
-    let planned: std::collections::BTreeSet<String> = record["plan"]["jobs"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let jobs = record["jobs"].as_array_mut().expect("a list");
+    // this run reports every job it planned
+    let mut seen: BTreeSet<String> = jobs
+        .iter()
         .filter_map(|j| j["id"].as_str().map(str::to_string))
         .collect();
-    let jobs = record["jobs"].as_array_mut().expect("a list");
     for j in old_jobs {
         let Some(id) = j["id"].as_str() else { continue };
-        if planned.contains(id) || jobs.iter().any(|k| k["id"].as_str() == Some(id)) {
+        if !seen.insert(id.to_string()) {
             continue;
         }
         let mut j = j.clone();

@@ -26,48 +26,41 @@ pub(crate) fn add_acq(root: &Path, label: &str) {
 }
 
 /// The kinds of file under `out` (the work directory left out): every path with its labels
-/// replaced (`sub-<label>`, `ses-<label>`, `run-<index>`), sorted, each once.
+/// replaced (`sub-<label>`, `ses-<label>`, `run-<index>`; a run log's start time and process id
+/// by `#`), sorted, each once.
 fn output_kinds(out: &Path) -> Vec<String> {
-    let label = regex_lite_replace;
     let mut kinds: Vec<String> = walkdir(out)
         .into_iter()
         .map(|p| p.strip_prefix(out).unwrap().to_string_lossy().into_owned())
         .filter(|p| !p.starts_with(".cbflow-work"))
-        .map(|p| label(&p))
-        .map(|p| {
-            // a run's log is named by its start time and process id
-            if p.starts_with("logs/cbflow-") {
-                let mut s: String = p
-                    .chars()
-                    .map(|c| if c.is_ascii_digit() { '#' } else { c })
-                    .collect();
-                while s.contains("##") {
-                    s = s.replace("##", "#");
-                }
-                s
-            } else {
-                p
-            }
-        })
+        .map(|p| output_kind(&p))
         .collect();
     kinds.sort();
     kinds.dedup();
     kinds
 }
 
-/// `sub-01` → `sub-<label>`, `ses-2` → `ses-<label>`, `run-1` → `run-<index>`.
-fn regex_lite_replace(p: &str) -> String {
+/// `sub-01` → `sub-<label>`, `ses-2` → `ses-<label>`, `run-1` → `run-<index>`; in a run log's
+/// name (`logs/cbflow-<level>-<time>-<pid>.jsonl`) every run of digits → `#`.
+fn output_kind(p: &str) -> String {
+    if p.starts_with("logs/cbflow-") {
+        let mut out = String::with_capacity(p.len());
+        for c in p.chars() {
+            if !c.is_ascii_digit() {
+                out.push(c);
+            } else if !out.ends_with('#') {
+                out.push('#');
+            }
+        }
+        return out;
+    }
     let mut out = String::with_capacity(p.len());
     let mut rest = p;
-    while !rest.is_empty() {
-        let hit = ["sub-", "ses-", "run-"]
-            .iter()
-            .filter_map(|k| rest.find(k).map(|i| (i, *k)))
-            .min();
-        let Some((i, key)) = hit else {
-            out.push_str(rest);
-            break;
-        };
+    while let Some((i, key)) = ["sub-", "ses-", "run-"]
+        .iter()
+        .filter_map(|k| rest.find(k).map(|i| (i, *k)))
+        .min()
+    {
         out.push_str(&rest[..i + key.len()]);
         rest = &rest[i + key.len()..];
         let end = rest
@@ -76,6 +69,7 @@ fn regex_lite_replace(p: &str) -> String {
         out.push_str(if key == "run-" { "<index>" } else { "<label>" });
         rest = &rest[end..];
     }
+    out.push_str(rest);
     out
 }
 

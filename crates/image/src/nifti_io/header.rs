@@ -8,8 +8,7 @@ use flate2::bufread::MultiGzDecoder;
 use nalgebra::Matrix4;
 
 use super::affine::{check_affine, quatern_to_affine};
-use super::types::{HEADER_SIZE, Header, Stored, VOX_OFFSET};
-use super::types::{invalid, io_err};
+use super::types::{HEADER_SIZE, Header, Stored, VOX_OFFSET, invalid, io_err};
 use crate::Result;
 
 /// A reader for the file: decompressing when it starts with the gzip magic bytes.

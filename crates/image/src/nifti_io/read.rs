@@ -6,8 +6,7 @@ use std::path::Path;
 use ndarray::{ArrayD, IxDyn, ShapeBuilder};
 
 use super::header::{open, parse_header, read_full, read_header_bytes};
-use super::types::invalid;
-use super::types::{CHUNK, HEADER_SIZE, Header, Stored};
+use super::types::{CHUNK, HEADER_SIZE, Header, Stored, invalid};
 use crate::{Result, Volume, VolumeInfo};
 
 /// Read only the header of a `.nii` or `.nii.gz` file (gzip is recognised by its magic bytes,

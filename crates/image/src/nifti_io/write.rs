@@ -10,8 +10,7 @@ use flate2::write::GzEncoder;
 
 use super::affine::affine_to_quatern;
 use super::read::integer_scaling;
-use super::types::io_err;
-use super::types::{CHUNK, DataType, HEADER_SIZE, Stored, VOX_OFFSET};
+use super::types::{CHUNK, DataType, HEADER_SIZE, Stored, VOX_OFFSET, io_err};
 use crate::{Error, Result, Volume};
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -179,7 +179,7 @@ impl GroupContrast {
     /// Why this contrast cannot be tested, if it cannot: a name that is not a BIDS label, or
     /// weights that are not a within-subject difference.
     pub fn problem(&self) -> Option<String> {
-        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric()) {
+        if cbflow_bids::validate_label(&self.name).is_err() {
             return Some(format!(
                 "contrast name '{}' must be letters and digits only (it becomes the BIDS entity contrast-<name>)",
                 self.name

@@ -9,9 +9,9 @@ use ndarray::{Array2, Array3, Zip};
 use serde_json::{Value, json};
 
 use super::load::{LoadedMap, rec_err};
-use super::options::null_model_of;
 use super::options::{
-    GM_THRESHOLD, MIN_PARCEL_VOXELS, ReceptorLevel, ReceptorNull, ReceptorOptions, VOXEL_SPACING_MM,
+    GM_THRESHOLD, MIN_PARCEL_VOXELS, ReceptorLevel, ReceptorNull, ReceptorOptions,
+    VOXEL_SPACING_MM, null_model_of,
 };
 use super::points::{Points, build_points, flat_c};
 use crate::Result;

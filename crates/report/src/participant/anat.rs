@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use cbflow_image::Interp;
 use serde_json::Value;
 
-use super::figures::Ctx;
-use super::figures::{map_layer, mosaic_figure};
+use super::figures::{Ctx, map_layer, mosaic_figure};
 use crate::data::{self, fname};
 use crate::html::{self, esc};
 use crate::slices::{Cmap, Layer, Orient, Scene, canonical, spread_slices, window};

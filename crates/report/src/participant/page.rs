@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::anat::normalisation_section;
-use super::figures::Ctx;
-use super::figures::{run_meaning, session_info};
+use super::figures::{Ctx, run_meaning, session_info};
 use super::run::run_section;
 use super::timecourse::timecourse_section;
 use cbflow_pipeline::StudyDesign;

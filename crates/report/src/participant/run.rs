@@ -3,8 +3,7 @@
 use cbflow_image::Interp;
 
 use super::anat::find_t1w;
-use super::figures::Ctx;
-use super::figures::{map_layer, map_mosaic, mosaic_figure, run_meaning};
+use super::figures::{Ctx, map_layer, map_mosaic, mosaic_figure, run_meaning};
 use crate::data::{self, RunFiles, col_f64, fname};
 use crate::html::{self, esc};
 use crate::plots::{self, LinePanel, Series, palette};

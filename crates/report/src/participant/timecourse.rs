@@ -2,8 +2,7 @@
 
 use ndarray::Axis;
 
-use super::figures::Ctx;
-use super::figures::run_meaning;
+use super::figures::{Ctx, run_meaning};
 use crate::Result;
 use crate::data::{self, RunFiles, col_f64, fname};
 use crate::html::{self, esc};

@@ -82,14 +82,7 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
     let (out, bids) = (fx.out.as_path(), fx.bids.as_path());
 
     // participant reports
-    let p1 = cbflow_report::participant_report(
-        out,
-        bids,
-        "01",
-        &cbflow_pipeline::StudyDesign::default(),
-    )
-    .unwrap();
-    assert_eq!(p1, out.join("sub-01.html"));
+    let design = cbflow_pipeline::StudyDesign::default();
     // the report reads the design it is given: runs the design does not name get no meaning
     let other = cbflow_pipeline::StudyDesign {
         before: cbflow_pipeline::RunSelector::run("8"),
@@ -101,13 +94,8 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
     )
     .unwrap();
     assert!(!h_other.contains("before ketamine") && !h_other.contains("during ketamine"));
-    let p1 = cbflow_report::participant_report(
-        out,
-        bids,
-        "01",
-        &cbflow_pipeline::StudyDesign::default(),
-    )
-    .unwrap();
+    let p1 = cbflow_report::participant_report(out, bids, "01", &design).unwrap();
+    assert_eq!(p1, out.join("sub-01.html"));
     let h1 = std::fs::read_to_string(&p1).unwrap();
     assert!(h1.contains("before ketamine") && h1.contains("during ketamine"));
     check_self_contained(&h1, "sub-01.html");
@@ -146,13 +134,7 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
         "the summary counts flags that are none"
     );
 
-    let p2 = cbflow_report::participant_report(
-        out,
-        bids,
-        "sub-02",
-        &cbflow_pipeline::StudyDesign::default(),
-    )
-    .unwrap();
+    let p2 = cbflow_report::participant_report(out, bids, "sub-02", &design).unwrap();
     let h2 = std::fs::read_to_string(&p2).unwrap();
     check_self_contained(&h2, "sub-02.html");
     // sub-02 has no ROI time-series table in the fast fixture: the labelled brain-mask fallback
@@ -164,8 +146,7 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
     );
 
     // group report
-    let g =
-        cbflow_report::group_report(out, bids, &cbflow_pipeline::StudyDesign::default()).unwrap();
+    let g = cbflow_report::group_report(out, bids, &design).unwrap();
     let hg = std::fs::read_to_string(&g).unwrap();
     check_self_contained(&hg, "group.html");
     for c in cbflow_pipeline::GroupContrast::defaults() {
@@ -192,13 +173,7 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
     // a missing optional input is reported in its section, not an error
     std::fs::remove_file(out.join("sub-02/ses-1/perf/sub-02_ses-1_run-1_desc-qc_cbf.tsv")).unwrap();
     let h2 = std::fs::read_to_string(
-        cbflow_report::participant_report(
-            out,
-            bids,
-            "02",
-            &cbflow_pipeline::StudyDesign::default(),
-        )
-        .unwrap(),
+        cbflow_report::participant_report(out, bids, "02", &design).unwrap(),
     )
     .unwrap();
     assert!(
@@ -206,13 +181,7 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
         "missing QC table not reported"
     );
     // a participant without outputs is an error naming the directory
-    let e = cbflow_report::participant_report(
-        out,
-        bids,
-        "99",
-        &cbflow_pipeline::StudyDesign::default(),
-    )
-    .unwrap_err();
+    let e = cbflow_report::participant_report(out, bids, "99", &design).unwrap_err();
     assert!(e.to_string().contains("sub-99"), "{e}");
 }
 

@@ -4,8 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::base::{Level, Resources};
-use super::opspec::OpSpec;
-use super::opspec::{Slot, SlotKind};
+use super::opspec::{OpSpec, Slot, SlotKind};
 
 /// Template space of the participant level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]

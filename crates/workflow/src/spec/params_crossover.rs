@@ -6,8 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::base::{Level, Resources};
-use super::opspec::OpSpec;
-use super::opspec::{Slot, SlotKind};
+use super::opspec::{OpSpec, Slot, SlotKind};
 use super::params_asl::{OUT_CBF_TEMPLATE, OUT_STATMAPS, OUT_TABLES, in_range};
 
 /// How a crossover study maps onto BIDS (cbflow-pipeline's `StudyDesign`).

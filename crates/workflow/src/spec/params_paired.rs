@@ -6,14 +6,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::base::{Level, Resources};
-use super::opspec::OpSpec;
-use super::opspec::Slot;
+use super::opspec::{OpSpec, Slot};
 use super::params_asl::{OUT_STATMAPS, OUT_TABLES};
 use super::params_crossover::{
-    GROUP_SLOTS, TailSpec, TfceSpec, check_group, group_resources, run_selection_problem,
-    run_selectors,
+    GROUP_SLOTS, TailSpec, TfceSpec, check_covariates, check_group, covariates, group_resources,
+    run_selection_problem, run_selectors,
 };
-use super::params_crossover::{check_covariates, covariates};
 
 /// A one-session before/during design.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -118,7 +116,7 @@ impl OpSpec for PairedGroupParams {
             self.cluster_threshold,
             &self.tfce,
         )?;
-        if self.contrast.is_empty() || !self.contrast.chars().all(|c| c.is_ascii_alphanumeric()) {
+        if cbflow_bids::validate_label(&self.contrast).is_err() {
             return Err(format!(
                 "contrast: {:?} must be letters and digits only (it becomes the BIDS entity contrast-<name>)",
                 self.contrast

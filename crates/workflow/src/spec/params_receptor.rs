@@ -4,8 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::base::{Level, Resources};
-use super::opspec::OpSpec;
-use super::opspec::{Slot, SlotKind};
+use super::opspec::{OpSpec, Slot, SlotKind};
 use super::params_asl::{OUT_CBF_TEMPLATE, OUT_STATMAPS};
 use super::params_crossover::{CrossoverDesign, group_resources};
 
