@@ -449,7 +449,7 @@ fn execute_level(
         outln!(
             "{:<28} {:<10} {:>7.1} s  {files}",
             j.id,
-            format!("{:?}", j.status).to_lowercase(),
+            j.status.as_str(),
             j.seconds,
         );
     }
@@ -461,7 +461,7 @@ fn execute_level(
         .filter(|j| j.status == cbflow_workflow::JobStatus::Ran && j.files == 0)
         .count();
     outln!(
-        "{} jobs ({} computed{}, {} from the cache) in {:.1} s; outputs in {}; provenance in {}",
+        "{} jobs ({} computed{}, {} from the cache{}) in {:.1} s; outputs in {}; provenance in {}",
         s.jobs.len(),
         s.count(cbflow_workflow::JobStatus::Ran) - idle,
         if idle > 0 {
@@ -470,6 +470,10 @@ fn execute_level(
             String::new()
         },
         s.count(cbflow_workflow::JobStatus::Cached),
+        match s.count(cbflow_workflow::JobStatus::ReadFromOutputs) {
+            0 => String::new(),
+            n => format!(", {n} read from {}", output_dir.display()),
+        },
         s.seconds,
         output_dir.display(),
         s.provenance.display()

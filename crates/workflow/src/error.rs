@@ -63,6 +63,20 @@ pub enum Error {
         /// The cause.
         message: String,
     },
+    /// Jobs of another level that this level reads are neither in the work directory's cache
+    /// nor published in OUTPUT_DIR with matching contents (the group level does not recompute
+    /// participant jobs).
+    #[error(
+        "{output_dir}: the outputs of the {level} level this run reads are not there:\n{message}"
+    )]
+    Prerequisites {
+        /// The derivatives directory.
+        output_dir: PathBuf,
+        /// The level whose outputs are missing.
+        level: crate::spec::Level,
+        /// Each missing job and why, then what to run.
+        message: String,
+    },
     /// An operation this build cannot run.
     #[error("job {job}: operation `{op}` is not available in this build: {message}")]
     NotAvailable {

@@ -95,17 +95,38 @@ pub trait JobRunner: Send + Sync {
 }
 
 /// How a job ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobStatus {
     /// Found finished in the work directory; only published.
     Cached,
     /// Run now.
     Ran,
+    /// A job of another level, read from what an earlier run published in OUTPUT_DIR (checked
+    /// against that run's provenance record), not run.
+    ReadFromOutputs,
     /// Failed.
     Failed,
     /// Not started (an upstream job or another job failed).
     NotRun,
+}
+
+impl JobStatus {
+    /// The name in the provenance record and the run summary (`cached`, `ran`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Cached => "cached",
+            JobStatus::Ran => "ran",
+            JobStatus::ReadFromOutputs => "read-from-outputs",
+            JobStatus::Failed => "failed",
+            JobStatus::NotRun => "not-run",
+        }
+    }
+}
+
+impl Serialize for JobStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// One job of a run.
@@ -123,6 +144,9 @@ pub struct JobReport {
     pub compute_seconds: Option<f64>,
     /// Output files.
     pub files: usize,
+    /// Each output file (path in OUTPUT_DIR, SHA-256, size): what a later level checks before
+    /// it reads them.
+    pub outputs: Vec<OutputFile>,
     /// Seed of its random draws, if any.
     pub seed: Option<u64>,
     /// The error, when it failed.
@@ -151,7 +175,7 @@ struct Finished {
     status: JobStatus,
     seconds: f64,
     compute_seconds: Option<f64>,
-    files: usize,
+    files: Vec<OutputFile>,
 }
 
 /// Runs `plan` with `runner`: computes every job's key, then starts each job whose
@@ -180,6 +204,8 @@ pub fn execute_with(plan: &Plan, opts: &ExecOptions, runner: &dyn JobRunner) -> 
     let hashes = HashCache::load(&opts.work_dir.join("file-hashes.json"));
     let code = opts.code_id.clone().unwrap_or_else(cache::code_id);
     let keys = job_keys(plan, &hashes, &code)?;
+    // the other level's jobs come from the cache or from OUTPUT_DIR, never from a rerun
+    let read_back = crate::published::read_prerequisites(plan, &keys, &jobs_dir, &hashes, &code)?;
     let n = plan.jobs.len();
 
     let mp = opts.progress.clone().unwrap_or_else(|| {
@@ -314,13 +340,15 @@ pub fn execute_with(plan: &Plan, opts: &ExecOptions, runner: &dyn JobRunner) -> 
                 id: j.id.clone(),
                 key: keys[i].clone(),
                 status: match (f, &errors[i]) {
+                    (Some(_), _) if read_back[i] => JobStatus::ReadFromOutputs,
                     (Some(f), _) => f.status,
                     (None, Some(_)) => JobStatus::Failed,
                     (None, None) => JobStatus::NotRun,
                 },
                 seconds: f.map(|f| f.seconds).unwrap_or(0.0),
                 compute_seconds: f.and_then(|f| f.compute_seconds),
-                files: f.map(|f| f.files).unwrap_or(0),
+                files: f.map(|f| f.files.len()).unwrap_or(0),
+                outputs: f.map(|f| f.files.clone()).unwrap_or_default(),
                 seed: j.op.spec().seed(),
                 error: errors[i].clone(),
             }
@@ -425,7 +453,7 @@ fn run_job(
         status,
         seconds: t0.elapsed().as_secs_f64(),
         compute_seconds: Some(done.seconds),
-        files: done.files.len(),
+        files: done.files,
     })
 }
 
@@ -689,10 +717,7 @@ fn write_provenance(
         jobs,
         plan,
     };
-    let path = plan
-        .output_dir
-        .join("logs")
-        .join(format!("provenance-{}.json", plan.level));
+    let path = crate::published::provenance_path(&plan.output_dir, plan.level);
     let mut record = serde_json::to_value(&p).expect("plain data");
     let started_unix = record["started_unix"].clone();
     for j in record["jobs"].as_array_mut().expect("a list") {

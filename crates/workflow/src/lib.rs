@@ -15,6 +15,7 @@ mod cache;
 mod error;
 mod exec;
 mod plan;
+mod published;
 mod runner;
 pub mod slurm;
 mod spec;

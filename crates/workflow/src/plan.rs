@@ -36,8 +36,8 @@ pub struct PlanRequest {
     /// The derivatives dataset the outputs are published to.
     pub output_dir: PathBuf,
     /// `participant`: the participant-level jobs of the selected participants; `group`: the
-    /// group-level jobs and, as prerequisites, the participant-level jobs they read (run only
-    /// when not cached).
+    /// group-level jobs and, as prerequisites, the participant-level jobs they read (never run
+    /// by the group level: read from the cache or from OUTPUT_DIR).
     pub level: Level,
     /// Participants (with or without `sub-`); empty = every participant with data.
     pub participant_labels: Vec<String>,
@@ -70,7 +70,8 @@ pub struct Job {
     pub deps: Vec<usize>,
     /// Its resources.
     pub resources: Resources,
-    /// True for jobs of another level that this level needs (cached normally).
+    /// True for jobs of another level that this level reads (from the cache or OUTPUT_DIR; never
+    /// run by this level).
     pub prerequisite: bool,
 }
 
@@ -652,7 +653,9 @@ impl fmt::Display for Plan {
             "{} jobs{}:",
             self.jobs.len(),
             if n_pre > 0 {
-                format!(" ({n_pre} prerequisites of another level, run only if not cached)")
+                format!(
+                    " ({n_pre} of another level, read from the cache or OUTPUT_DIR, never run here)"
+                )
             } else {
                 String::new()
             }

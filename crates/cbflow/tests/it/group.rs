@@ -148,13 +148,39 @@ fn group_level_writes_maps_and_tables() {
         .assert()
         .failure()
         .code(1);
-    cbflow()
+    // the work directory wiped (a cluster's scratch): the group level reads the participant
+    // derivatives from OUTPUT_DIR, checked against their provenance, and runs none of them
+    std::fs::remove_dir_all(out.join(".cbflow-work")).unwrap();
+    let run = cbflow()
         .arg(&root)
         .arg(&out)
         .arg("group")
         .args(["--template", "phantom", "--permutations", "100"])
         .assert()
         .success();
+    let stdout = String::from_utf8_lossy(&run.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains("7 jobs (1 computed, 1 with nothing to do, 0 from the cache, 5 read from"),
+        "{stdout}"
+    );
+    let prov: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("logs/provenance-group.json")).unwrap())
+            .unwrap();
+    let statuses: Vec<(&str, &str)> = prov["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["id"].as_str().unwrap(), j["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(statuses.len(), 7, "{statuses:?}");
+    for (id, status) in &statuses {
+        let want = if id.contains("/sub-") {
+            "read-from-outputs"
+        } else {
+            "ran"
+        };
+        assert_eq!(*status, want, "{id}");
+    }
     let group_kinds: Vec<String> = output_kinds(&out)
         .into_iter()
         .filter(|k| !participant_kinds.contains(k))

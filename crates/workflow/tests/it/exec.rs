@@ -386,3 +386,75 @@ fn bad_options_are_named() {
     let e = execute_with(&plan, &opts(&t.path().join("w"), 1, 0.0), &Fake::new(0)).unwrap_err();
     assert!(e.to_string().starts_with("mem_gb"), "{e}");
 }
+
+/// The participant jobs of `fake_plan` as the participant level plans them, and the whole plan
+/// as the group level does (the participant jobs its prerequisites).
+fn split_levels(dir: &Path, n: usize) -> (Plan, Plan) {
+    let mut group = fake_plan(dir, n, res(1, 1.0));
+    group.level = Level::Group;
+    let mut participant = group.clone();
+    participant.level = Level::Participant;
+    participant.jobs.truncate(n);
+    for j in &mut group.jobs[..n] {
+        j.prerequisite = true;
+    }
+    (participant, group)
+}
+
+#[test]
+fn the_group_level_reads_participant_outputs_from_output_dir_and_never_reruns_them() {
+    let t = tempfile::tempdir().unwrap();
+    let (participant, group) = split_levels(t.path(), 3);
+    // without any participant run: refused before anything runs, each missing job named
+    let f = Fake::new(0);
+    let e = execute_with(&group, &opts(&t.path().join("w0"), 2, 8.0), &f).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Prerequisites { .. }), "{msg}");
+    for id in ["p/sub-01", "p/sub-02", "p/sub-03"] {
+        assert!(msg.contains(id), "{msg}");
+    }
+    assert!(
+        msg.contains("participant` (with the same workflow"),
+        "{msg}"
+    );
+    assert!(f.calls().is_empty());
+    assert!(tree(&group.output_dir).is_empty(), "nothing written");
+    // the participant level, then its work directory deleted (a wiped scratch)
+    let w1 = t.path().join("w1");
+    execute_with(&participant, &opts(&w1, 2, 8.0), &Fake::new(0)).unwrap();
+    std::fs::remove_dir_all(&w1).unwrap();
+    let f = Fake::new(0);
+    let s = execute_with(&group, &opts(&t.path().join("w2"), 2, 8.0), &f).unwrap();
+    assert_eq!(f.calls(), ["g"], "no participant job runs");
+    assert_eq!(s.count(JobStatus::ReadFromOutputs), 3);
+    assert_eq!(s.count(JobStatus::Ran), 1);
+    let summary = std::fs::read_to_string(group.output_dir.join("group/summary.txt")).unwrap();
+    assert_eq!(summary.lines().count(), 3, "{summary}");
+    let prov: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&s.provenance).unwrap()).unwrap();
+    assert_eq!(prov["jobs"][0]["status"], "read-from-outputs");
+    // a participant output changed after the participant level wrote it: refused, file named
+    std::fs::write(group.output_dir.join("sub-02/result.txt"), "edited").unwrap();
+    let f = Fake::new(0);
+    let msg = execute_with(&group, &opts(&t.path().join("w3"), 2, 8.0), &f)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("sub-02/result.txt is missing or was changed"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("p/sub-01"),
+        "only the changed job is named: {msg}"
+    );
+    assert!(f.calls().is_empty());
+    // an input changed since (another key): refused as made from other inputs
+    std::fs::write(group.bids_dir.join("sub-03/data.txt"), "new data").unwrap();
+    let msg = execute_with(&group, &opts(&t.path().join("w4"), 2, 8.0), &Fake::new(0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("p/sub-03: the outputs in OUTPUT_DIR were made with other parameters, inputs"),
+        "{msg}"
+    );
+}
