@@ -59,7 +59,8 @@ fn second_run_is_all_cache_hits_with_identical_outputs() {
     let s1 = execute(&p, &options(&work, 2)).unwrap();
     let first_secs = t0.elapsed().as_secs_f64();
     assert_eq!(s1.count(JobStatus::Cached), 3, "{:?}", s1.jobs);
-    assert_eq!(s1.count(JobStatus::Ran), 1, "{:?}", s1.jobs);
+    // the group steps (crossover, receptors) run; the participant jobs are cache hits
+    assert_eq!(s1.count(JobStatus::Ran), s1.jobs.len() - 3);
     for f in [
         "dataset_description.json",
         "sub-02/ses-1/perf/sub-02_ses-1_run-2_cbf.nii.gz",
@@ -73,7 +74,7 @@ fn second_run_is_all_cache_hits_with_identical_outputs() {
     let t1 = Instant::now();
     let s2 = execute(&p, &options(&work, 2)).unwrap();
     let second_secs = t1.elapsed().as_secs_f64();
-    assert_eq!(s2.count(JobStatus::Cached), 4, "{:?}", s2.jobs);
+    assert_eq!(s2.count(JobStatus::Cached), s2.jobs.len());
     assert_eq!(tree(&out), first, "identical bytes");
     eprintln!("first run {first_secs:.1} s, cached rerun {second_secs:.2} s");
     assert!(second_secs < 5.0, "cached rerun took {second_secs:.1} s");
