@@ -381,9 +381,12 @@ fn preflight(
             participant_labels: participant_labels.to_vec(),
             asl: asl.map(|p| p.asl_options()).unwrap_or_default(),
             template: None,
-            rois: asl
-                .map(|p| p.regions())
-                .unwrap_or_else(cbflow_pipeline::default_rois),
+            // every label of an atlas is read, named and checked by the plan
+            rois: match asl {
+                Some(p) => p.regions().unwrap_or_default(),
+                None => cbflow_pipeline::default_rois(),
+            },
+            atlas: None,
         },
     )?)
 }

@@ -160,6 +160,7 @@ fn run_seed(dir: &Path, subjects: usize, seed: u64, permutations: usize) -> Vec<
         asl: cbflow_pipeline::AslOptions::default(),
         template: Some(TemplateChoice::Phantom),
         rois: cbflow_pipeline::default_rois(),
+        atlas: None,
     })
     .expect("participant level");
     let t_part = t.elapsed().as_secs_f64();

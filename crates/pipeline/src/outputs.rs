@@ -520,7 +520,7 @@ pub(crate) fn write_template_outputs(
         message: e.to_string(),
     };
     let atlas = json!({
-        "Atlas": format!("labels of the {} template's atlas (MNI152NLin6Asym: AAL3v1, Rolls et al. 2020)", tpl.name),
+        "Atlas": format!("labels of {} on the {} template's grid", tpl.atlas, tpl.name),
         "Regions": regions.iter().map(|r| (r.name.clone(), json!(r.labels))).collect::<serde_json::Map<_, _>>(),
     });
     let mut rows = Vec::new();

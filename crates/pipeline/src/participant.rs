@@ -15,7 +15,7 @@ use crate::anat::{
 use crate::asl::{AslOptions, process_run, score_and_qc};
 use crate::outputs::{write_anatomy, write_asl_run, write_template_outputs};
 use crate::staging::Staging;
-use crate::template::{Template, TemplateChoice};
+use crate::template::{AtlasFiles, Template, TemplateChoice};
 use crate::{Error, Result, generated_by, source_dataset};
 use cbflow_register::Region;
 
@@ -36,6 +36,9 @@ pub struct ParticipantOptions {
     /// [`default_rois`] are the AAL3 anterior cingulate subdivisions. `grey_matter` and `global`
     /// are always added.
     pub rois: Vec<Region>,
+    /// The atlas the regions are labels of, in place of the template's (AAL3v1 on
+    /// MNI152NLin6Asym); `None`: the template's.
+    pub atlas: Option<AtlasFiles>,
 }
 
 /// The AAL3v1 anterior cingulate regions (labels 151–156): `ACC_sub`, `ACC_pre` and `ACC_sup`,
@@ -165,7 +168,10 @@ pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
             .is_empty()
     });
     let template = match &opts.template {
-        Some(c) if any_t1w => Some(Template::load(c)?),
+        Some(c) if any_t1w => Some(match &opts.atlas {
+            Some(a) => Template::load(c)?.with_atlas(a)?,
+            None => Template::load(c)?,
+        }),
         Some(_) => {
             tracing::warn!(
                 "no T1w image for {}: native-space CBF and QC only; template-space outputs and SCORE are skipped",

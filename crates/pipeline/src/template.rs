@@ -48,6 +48,20 @@ pub struct Template {
     pub labels: Volume,
     /// Name of each atlas label.
     pub label_names: std::collections::BTreeMap<i32, String>,
+    /// What the atlas is, for the ROI tables' sidecars.
+    pub atlas: String,
+}
+
+/// An atlas of regions of interest given by files, in place of the template's own (AAL3 on
+/// MNI152NLin6Asym): a label image in the template's space (any grid) and its label table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtlasFiles {
+    /// Its name in the sidecars.
+    pub name: String,
+    /// Label image (integers, 0 = background).
+    pub image: PathBuf,
+    /// Label table (see [`cbflow_resources::regions_from_label_table`] for the forms read).
+    pub labels: PathBuf,
 }
 
 fn vol(grid: &Grid, data: Array3<f32>) -> Volume {
@@ -83,6 +97,7 @@ impl Template {
                 .filter(|r| r.labels.len() == 1)
                 .map(|r| (r.labels[0], r.name))
                 .collect(),
+            atlas: "the phantom's anterior cingulate, numbered as AAL3v1 (labels 151-156)".into(),
         }
     }
 
@@ -154,6 +169,110 @@ impl Template {
             csf,
             labels,
             label_names,
+            atlas: "AAL3v1 (Rolls et al. 2020, NeuroImage 206:116189)".into(),
         })
+    }
+
+    /// This template with the regions of `atlas` in place of its own: the label image put on
+    /// the template's grid by nearest neighbour (it must be a 3D image of integers in the
+    /// template's world space), the names from its label table. Errors name the file.
+    pub fn with_atlas(mut self, atlas: &AtlasFiles) -> Result<Self> {
+        let bad = |path: &Path, message: String| Error::Resource {
+            path: path.to_path_buf(),
+            message,
+        };
+        let img = cbflow_image::read(&atlas.image)?;
+        if img.n_volumes() != 1 {
+            return Err(bad(
+                &atlas.image,
+                format!(
+                    "an atlas is one 3D label image; this has {} volumes",
+                    img.n_volumes()
+                ),
+            ));
+        }
+        if let Some(v) = img
+            .data
+            .iter()
+            .find(|v| !v.is_finite() || (**v - v.round()).abs() > 1e-3)
+        {
+            return Err(bad(
+                &atlas.image,
+                format!("not a label image: it holds {v}, labels are integers"),
+            ));
+        }
+        let on = cbflow_image::resample_to_grid(&img, &self.grid, cbflow_image::Interp::Nearest)?;
+        if on.data.iter().all(|&v| v.round() as i32 <= 0) {
+            return Err(bad(
+                &atlas.image,
+                format!(
+                    "no label above 0 inside the {} template's grid: is the atlas in this template's space?",
+                    self.name
+                ),
+            ));
+        }
+        let text = std::fs::read_to_string(&atlas.labels)
+            .map_err(|e| bad(&atlas.labels, e.to_string()))?;
+        let regions = cbflow_resources::regions_from_label_table(&text)
+            .map_err(|e| bad(&atlas.labels, e.to_string()))?;
+        self.labels = on;
+        self.label_names = regions
+            .into_iter()
+            .filter(|r| r.labels.len() == 1)
+            .map(|r| (r.labels[0], r.name))
+            .collect();
+        self.atlas = format!("{} ({})", atlas.name, atlas.image.display());
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_atlas_replaces_the_template_labels_and_bad_ones_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let tpl = Template::phantom();
+        let g = tpl.grid.clone();
+        // two parcels: the left and the right half of the grid
+        let half = g.dims[0] / 2;
+        let labels = Array3::from_shape_fn(g.dims, |(i, _, _)| if i < half { 1.0 } else { 2.0 });
+        let image = t.path().join("parc.nii.gz");
+        cbflow_image::write(&image, &vol(&g, labels), cbflow_image::DataType::Int16).unwrap();
+        let table = t.path().join("parc.tsv");
+        std::fs::write(&table, "index\tname\n1\tleft\n2\tright\n").unwrap();
+        let atlas = AtlasFiles {
+            name: "halves".into(),
+            image: image.clone(),
+            labels: table.clone(),
+        };
+        let a = tpl.clone().with_atlas(&atlas).unwrap();
+        assert_eq!(a.label_names.values().collect::<Vec<_>>(), ["left", "right"]);
+        assert_eq!(a.labels.frame(0)[[0, 0, 0]], 1.0);
+        assert_eq!(a.labels.frame(0)[[g.dims[0] - 1, 0, 0]], 2.0);
+        assert!(a.atlas.starts_with("halves"), "{}", a.atlas);
+        // a probability map is not a label image
+        let prob = t.path().join("prob.nii.gz");
+        let p = Array3::from_elem(g.dims, 0.5f32);
+        cbflow_image::write(&prob, &vol(&g, p), cbflow_image::DataType::Float32).unwrap();
+        let e = tpl
+            .clone()
+            .with_atlas(&AtlasFiles {
+                image: prob.clone(),
+                ..atlas.clone()
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("prob.nii.gz") && e.contains("not a label image"), "{e}");
+        // a table that cannot be read is named
+        let e = tpl
+            .with_atlas(&AtlasFiles {
+                labels: t.path().join("missing.tsv"),
+                ..atlas
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.tsv"), "{e}");
     }
 }

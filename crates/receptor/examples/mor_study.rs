@@ -146,6 +146,7 @@ fn simulate_and_process(
         asl: cbflow_pipeline::AslOptions::default(),
         template: Some(TemplateChoice::Phantom),
         rois: cbflow_pipeline::default_rois(),
+        atlas: None,
     })
     .expect("participant level");
     println!("participant level: {:.1} s", t.elapsed().as_secs_f64());

@@ -15,7 +15,7 @@ mod registry;
 
 pub use dir::{RESOURCES_ENV, resource_dir};
 pub use error::{Error, Result};
-pub use labels::{aal3_acc_regions, regions_from_label_table};
+pub use labels::{aal3_acc_regions, region_name, regions_from_label_table};
 pub use registry::{
     BUILTIN_REGISTRY, ExcludedEntry, ParcellationEntry, ReceptorEntry, Registry, Role,
 };

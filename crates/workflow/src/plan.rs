@@ -222,6 +222,18 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
                     );
                     p.template = TemplateName::None;
                 }
+                if let Some(a) = &mut p.atlas {
+                    resolve_atlas(a, &workflow.origin, &s.value.id)?;
+                    if p.rois.is_none() {
+                        let all = a.all_regions().map_err(|m| {
+                            resolve_err(
+                                Path::new(&workflow.origin),
+                                format!("step `{}`: atlas: {m}", *s.value.id),
+                            )
+                        })?;
+                        p.rois = Some(all);
+                    }
+                }
             }
             Op::CrossoverGroup(p) => apply_group(
                 ov,
@@ -458,6 +470,9 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
                     let mut inputs = top.clone();
                     walk_files(&bids_dir.join(format!("sub-{sub}")), &mut inputs)?;
                     inputs.extend(template_files(templates[i])?);
+                    if let Op::AslCbf(crate::spec::AslCbfParams { atlas: Some(a), .. }) = op {
+                        inputs.extend([a.image.clone(), a.labels.clone()]);
+                    }
                     inputs.sort();
                     inputs.dedup();
                     let deps: Vec<usize> = upstream
@@ -728,6 +743,35 @@ fn flat_params(v: &serde_json::Value, prefix: &str, out: &mut String) {
 
 /// The PET maps and parcellation a receptor step reads (they key its cache: a run without the
 /// resource directory, which skips the step, is not a cache hit for a run with it).
+/// Makes an `asl-cbf` atlas's paths absolute (relative ones against the workflow file's
+/// directory; the current directory for the built-in workflow) and checks both files exist.
+fn resolve_atlas(a: &mut crate::spec::AtlasSpec, origin: &str, step: &str) -> Result<()> {
+    let origin_path = Path::new(origin);
+    let base = if origin_path.is_file() {
+        origin_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    } else {
+        PathBuf::new()
+    };
+    for (field, path) in [("image", &mut a.image), ("labels", &mut a.labels)] {
+        let full = if path.is_absolute() {
+            path.clone()
+        } else {
+            base.join(&*path)
+        };
+        let full = std::fs::canonicalize(&full).map_err(|e| {
+            resolve_err(
+                &full,
+                format!("step `{step}`: atlas {field}: {e} (relative paths are relative to the workflow file's directory)"),
+            )
+        })?;
+        *path = full;
+    }
+    Ok(())
+}
+
 fn receptor_files(
     p: &crate::spec::ReceptorCorrelationParams,
     resources: Option<&Path>,

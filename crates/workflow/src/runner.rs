@@ -91,7 +91,11 @@ impl JobRunner for PipelineRunner {
                     participant_labels: vec![label],
                     asl: p.asl_options(),
                     template: template_choice(p.template, plan.resources_dir.as_deref()),
-                    rois: p.regions(),
+                    // the plan declared every label of an atlas given without regions
+                    rois: p
+                        .regions()
+                        .ok_or_else(|| failed(ctx, "the plan left the atlas's regions unread"))?,
+                    atlas: p.atlas_files(),
                 };
                 let s = cbflow_pipeline::participant(&opts).map_err(|e| failed(ctx, e))?;
                 if !s.warnings.is_empty() {

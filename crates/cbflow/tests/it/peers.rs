@@ -73,3 +73,162 @@ fn ants_applies_cbflows_transforms_as_cbflow_does() {
         "the warp changes nothing (affine only r {r0})"
     );
 }
+
+/// nilearn's `NiftiLabelsMasker` on cbflow's template-space CBF maps, against cbflow's ROI
+/// tables of the same maps with a Schaefer 2018 + Tian atlas given as the ROI source.
+const LABELS_MASKER: &str = r#"
+import sys, json, glob, warnings
+import numpy as np, pandas as pd, nibabel as nib
+warnings.filterwarnings("ignore")
+from nilearn.maskers import NiftiLabelsMasker
+out, atlas = sys.argv[1], sys.argv[2]
+# nilearn's columns are the atlas's non-zero labels, ascending
+labels = np.unique(np.rint(nib.load(atlas).get_fdata()).astype(int))
+labels = labels[labels != 0].tolist()
+worst, n, runs = 0.0, 0, 0
+for tsv in sorted(glob.glob(f"{out}/sub-*/ses-*/perf/*_space-MNI152NLin6Asym_res-2_desc-roi_cbf.tsv")):
+    runs += 1
+    side = json.load(open(tsv[:-4] + ".json"))
+    masker = NiftiLabelsMasker(labels_img=atlas, strategy="mean", resampling_target=None)
+    values = np.atleast_2d(masker.fit_transform(nib.load(tsv.replace("_desc-roi_cbf.tsv", "_cbf.nii.gz"))))[0]
+    by_label = dict(zip(labels, values))
+    table = pd.read_csv(tsv, sep="\t").set_index("region")
+    for name, ls in side["Regions"].items():
+        a, b = table.loc[name, "mean_cbf"], by_label[ls[0]]
+        worst = max(worst, abs(a - b) / abs(b)); n += 1
+print(f"runs {runs} regions {n} largest relative difference {worst:.3e}")
+"#;
+
+#[test]
+#[ignore = "needs python3 with nilearn, pandas and nibabel (installed by .ci/run)"]
+fn nilearn_labels_masker_reproduces_the_roi_tables_of_a_schaefer_atlas() {
+    let data = shared_data();
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("bids");
+    let spec = cbflow_synth::SynthSpec {
+        subjects: 2,
+        seed: 5,
+        templates: Some(data.clone()),
+        ..Default::default()
+    };
+    cbflow_synth::generate(&spec, &root).unwrap();
+    let dir = data.join("atlases/schaefer2018_tian2020");
+    let stem = "Schaefer2018_100Parcels_7Networks_order_Tian_Subcortex_S1";
+    let atlas = dir.join(format!("{stem}_MNI152NLin6Asym_2mm.nii.gz"));
+    // a workflow with the atlas as its ROI source and no regions declared: one per label
+    let wf = t.path().join("schaefer.yaml");
+    std::fs::write(
+        &wf,
+        format!(
+            "version: 1\nname: schaefer-rois\nsteps:\n  - id: cbf\n    op: asl-cbf\n    inputs:\n      asl: {{bids: {{datatype: perf, suffix: asl}}}}\n      t1w: {{bids: {{datatype: anat, suffix: T1w}}}}\n    params:\n      atlas:\n        image: {}\n        labels: {}\n        name: Schaefer2018 100 parcels + Tian S1\n",
+            atlas.display(),
+            dir.join(format!("{stem}_label.txt")).display()
+        ),
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    cbflow()
+        .arg(&root)
+        .arg(&out)
+        .arg("participant")
+        .args(["--participant-label", "01", "--resources"])
+        .arg(&data)
+        .arg("--workflow")
+        .arg(&wf)
+        .assert()
+        .success();
+    let o = Command::new("python3")
+        .args(["-c", LABELS_MASKER])
+        .arg(&out)
+        .arg(&atlas)
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprintln!("nilearn NiftiLabelsMasker vs cbflow: {text}");
+    let num = |key: &str| -> f64 {
+        text.split(key)
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no {key:?} in {text}"))
+    };
+    // 4 runs × 116 parcels (100 cortical, 16 subcortical)
+    assert_eq!(num("runs "), 4.0, "{text}");
+    assert_eq!(num("regions "), 464.0, "{text}");
+    assert!(num("difference ") < 1e-4, "{text}");
+}
+
+/// nibabel reads the intent and degrees of freedom of cbflow's t maps, and nilearn's
+/// `plot_stat_map` draws one.
+const STAT_MAP: &str = r#"
+import sys, glob, json, nibabel as nib, matplotlib
+matplotlib.use("Agg")
+from nilearn import plotting
+out, png = sys.argv[1], sys.argv[2]
+maps = sorted(glob.glob(f"{out}/*_stat-t_statmap.nii.gz"))
+for m in maps:
+    intent, params, _ = nib.load(m).header.get_intent()
+    assert intent == "t test", (m, intent)
+    side = json.load(open(m.replace(".nii.gz", ".json")))
+    assert params[0] == side["DegreesOfFreedom"], (m, params, side["DegreesOfFreedom"])
+    print(f"{m.rsplit('/', 1)[1]}: {intent} df {params[0]:g}")
+plotting.plot_stat_map(maps[0], threshold=2.0, output_file=png)
+print(f"maps {len(maps)}")
+"#;
+
+#[test]
+#[ignore = "needs python3 with nilearn, matplotlib and nibabel (installed by .ci/run)"]
+fn nibabel_reads_the_t_intent_and_nilearn_plots_a_t_map() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("bids");
+    cbflow_synth::generate(
+        &cbflow_synth::SynthSpec {
+            subjects: 4,
+            seed: 9,
+            ..Default::default()
+        },
+        &root,
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    for (level, extra) in [
+        ("participant", vec![]),
+        ("group", vec!["--permutations", "50"]),
+    ] {
+        cbflow()
+            .arg(&root)
+            .arg(&out)
+            .arg(level)
+            .args(["--template", "phantom"])
+            .args(extra)
+            .assert()
+            .success();
+    }
+    let png = t.path().join("t.png");
+    let o = Command::new("python3")
+        .args(["-c", STAT_MAP])
+        .arg(&out)
+        .arg(&png)
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprintln!("{text}");
+    // the four contrasts of the study on 4 subjects, each with the mean and the crossover's
+    // sequence (order of pre-treatments) in the model: df 4 − 2
+    assert!(text.contains("maps 4"), "{text}");
+    assert_eq!(text.matches("t test df 2").count(), 4, "{text}");
+    assert!(
+        std::fs::metadata(&png).unwrap().len() > 10_000,
+        "an empty figure"
+    );
+}

@@ -61,6 +61,7 @@ pub fn build_real() -> Fixture {
         asl: cbflow_pipeline::AslOptions::default(),
         template: Some(cbflow_pipeline::TemplateChoice::Phantom),
         rois: cbflow_pipeline::default_rois(),
+        atlas: None,
     })
     .expect("participant level");
     run_group(&bids, &out, 100);

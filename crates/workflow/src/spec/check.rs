@@ -302,8 +302,11 @@ impl Workflow {
             ));
         }
         // the group step's regions must be extracted by the participant step it reads
-        if let (Op::CrossoverGroup(g), Op::AslCbf(a)) = (&step.params.value, &up.params.value) {
-            let names: Vec<String> = a.regions().into_iter().map(|r| r.name).collect();
+        // (every label of an atlas is known once the plan reads its table: checked then)
+        if let (Op::CrossoverGroup(g), Op::AslCbf(a)) = (&step.params.value, &up.params.value)
+            && let Some(regions) = a.regions()
+        {
+            let names: Vec<String> = regions.into_iter().map(|r| r.name).collect();
             if let Some(why) =
                 cbflow_pipeline::GroupOptions::rois_problem(&g.rois, &g.baseline_roi, Some(&names))
             {

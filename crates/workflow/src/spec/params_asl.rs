@@ -78,11 +78,70 @@ pub struct AslCbfParams {
     pub realign: bool,
     /// Smooth M0 with this FWHM (mm) inside the brain before calibration; unset = off.
     pub m0_smoothing_fwhm_mm: Option<f64>,
-    /// Regions of interest: unions of labels of the template's atlas (AAL3v1 for
-    /// MNI152NLin6Asym), for the ROI tables and time courses. Unset: the anterior cingulate
-    /// subdivisions ACC_sub, ACC_pre, ACC_sup (AAL3 151–156), each left, right and bilateral.
-    /// `grey_matter` and `global` are always added.
-    pub rois: Vec<RoiSpec>,
+    /// The atlas whose labels the regions of interest are, in place of the template's own
+    /// (AAL3v1 on MNI152NLin6Asym): a label image in the template's space and its label table.
+    pub atlas: Option<AtlasSpec>,
+    /// Regions of interest: unions of labels of the atlas, for the ROI tables and time
+    /// courses. Unset: with `atlas`, one region per label of its table (named after it);
+    /// without, the anterior cingulate subdivisions ACC_sub, ACC_pre, ACC_sup (AAL3 151–156),
+    /// each left, right and bilateral. `grey_matter` and `global` are always added.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rois: Option<Vec<RoiSpec>>,
+}
+
+/// An atlas given by files. Relative paths are relative to the workflow file's directory (the
+/// current directory for the built-in workflow); the plan makes them absolute and hashes both
+/// files into the participant jobs' keys.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AtlasSpec {
+    /// Label image: integers, 0 = background, in the template's space on any grid (put on the
+    /// template's grid by nearest neighbour), e.g. a Schaefer parcellation in MNI152NLin6Asym.
+    pub image: std::path::PathBuf,
+    /// Label table: a BIDS `dseg.tsv` (`index` and `name` columns), lines `index name` (AAL's
+    /// `.txt`), or a Workbench label list (name line, then `index r g b a`: Schaefer/Tian
+    /// `_label.txt`). Names become region names: other characters than letters, digits and `_`
+    /// become `_`, and a name starting with a digit gets `label_` in front.
+    pub labels: std::path::PathBuf,
+    /// Its name in the ROI tables' sidecars (default: the image's file name).
+    pub name: Option<String>,
+}
+
+impl AtlasSpec {
+    /// The name in the sidecars.
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            self.image
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+    }
+
+    /// One region per label of the table at `labels` (read now), named by
+    /// [`cbflow_resources::region_name`]; a name that two labels share gets `_<label>` after it.
+    pub fn all_regions(&self) -> std::result::Result<Vec<RoiSpec>, String> {
+        let text = std::fs::read_to_string(&self.labels)
+            .map_err(|e| format!("{}: {e}", self.labels.display()))?;
+        let regions = cbflow_resources::regions_from_label_table(&text)
+            .map_err(|e| format!("{}: {e}", self.labels.display()))?;
+        let names: Vec<String> = regions
+            .iter()
+            .map(|r| cbflow_resources::region_name(&r.name))
+            .collect();
+        Ok(regions
+            .iter()
+            .zip(&names)
+            .map(|(r, n)| RoiSpec {
+                name: if names.iter().filter(|m| *m == n).count() > 1 {
+                    format!("{n}_{}", r.labels[0])
+                } else {
+                    n.clone()
+                },
+                labels: r.labels.clone(),
+            })
+            .collect())
+    }
 }
 
 /// A region of interest.
@@ -109,24 +168,35 @@ impl Default for AslCbfParams {
             number_shots: a.number_shots,
             realign: a.realign,
             m0_smoothing_fwhm_mm: a.m0_smoothing_fwhm_mm,
-            rois: cbflow_pipeline::default_rois()
-                .into_iter()
-                .map(|r| RoiSpec {
-                    name: r.name,
-                    labels: r.labels,
-                })
-                .collect(),
+            atlas: None,
+            rois: None,
         }
     }
 }
 
 impl AslCbfParams {
-    /// The pipeline's regions of interest.
-    pub fn regions(&self) -> Vec<cbflow_pipeline::Region> {
-        self.rois
-            .iter()
-            .map(|r| cbflow_pipeline::Region::new(r.name.clone(), r.labels.clone()))
-            .collect()
+    /// The pipeline's regions of interest: the declared ones; unset, AAL3's anterior cingulate
+    /// subdivisions. `None` when they are every label of an atlas not read yet (the plan
+    /// reads its table and declares them).
+    pub fn regions(&self) -> Option<Vec<cbflow_pipeline::Region>> {
+        match (&self.rois, &self.atlas) {
+            (Some(rois), _) => Some(
+                rois.iter()
+                    .map(|r| cbflow_pipeline::Region::new(r.name.clone(), r.labels.clone()))
+                    .collect(),
+            ),
+            (None, None) => Some(cbflow_pipeline::default_rois()),
+            (None, Some(_)) => None,
+        }
+    }
+
+    /// The pipeline's atlas, when one is given.
+    pub fn atlas_files(&self) -> Option<cbflow_pipeline::AtlasFiles> {
+        self.atlas.as_ref().map(|a| cbflow_pipeline::AtlasFiles {
+            name: a.display_name(),
+            image: a.image.clone(),
+            labels: a.labels.clone(),
+        })
     }
 
     /// The pipeline's ASL options.
@@ -235,7 +305,9 @@ impl OpSpec for AslCbfParams {
         if let Some(f) = self.m0_smoothing_fwhm_mm {
             in_range("m0-smoothing-fwhm-mm", f, 0.0, 50.0)?;
         }
-        if let Some(why) = cbflow_pipeline::rois_problem(&self.regions()) {
+        if let Some(regions) = self.regions()
+            && let Some(why) = cbflow_pipeline::rois_problem(&regions)
+        {
             return Err(format!("rois: {why}"));
         }
         Ok(())

@@ -397,7 +397,7 @@ fn contrasts_are_declared_and_checked() {
     let Op::AslCbf(a) = &b.step("cbf").unwrap().params.value else {
         panic!("asl-cbf params")
     };
-    assert_eq!(a.regions(), cbflow_pipeline::default_rois());
+    assert_eq!(a.regions(), Some(cbflow_pipeline::default_rois()));
     assert_eq!(p.rois, cbflow_pipeline::GroupOptions::default_rois());
     assert_eq!(p.baseline_roi, "ACC_sub");
     // the same name twice
@@ -462,10 +462,10 @@ fn rois_are_declared_and_checked() {
     };
     assert_eq!(
         p.regions(),
-        [cbflow_pipeline::Region::new(
+        Some(vec![cbflow_pipeline::Region::new(
             "ACC",
             vec![151, 152, 153, 154, 155, 156]
-        )]
+        )])
     );
     for (rois, needle) in [
         ("[{name: ACC sub, labels: [151]}]", "letters, digits"),

@@ -206,3 +206,76 @@ fn group_covariates_are_checked_before_anything_runs() {
     // the participant level does not need it
     plan(&w, &request(Level::Participant)).unwrap();
 }
+
+#[test]
+fn an_atlas_given_by_files_is_resolved_against_the_workflow_and_declares_its_labels() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("atlas")).unwrap();
+    std::fs::write(t.path().join("atlas/parc.nii.gz"), b"not read at plan time").unwrap();
+    // a Workbench label list (Schaefer/Tian), names that are not region names as they stand
+    std::fs::write(
+        t.path().join("atlas/parc_label.txt"),
+        "HIP-rh\n1 171 243 85 255\n7Networks_LH_Vis_1\n2 120 18 134 0\nHIP rh\n3 1 2 3 255\n",
+    )
+    .unwrap();
+    let text = |rois: &str| {
+        format!(
+            "version: 1\nname: atlas\nsteps:\n  - id: cbf\n    op: asl-cbf\n    inputs:\n      asl: {{bids: {{datatype: perf, suffix: asl}}}}\n    params:\n      atlas: {{image: atlas/parc.nii.gz, labels: atlas/parc_label.txt}}\n{rois}"
+        )
+    };
+    let path = t.path().join("wf.yaml");
+    std::fs::write(&path, text("")).unwrap();
+    let w = Workflow::from_path(&path).unwrap();
+    let p = plan(&w, &request(Level::Participant)).unwrap();
+    let Op::AslCbf(a) = &p.jobs[0].op else {
+        panic!("asl-cbf")
+    };
+    let atlas = a.atlas.as_ref().unwrap();
+    let dir = std::fs::canonicalize(t.path()).unwrap();
+    assert_eq!(atlas.image, dir.join("atlas/parc.nii.gz"));
+    // both files are inputs of every participant job (a changed atlas reruns them)
+    assert!(p.jobs[0].inputs.contains(&dir.join("atlas/parc_label.txt")));
+    let names: Vec<(String, Vec<i32>)> = a
+        .rois
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|r| (r.name.clone(), r.labels.clone()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("HIP_rh_1".to_string(), vec![1]),
+            ("label_7Networks_LH_Vis_1".to_string(), vec![2]),
+            ("HIP_rh_3".to_string(), vec![3]),
+        ],
+        "one region per label, named after it (a shared name gets its label)"
+    );
+    // declared regions are kept as they are
+    std::fs::write(
+        &path,
+        text("      rois: [{name: hippocampus, labels: [1, 3]}]\n"),
+    )
+    .unwrap();
+    let p = plan(
+        &Workflow::from_path(&path).unwrap(),
+        &request(Level::Participant),
+    )
+    .unwrap();
+    let Op::AslCbf(a) = &p.jobs[0].op else {
+        panic!("asl-cbf")
+    };
+    assert_eq!(a.rois.as_ref().unwrap().len(), 1);
+    // a missing file is named, with the field
+    std::fs::remove_file(t.path().join("atlas/parc_label.txt")).unwrap();
+    let e = plan(
+        &Workflow::from_path(&path).unwrap(),
+        &request(Level::Participant),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("parc_label.txt") && e.contains("atlas labels"),
+        "{e}"
+    );
+}
