@@ -43,6 +43,14 @@ pub const ENTITY_ORDER: &[&str] = &[
     "den",
     "label",
     "prov",
+    // not yet in the BIDS schema: transforms (BEP014, as fMRIPrep names them) and statistical
+    // maps (BEP041, `..._contrast-<label>_stat-<label>[_desc-<label>]_statmap`), before `desc`,
+    // which the specification keeps last
+    "from",
+    "to",
+    "mode",
+    "contrast",
+    "stat",
     "desc",
 ];
 

@@ -211,7 +211,7 @@ fn group_level_writes_maps_and_tables() {
             "clusterFWE",
         ] {
             let p = out.join(format!(
-                "space-phantom_res-3_desc-{desc}_contrast-{contrast}_stat-logp_statmap.nii.gz"
+                "space-phantom_res-3_contrast-{contrast}_stat-logp_desc-{desc}_statmap.nii.gz"
             ));
             let v = cbflow_image::read(&p).unwrap_or_else(|e| panic!("{e}"));
             // -log10 p of permutation p-values with 2^5 = 32 exhaustive flips: in [0, log10 32]
@@ -229,7 +229,7 @@ fn group_level_writes_maps_and_tables() {
         }
         assert!(
             out.join(format!(
-                "space-phantom_res-3_desc-clusters_contrast-{contrast}_table.tsv"
+                "space-phantom_res-3_contrast-{contrast}_desc-clusters_table.tsv"
             ))
             .exists()
         );

@@ -448,7 +448,7 @@ mod tests {
     /// FWE-significant voxels inside and outside the mask `labels`.
     fn significant(out: &std::path::Path, labels: &Array3<bool>) -> (usize, usize) {
         let logp = cbflow_image::read(
-            &out.join("space-phantom_res-3_desc-voxelFWE_contrast-drug_stat-logp_statmap.nii.gz"),
+            &out.join("space-phantom_res-3_contrast-drug_stat-logp_desc-voxelFWE_statmap.nii.gz"),
         )
         .unwrap();
         let (mut inside, mut outside) = (0, 0);
@@ -471,7 +471,7 @@ mod tests {
             inside > 0 && outside == 0,
             "inside {inside}, outside {outside}"
         );
-        Table::read_tsv(&out.join("desc-roiTtests_contrast-drug_table.tsv")).unwrap()
+        Table::read_tsv(&out.join("contrast-drug_desc-roiTtests_table.tsv")).unwrap()
     }
 
     /// The paired test finds the simulated increase in the ACC and nowhere far from it.

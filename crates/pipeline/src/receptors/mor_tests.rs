@@ -173,7 +173,7 @@ fn effect_following_mor_is_found_and_control_is_not() {
     }
     // the contract's table: columns in order, one row per map
     let table =
-        std::fs::read_to_string(out.join("desc-receptors_contrast-ketamineUnderPlacebo_table.tsv"))
+        std::fs::read_to_string(out.join("contrast-ketamineUnderPlacebo_desc-receptors_table.tsv"))
             .unwrap();
     let mut lines = table.lines();
     assert_eq!(
@@ -188,11 +188,11 @@ fn effect_following_mor_is_found_and_control_is_not() {
     );
     assert_eq!(lines.count(), 1);
     assert!(
-        out.join("desc-receptors_contrast-ketamineUnderPlacebo_table.json")
+        out.join("contrast-ketamineUnderPlacebo_desc-receptors_table.json")
             .is_file()
     );
     let nulls = std::fs::read_to_string(
-        out.join("desc-receptorNulls_contrast-ketamineUnderPlacebo_table.tsv"),
+        out.join("contrast-ketamineUnderPlacebo_desc-receptorNulls_table.tsv"),
     )
     .unwrap();
     assert_eq!(nulls.lines().count(), 1 + 2 * 3 * 500);
@@ -205,7 +205,7 @@ fn effect_following_mor_is_found_and_control_is_not() {
     assert_eq!(again.contrasts[0].results, s.contrasts[0].results);
     assert_eq!(
         std::fs::read_to_string(
-            out.join("desc-receptorNulls_contrast-ketamineUnderPlacebo_table.tsv")
+            out.join("contrast-ketamineUnderPlacebo_desc-receptorNulls_table.tsv")
         )
         .unwrap(),
         nulls

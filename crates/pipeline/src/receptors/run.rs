@@ -46,8 +46,8 @@ pub(super) struct MapNulls {
 
 /// Correlates the group map of every contrast with the selected receptor maps, computes the
 /// selected null models and Benjamini–Hochberg FDR across maps per null, and writes per contrast
-/// `desc-receptors_contrast-<c>_table.tsv`, `desc-receptorNulls_contrast-<c>_table.tsv` (and
-/// `desc-receptorDominance_contrast-<c>_table.tsv` when asked), each with a JSON sidecar, at the
+/// `contrast-<c>_desc-receptors_table.tsv`, `contrast-<c>_desc-receptorNulls_table.tsv` (and
+/// `contrast-<c>_desc-receptorDominance_table.tsv` when asked), each with a JSON sidecar, at the
 /// root of `output_dir`.
 ///
 /// The group map of a contrast is the group level's `stat-t` (or `stat-effect`) map; contrasts

@@ -18,8 +18,8 @@ pub(super) fn receptor_section(
     let mut s = String::new();
     let mut any = false;
     for (c, _) in contrasts {
-        let tp = output_dir.join(format!("desc-receptors_contrast-{c}_table.tsv"));
-        let np = output_dir.join(format!("desc-receptorNulls_contrast-{c}_table.tsv"));
+        let tp = output_dir.join(format!("contrast-{c}_desc-receptors_table.tsv"));
+        let np = output_dir.join(format!("contrast-{c}_desc-receptorNulls_table.tsv"));
         let Some(t) = data::table_opt(&tp)? else {
             continue;
         };
@@ -102,7 +102,7 @@ pub(super) fn receptor_section(
         )?);
     }
     if !any {
-        s.push_str(&html::missing("no receptor tables (desc-receptors_contrast-<contrast>_table.tsv) in these derivatives: the receptor step has not been run"));
+        s.push_str(&html::missing("no receptor tables (contrast-<contrast>_desc-receptors_table.tsv) in these derivatives: the receptor step has not been run"));
     }
     Ok((s, any))
 }

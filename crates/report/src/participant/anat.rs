@@ -38,11 +38,11 @@ pub(super) fn normalisation_section(ctx: &Ctx, ses: Option<&str>, sid: &str) -> 
         ),
     };
     let affine = anat_dir.join(format!(
-        "{sub_ses}_desc-affine_from-T1w_to-{}_mode-image_xfm.txt",
+        "{sub_ses}_from-T1w_to-{}_mode-image_desc-affine_xfm.txt",
         tpl.name
     ));
     let warp = anat_dir.join(format!(
-        "{sub_ses}_desc-warp_from-T1w_to-{}_mode-image_xfm.nii.gz",
+        "{sub_ses}_from-T1w_to-{}_mode-image_desc-warp_xfm.nii.gz",
         tpl.name
     ));
     let t1w_path = find_t1w(&bids_anat, &sub_ses)?;

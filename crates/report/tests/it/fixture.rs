@@ -151,13 +151,13 @@ pub fn build() -> Fixture {
             let anat = out.join(format!("{sub}/ses-{ses}/anat"));
             w(
                 &anat.join(format!(
-                    "{ss}_desc-affine_from-T1w_to-phantom_mode-image_xfm.txt"
+                    "{ss}_from-T1w_to-phantom_mode-image_desc-affine_xfm.txt"
                 )),
                 &identity,
             );
             nii(
                 &anat.join(format!(
-                    "{ss}_desc-warp_from-T1w_to-phantom_mode-image_xfm.nii.gz"
+                    "{ss}_from-T1w_to-phantom_mode-image_desc-warp_xfm.nii.gz"
                 )),
                 ndarray::Array4::<f32>::zeros((d[0], d[1], d[2], 3)).into_dyn(),
             );
@@ -348,12 +348,12 @@ fn write_receptor_tables(out: &Path) {
         }
     }
     std::fs::write(
-        out.join("desc-receptors_contrast-ketaminePooled_table.tsv"),
+        out.join("contrast-ketaminePooled_desc-receptors_table.tsv"),
         t,
     )
     .unwrap();
     std::fs::write(
-        out.join("desc-receptorNulls_contrast-ketaminePooled_table.tsv"),
+        out.join("contrast-ketaminePooled_desc-receptorNulls_table.tsv"),
         nulls,
     )
     .unwrap();
