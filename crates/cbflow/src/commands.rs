@@ -127,13 +127,21 @@ pub(crate) fn inspect(files: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
+/// Where `synth` puts the ketamine effect, when not in the ACC.
+pub(crate) enum Effect {
+    /// Following a receptor map of the registry (its name, the resource directory).
+    Map(String, Option<PathBuf>),
+    /// In a sphere (centre in world mm, radius in mm).
+    Sphere([f64; 3], f64),
+}
+
 pub(crate) fn synth(
     out_dir: &Path,
     subjects: usize,
     seed: u64,
     null: bool,
     templates: Option<PathBuf>,
-    effect_map: Option<(String, Option<PathBuf>)>,
+    effect: Option<Effect>,
     noise_scale: f64,
 ) -> Result<()> {
     if !(noise_scale.is_finite() && noise_scale > 0.0 && noise_scale <= 10.0) {
@@ -148,7 +156,16 @@ pub(crate) fn synth(
     };
     spec.noise.asl_sigma *= noise_scale;
     spec.noise.run_global_sd *= noise_scale;
-    if let Some((name, resources)) = effect_map {
+    if let Some(Effect::Sphere(centre, radius)) = effect {
+        let space = match &templates {
+            Some(dir) => cbflow_synth::Space::from_resources(dir)?,
+            None => cbflow_synth::Space::phantom(),
+        };
+        spec.effect = cbflow_synth::EffectPattern::sphere(&space, centre, radius)?;
+        tracing::info!(
+            "the ketamine effect is within {radius} mm of {centre:?} mm, not in the ACC"
+        );
+    } else if let Some(Effect::Map(name, resources)) = effect {
         let resources = cbflow_resources::resource_dir(resources.or(templates.clone()).as_deref())
             .with_context(|| {
                 format!(

@@ -258,8 +258,18 @@ struct SynthArgs {
     /// Make the ketamine effect follow a receptor map of the registry (e.g. `MOR`): +10 % CBF
     /// at the grey-matter mean of the map, ±6 % per standard deviation. Needs the PET maps:
     /// --resources DIR or $CBFLOW_RESOURCES.
-    #[arg(long, value_name = "MAP")]
+    #[arg(long, value_name = "MAP", conflicts_with = "effect_sphere")]
     effect_map: Option<String>,
+    /// Put the ketamine effect (+18 % CBF) in a sphere instead of the ACC: `X,Y,Z,R`, the
+    /// centre in the study space's world mm and the radius in mm (e.g. `0,-75,18,15`, the
+    /// precuneus of the phantom).
+    #[arg(
+        long,
+        value_name = "X,Y,Z,R",
+        value_parser = parse_sphere,
+        allow_hyphen_values = true
+    )]
+    effect_sphere: Option<[f64; 4]>,
     /// Resource directory with pet/ (for --effect-map; default: --templates, then
     /// $CBFLOW_RESOURCES).
     #[arg(long)]
@@ -269,6 +279,21 @@ struct SynthArgs {
     /// How brain–behaviour correlations attenuate with measurement noise can be studied with it.
     #[arg(long, default_value_t = 1.0)]
     noise_scale: f64,
+}
+
+/// `X,Y,Z,R`: four numbers separated by commas.
+fn parse_sphere(s: &str) -> std::result::Result<[f64; 4], String> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|x| x.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("{s:?}: {e}; expected X,Y,Z,R (four numbers, mm)"))?;
+    <[f64; 4]>::try_from(v).map_err(|v| {
+        format!(
+            "{s:?}: {} numbers; expected X,Y,Z,R (four numbers, mm)",
+            v.len()
+        )
+    })
 }
 
 /// Runs the command line and decides the exit code.
@@ -446,7 +471,11 @@ fn dispatch(cli: Cli) -> Result<()> {
             a.seed,
             a.null,
             a.templates,
-            a.effect_map.map(|m| (m, a.resources)),
+            match (a.effect_map, a.effect_sphere) {
+                (Some(m), _) => Some(commands::Effect::Map(m, a.resources)),
+                (None, Some([x, y, z, r])) => Some(commands::Effect::Sphere([x, y, z], r)),
+                (None, None) => None,
+            },
             a.noise_scale,
         ),
         Some(Command::Demo {

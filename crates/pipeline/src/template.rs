@@ -248,7 +248,10 @@ mod tests {
             labels: table.clone(),
         };
         let a = tpl.clone().with_atlas(&atlas).unwrap();
-        assert_eq!(a.label_names.values().collect::<Vec<_>>(), ["left", "right"]);
+        assert_eq!(
+            a.label_names.values().collect::<Vec<_>>(),
+            ["left", "right"]
+        );
         assert_eq!(a.labels.frame(0)[[0, 0, 0]], 1.0);
         assert_eq!(a.labels.frame(0)[[g.dims[0] - 1, 0, 0]], 2.0);
         assert!(a.atlas.starts_with("halves"), "{}", a.atlas);
@@ -264,7 +267,10 @@ mod tests {
             })
             .unwrap_err()
             .to_string();
-        assert!(e.contains("prob.nii.gz") && e.contains("not a label image"), "{e}");
+        assert!(
+            e.contains("prob.nii.gz") && e.contains("not a label image"),
+            "{e}"
+        );
         // a table that cannot be read is named
         let e = tpl
             .with_atlas(&AtlasFiles {

@@ -69,6 +69,41 @@ pub enum EffectPattern {
 }
 
 impl EffectPattern {
+    /// +18 % ([`KETAMINE_RISE`]) within `radius_mm` of `centre_mm` (world mm of `space`), 0
+    /// elsewhere: an effect away from the ACC, e.g. to check that reports and tables follow
+    /// the result rather than the study's hypothesis. Errors when the sphere holds no voxel of
+    /// the grid or the numbers are not finite and positive.
+    pub fn sphere(space: &Space, centre_mm: [f64; 3], radius_mm: f64) -> Result<Self> {
+        if !(radius_mm.is_finite() && radius_mm > 0.0) || centre_mm.iter().any(|c| !c.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "effect sphere {centre_mm:?}, radius {radius_mm} mm: expected finite coordinates and a radius above 0"
+            )));
+        }
+        let g = &space.grid;
+        let rise = ndarray::Array3::from_shape_fn(space.gm.raw_dim(), |(i, j, k)| {
+            let w = g.voxel_to_world([i as f64, j as f64, k as f64]);
+            let d2: f64 = (0..3).map(|a| (w[a] - centre_mm[a]).powi(2)).sum();
+            if d2 <= radius_mm * radius_mm {
+                KETAMINE_RISE as f32
+            } else {
+                0.0
+            }
+        });
+        if rise.iter().all(|&r| r == 0.0) {
+            return Err(Error::Invalid(format!(
+                "effect sphere at {centre_mm:?} mm, radius {radius_mm} mm: no voxel of the {} grid is inside it",
+                space.name
+            )));
+        }
+        Ok(EffectPattern::Map {
+            name: format!(
+                "sphere({:.0}, {:.0}, {:.0}; {radius_mm:.0} mm)",
+                centre_mm[0], centre_mm[1], centre_mm[2]
+            ),
+            rise,
+        })
+    }
+
     /// A rise that follows a z-scored map (e.g. a receptor map already resampled to the space's
     /// grid, NaN where undefined): `rise = mean + sd · z`, clipped to [−0.5, 1.5], 0 where `z`
     /// is not finite.

@@ -71,7 +71,7 @@ pub(super) fn contrast_section(
     let mut sig = Vec::new();
     let mut counts = Vec::new();
     for (d, name) in inferences {
-        let p = f(&format!("desc-{d}_contrast-{c}_stat-logp"));
+        let p = f(&format!("contrast-{c}_stat-logp_desc-{d}"));
         match data::volume_opt(&p)? {
             Some(v) => {
                 let m = canonical(&v).data.mapv(|x| x > LOGP_05);
@@ -211,13 +211,187 @@ pub(super) fn contrast_section(
         &format!("thresholded t map, {c}"),
         &cap,
     ));
+    let view = View {
+        tc: &tc,
+        bg: &bg,
+        window: (lo, hi),
+        t_range: (tmin, tmax),
+        acc: &acc,
+    };
+    s.push_str(&cluster_figure(output_dir, space, res, c, &view)?);
     s.push_str(&cluster_table(output_dir, space, res, c)?);
     Ok(s)
 }
 
+/// What the contrast's figures share: the t map and background on the canonical grid, the
+/// grey window, the t colour range and the ACC outline.
+struct View<'a> {
+    tc: &'a crate::slices::Canonical,
+    bg: &'a crate::slices::Canonical,
+    window: (f64, f64),
+    t_range: (f64, f64),
+    acc: &'a Array3<i32>,
+}
+
+/// Most significant clusters drawn, one row each.
+const MAX_CLUSTER_ROWS: usize = 6;
+
+/// Slices through the peak of every cluster with cluster-extent FWE p < 0.05 (the cluster
+/// table's rows, up to [`MAX_CLUSTER_ROWS`]), so that a result outside the ACC is seen: the t
+/// map where the cluster-level FWE p < 0.05, on the template T1w. Empty when no cluster is
+/// significant (the table says so).
+fn cluster_figure(output_dir: &Path, space: &str, res: &str, c: &str, v: &View) -> Result<String> {
+    let path = output_dir.join(format!(
+        "space-{space}_res-{res}_contrast-{c}_desc-clusters_table.tsv"
+    ));
+    let Some(t) = data::table_opt(&path)? else {
+        return Ok(String::new());
+    };
+    let p = col_f64(&t, &path, "p_fwe")?;
+    let xyz = [
+        col_f64(&t, &path, "peak_x_mm")?,
+        col_f64(&t, &path, "peak_y_mm")?,
+        col_f64(&t, &path, "peak_z_mm")?,
+    ];
+    let peak_t = col_f64(&t, &path, "peak_t")?;
+    let size = col_f64(&t, &path, "size_voxels")?;
+    let label = t.column("peak_label").unwrap_or_default();
+    let rows: Vec<usize> = (0..t.n_rows())
+        .filter(|&i| p[i] < 0.05)
+        .take(MAX_CLUSTER_ROWS)
+        .collect();
+    if rows.is_empty() {
+        return Ok(String::new());
+    }
+    let cmap = output_dir.join(format!(
+        "space-{space}_res-{res}_contrast-{c}_stat-logp_desc-clusterFWE_statmap.nii.gz"
+    ));
+    let Some(cl) = data::volume_opt(&cmap)? else {
+        return Ok(html::missing(&format!(
+            "no cluster FWE map ({})",
+            fname(&cmap)
+        )));
+    };
+    let sig = canonical(&cl).data.mapv(|x| x > LOGP_05);
+    let pos = ndarray::Zip::from(&sig)
+        .and(&v.tc.data)
+        .map_collect(|b, t| *b && *t > 0.0);
+    let neg = ndarray::Zip::from(&sig)
+        .and(&v.tc.data)
+        .map_collect(|b, t| *b && *t < 0.0);
+    let (lo, hi) = v.window;
+    let (tmin, tmax) = v.t_range;
+    let scene = Scene::on(v.tc)
+        .with(Layer::Map {
+            data: v.bg.data.clone(),
+            lo,
+            hi: lo + 1.4 * (hi - lo),
+            cmap: Cmap::Gray,
+            show: None,
+        })
+        .with(Layer::Map {
+            data: v.tc.data.clone(),
+            lo: tmin,
+            hi: tmax,
+            cmap: Cmap::RedYellow,
+            show: Some(pos),
+        })
+        .with(Layer::Map {
+            data: v.tc.data.mapv(|x| -x),
+            lo: tmin,
+            hi: tmax,
+            cmap: Cmap::BlueLightBlue,
+            show: Some(neg),
+        })
+        .with(Layer::Contour {
+            labels: v.acc.clone(),
+            colour: [80, 255, 120],
+        });
+    let orients = [Orient::Sagittal, Orient::Coronal, Orient::Axial];
+    let px = 1.6;
+    let (label_w, top, gap) = (230usize, 24usize, 4usize);
+    let sizes: Vec<(usize, usize)> = orients.iter().map(|o| scene.slice_size(*o, px)).collect();
+    let row_h = sizes.iter().map(|s| s.1).max().unwrap_or(0);
+    let width = label_w + sizes.iter().map(|s| s.0 + gap).sum::<usize>();
+    let mut img = RgbImage::new(width, top + rows.len() * (row_h + gap), [0, 0, 0]);
+    let mut texts = Vec::new();
+    for (k, name) in ["sagittal", "coronal", "axial"].iter().enumerate() {
+        let x0 = label_w + sizes[..k].iter().map(|s| s.0 + gap).sum::<usize>();
+        texts.push((name.to_string(), x0 as i32 + 4, 3, 16.0));
+    }
+    let dims = v.tc.data.shape();
+    for (r, &i) in rows.iter().enumerate() {
+        let y0 = top + r * (row_h + gap);
+        let vox = v.tc.world_to_voxel([xyz[0][i], xyz[1][i], xyz[2][i]]);
+        let idx: Vec<usize> = (0..3)
+            .map(|a| (vox[a].round().max(0.0) as usize).min(dims[a] - 1))
+            .collect();
+        texts.push((format!("cluster {}", t.rows[i][0]), 6, y0 as i32 + 4, 15.0));
+        texts.push((
+            format!("{:.0} voxels, p = {:.3}", size[i], p[i]),
+            6,
+            y0 as i32 + 24,
+            13.0,
+        ));
+        texts.push((
+            format!(
+                "peak t {:.2} at ({:.0}, {:.0}, {:.0})",
+                peak_t[i], xyz[0][i], xyz[1][i], xyz[2][i]
+            ),
+            6,
+            y0 as i32 + 42,
+            13.0,
+        ));
+        if let Some(l) = label.get(i) {
+            texts.push((l.to_string(), 6, y0 as i32 + 60, 13.0));
+        }
+        let mut x0 = label_w;
+        for (k, o) in orients.iter().enumerate() {
+            img.blit(&scene.render(*o, idx[o.axis()], px), x0, y0);
+            x0 += sizes[k].0 + gap;
+        }
+    }
+    annotate(&mut img, &texts)?;
+    let png = encode_png(&img)?;
+    let n_sig = p.iter().filter(|x| **x < 0.05).count();
+    let listed: Vec<String> = rows
+        .iter()
+        .map(|&i| {
+            format!(
+                "cluster {}: {:.0} voxels, p = {:.3}, peak t {:.2} at ({:.0}, {:.0}, {:.0}) mm{}",
+                t.rows[i][0],
+                size[i],
+                p[i],
+                peak_t[i],
+                xyz[0][i],
+                xyz[1][i],
+                xyz[2][i],
+                label.get(i).map(|l| format!(", {l}")).unwrap_or_default()
+            )
+        })
+        .collect();
+    let cap = format!(
+        "Each cluster with cluster-extent FWE p &lt; 0.05 ({n_sig}{}), through its peak (the cluster table's coordinates): the t map where the cluster-level FWE p &lt; 0.05. Green: the ACC regions of the atlas. {}.{}",
+        if n_sig > rows.len() {
+            format!("; the first {} of the table shown", rows.len())
+        } else {
+            String::new()
+        },
+        esc(&listed.join("; ")),
+        html::colour_bar(Cmap::RedYellow, tmin, tmax, "t (blue scale for negative t)")
+    );
+    Ok(html::figure(
+        &format!("fig-clusters-{c}"),
+        "mosaic",
+        &png,
+        &format!("significant clusters, {c}"),
+        &cap,
+    ))
+}
+
 pub(super) fn cluster_table(output_dir: &Path, space: &str, res: &str, c: &str) -> Result<String> {
     let path = output_dir.join(format!(
-        "space-{space}_res-{res}_desc-clusters_contrast-{c}_table.tsv"
+        "space-{space}_res-{res}_contrast-{c}_desc-clusters_table.tsv"
     ));
     let Some(t) = data::table_opt(&path)? else {
         return Ok(html::missing(&format!(

@@ -80,6 +80,16 @@ pub fn build_real() -> Fixture {
 /// in the ACC labels during run 2 (larger under placebo). The group level of cbflow-pipeline
 /// then runs for real on them (exhaustive sign flips).
 pub fn build() -> Fixture {
+    build_with_effect(None)
+}
+
+/// [`build`] with the ketamine increase in a sphere (centre in world mm, radius in mm) instead
+/// of the ACC labels: a result the ACC-centred figures would miss.
+pub fn build_with_effect_in_sphere(centre: [f64; 3], radius: f64) -> Fixture {
+    build_with_effect(Some((centre, radius)))
+}
+
+fn build_with_effect(sphere: Option<([f64; 3], f64)>) -> Fixture {
     use rand::SeedableRng;
     use rand_distr::{Distribution, Normal};
     let tmp = tempfile::tempdir().unwrap();
@@ -112,7 +122,13 @@ pub fn build() -> Fixture {
     let wm = tpl.wm.frame(0).to_owned();
     let brain = tpl.brain_mask.frame(0).mapv(|v| v > 0.5);
     let labels = tpl.labels.frame(0).mapv(|v| v.round() as i32);
-    let acc = labels.mapv(|l| (151..=156).contains(&l));
+    let acc = match sphere {
+        None => labels.mapv(|l| (151..=156).contains(&l)),
+        Some((c, r)) => ndarray::Array3::from_shape_fn(labels.raw_dim(), |(i, j, k)| {
+            let w = tpl.grid.voxel_to_world([i as f64, j as f64, k as f64]);
+            (0..3).map(|a| (w[a] - c[a]).powi(2)).sum::<f64>() <= r * r
+        }),
+    };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     let noise = Normal::new(0.0f32, 4.0).unwrap();
     let identity = cbflow_register::AffineTransform::identity().to_itk_string();

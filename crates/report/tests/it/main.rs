@@ -70,6 +70,56 @@ fn reports_from_fixture_derivatives() {
     check_reports(&fixture::build(), true);
 }
 
+/// The group report follows the results: with the effect in the precuneus, not the ACC, the
+/// significant cluster gets its own slices through its peak, named in the caption.
+#[test]
+fn the_group_report_shows_a_significant_cluster_outside_the_acc() {
+    let fx = fixture::build_with_effect_in_sphere([0.0, -75.0, 18.0], 15.0);
+    let (out, bids) = (fx.out.as_path(), fx.bids.as_path());
+    let c = "ketaminePooled";
+    let path = out.join(format!(
+        "space-phantom_res-3_contrast-{c}_desc-clusters_table.tsv"
+    ));
+    let table = cbflow_bids::Table::read_tsv(&path).unwrap();
+    let num = |col: &str, i: usize| table.f64_column(col).unwrap()[i].unwrap();
+    let p = table.f64_column("p_fwe").unwrap();
+    let sig: Vec<usize> = (0..p.len()).filter(|&i| p[i].unwrap() < 0.05).collect();
+    assert!(!sig.is_empty(), "no significant cluster: {p:?}");
+    let labels = table.column("peak_label").unwrap();
+    for &i in &sig {
+        // the sphere (y −75 ± 15 mm), far behind the ACC (y > 0)
+        assert!((-95.0..=-55.0).contains(&num("peak_y_mm", i)), "row {i}");
+        assert!(!labels[i].starts_with("ACC"), "{}", labels[i]);
+    }
+    let html = std::fs::read_to_string(
+        cbflow_report::group_report(out, bids, &cbflow_pipeline::StudyDesign::default()).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        html.contains(&format!("id=\"fig-clusters-{c}\"")),
+        "no cluster figure"
+    );
+    let i = sig[0];
+    let at = format!(
+        "peak t {:.2} at ({:.0}, {:.0}, {:.0}) mm",
+        num("peak_t", i),
+        num("peak_x_mm", i),
+        num("peak_y_mm", i),
+        num("peak_z_mm", i)
+    );
+    assert!(html.contains(&at), "{at} not in the report");
+    check_self_contained(&html, "group.html");
+    // for the browser check and its screenshot (.ci/run)
+    if let Some(dir) = std::env::var_os("CBFLOW_REPORT_ARTEFACTS") {
+        let dir = std::path::Path::new(&dir);
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("group.html"), &html).unwrap();
+        let design = cbflow_pipeline::StudyDesign::default();
+        let sub = cbflow_report::participant_report(out, bids, "01", &design).unwrap();
+        std::fs::copy(sub, dir.join("sub-01.html")).unwrap();
+    }
+}
+
 /// The same checks on a real run (synthetic study → participant level → group level): several
 /// minutes on two cores, so run it with `cargo nextest run -p cbflow-report --run-ignored all`.
 #[test]
