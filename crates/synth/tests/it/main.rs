@@ -246,3 +246,32 @@ fn effect_follows_a_given_map() {
         .to_string();
     assert!(e.contains("small") && e.contains("[3, 3, 3]"), "{e}");
 }
+
+#[test]
+fn an_effect_sphere_rises_within_its_radius_only() {
+    let space = cbflow_synth::Space::phantom();
+    let (c, r) = ([0.0, -75.0, 18.0], 15.0);
+    let cbflow_synth::EffectPattern::Map { rise, name } =
+        cbflow_synth::EffectPattern::sphere(&space, c, r).unwrap()
+    else {
+        panic!("a map")
+    };
+    assert!(name.contains("sphere"), "{name}");
+    let mut inside = 0;
+    for ((i, j, k), &v) in rise.indexed_iter() {
+        let w = space.grid.voxel_to_world([i as f64, j as f64, k as f64]);
+        let d = ((w[0] - c[0]).powi(2) + (w[1] - c[1]).powi(2) + (w[2] - c[2]).powi(2)).sqrt();
+        let want = if d <= r {
+            cbflow_synth::KETAMINE_RISE as f32
+        } else {
+            0.0
+        };
+        assert_eq!(v, want, "voxel {i},{j},{k} at {d:.1} mm");
+        inside += usize::from(d <= r);
+    }
+    // a 15 mm ball of 3 mm voxels: 4/3·π·15³ / 27 ≈ 524 voxels
+    assert!((450..600).contains(&inside), "{inside} voxels");
+    let e = cbflow_synth::EffectPattern::sphere(&space, [500.0, 0.0, 0.0], 5.0).unwrap_err();
+    assert!(e.to_string().contains("no voxel"), "{e}");
+    assert!(cbflow_synth::EffectPattern::sphere(&space, c, 0.0).is_err());
+}
