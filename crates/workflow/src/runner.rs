@@ -162,14 +162,22 @@ impl JobRunner for PipelineRunner {
             Op::ReceptorCorrelation(p) => {
                 // PET maps live under <resources>/pet; a resource directory without them (e.g.
                 // templates only, or the container's empty default mount point) skips the step
-                let Some(resources) = cbflow_resources::resource_dir(plan.resources_dir.as_deref())
-                    .filter(|r| r.join("pet").is_dir())
-                else {
-                    tracing::warn!(
-                        "{}: no resource directory with the PET maps (pet/ under --resources or {}): receptor correlations skipped",
-                        job.id,
-                        cbflow_pipeline::RESOURCES_ENV
-                    );
+                // (no resource directory at all is the demo's case and not a mistake: said at
+                // info level; one without pet/ is likely a wrong path: a warning)
+                let dir = cbflow_resources::resource_dir(plan.resources_dir.as_deref());
+                let Some(resources) = dir.clone().filter(|r| r.join("pet").is_dir()) else {
+                    match dir {
+                        None => tracing::info!(
+                            "{}: receptor correlations skipped: they need the PET maps (a resource directory with pet/, e.g. shared/data, by --resources DIR or {})",
+                            job.id,
+                            cbflow_pipeline::RESOURCES_ENV
+                        ),
+                        Some(d) => tracing::warn!(
+                            "{}: {} has no pet/ directory with the PET maps: receptor correlations skipped",
+                            job.id,
+                            d.display()
+                        ),
+                    }
                     return Ok(Vec::new());
                 };
                 let template = group_template(ctx)?;
