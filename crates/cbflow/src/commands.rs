@@ -314,12 +314,19 @@ fn write_reports(
                 .jobs
                 .iter()
                 .any(|j| matches!(j.op, cbflow_workflow::Op::CrossoverGroup(_)));
-            if !crossover {
-                tracing::warn!("the group report covers the crossover design only; none written");
-                return Ok(());
+            let paired = plan.jobs.iter().find_map(|j| match &j.op {
+                cbflow_workflow::Op::PairedGroup(p) => Some(p.contrast.clone()),
+                _ => None,
+            });
+            let p = match (crossover, paired) {
+                (true, _) => cbflow_report::group_report(output_dir, bids_dir, design),
+                (false, Some(contrast)) => cbflow_report::paired_report(output_dir, &contrast),
+                (false, None) => {
+                    tracing::warn!("no group step of a design the report knows; no group report");
+                    return Ok(());
+                }
             }
-            let p = cbflow_report::group_report(output_dir, bids_dir, design)
-                .context("writing the group report")?;
+            .context("writing the group report")?;
             tracing::info!(
                 "group report {} in {:.1} s",
                 p.display(),

@@ -17,6 +17,7 @@ pub mod slices;
 
 pub use error::{Error, Result};
 pub use group::{
-    REGIONS, RelationData, RoiLine, brain_behaviour_data, group_report, regression_band, roi_lines,
+    REGIONS, RelationData, RoiLine, brain_behaviour_data, group_report, paired_report,
+    regression_band, roi_lines,
 };
 pub use participant::{PX_PER_MM, participant_report};

@@ -399,3 +399,77 @@ fn regression_band_recovers_a_known_line() {
     // too few points: no band
     assert!(cbflow_report::regression_band(&pts[..2]).is_empty());
 }
+
+/// The before/during design gets its group report: the paired step's contrast with its maps,
+/// clusters and ROI tests (the fixture's sessions 1, run 1 before and run 2 during).
+#[test]
+fn the_paired_design_gets_a_group_report() {
+    let fx = fixture::build();
+    let (out, bids) = (fx.out.as_path(), fx.bids.as_path());
+    let paired = tempfile::tempdir().unwrap();
+    let pout = paired.path().join("out");
+    // the participant-level derivatives only, as a paired workflow would leave them
+    for e in std::fs::read_dir(out).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("sub-") && e.path().is_dir() {
+            copy_dir(&e.path(), &pout.join(&name));
+        }
+    }
+    std::fs::copy(
+        out.join("dataset_description.json"),
+        pout.join("dataset_description.json"),
+    )
+    .unwrap();
+    cbflow_pipeline::paired_group(&cbflow_pipeline::PairedGroupOptions {
+        bids_dir: bids.to_path_buf(),
+        output_dir: pout.clone(),
+        template: cbflow_pipeline::Template::phantom(),
+        session: Some("1".into()),
+        before: cbflow_pipeline::RunSelector::run("1"),
+        during: cbflow_pipeline::RunSelector::run("2"),
+        contrast: "ketamine".into(),
+        // 2^5 sign patterns: a two-sided p cannot go below 2/32
+        tail: cbflow_pipeline::Tail::Positive,
+        n_permutations: 100,
+        seed: 1,
+        smoothing_fwhm_mm: 6.0,
+        cluster_threshold: 3.1,
+        tfce: Default::default(),
+        covariates: vec![],
+    })
+    .unwrap();
+    let html =
+        std::fs::read_to_string(cbflow_report::paired_report(&pout, "ketamine").unwrap()).unwrap();
+    check_self_contained(&html, "group.html (paired)");
+    for needle in [
+        "id=\"fig-tmap-ketamine\"",
+        "id=\"roi-tests\"",
+        "before and a run during the drug",
+        "ACC_sub",
+    ] {
+        assert!(html.contains(needle), "{needle} not in the paired report");
+    }
+    // the fixture's increase is in the ACC: a significant cluster, drawn through its peak
+    assert!(
+        html.contains("id=\"fig-clusters-ketamine\""),
+        "no cluster figure"
+    );
+    assert!(
+        !html.contains("class=\"missing\""),
+        "a section says something is missing"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
