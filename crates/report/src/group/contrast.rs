@@ -133,6 +133,13 @@ pub(super) fn contrast_section(
     let height = top + sig.len() * (row_h + gap);
     let mut img = RgbImage::new(width, height, [0, 0, 0]);
     let mut texts = Vec::new();
+    let view = View {
+        tc: &tc,
+        bg: &bg,
+        window: (lo, hi),
+        t_range: (tmin, tmax),
+        acc: &acc,
+    };
     for (r, (name, m)) in sig.iter().enumerate() {
         let y0 = top + r * (row_h + gap);
         texts.push((name.to_string(), 6, (y0 + row_h / 2) as i32 - 8, 16.0));
@@ -145,38 +152,7 @@ pub(super) fn contrast_section(
             ));
             continue;
         };
-        let pos = ndarray::Zip::from(m)
-            .and(&tc.data)
-            .map_collect(|b, v| *b && *v > 0.0);
-        let neg = ndarray::Zip::from(m)
-            .and(&tc.data)
-            .map_collect(|b, v| *b && *v < 0.0);
-        let scene = Scene::on(&tc)
-            .with(Layer::Map {
-                data: bg.data.clone(),
-                lo,
-                hi: lo + 1.4 * (hi - lo),
-                cmap: Cmap::Gray,
-                show: None,
-            })
-            .with(Layer::Map {
-                data: tc.data.clone(),
-                lo: tmin,
-                hi: tmax,
-                cmap: Cmap::RedYellow,
-                show: Some(pos),
-            })
-            .with(Layer::Map {
-                data: tc.data.mapv(|v| -v),
-                lo: tmin,
-                hi: tmax,
-                cmap: Cmap::BlueLightBlue,
-                show: Some(neg),
-            })
-            .with(Layer::Contour {
-                labels: acc.clone(),
-                colour: [80, 255, 120],
-            });
+        let scene = view.scene(m);
         let mut x0 = label_w;
         for (k, (o, idx, _)) in cols.iter().enumerate() {
             let panel = scene.render(*o, *idx, px);
@@ -211,13 +187,6 @@ pub(super) fn contrast_section(
         &format!("thresholded t map, {c}"),
         &cap,
     ));
-    let view = View {
-        tc: &tc,
-        bg: &bg,
-        window: (lo, hi),
-        t_range: (tmin, tmax),
-        acc: &acc,
-    };
     s.push_str(&cluster_figure(output_dir, space, res, c, &view)?);
     s.push_str(&cluster_table(output_dir, space, res, c)?);
     Ok(s)
@@ -231,6 +200,47 @@ struct View<'a> {
     window: (f64, f64),
     t_range: (f64, f64),
     acc: &'a Array3<i32>,
+}
+
+impl View<'_> {
+    /// The template T1w in grey, the t map where `shown` (red–yellow where positive,
+    /// blue–light blue where negative) and the ACC outline in green.
+    fn scene(&self, shown: &Array3<bool>) -> Scene {
+        let pos = ndarray::Zip::from(shown)
+            .and(&self.tc.data)
+            .map_collect(|b, t| *b && *t > 0.0);
+        let neg = ndarray::Zip::from(shown)
+            .and(&self.tc.data)
+            .map_collect(|b, t| *b && *t < 0.0);
+        let (lo, hi) = self.window;
+        let (tmin, tmax) = self.t_range;
+        Scene::on(self.tc)
+            .with(Layer::Map {
+                data: self.bg.data.clone(),
+                lo,
+                hi: lo + 1.4 * (hi - lo),
+                cmap: Cmap::Gray,
+                show: None,
+            })
+            .with(Layer::Map {
+                data: self.tc.data.clone(),
+                lo: tmin,
+                hi: tmax,
+                cmap: Cmap::RedYellow,
+                show: Some(pos),
+            })
+            .with(Layer::Map {
+                data: self.tc.data.mapv(|x| -x),
+                lo: tmin,
+                hi: tmax,
+                cmap: Cmap::BlueLightBlue,
+                show: Some(neg),
+            })
+            .with(Layer::Contour {
+                labels: self.acc.clone(),
+                colour: [80, 255, 120],
+            })
+    }
 }
 
 /// Most significant clusters drawn, one row each.
@@ -272,41 +282,8 @@ fn cluster_figure(output_dir: &Path, space: &str, res: &str, c: &str, v: &View) 
             fname(&cmap)
         )));
     };
-    let sig = canonical(&cl).data.mapv(|x| x > LOGP_05);
-    let pos = ndarray::Zip::from(&sig)
-        .and(&v.tc.data)
-        .map_collect(|b, t| *b && *t > 0.0);
-    let neg = ndarray::Zip::from(&sig)
-        .and(&v.tc.data)
-        .map_collect(|b, t| *b && *t < 0.0);
-    let (lo, hi) = v.window;
+    let scene = v.scene(&canonical(&cl).data.mapv(|x| x > LOGP_05));
     let (tmin, tmax) = v.t_range;
-    let scene = Scene::on(v.tc)
-        .with(Layer::Map {
-            data: v.bg.data.clone(),
-            lo,
-            hi: lo + 1.4 * (hi - lo),
-            cmap: Cmap::Gray,
-            show: None,
-        })
-        .with(Layer::Map {
-            data: v.tc.data.clone(),
-            lo: tmin,
-            hi: tmax,
-            cmap: Cmap::RedYellow,
-            show: Some(pos),
-        })
-        .with(Layer::Map {
-            data: v.tc.data.mapv(|x| -x),
-            lo: tmin,
-            hi: tmax,
-            cmap: Cmap::BlueLightBlue,
-            show: Some(neg),
-        })
-        .with(Layer::Contour {
-            labels: v.acc.clone(),
-            colour: [80, 255, 120],
-        });
     let orients = [Orient::Sagittal, Orient::Coronal, Orient::Axial];
     let px = 1.6;
     let (label_w, top, gap) = (230usize, 24usize, 4usize);

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use super::contrast::contrast_section;
 use super::page::root_space;
+use super::roi::numeric_table;
 use crate::data::{self, fname};
-use crate::html::{self, Cell, esc};
+use crate::html::{self, esc};
 use crate::{Error, Result, methods};
 
 /// Writes `OUTPUT_DIR/group.html` for the paired design's contrast `contrast` (the
@@ -93,30 +94,19 @@ fn build(output_dir: &Path, c: &str) -> Result<String> {
     body.push_str("<section id=\"roi\"><h2>Regions of interest</h2>");
     match &rois {
         Some(t) => {
-            let header: Vec<&str> = t.columns.iter().map(String::as_str).collect();
-            let rows: Vec<(Vec<Cell>, bool)> = t
-                .rows
-                .iter()
-                .map(|r| {
-                    let cells = t
-                        .columns
-                        .iter()
-                        .zip(r)
-                        .map(|(col, v)| match col.as_str() {
-                            "region" | "contrast" | "tail" => Cell::text(v.clone()),
-                            _ => Cell::num(v.clone()),
-                        })
-                        .collect();
-                    (cells, false)
-                })
-                .collect();
             let _ = write!(
                 body,
                 "<p>Paired t tests of the regional CBF change ({}), as {} has them.</p>",
                 esc(&description),
                 esc(&fname(&rois_path))
             );
-            body.push_str(&html::table("roi-tests", &header, &rows));
+            body.push_str(&numeric_table(
+                "roi-tests",
+                t,
+                &rois_path,
+                &["region"],
+                "p",
+            )?);
         }
         None => body.push_str(&html::missing(&format!(
             "no ROI table ({})",
