@@ -92,11 +92,7 @@ impl Template {
             wm: vol(g, s.wm.clone()),
             csf: vol(g, s.csf.clone()),
             labels: vol(g, s.labels.mapv(|l| l as f32)),
-            label_names: cbflow_resources::aal3_acc_regions()
-                .into_iter()
-                .filter(|r| r.labels.len() == 1)
-                .map(|r| (r.labels[0], r.name))
-                .collect(),
+            label_names: names_of(cbflow_resources::aal3_acc_regions()),
             atlas: "the phantom's anterior cingulate, numbered as AAL3v1 (labels 151-156)".into(),
         }
     }
@@ -144,20 +140,7 @@ impl Template {
                 p.data.mapv_inplace(|x| x / max);
             }
         }
-        let table_path = resources.join("atlases/aal3/AAL3v1.nii.txt");
-        let text = std::fs::read_to_string(&table_path).map_err(|e| Error::Resource {
-            path: table_path.clone(),
-            message: e.to_string(),
-        })?;
-        let label_names = cbflow_resources::regions_from_label_table(&text)
-            .map_err(|e| Error::Resource {
-                path: table_path,
-                message: e.to_string(),
-            })?
-            .into_iter()
-            .filter(|r| r.labels.len() == 1)
-            .map(|r| (r.labels[0], r.name))
-            .collect();
+        let label_names = read_label_names(&resources.join("atlases/aal3/AAL3v1.nii.txt"))?;
         Ok(Self {
             name: "MNI152NLin6Asym".into(),
             res: "2".into(),
@@ -211,19 +194,32 @@ impl Template {
                 ),
             ));
         }
-        let text = std::fs::read_to_string(&atlas.labels)
-            .map_err(|e| bad(&atlas.labels, e.to_string()))?;
-        let regions = cbflow_resources::regions_from_label_table(&text)
-            .map_err(|e| bad(&atlas.labels, e.to_string()))?;
+        self.label_names = read_label_names(&atlas.labels)?;
         self.labels = on;
-        self.label_names = regions
-            .into_iter()
-            .filter(|r| r.labels.len() == 1)
-            .map(|r| (r.labels[0], r.name))
-            .collect();
         self.atlas = format!("{} ({})", atlas.name, atlas.image.display());
         Ok(self)
     }
+}
+
+/// The name of each single-label region (unions of labels are not names of a label).
+fn names_of(regions: Vec<cbflow_register::Region>) -> std::collections::BTreeMap<i32, String> {
+    regions
+        .into_iter()
+        .filter(|r| r.labels.len() == 1)
+        .map(|r| (r.labels[0], r.name))
+        .collect()
+}
+
+/// The label names of a label table file; errors name the file.
+fn read_label_names(path: &Path) -> Result<std::collections::BTreeMap<i32, String>> {
+    let bad = |message: String| Error::Resource {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    cbflow_resources::regions_from_label_table(&text)
+        .map(names_of)
+        .map_err(|e| bad(e.to_string()))
 }
 
 #[cfg(test)]

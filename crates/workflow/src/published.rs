@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::cache::{Done, HashCache, OutputFile};
 use crate::error::{Error, Result, io_err};
-use crate::plan::Plan;
+use crate::plan::{Job, Plan};
 use crate::spec::Level;
 
 #[derive(Deserialize)]
@@ -67,15 +67,7 @@ pub(crate) fn read_prerequisites(
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
         });
-        match adopt(
-            plan,
-            job.id.as_str(),
-            &keys[i],
-            record.as_ref(),
-            code,
-            jobs_dir,
-            hashes,
-        ) {
+        match adopt(plan, job, &keys[i], record.as_ref(), code, jobs_dir, hashes) {
             Ok(()) => {
                 tracing::info!("{}: read from {}", job.id, plan.output_dir.display());
                 read[i] = true;
@@ -105,23 +97,22 @@ pub(crate) fn read_prerequisites(
     })
 }
 
-/// Checks job `id`'s published outputs against its record and links them into the cache as
+/// Checks `job`'s published outputs against its record and links them into the cache as
 /// `<jobs_dir>/<key>`; the error says why it cannot.
 fn adopt(
     plan: &Plan,
-    id: &str,
+    job: &Job,
     key: &str,
     record: Option<&Record>,
     code: &str,
     jobs_dir: &Path,
     hashes: &HashCache,
 ) -> std::result::Result<(), String> {
-    let out = &plan.output_dir;
+    let (out, id) = (&plan.output_dir, job.id.as_str());
     let Some(record) = record else {
         return Err("not in the work directory's cache, and OUTPUT_DIR has no readable logs/provenance record of the participant level".into());
     };
-    let mut same_id = record.jobs.iter().filter(|j| j.id == id).peekable();
-    if same_id.peek().is_none() {
+    if !record.jobs.iter().any(|j| j.id == id) {
         return Err(
             "not in the work directory's cache, and no participant run into OUTPUT_DIR made it"
                 .into(),
@@ -169,10 +160,7 @@ fn adopt(
         let done = Done {
             key: key.to_string(),
             job: id.to_string(),
-            op: plan
-                .job(id)
-                .map(|j| j.op.kind().name().to_string())
-                .unwrap_or_default(),
+            op: job.op.kind().name().to_string(),
             files: files.clone(),
             seconds: rec.compute_seconds.unwrap_or(0.0),
         };

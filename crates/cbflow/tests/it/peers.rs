@@ -6,6 +6,33 @@ use std::process::Command;
 
 use crate::{cbflow, shared_data};
 
+/// Runs a Python script with `args`; fails the test with its output when it fails; returns its
+/// standard output (also printed after `label`).
+fn python(script: &str, args: &[&std::path::Path], label: &str) -> String {
+    let o = Command::new("python3")
+        .args(["-c", script])
+        .args(args)
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprintln!("{label}{text}");
+    text
+}
+
+/// The number printed after `key` in `text` (a closing parenthesis after it dropped).
+fn number_after(text: &str, key: &str) -> f64 {
+    text.split(key)
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.trim_end_matches(')').parse().ok())
+        .unwrap_or_else(|| panic!("no number after {key:?} in {text}"))
+}
+
 const CHECK: &str = r#"
 import sys, ants, numpy as np, nibabel as nib
 out, template = sys.argv[1], sys.argv[2]
@@ -41,30 +68,8 @@ fn ants_applies_cbflows_transforms_as_cbflow_does() {
         .assert()
         .success();
     let template = data.join("templates/fsl_mni152nlin6asym_2mm/MNI152_T1_2mm.nii.gz");
-    let o = Command::new("python3")
-        .args(["-c", CHECK])
-        .arg(&out)
-        .arg(&template)
-        .output()
-        .expect("python3");
-    let text = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    eprintln!("ANTs vs cbflow: {text}");
-    let num = |key: &str| -> f64 {
-        text.split(key)
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .trim_end_matches(')')
-            .parse()
-            .unwrap()
-    };
+    let text = python(CHECK, &[&out, &template], "ANTs vs cbflow: ");
+    let num = |key: &str| number_after(&text, key);
     let (r, rel, r0) = (num("r "), num("difference "), num("affine only: r "));
     assert!(r > 0.999, "ANTs' image correlates r {r} with cbflow's");
     assert!(rel < 0.01, "median relative difference {rel}");
@@ -137,26 +142,12 @@ fn nilearn_labels_masker_reproduces_the_roi_tables_of_a_schaefer_atlas() {
         .arg(&wf)
         .assert()
         .success();
-    let o = Command::new("python3")
-        .args(["-c", LABELS_MASKER])
-        .arg(&out)
-        .arg(&atlas)
-        .output()
-        .expect("python3");
-    let text = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
+    let text = python(
+        LABELS_MASKER,
+        &[&out, &atlas],
+        "nilearn NiftiLabelsMasker vs cbflow: ",
     );
-    eprintln!("nilearn NiftiLabelsMasker vs cbflow: {text}");
-    let num = |key: &str| -> f64 {
-        text.split(key)
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no {key:?} in {text}"))
-    };
+    let num = |key: &str| number_after(&text, key);
     // 4 runs × 116 parcels (100 cortical, 16 subcortical)
     assert_eq!(num("runs "), 4.0, "{text}");
     assert_eq!(num("regions "), 464.0, "{text}");
@@ -210,19 +201,7 @@ fn nibabel_reads_the_t_intent_and_nilearn_plots_a_t_map() {
             .success();
     }
     let png = t.path().join("t.png");
-    let o = Command::new("python3")
-        .args(["-c", STAT_MAP])
-        .arg(&out)
-        .arg(&png)
-        .output()
-        .expect("python3");
-    let text = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    eprintln!("{text}");
+    let text = python(STAT_MAP, &[&out, &png], "");
     // the four contrasts of the study on 4 subjects, each with the mean and the crossover's
     // sequence (order of pre-treatments) in the model: df 4 − 2
     assert!(text.contains("maps 4"), "{text}");
