@@ -5,7 +5,9 @@
 #   podman run --rm -v BIDS:/data:ro -v OUT:/out IMAGE /data /out participant   (then group)
 # and checks the outputs (with the image's own `cbflow inspect`), that the input tree is unchanged
 # (sha256 of every file, modes and times), who owns the files written, the resources mounted at
-# run time (a participant run in MNI152NLin6Asym space with ../shared/data at /resources), and the
+# run time (the image's resource manifest verified against ../shared/data, a resource directory
+# filled from it by `cbflow resources fetch --from`, and a participant run in MNI152NLin6Asym
+# space from that directory mounted at /resources), and the
 # docker-archive that Apptainer builds from (podman save, then load into an empty store and run).
 # Prints the image size and its start-up time. Called by .ci/run.
 #
@@ -124,15 +126,11 @@ DEBIAN_IMAGE=docker.io/library/debian:$debian_release-slim \
 # ---------------------------------------------------------------------------------------------
 step "lint: hadolint, shellcheck"
 "$VENV/bin/hadolint" docker/Dockerfile
-shellcheck .ci/run .ci/*.sh docker/*.sh
+shellcheck .ci/run .ci/*.sh
 echo "hadolint and shellcheck: clean"
 
-step "resource manifest: pins match $RESOURCES; fetch-resources.sh against a local mirror"
 [ -d "$RESOURCES" ] || die "$RESOURCES is missing: the resources test mounts it at /resources"
 RESOURCES=$(cd "$RESOURCES" && pwd)
-bash docker/fetch-resources.sh --check docker/resources.tsv "$RESOURCES"
-# The with-resources target's download path, against a local mirror (CI cannot reach GitHub).
-bash .ci/container-fetch-test.sh "$RESOURCES"
 
 # ---------------------------------------------------------------------------------------------
 step "build $IMAGE from docker/Dockerfile"
@@ -256,6 +254,15 @@ bids=$work/study-mni/bids
 tree_state "$bids" >"$work/bids.before"
 out_mni=$work/out-mni
 install -d -o "$TEST_UID" -g "$TEST_UID" "$out_mni"
+# The image's own resource manifest: its pins match $RESOURCES (every file), and it lays out a
+# resource directory from a local copy as an offline cluster would (`resources fetch --from`);
+# the MNI run below reads only that directory.
+ctr -v "$RESOURCES":/resources:ro "$IMAGE" resources verify --resources /resources
+fetched=$work/fetched
+install -d -o "$TEST_UID" -g "$TEST_UID" "$fetched"
+ctr --user "$TEST_UID:$TEST_UID" -v "$RESOURCES":/shared:ro -v "$fetched":/fetched "$IMAGE" \
+    resources fetch MNI152NLin6Asym --from /shared --resources /fetched -q
+ctr -v "$fetched":/fetched:ro "$IMAGE" resources verify MNI152NLin6Asym --resources /fetched
 # Without the mount, the MNI template cannot be read: exit code 1 and nothing written.
 status=0
 ctr --user "$TEST_UID:$TEST_UID" -v "$bids":/data:ro -v "$out_mni":/out "$IMAGE" \
@@ -265,7 +272,7 @@ ctr --user "$TEST_UID:$TEST_UID" -v "$bids":/data:ro -v "$out_mni":/out "$IMAGE"
 [ -z "$(ls -A "$out_mni")" ] || die "without resources, files were written to $out_mni"
 echo "without resources: exit 1, nothing written ($(head -c 200 "$work/err.txt"))"
 ctr --user "$TEST_UID:$TEST_UID" -v "$bids":/data:ro -v "$out_mni":/out \
-    -v "$RESOURCES":/resources:ro -e CBFLOW_RESOURCES=/resources "$IMAGE" \
+    -v "$fetched":/resources:ro -e CBFLOW_RESOURCES=/resources "$IMAGE" \
     /data /out participant --participant-label 01 --template MNI152NLin6Asym
 runs=$(find "$bids/sub-01" -name '*_asl.nii.gz' | wc -l)
 maps=$(find "$out_mni/sub-01" -name '*_space-MNI152NLin6Asym_*_cbf.nii.gz' ! -name '*desc-*' | wc -l)

@@ -81,7 +81,7 @@ pub(crate) fn normalise(
         "MNI152NLin6Asym" => cbflow_pipeline::TemplateChoice::Mni152NLin6Asym {
             resources: cbflow_resources::resource_dir(resources.as_deref()).with_context(|| {
                 format!(
-                    "template MNI152NLin6Asym needs its files: pass --resources DIR or set {}",
+                    "template MNI152NLin6Asym needs its files: run `cbflow resources fetch MNI152NLin6Asym`, or pass --resources DIR or set {}",
                     cbflow_pipeline::RESOURCES_ENV
                 )
             })?,
@@ -169,7 +169,7 @@ pub(crate) fn synth(
         let resources = cbflow_resources::resource_dir(resources.or(templates.clone()).as_deref())
             .with_context(|| {
                 format!(
-                    "--effect-map {name} needs the PET maps: pass --resources DIR or set {}",
+                    "--effect-map {name} needs the PET maps: run `cbflow resources fetch {name}`, or pass --resources DIR or set {}",
                     cbflow_pipeline::RESOURCES_ENV
                 )
             })?;

@@ -33,11 +33,12 @@ pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
 }
 
 mod commands;
+mod resources;
 
 /// cbflow: a BIDS app that runs a pharmacological ASL crossover study end to end.
 ///
 /// BIDS-Apps usage: `cbflow BIDS_DIR OUTPUT_DIR {participant,group} [options]`.
-/// Other commands: validate, plan, schema, inspect, normalise, synth, demo.
+/// Other commands: validate, plan, schema, inspect, normalise, synth, demo, resources.
 #[derive(Debug, Parser)]
 #[command(
     name = "cbflow",
@@ -225,6 +226,10 @@ enum Command {
     },
     /// Write a synthetic crossover study with known ground truth.
     Synth(SynthArgs),
+    /// Get the templates, atlases and PET maps: list, fetch (from their published homes at
+    /// pinned commits, SHA-256-checked, resumable) and verify.
+    #[command(subcommand)]
+    Resources(resources::ResourcesCommand),
     /// Generate a synthetic study and run everything that works on it.
     Demo {
         /// Where the study (`OUT_DIR/bids`) and its outputs (`OUT_DIR/derivatives`) go.
@@ -478,6 +483,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             },
             a.noise_scale,
         ),
+        Some(Command::Resources(c)) => resources::run(c),
         Some(Command::Demo {
             out_dir,
             subjects,

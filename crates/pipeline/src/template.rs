@@ -105,7 +105,8 @@ impl Template {
                 return Err(Error::Resource {
                     path,
                     message: format!(
-                        "missing template file; point --resources or {RESOURCES_ENV} at a directory with templates/ and atlases/"
+                        "missing template file; {}, or point --resources or {RESOURCES_ENV} at a directory with templates/ and atlases/",
+                        cbflow_resources::fetch::fetch_hint(rel)
                     ),
                 });
             }

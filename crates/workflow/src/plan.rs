@@ -346,7 +346,7 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
                 resolve_err(
                     Path::new(&workflow.origin),
                     format!(
-                        "template MNI152NLin6Asym needs its files: pass --resources DIR or set {} (a directory with templates/ and atlases/), or choose the template `phantom` or `none`",
+                        "template MNI152NLin6Asym needs its files: run `cbflow resources fetch MNI152NLin6Asym` (into the user cache directory, where cbflow finds them), or pass --resources DIR or set {} (a directory with templates/ and atlases/), or choose the template `phantom` or `none`",
                         cbflow_pipeline::RESOURCES_ENV
                     ),
                 )
@@ -355,7 +355,10 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
             if !dir.join(d).is_dir() {
                 return Err(resolve_err(
                     &dir.join(d),
-                    "missing template directory in the resource directory",
+                    format!(
+                        "missing template directory in the resource directory; {}",
+                        cbflow_resources::fetch::fetch_hint(d)
+                    ),
                 ));
             }
         }

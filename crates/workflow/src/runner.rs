@@ -168,12 +168,12 @@ impl JobRunner for PipelineRunner {
                 let Some(resources) = dir.clone().filter(|r| r.join("pet").is_dir()) else {
                     match dir {
                         None => tracing::info!(
-                            "{}: receptor correlations skipped: they need the PET maps (a resource directory with pet/, e.g. shared/data, by --resources DIR or {})",
+                            "{}: receptor correlations skipped: they need the PET maps (`cbflow resources fetch` gets them; or a resource directory with pet/, e.g. shared/data, by --resources DIR or {})",
                             job.id,
                             cbflow_pipeline::RESOURCES_ENV
                         ),
                         Some(d) => tracing::warn!(
-                            "{}: {} has no pet/ directory with the PET maps: receptor correlations skipped",
+                            "{}: {} has no pet/ directory with the PET maps: receptor correlations skipped (`cbflow resources fetch` gets them)",
                             job.id,
                             d.display()
                         ),

@@ -12,6 +12,7 @@ mod mni;
 mod participant;
 mod peers;
 mod real_asl;
+mod resources;
 mod slurm;
 
 /// `../shared/data` beside the repository (templates, atlases, real scanner data).

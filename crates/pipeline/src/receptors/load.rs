@@ -42,7 +42,8 @@ pub(super) fn resource(resources: &Path, rel: &str, what: &str) -> Result<PathBu
         return Err(Error::Resource {
             path: p,
             message: format!(
-                "missing {what}; point --resources or {} at a directory laid out like shared/data (pet/, atlases/)",
+                "missing {what}; {}, or point --resources or {} at a directory laid out like shared/data (pet/, atlases/)",
+                cbflow_resources::fetch::fetch_hint(rel),
                 crate::RESOURCES_ENV
             ),
         });

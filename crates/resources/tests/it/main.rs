@@ -1,6 +1,7 @@
 //! Integration tests of cbflow-resources: the built-in registry against the files in
 //! shared/data.
 
+mod manifest;
 mod registry;
 
 use std::path::PathBuf;
