@@ -39,7 +39,7 @@ pub use receptors::{
     ReceptorOptions, ReceptorSummary, SUPPORT_WEIGHT, VOXEL_SPACING_MM, load_parcellation,
     load_receptor_map, receptor_correlations,
 };
-pub use template::{AtlasFiles, RESOURCES_ENV, Template, TemplateChoice};
+pub use template::{AtlasFiles, AtlasLabels, RESOURCES_ENV, Template, TemplateChoice};
 
 /// Name and version written into `GeneratedBy` of every derivatives dataset.
 pub fn generated_by() -> cbflow_bids::GeneratedBy {

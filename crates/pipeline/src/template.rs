@@ -53,15 +53,25 @@ pub struct Template {
 }
 
 /// An atlas of regions of interest given by files, in place of the template's own (AAL3 on
-/// MNI152NLin6Asym): a label image in the template's space (any grid) and its label table.
+/// MNI152NLin6Asym): a label image in the template's space (any grid) and its label table, or a
+/// binary mask (one region).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AtlasFiles {
     /// Its name in the sidecars.
     pub name: String,
     /// Label image (integers, 0 = background).
     pub image: PathBuf,
-    /// Label table (see [`cbflow_resources::regions_from_label_table`] for the forms read).
-    pub labels: PathBuf,
+    /// What its labels are called.
+    pub labels: AtlasLabels,
+}
+
+/// The names of an atlas's labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AtlasLabels {
+    /// A label table (see [`cbflow_resources::regions_from_label_table`] for the forms read).
+    Table(PathBuf),
+    /// The image is a binary mask (0 and 1 only): label 1 is the region of this name.
+    Mask(String),
 }
 
 fn vol(grid: &Grid, data: Array3<f32>) -> Volume {
@@ -195,7 +205,20 @@ impl Template {
                 ),
             ));
         }
-        self.label_names = read_label_names(&atlas.labels)?;
+        self.label_names = match &atlas.labels {
+            AtlasLabels::Table(table) => read_label_names(table)?,
+            AtlasLabels::Mask(name) => {
+                if let Some(v) = img.data.iter().find(|&&v| v != 0.0 && v != 1.0) {
+                    return Err(bad(
+                        &atlas.image,
+                        format!(
+                            "a mask given without a label table holds 0 and 1 only; this holds {v} (give its label table as `labels`)"
+                        ),
+                    ));
+                }
+                std::collections::BTreeMap::from([(1, name.clone())])
+            }
+        };
         self.labels = on;
         self.atlas = format!("{} ({})", atlas.name, atlas.image.display());
         Ok(self)
@@ -242,7 +265,7 @@ mod tests {
         let atlas = AtlasFiles {
             name: "halves".into(),
             image: image.clone(),
-            labels: table.clone(),
+            labels: AtlasLabels::Table(table.clone()),
         };
         let a = tpl.clone().with_atlas(&atlas).unwrap();
         assert_eq!(
@@ -270,12 +293,42 @@ mod tests {
         );
         // a table that cannot be read is named
         let e = tpl
+            .clone()
             .with_atlas(&AtlasFiles {
-                labels: t.path().join("missing.tsv"),
-                ..atlas
+                labels: AtlasLabels::Table(t.path().join("missing.tsv")),
+                ..atlas.clone()
             })
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.tsv"), "{e}");
+        // a binary mask without a table is one region; a label image without one is refused
+        let mask = t.path().join("mask.nii.gz");
+        let m = Array3::from_shape_fn(g.dims, |(i, _, _)| if i < half { 1.0 } else { 0.0 });
+        cbflow_image::write(&mask, &vol(&g, m), cbflow_image::DataType::Uint8).unwrap();
+        let a = tpl
+            .clone()
+            .with_atlas(&AtlasFiles {
+                name: "mask.nii.gz".into(),
+                image: mask,
+                labels: AtlasLabels::Mask("left_half".into()),
+            })
+            .unwrap();
+        assert_eq!(
+            a.label_names.into_iter().collect::<Vec<_>>(),
+            [(1, "left_half".to_string())]
+        );
+        assert_eq!(a.labels.frame(0)[[0, 0, 0]], 1.0);
+        assert_eq!(a.labels.frame(0)[[g.dims[0] - 1, 0, 0]], 0.0);
+        let e = tpl
+            .with_atlas(&AtlasFiles {
+                labels: AtlasLabels::Mask("x".into()),
+                ..atlas
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("parc.nii.gz") && e.contains("0 and 1 only"),
+            "{e}"
+        );
     }
 }

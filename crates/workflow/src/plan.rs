@@ -474,7 +474,8 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
                     walk_files(&bids_dir.join(format!("sub-{sub}")), &mut inputs)?;
                     inputs.extend(template_files(templates[i])?);
                     if let Op::AslCbf(crate::spec::AslCbfParams { atlas: Some(a), .. }) = op {
-                        inputs.extend([a.image.clone(), a.labels.clone()]);
+                        inputs.push(a.image.clone());
+                        inputs.extend(a.labels.clone());
                     }
                     inputs.sort();
                     inputs.dedup();
@@ -758,7 +759,11 @@ fn resolve_atlas(a: &mut crate::spec::AtlasSpec, origin: &str, step: &str) -> Re
     } else {
         PathBuf::new()
     };
-    for (field, path) in [("image", &mut a.image), ("labels", &mut a.labels)] {
+    let mut paths = vec![("image", &mut a.image)];
+    if let Some(labels) = &mut a.labels {
+        paths.push(("labels", labels));
+    }
+    for (field, path) in paths {
         let full = if path.is_absolute() {
             path.clone()
         } else {

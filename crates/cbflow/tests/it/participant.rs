@@ -439,3 +439,106 @@ fn a_t1w_that_is_not_a_brain_is_an_error_naming_it() {
         &["sub-01_ses-1_T1w.nii.gz", "not a T1w image of a brain"],
     );
 }
+
+/// A binary mask file as the ROI source (`atlas: {image: mask}` without a label table): one
+/// region, named by the workflow, whose mean is the mean of the template-space CBF map over
+/// the mask's voxels, computed here from the written map.
+#[test]
+fn a_binary_mask_is_a_region_of_interest() {
+    let (t, root) = study();
+    let tpl = cbflow_pipeline::Template::load(&cbflow_pipeline::TemplateChoice::Phantom).unwrap();
+    let g = tpl.grid;
+    // a 10 mm sphere at the brain mask's centre of mass
+    let brain = tpl.brain_mask.frame(0);
+    let (mut c, mut n) = ([0.0f64; 3], 0.0);
+    for ((i, j, k), &v) in brain.indexed_iter() {
+        if v > 0.5 {
+            c[0] += i as f64;
+            c[1] += j as f64;
+            c[2] += k as f64;
+            n += 1.0;
+        }
+    }
+    let c = c.map(|x| x / n);
+    let world = |i: f64, j: f64, k: f64| g.affine * nalgebra::Vector4::new(i, j, k, 1.0);
+    let centre = world(c[0], c[1], c[2]);
+    let mask = ndarray::Array3::from_shape_fn(g.dims, |(i, j, k)| {
+        let p = world(i as f64, j as f64, k as f64);
+        let d2 = (0..3).map(|a| (p[a] - centre[a]).powi(2)).sum::<f64>();
+        if d2 <= 100.0 { 1.0f32 } else { 0.0 }
+    });
+    let n_mask = mask.iter().filter(|&&v| v == 1.0).count();
+    assert!(n_mask > 50, "{n_mask} voxels");
+    let mask_path = t.path().join("sphere_mask.nii.gz");
+    let vol = cbflow_image::Volume::new(mask.clone().into_dyn(), g.affine).unwrap();
+    cbflow_image::write(&mask_path, &vol, cbflow_image::DataType::Uint8).unwrap();
+    let wf = t.path().join("mask.yaml");
+    std::fs::write(
+        &wf,
+        "version: 1\nname: mask-roi\nsteps:\n  - id: cbf\n    op: asl-cbf\n    inputs:\n      asl: {bids: {datatype: perf, suffix: asl}}\n    params:\n      template: phantom\n      atlas: {image: sphere_mask.nii.gz, name: centre_sphere}\n",
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    cbflow()
+        .arg(&root)
+        .arg(&out)
+        .arg("participant")
+        .args(["--participant-label", "01", "--workflow"])
+        .arg(&wf)
+        .assert()
+        .success();
+    // the first run's template-space CBF map and ROI table
+    let perf = out.join("sub-01/ses-1/perf");
+    let mut names: Vec<String> = std::fs::read_dir(&perf)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("run-1_space-phantom_"))
+        .collect();
+    names.sort();
+    let find = |suffix: &str| {
+        names
+            .iter()
+            .find(|n| n.ends_with(suffix) && (suffix.contains("desc-") || !n.contains("desc-")))
+            .map(|n| perf.join(n))
+            .unwrap_or_else(|| panic!("no *{suffix} in {names:?}"))
+    };
+    let cbf = read(&find("_cbf.nii.gz"));
+    let table = std::fs::read_to_string(find("_desc-roi_cbf.tsv")).unwrap();
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("centre_sphere\t"))
+        .unwrap_or_else(|| panic!("no centre_sphere row:\n{table}"))
+        .split('\t')
+        .collect();
+    assert_eq!(row[1], n_mask.to_string(), "voxels of the region");
+    let cbf0 = cbf.frame(0);
+    let sum: f64 = cbf0
+        .iter()
+        .zip(mask.iter())
+        .filter(|(_, m)| **m == 1.0)
+        .map(|(v, _)| *v as f64)
+        .sum();
+    let mean = sum / n_mask as f64;
+    let got: f64 = row[2].parse().unwrap();
+    assert!(
+        (got - mean).abs() < 1e-3 * mean.abs().max(1.0),
+        "ROI mean {got} vs {mean}"
+    );
+    // a label image without its table is refused, naming the file
+    let labels = mask.mapv(|v| v * 2.0);
+    let vol = cbflow_image::Volume::new(labels.into_dyn(), g.affine).unwrap();
+    cbflow_image::write(&mask_path, &vol, cbflow_image::DataType::Uint8).unwrap();
+    let out2 = t.path().join("out2");
+    cbflow()
+        .arg(&root)
+        .arg(&out2)
+        .arg("participant")
+        .args(["--participant-label", "01", "--workflow"])
+        .arg(&wf)
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains("sphere_mask.nii.gz")
+                .and(predicate::str::contains("0 and 1 only")),
+        );
+}

@@ -101,9 +101,12 @@ pub struct AtlasSpec {
     /// Label table: a BIDS `dseg.tsv` (`index` and `name` columns), lines `index name` (AAL's
     /// `.txt`), or a Workbench label list (name line, then `index r g b a`: Schaefer/Tian
     /// `_label.txt`). Names become region names: other characters than letters, digits and `_`
-    /// become `_`, and a name starting with a digit gets `label_` in front.
-    pub labels: std::path::PathBuf,
-    /// Its name in the ROI tables' sidecars (default: the image's file name).
+    /// become `_`, and a name starting with a digit gets `label_` in front. Unset: the image is
+    /// a binary mask (0 and 1), one region named `name` (else the file name without `.nii[.gz]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<std::path::PathBuf>,
+    /// Its name in the ROI tables' sidecars, and a mask's region name (default: the image's
+    /// file name).
     pub name: Option<String>,
 }
 
@@ -118,13 +121,33 @@ impl AtlasSpec {
         })
     }
 
+    /// The region name of a mask (no label table): `name`, else the image's file name without
+    /// `.nii` / `.nii.gz`, made a valid region name.
+    pub fn mask_region_name(&self) -> String {
+        let stem = self.name.clone().unwrap_or_else(|| {
+            let n = self.display_name();
+            n.strip_suffix(".nii.gz")
+                .or_else(|| n.strip_suffix(".nii"))
+                .unwrap_or(&n)
+                .to_string()
+        });
+        cbflow_resources::region_name(&stem)
+    }
+
     /// One region per label of the table at `labels` (read now), named by
     /// [`cbflow_resources::region_name`]; a name that two labels share gets `_<label>` after it.
+    /// Without a table, the mask's one region (label 1).
     pub fn all_regions(&self) -> std::result::Result<Vec<RoiSpec>, String> {
-        let text = std::fs::read_to_string(&self.labels)
-            .map_err(|e| format!("{}: {e}", self.labels.display()))?;
+        let Some(labels) = &self.labels else {
+            return Ok(vec![RoiSpec {
+                name: self.mask_region_name(),
+                labels: vec![1],
+            }]);
+        };
+        let text =
+            std::fs::read_to_string(labels).map_err(|e| format!("{}: {e}", labels.display()))?;
         let regions = cbflow_resources::regions_from_label_table(&text)
-            .map_err(|e| format!("{}: {e}", self.labels.display()))?;
+            .map_err(|e| format!("{}: {e}", labels.display()))?;
         let names: Vec<String> = regions
             .iter()
             .map(|r| cbflow_resources::region_name(&r.name))
@@ -195,7 +218,10 @@ impl AslCbfParams {
         self.atlas.as_ref().map(|a| cbflow_pipeline::AtlasFiles {
             name: a.display_name(),
             image: a.image.clone(),
-            labels: a.labels.clone(),
+            labels: match &a.labels {
+                Some(table) => cbflow_pipeline::AtlasLabels::Table(table.clone()),
+                None => cbflow_pipeline::AtlasLabels::Mask(a.mask_region_name()),
+            },
         })
     }
 

@@ -278,4 +278,27 @@ fn an_atlas_given_by_files_is_resolved_against_the_workflow_and_declares_its_lab
         e.contains("parc_label.txt") && e.contains("atlas labels"),
         "{e}"
     );
+    // without a label table the image is a mask: one region, named after the file
+    std::fs::write(
+        &path,
+        "version: 1\nname: mask\nsteps:\n  - id: cbf\n    op: asl-cbf\n    inputs:\n      asl: {bids: {datatype: perf, suffix: asl}}\n    params:\n      atlas: {image: atlas/parc.nii.gz}\n",
+    )
+    .unwrap();
+    let p = plan(
+        &Workflow::from_path(&path).unwrap(),
+        &request(Level::Participant),
+    )
+    .unwrap();
+    let Op::AslCbf(a) = &p.jobs[0].op else {
+        panic!("asl-cbf")
+    };
+    let rois: Vec<(String, Vec<i32>)> = a
+        .rois
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|r| (r.name.clone(), r.labels.clone()))
+        .collect();
+    assert_eq!(rois, [("parc".to_string(), vec![1])]);
+    assert!(p.jobs[0].inputs.contains(&dir.join("atlas/parc.nii.gz")));
 }
