@@ -200,12 +200,18 @@ fn draw_line_panel(
         )
     });
     if has_legend {
-        // headroom so the legend box does not hide data
-        y1 += 0.25 * (y1 - y0);
+        // headroom so the legend box (about 17 px per entry) does not hide data: the share of
+        // the plot's height it takes, above the data's range
+        let entries = p.hlines.len() + p.series.iter().filter(|s| !s.name.is_empty()).count();
+        let plot_px = (area.dim_in_pixel().1 as f64 - 100.0).max(60.0);
+        let share = ((entries as f64 * 17.0 + 14.0) / plot_px).clamp(0.2, 0.6);
+        y1 += share / (1.0 - share) * (y1 - y0);
     }
     let mut chart = ChartBuilder::on(area)
         .caption(&p.title, (FAMILY, 17))
         .margin(10)
+        // the last tick label is centred on the plot's right edge: room for its other half
+        .margin_right(24)
         .x_label_area_size(40)
         .y_label_area_size(62)
         .build_cartesian_2d(x0..x1, y0..y1)

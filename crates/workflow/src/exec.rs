@@ -217,8 +217,17 @@ pub fn execute_with(plan: &Plan, opts: &ExecOptions, runner: &dyn JobRunner) -> 
     });
     let bar = mp.add(ProgressBar::new(n as u64));
     bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} jobs, {elapsed}")
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} jobs, {elapsed}{left}")
             .expect("valid template")
+            .with_key(
+                "left",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    // an estimate only once a job has finished (before, there is no rate)
+                    if s.pos() > 0 && s.pos() < s.len().unwrap_or(0) {
+                        let _ = write!(w, ", about {} left", indicatif::HumanDuration(s.eta()));
+                    }
+                },
+            )
             .progress_chars("=> "),
     );
     bar.set_prefix(format!("{} level", plan.level));

@@ -18,6 +18,8 @@ pub(super) fn timecourse_section(ctx: &Ctx, rs: &[&RunFiles], sid: &str) -> Resu
     let mut panels = Vec::new();
     let mut fallback = false;
     let mut notes = Vec::new();
+    // (shown, of, table) when there are more regions than distinct colours
+    let mut omitted: Option<(usize, usize, String)> = None;
     for r in rs {
         let title = format!("{} {}", r.label(), run_meaning(r, ctx.design));
         let roi = ctx
@@ -27,16 +29,20 @@ pub(super) fn timecourse_section(ctx: &Ctx, rs: &[&RunFiles], sid: &str) -> Resu
         if let Some(p) = roi.filter(|p| p.exists()) {
             let t = data::table_opt(&p)?.expect("exists");
             let time = col_f64(&t, &p, "time_s")?;
-            let mut series = Vec::new();
-            for (k, c) in t
+            let regions: Vec<&String> = t
                 .columns
                 .iter()
                 .filter(|c| *c != "pair" && *c != "time_s")
-                .enumerate()
-            {
+                .collect();
+            let shown = shown_regions(&regions, palette::CYCLE.len());
+            if shown.len() < regions.len() {
+                omitted = Some((shown.len(), regions.len(), fname(&p)));
+            }
+            let mut series = Vec::new();
+            for (k, c) in shown.iter().enumerate() {
                 let y = col_f64(&t, &p, c)?;
                 series.push(Series {
-                    name: c.clone(),
+                    name: (*c).clone(),
                     colour: palette::CYCLE[k % palette::CYCLE.len()],
                     points: time.iter().copied().zip(y).collect(),
                     width: 2,
@@ -118,11 +124,94 @@ pub(super) fn timecourse_section(ctx: &Ctx, rs: &[&RunFiles], sid: &str) -> Resu
     }
     let id = format!("fig-timecourse-{sid}");
     let png = plots::line_panels(&id, &panels, panels.len().min(2), 560, 320)?;
-    let caption = if fallback {
-        "Per-pair CBF averaged in the native ASL brain mask (fallback: the ROI time-series table of the participant level, desc-roi_timeseries, is not in these derivatives, so the ACC regions cannot be shown separately)."
+    let mut caption = if fallback {
+        "Per-pair CBF averaged in the native ASL brain mask (fallback: the ROI time-series table of the participant level, desc-roi_timeseries, is not in these derivatives, so the ACC regions cannot be shown separately).".to_string()
     } else {
-        "Per-pair CBF in each region of interest (template space), from the start of each run; the before-ketamine run left, the run during the infusion right."
+        "Per-pair CBF in each region of interest (template space), from the start of each run; the before-ketamine run left, the run during the infusion right.".to_string()
     };
-    s.push_str(&html::figure(&id, "plot", &png, "CBF time course", caption));
+    if let Some((shown, of, table)) = omitted {
+        caption.push_str(&format!(
+            " {shown} of the {of} regions are drawn, one colour each (the bilateral ones, grey matter and global); every region is in {table}."
+        ));
+    }
+    s.push_str(&html::figure(
+        &id,
+        "plot",
+        &png,
+        "CBF time course",
+        &caption,
+    ));
     Ok(s)
+}
+
+/// At most `max` of the time-series `regions` (so that each has its own colour): when there are
+/// more, the bilateral regions (names without a hemisphere suffix `_L`, `_R`, `_lh`, `_rh`) when
+/// there are any, else the first ones, in table order, and `grey_matter` and `global` always.
+fn shown_regions<'a>(regions: &[&'a String], max: usize) -> Vec<&'a String> {
+    if regions.len() <= max {
+        return regions.to_vec();
+    }
+    let always = |c: &str| c == "grey_matter" || c == "global";
+    let one_sided = |c: &str| {
+        ["_L", "_R", "_lh", "_rh", "_LH", "_RH"]
+            .iter()
+            .any(|s| c.ends_with(s))
+    };
+    let n_always = regions.iter().filter(|c| always(c)).count();
+    let room = max.saturating_sub(n_always);
+    // bilateral regions when there are any (their sides are in the table), else the others
+    let bilateral: Vec<&String> = regions
+        .iter()
+        .copied()
+        .filter(|c| !always(c) && !one_sided(c))
+        .collect();
+    let pool: Vec<&String> = if bilateral.is_empty() {
+        regions.iter().copied().filter(|c| !always(c)).collect()
+    } else {
+        bilateral
+    };
+    let mut picked: Vec<&String> = pool.into_iter().take(room).collect();
+    picked.extend(regions.iter().copied().filter(|c| always(c)));
+    // table order
+    regions
+        .iter()
+        .copied()
+        .filter(|c| picked.contains(c))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_regions;
+
+    #[test]
+    fn at_most_one_colour_each_bilateral_regions_when_there_are_more() {
+        let names: Vec<String> = [
+            "ACC_sub_L",
+            "ACC_sub_R",
+            "ACC_sub",
+            "ACC_pre_L",
+            "ACC_pre_R",
+            "ACC_pre",
+            "ACC_sup_L",
+            "ACC_sup_R",
+            "ACC_sup",
+            "grey_matter",
+            "global",
+        ]
+        .map(String::from)
+        .to_vec();
+        let refs: Vec<&String> = names.iter().collect();
+        let shown: Vec<&str> = shown_regions(&refs, 6).iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            shown,
+            ["ACC_sub", "ACC_pre", "ACC_sup", "grey_matter", "global"]
+        );
+        let few = &refs[..4];
+        assert_eq!(shown_regions(few, 6).len(), 4);
+        // one-sided only (e.g. Schaefer parcels): the first ones
+        let parcels: Vec<String> = (1..=9).map(|i| format!("p{i}_L")).collect();
+        let refs: Vec<&String> = parcels.iter().collect();
+        assert_eq!(shown_regions(&refs, 6).len(), 6);
+    }
 }
