@@ -22,7 +22,8 @@ use serde::Serialize;
 
 use crate::cache::{self, Done, HashCache, OutputFile};
 use crate::error::{Error, Result, io_err};
-use crate::plan::{Job, Plan, walk_files};
+use crate::plan::{Job, Plan};
+use crate::plan_inputs::walk_files;
 use crate::spec::Level;
 
 /// How to run a plan.

@@ -15,6 +15,7 @@ mod cache;
 mod error;
 mod exec;
 mod plan;
+mod plan_inputs;
 mod published;
 mod runner;
 pub mod slurm;

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result, io_err};
+use crate::error::{Result, io_err};
+use crate::plan_inputs::{
+    MNI_RESOURCE_DIRS, receptor_files, resolve_atlas, resolve_err, root_files, walk_files,
+};
 use crate::spec::{Input, Level, Op, OpKind, Pos, Resources, TemplateName, Workflow};
 
 /// Command-line settings that override the workflow's parameters.
@@ -104,60 +107,6 @@ impl Plan {
     pub fn job(&self, id: &str) -> Option<&Job> {
         self.jobs.iter().find(|j| j.id == id)
     }
-}
-
-/// Subdirectories of a resource directory that the MNI template reads.
-pub(crate) const MNI_RESOURCE_DIRS: &[&str] = &[
-    "templates/fsl_mni152nlin6asym_2mm",
-    "templates/spm12_2mm",
-    "atlases/aal3",
-];
-
-fn resolve_err(path: &Path, message: impl Into<String>) -> Error {
-    Error::Resolve {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
-}
-
-/// Every regular file under `dir` (recursively, sorted; hidden entries skipped).
-pub(crate) fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io_err(dir))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<std::io::Result<_>>()
-        .map_err(io_err(dir))?;
-    entries.sort();
-    for p in entries {
-        if p.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        {
-            continue;
-        }
-        if p.is_dir() {
-            walk_files(&p, out)?;
-        } else if p.is_file() {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
-/// The files directly in the dataset root (dataset_description.json, participants.tsv,
-/// top-level sidecars...).
-fn root_files(root: &Path) -> Result<Vec<PathBuf>> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root)
-        .map_err(io_err(root))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && !p
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        })
-        .collect();
-    v.sort();
-    Ok(v)
 }
 
 /// Resolves `workflow` against the dataset and request.
@@ -743,60 +692,4 @@ fn flat_params(v: &serde_json::Value, prefix: &str, out: &mut String) {
             }
         }
     }
-}
-
-/// The PET maps and parcellation a receptor step reads (they key its cache: a run without the
-/// resource directory, which skips the step, is not a cache hit for a run with it).
-/// Makes an `asl-cbf` atlas's paths absolute (relative ones against the workflow file's
-/// directory; the current directory for the built-in workflow) and checks both files exist.
-fn resolve_atlas(a: &mut crate::spec::AtlasSpec, origin: &str, step: &str) -> Result<()> {
-    let origin_path = Path::new(origin);
-    let base = if origin_path.is_file() {
-        origin_path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default()
-    } else {
-        PathBuf::new()
-    };
-    let mut paths = vec![("image", &mut a.image)];
-    if let Some(labels) = &mut a.labels {
-        paths.push(("labels", labels));
-    }
-    for (field, path) in paths {
-        let full = if path.is_absolute() {
-            path.clone()
-        } else {
-            base.join(&*path)
-        };
-        let full = std::fs::canonicalize(&full).map_err(|e| {
-            resolve_err(
-                &full,
-                format!("step `{step}`: atlas {field}: {e} (relative paths are relative to the workflow file's directory)"),
-            )
-        })?;
-        *path = full;
-    }
-    Ok(())
-}
-
-fn receptor_files(
-    p: &crate::spec::ReceptorCorrelationParams,
-    resources: Option<&Path>,
-    origin: &str,
-) -> Result<Vec<PathBuf>> {
-    let Some(root) = resources else {
-        return Ok(Vec::new());
-    };
-    let registry = cbflow_resources::Registry::builtin()
-        .map_err(|e| resolve_err(Path::new(origin), e.to_string()))?;
-    let maps = registry
-        .select(&p.maps)
-        .map_err(|e| resolve_err(Path::new(origin), e.to_string()))?;
-    let mut files: Vec<PathBuf> = maps.iter().map(|m| root.join(&m.file)).collect();
-    if let Some(parc) = registry.parcellation(&p.parcellation) {
-        files.push(root.join(&parc.file));
-        files.push(root.join(&parc.labels));
-    }
-    Ok(files.into_iter().filter(|f| f.is_file()).collect())
 }
