@@ -107,8 +107,21 @@ impl Template {
         }
     }
 
+    /// The files of [`Template::mni`], relative to the resource directory: the FSL MNI152 T1
+    /// and brain mask, SPM12's grey, white and CSF priors, AAL3 and its label table.
+    pub const MNI_FILES: [&'static str; 7] = [
+        "templates/fsl_mni152nlin6asym_2mm/MNI152_T1_2mm.nii.gz",
+        "templates/fsl_mni152nlin6asym_2mm/MNI152_T1_2mm_brain_mask.nii.gz",
+        "templates/spm12_2mm/grey.nii.gz",
+        "templates/spm12_2mm/white.nii.gz",
+        "templates/spm12_2mm/csf.nii.gz",
+        "atlases/aal3/AAL3v1.nii.gz",
+        "atlases/aal3/AAL3v1.nii.txt",
+    ];
+
     /// MNI152NLin6Asym 2 mm from `resources` (a directory laid out like `shared/data`).
     pub fn mni(resources: &Path) -> Result<Self> {
+        let [t1w_f, mask_f, grey_f, white_f, csf_f, aal_f, aal_txt_f] = Self::MNI_FILES;
         let read = |rel: &str| -> Result<Volume> {
             let path = resources.join(rel);
             if !path.exists() {
@@ -122,12 +135,12 @@ impl Template {
             }
             Ok(cbflow_image::read(&path)?)
         };
-        let t1w = read("templates/fsl_mni152nlin6asym_2mm/MNI152_T1_2mm.nii.gz")?;
-        let brain_mask = read("templates/fsl_mni152nlin6asym_2mm/MNI152_T1_2mm_brain_mask.nii.gz")?;
-        let mut gm = read("templates/spm12_2mm/grey.nii.gz")?;
-        let mut wm = read("templates/spm12_2mm/white.nii.gz")?;
-        let mut csf = read("templates/spm12_2mm/csf.nii.gz")?;
-        let labels = read("atlases/aal3/AAL3v1.nii.gz")?;
+        let t1w = read(t1w_f)?;
+        let brain_mask = read(mask_f)?;
+        let mut gm = read(grey_f)?;
+        let mut wm = read(white_f)?;
+        let mut csf = read(csf_f)?;
+        let labels = read(aal_f)?;
         let grid = t1w.grid();
         for (name, v) in [
             ("brain mask", &brain_mask),
@@ -151,7 +164,7 @@ impl Template {
                 p.data.mapv_inplace(|x| x / max);
             }
         }
-        let label_names = read_label_names(&resources.join("atlases/aal3/AAL3v1.nii.txt"))?;
+        let label_names = read_label_names(&resources.join(aal_txt_f))?;
         Ok(Self {
             name: "MNI152NLin6Asym".into(),
             res: "2".into(),

@@ -300,13 +300,14 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
                     ),
                 )
             })?;
-        for d in MNI_RESOURCE_DIRS {
-            if !dir.join(d).is_dir() {
+        // every file the template reads, before any job starts
+        for f in cbflow_pipeline::Template::MNI_FILES {
+            if !dir.join(f).is_file() {
                 return Err(resolve_err(
-                    &dir.join(d),
+                    &dir.join(f),
                     format!(
-                        "missing template directory in the resource directory; {}",
-                        cbflow_resources::fetch::fetch_hint(d)
+                        "missing template file in the resource directory; {}",
+                        cbflow_resources::fetch::fetch_hint(f)
                     ),
                 ));
             }

@@ -81,6 +81,11 @@ pub(crate) fn study() -> (tempfile::TempDir, PathBuf) {
 pub(crate) fn cbflow() -> Command {
     let mut c = Command::cargo_bin("cbflow").unwrap();
     c.env("CBFLOW_LOG", "error");
+    // hermetic: a resource cache the developer fetched into (~/.cache/cbflow) is not read
+    c.env(
+        "XDG_CACHE_HOME",
+        std::env::temp_dir().join("cbflow-tests-no-user-cache"),
+    );
     c
 }
 
