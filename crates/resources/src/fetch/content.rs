@@ -198,27 +198,23 @@ pub(crate) fn install_download(
     Ok(())
 }
 
-/// Copies `src` (a file of another resource directory, installed as `how`) to `dest` after
-/// checking its content against `sha256`.
+/// Copies `src` (a file of another resource directory, installed as `how`) to `dest` when its
+/// content is `sha256`: the copy itself is checked before it is renamed into place, so what is
+/// installed is what was verified, and the source is read once.
 pub(crate) fn install_copy(
     src: &Path,
     how: &How,
     sha256: &str,
     dest: &Path,
 ) -> Result<(), InstallError> {
-    let found = installed_digest(src, how)?;
+    let mut staged = Staged::new(dest)?;
+    io::copy(&mut File::open(src)?, staged.file())?;
+    staged.file().sync_all()?;
+    let found = installed_digest(&staged.tmp, how)?;
     if found != sha256 {
         return Err(InstallError::Mismatch(found));
     }
-    let mut staged = Staged::new(dest)?;
-    io::copy(&mut File::open(src)?, staged.file())?;
     staged.install()?;
-    // the copy is what was checked (re-read: a source changing under us is caught)
-    let again = installed_digest(dest, how)?;
-    if again != sha256 {
-        let _ = std::fs::remove_file(dest);
-        return Err(InstallError::Mismatch(again));
-    }
     Ok(())
 }
 
@@ -292,5 +288,18 @@ mod tests {
             .filter(|n| n.to_string_lossy().starts_with('.'))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+
+        // a copy from another resource directory: kept when as pinned (a gzip entry checked on
+        // its content), refused and absent otherwise
+        let copied = t.path().join("res2/b.nii.gz");
+        install_copy(&gz, &How::Gzip, &sha(&content), &copied).unwrap();
+        assert_eq!(std::fs::read(&copied).unwrap(), first);
+        let refused = t.path().join("res2/f.bin");
+        match install_copy(&download, &How::Copy, &wrong, &refused) {
+            Err(InstallError::Mismatch(found)) => assert_eq!(found, sha(&content)),
+            other => panic!("{other:?}"),
+        }
+        assert!(!refused.exists());
+        assert_eq!(std::fs::read_dir(t.path().join("res2")).unwrap().count(), 1);
     }
 }
