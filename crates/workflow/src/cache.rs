@@ -3,37 +3,22 @@
 //! the `done.json` record of a finished job.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result, io_err};
 
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    cbflow_resources::fetch::sha256_hex(bytes).expect("reading bytes in memory")
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Lower-case hex SHA-256 of a file's content (read in 1 MiB blocks).
+/// Lower-case hex SHA-256 of a file's content.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
+    let f = std::fs::File::open(path).map_err(io_err(path))?;
+    cbflow_resources::fetch::sha256_hex(f).map_err(io_err(path))
 }
 
 /// What identifies a file version without reading it.

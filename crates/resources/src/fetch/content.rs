@@ -10,10 +10,11 @@ use sha2::{Digest, Sha256};
 
 use super::manifest::{How, ManifestEntry};
 
-/// SHA-256 (lower-case hex) of everything `reader` yields.
-pub(crate) fn sha256_of(mut reader: impl Read) -> io::Result<String> {
+/// SHA-256 (lower-case hex) of everything `reader` yields (read in 1 MiB blocks): the one
+/// digest of cbflow, for pinned resources and for the job cache's content addresses alike.
+pub fn sha256_hex(mut reader: impl Read) -> io::Result<String> {
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
+    let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = reader.read(&mut buf)?;
         if n == 0 {
@@ -33,8 +34,8 @@ fn hex(bytes: &[u8]) -> String {
 pub(crate) fn installed_digest(path: &Path, how: &How) -> io::Result<String> {
     let file = io::BufReader::new(File::open(path)?);
     match how {
-        How::Gzip => sha256_of(flate2::read::MultiGzDecoder::new(file)),
-        How::Copy | How::Unzip(_) => sha256_of(file),
+        How::Gzip => sha256_hex(flate2::read::MultiGzDecoder::new(file)),
+        How::Copy | How::Unzip(_) => sha256_hex(file),
     }
 }
 
@@ -225,7 +226,7 @@ mod tests {
     use super::*;
 
     fn sha(bytes: &[u8]) -> String {
-        sha256_of(bytes).unwrap()
+        sha256_hex(bytes).unwrap()
     }
 
     #[test]

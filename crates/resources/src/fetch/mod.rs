@@ -11,6 +11,6 @@ mod content;
 mod http;
 mod run;
 
-pub use content::{FileState, file_state};
+pub use content::{FileState, file_state, sha256_hex};
 pub use manifest::{BUILTIN_MANIFEST, How, Manifest, ManifestEntry, fetch_hint};
 pub use run::{Event, FileResult, Outcome, Source, fetch};

@@ -86,15 +86,16 @@ pub fn fetch<'a>(
     let lock = File::create(&lock_path).map_err(io(&lock_path))?;
     lock.lock().map_err(io(&lock_path))?;
 
-    let client = matches!(source, Source::Published).then(Client::new);
+    // made on the first download (a fetch with nothing to download opens no connection)
+    let mut client: Option<Client> = None;
     // downloads complete in this fetch, by URL (several files can come from one zip)
     let mut complete: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut results = Vec::with_capacity(entries.len());
     for &entry in entries {
         let outcome = match content::file_state(dir, entry) {
             FileState::Verified => Ok(Outcome::AlreadyThere),
-            _ => match (source, &client) {
-                (Source::Dir(from), _) => {
+            _ => match source {
+                Source::Dir(from) => {
                     let src = from.join(&entry.path);
                     progress(Event::Start {
                         entry,
@@ -102,14 +103,14 @@ pub fn fetch<'a>(
                     });
                     copy_one(entry, &src, dir)
                 }
-                (Source::Published, Some(client)) => {
+                Source::Published => {
                     progress(Event::Start {
                         entry,
                         from: entry.url.clone(),
                     });
+                    let client = client.get_or_insert_with(Client::new);
                     download_one(entry, dir, &partial, client, &mut complete, progress)
                 }
-                (Source::Published, None) => unreachable!("a client for published sources"),
             },
         };
         progress(Event::Done {
@@ -193,7 +194,7 @@ fn download_one(
     complete: &mut BTreeMap<String, PathBuf>,
     progress: &mut dyn FnMut(Event<'_>),
 ) -> Result<Outcome> {
-    let key = content::sha256_of(entry.url.as_bytes()).expect("hashing bytes in memory");
+    let key = content::sha256_hex(entry.url.as_bytes()).expect("hashing bytes in memory");
     let part = partial.join(format!("{}.part", &key[..24]));
     let (bytes, resumed_from) = match complete.get(&entry.url) {
         Some(done) => (std::fs::metadata(done).map_or(0, |m| m.len()), 0),
