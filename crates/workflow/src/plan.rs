@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::{Result, io_err};
 use crate::plan_inputs::{
-    MNI_RESOURCE_DIRS, receptor_files, resolve_atlas, resolve_err, root_files, walk_files,
+    mni_resource_dirs, receptor_files, resolve_atlas, resolve_err, root_files, walk_files,
 };
 use crate::spec::{Input, Level, Op, OpKind, Pos, Resources, TemplateName, Workflow};
 
@@ -325,7 +325,7 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
         if t == Some(TemplateName::Mni152NLin6Asym)
             && let Some(r) = &resources_dir
         {
-            for d in MNI_RESOURCE_DIRS {
+            for d in mni_resource_dirs() {
                 walk_files(&r.join(d), &mut v)?;
             }
         }

@@ -6,12 +6,19 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result, io_err};
 
-/// Subdirectories of a resource directory that the MNI template reads.
-pub(crate) const MNI_RESOURCE_DIRS: &[&str] = &[
-    "templates/fsl_mni152nlin6asym_2mm",
-    "templates/spm12_2mm",
-    "atlases/aal3",
-];
+/// Subdirectories of a resource directory that the MNI template reads: the directories of
+/// [`cbflow_pipeline::Template::MNI_FILES`], in order. Every file in them (licences included)
+/// keys the participant jobs.
+pub(crate) fn mni_resource_dirs() -> Vec<&'static str> {
+    let mut dirs: Vec<&'static str> = Vec::new();
+    for f in cbflow_pipeline::Template::MNI_FILES {
+        let (dir, _) = f.rsplit_once('/').expect("a file in a directory");
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs
+}
 
 pub(crate) fn resolve_err(path: &Path, message: impl Into<String>) -> Error {
     Error::Resolve {
@@ -118,4 +125,19 @@ pub(crate) fn receptor_files(
         files.push(root.join(&parc.labels));
     }
     Ok(files.into_iter().filter(|f| f.is_file()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_mni_directories_are_those_of_the_template_files() {
+        assert_eq!(
+            super::mni_resource_dirs(),
+            [
+                "templates/fsl_mni152nlin6asym_2mm",
+                "templates/spm12_2mm",
+                "atlases/aal3"
+            ]
+        );
+    }
 }
