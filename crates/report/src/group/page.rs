@@ -174,22 +174,38 @@ pub(super) fn build(output_dir: &Path, bids_dir: &Path, design: &StudyDesign) ->
         any_rec,
     ));
     body.push_str("</section>\n");
+    Ok(finish_page(
+        "cbflow group report",
+        output_dir,
+        &n_sub,
+        nav,
+        body,
+    ))
+}
+
+/// A group report's last section (the group level's references) and the page around `body`,
+/// headed by cbflow's version, the derivatives and the number of subjects.
+pub(super) fn finish_page(
+    title: &str,
+    output_dir: &Path,
+    n_sub: &dyn std::fmt::Display,
+    mut nav: Vec<(String, String)>,
+    mut body: String,
+) -> String {
     nav.push(("references".into(), "References".into()));
     body.push_str("<section id=\"references\"><h2>References</h2>");
     body.push_str(&methods::references_html(methods::GROUP_REFS));
     body.push_str("</section>\n");
-
-    Ok(html::page(
-        "cbflow group report",
+    html::page(
+        title,
         &format!(
-            "cbflow {} · derivatives {} · {} subjects",
+            "cbflow {} · derivatives {} · {n_sub} subjects",
             env!("CARGO_PKG_VERSION"),
             output_dir.display(),
-            n_sub
         ),
         &nav,
         &body,
-    ))
+    )
 }
 
 pub(super) fn design_section(bids_dir: &Path, d: &StudyDesign) -> Result<String> {

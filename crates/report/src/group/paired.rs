@@ -6,11 +6,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::contrast::contrast_section;
-use super::page::root_space;
+use super::page::{finish_page, root_space};
 use super::roi::numeric_table;
 use crate::data::{self, fname};
 use crate::html::{self, esc};
-use crate::{Error, Result, methods};
+use crate::{Error, Result};
 
 /// Writes `OUTPUT_DIR/group.html` for the paired design's contrast `contrast` (the
 /// `paired-group` step's, `drug` by default) from what that step wrote.
@@ -127,20 +127,11 @@ fn build(output_dir: &Path, c: &str) -> Result<String> {
         esc(&get("DegreesOfFreedom")),
     );
     body.push_str("</p></div></section>\n");
-    nav.push(("references".into(), "References".into()));
-    body.push_str("<section id=\"references\"><h2>References</h2>");
-    body.push_str(&methods::references_html(methods::GROUP_REFS));
-    body.push_str("</section>\n");
-
-    Ok(html::page(
+    Ok(finish_page(
         "cbflow group report (before/during)",
-        &format!(
-            "cbflow {} · derivatives {} · {} subjects",
-            env!("CARGO_PKG_VERSION"),
-            output_dir.display(),
-            n_sub
-        ),
-        &nav,
-        &body,
+        output_dir,
+        &n_sub,
+        nav,
+        body,
     ))
 }
