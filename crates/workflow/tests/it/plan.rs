@@ -225,25 +225,15 @@ fn an_atlas_given_by_files_is_resolved_against_the_workflow_and_declares_its_lab
     };
     let path = t.path().join("wf.yaml");
     std::fs::write(&path, text("")).unwrap();
-    let w = Workflow::from_path(&path).unwrap();
-    let p = plan(&w, &request(Level::Participant)).unwrap();
-    let Op::AslCbf(a) = &p.jobs[0].op else {
-        panic!("asl-cbf")
-    };
+    let p = participant_plan(&path);
+    let a = asl_cbf(&p);
     let atlas = a.atlas.as_ref().unwrap();
     let dir = std::fs::canonicalize(t.path()).unwrap();
     assert_eq!(atlas.image, dir.join("atlas/parc.nii.gz"));
     // both files are inputs of every participant job (a changed atlas reruns them)
     assert!(p.jobs[0].inputs.contains(&dir.join("atlas/parc_label.txt")));
-    let names: Vec<(String, Vec<i32>)> = a
-        .rois
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|r| (r.name.clone(), r.labels.clone()))
-        .collect();
     assert_eq!(
-        names,
+        regions(a),
         [
             ("HIP_rh_1".to_string(), vec![1]),
             ("label_7Networks_LH_Vis_1".to_string(), vec![2]),
@@ -257,14 +247,8 @@ fn an_atlas_given_by_files_is_resolved_against_the_workflow_and_declares_its_lab
         text("      rois: [{name: hippocampus, labels: [1, 3]}]\n"),
     )
     .unwrap();
-    let p = plan(
-        &Workflow::from_path(&path).unwrap(),
-        &request(Level::Participant),
-    )
-    .unwrap();
-    let Op::AslCbf(a) = &p.jobs[0].op else {
-        panic!("asl-cbf")
-    };
+    let p = participant_plan(&path);
+    let a = asl_cbf(&p);
     assert_eq!(a.rois.as_ref().unwrap().len(), 1);
     // a missing file is named, with the field
     std::fs::remove_file(t.path().join("atlas/parc_label.txt")).unwrap();
@@ -284,21 +268,35 @@ fn an_atlas_given_by_files_is_resolved_against_the_workflow_and_declares_its_lab
         "version: 1\nname: mask\nsteps:\n  - id: cbf\n    op: asl-cbf\n    inputs:\n      asl: {bids: {datatype: perf, suffix: asl}}\n    params:\n      atlas: {image: atlas/parc.nii.gz}\n",
     )
     .unwrap();
-    let p = plan(
-        &Workflow::from_path(&path).unwrap(),
+    let p = participant_plan(&path);
+    let a = asl_cbf(&p);
+    assert_eq!(regions(a), [("parc".to_string(), vec![1])]);
+    assert!(p.jobs[0].inputs.contains(&dir.join("atlas/parc.nii.gz")));
+}
+
+/// The participant-level plan of the workflow file at `path` on the base study.
+fn participant_plan(path: &std::path::Path) -> cbflow_workflow::Plan {
+    plan(
+        &Workflow::from_path(path).unwrap(),
         &request(Level::Participant),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// The parameters of the plan's first job, an `asl-cbf` one.
+fn asl_cbf(p: &cbflow_workflow::Plan) -> &cbflow_workflow::AslCbfParams {
     let Op::AslCbf(a) = &p.jobs[0].op else {
         panic!("asl-cbf")
     };
-    let rois: Vec<(String, Vec<i32>)> = a
-        .rois
+    a
+}
+
+/// The step's regions as (name, labels).
+fn regions(a: &cbflow_workflow::AslCbfParams) -> Vec<(String, Vec<i32>)> {
+    a.rois
         .as_ref()
         .unwrap()
         .iter()
         .map(|r| (r.name.clone(), r.labels.clone()))
-        .collect();
-    assert_eq!(rois, [("parc".to_string(), vec![1])]);
-    assert!(p.jobs[0].inputs.contains(&dir.join("atlas/parc.nii.gz")));
+        .collect()
 }
