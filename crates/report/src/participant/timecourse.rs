@@ -18,8 +18,8 @@ pub(super) fn timecourse_section(ctx: &Ctx, rs: &[&RunFiles], sid: &str) -> Resu
     let mut panels = Vec::new();
     let mut fallback = false;
     let mut notes = Vec::new();
-    // (shown, of, table) when there are more regions than distinct colours
-    let mut omitted: Option<(usize, usize, String)> = None;
+    // (shown, of) when there are more regions than distinct colours
+    let mut omitted: Option<(usize, usize)> = None;
     for r in rs {
         let title = format!("{} {}", r.label(), run_meaning(r, ctx.design));
         let roi = ctx
@@ -36,7 +36,7 @@ pub(super) fn timecourse_section(ctx: &Ctx, rs: &[&RunFiles], sid: &str) -> Resu
                 .collect();
             let shown = shown_regions(&regions, palette::CYCLE.len());
             if shown.len() < regions.len() {
-                omitted = Some((shown.len(), regions.len(), fname(&p)));
+                omitted = Some((shown.len(), regions.len()));
             }
             let mut series = Vec::new();
             for (k, c) in shown.iter().enumerate() {
@@ -129,9 +129,9 @@ pub(super) fn timecourse_section(ctx: &Ctx, rs: &[&RunFiles], sid: &str) -> Resu
     } else {
         "Per-pair CBF in each region of interest (template space), from the start of each run; the before-ketamine run left, the run during the infusion right.".to_string()
     };
-    if let Some((shown, of, table)) = omitted {
+    if let Some((shown, of)) = omitted {
         caption.push_str(&format!(
-            " {shown} of the {of} regions are drawn, one colour each (the bilateral ones, grey matter and global); every region is in {table}."
+            " {shown} of the {of} regions are drawn, one colour each (the bilateral ones, grey matter and global); every region is in each run's desc-roi_timeseries table."
         ));
     }
     s.push_str(&html::figure(
