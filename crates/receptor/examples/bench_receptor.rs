@@ -10,7 +10,6 @@
 //!
 //! Prints wall times and the peak resident memory (VmHWM from /proc/self/status).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use cbflow_receptor::{
@@ -57,8 +56,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    assert!(data.is_dir(), "shared data not found at {}", data.display());
+    let data = cbflow_testdata::data_dir();
     println!("threads: {}", rayon::current_num_threads());
 
     // 1. full method, 400 parcels

@@ -8,7 +8,7 @@
 //! With `MOR_STUDY_DIR` set, the study and its outputs are kept there, and a later run reuses
 //! them (only the receptor step runs again).
 //!
-//! Resources: `CBFLOW_RESOURCES` or `../shared/data` next to the workspace. Prints the receptor
+//! Resources: `CBFLOW_RESOURCES` (or the user cache), else `../shared/data` next to the workspace. Prints the receptor
 //! table of each contrast and the wall time of each stage.
 
 use std::path::PathBuf;
@@ -36,15 +36,8 @@ fn main() {
                 .map(|s| s.to_string())
                 .collect()
         });
-    let resources = std::env::var_os(cbflow_pipeline::RESOURCES_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    assert!(
-        resources.join("pet").is_dir(),
-        "resources not found at {} (set {})",
-        resources.display(),
-        cbflow_pipeline::RESOURCES_ENV
-    );
+    // the resource directory cbflow reads, else shared/data (panics naming what is missing)
+    let resources = cbflow_testdata::resources_for(&["MNI152NLin6Asym", "MOR"]);
     // MOR_STUDY_DIR keeps the study and its outputs; otherwise a temporary directory
     let tmp = tempfile::tempdir().expect("temporary directory");
     let base = std::env::var_os("MOR_STUDY_DIR")

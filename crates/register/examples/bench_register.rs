@@ -3,7 +3,6 @@
 //!
 //! Run: `RAYON_NUM_THREADS=2 cargo run --release -p cbflow-register --example bench_register`
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use cbflow_image::{Interp, read, resample_mapped};
@@ -41,7 +40,7 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    let data = cbflow_testdata::data_dir();
     let template = read(&data.join("templates/fsl_mni152nlin6asym_2mm/MNI152_T1_2mm.nii.gz"))
         .expect("template");
     let icbm = read(&data.join(

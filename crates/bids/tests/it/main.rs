@@ -8,15 +8,9 @@ mod validation;
 
 use std::path::{Path, PathBuf};
 
-/// `shared/data` next to the workspace; fails with a clear message when absent.
+/// The test-data folder (`cbflow_testdata::data_dir`), for the BIDS examples.
 pub fn data_dir() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    assert!(
-        p.is_dir(),
-        "test data not found at {} (the shared data directory is required; see shared/data/README.md)",
-        p.display()
-    );
-    p
+    cbflow_testdata::data_dir()
 }
 
 /// One of the BIDS ASL example datasets.

@@ -117,15 +117,9 @@ pub fn add_noise(a: &mut Array4<f32>, sd: f64, seed: u64) {
     a.iter_mut().for_each(|v| *v += n.sample(&mut rng) as f32);
 }
 
-/// Path of the shared test data, failing loudly when absent.
+/// The test-data folder (`cbflow_testdata::data_dir`), for the BIDS examples.
 pub fn shared_data() -> std::path::PathBuf {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    assert!(
-        p.join("bids-examples").is_dir(),
-        "shared test data not found at {} (expected ../shared/data/bids-examples next to the workspace)",
-        p.display()
-    );
-    p
+    cbflow_testdata::data_dir()
 }
 
 /// Voxels whose true ATT is identifiable from the delays: the signal at some delay

@@ -15,15 +15,9 @@ mod real_asl;
 mod resources;
 mod slurm;
 
-/// `../shared/data` beside the repository (templates, atlases, real scanner data).
+/// The test-data folder (`cbflow_testdata::data_dir`): real scanner data, whole-folder copies.
 pub(crate) fn shared_data() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    assert!(
-        d.is_dir(),
-        "shared data not found at {} (the shared data directory is required; see shared/data/README.md)",
-        d.display()
-    );
-    d
+    cbflow_testdata::data_dir()
 }
 
 /// Pearson correlation of two equally long samples.

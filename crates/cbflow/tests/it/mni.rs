@@ -4,7 +4,7 @@
 
 use cbflow_image::Volume;
 
-use crate::{cbflow, pearson, shared_data};
+use crate::{cbflow, pearson};
 
 fn read(p: &std::path::Path) -> Volume {
     cbflow_image::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -12,7 +12,7 @@ fn read(p: &std::path::Path) -> Volume {
 
 #[test]
 fn template_space_cbf_matches_truth_on_the_mni_path() {
-    let data = shared_data();
+    let data = cbflow_testdata::resources_for(&["MNI152NLin6Asym"]);
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("bids");
     let mut spec = cbflow_synth::SynthSpec {

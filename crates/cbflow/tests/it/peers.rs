@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::{cbflow, shared_data};
+use crate::cbflow;
 
 /// Runs a Python script with `args`; fails the test with its output when it fails; returns its
 /// standard output (also printed after `label`).
@@ -56,12 +56,13 @@ print(f"r {r:.6f} median relative difference {rel:.2e} largest {worst:.2e} (affi
 #[test]
 #[ignore = "needs python3 with antspyx, nibabel and numpy (installed by .ci/run)"]
 fn ants_applies_cbflows_transforms_as_cbflow_does() {
-    let data = shared_data();
+    let data = cbflow_testdata::resources_for(&["MNI152NLin6Asym"]);
+    let t1w = cbflow_testdata::data("real-anat/sub-01_T1w.nii.gz");
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("norm");
     cbflow()
         .arg("normalise")
-        .arg(data.join("real-anat/sub-01_T1w.nii.gz"))
+        .arg(&t1w)
         .arg(&out)
         .arg("--resources")
         .arg(&data)
@@ -107,7 +108,7 @@ print(f"runs {runs} regions {n} largest relative difference {worst:.3e}")
 #[test]
 #[ignore = "needs python3 with nilearn, pandas and nibabel (installed by .ci/run)"]
 fn nilearn_labels_masker_reproduces_the_roi_tables_of_a_schaefer_atlas() {
-    let data = shared_data();
+    let data = cbflow_testdata::resources_for(&["MNI152NLin6Asym", "schaefer100tian"]);
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("bids");
     let spec = cbflow_synth::SynthSpec {

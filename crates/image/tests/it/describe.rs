@@ -4,11 +4,9 @@ use cbflow_image::{DataType, Volume, describe, write};
 use nalgebra::Matrix4;
 use ndarray::{ArrayD, IxDyn};
 
-use crate::data_dir;
-
 #[test]
 fn describes_a_big_endian_juspace_map() {
-    let p = data_dir().join("pet/juspace_v1.5/5HT1a_WAY_HC36.nii.gz");
+    let p = cbflow_testdata::resource("pet/juspace_v1.5/5HT1a_WAY_HC36.nii.gz");
     let d = describe(&p).unwrap();
     assert_eq!(d.shape, vec![61, 73, 61]);
     assert_eq!(d.orientation, "LAS");

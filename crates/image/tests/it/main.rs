@@ -10,13 +10,7 @@ mod smooth;
 
 use std::path::PathBuf;
 
-/// The shared data directory; panics with a clear message when it is absent.
+/// The test-data folder (`cbflow_testdata::data_dir`: `$CBFLOW_TEST_DATA`, else `shared/data`).
 pub fn data_dir() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    assert!(
-        d.join("INVENTORY.tsv").is_file(),
-        "shared test data not found at {} (expected /work/shared/data with INVENTORY.tsv)",
-        d.display()
-    );
-    d
+    cbflow_testdata::data_dir()
 }

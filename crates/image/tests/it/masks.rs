@@ -10,8 +10,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use crate::data_dir;
-
 #[test]
 fn otsu_separates_two_simulated_classes() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -67,9 +65,10 @@ fn otsu_mask_of_a_simulated_head_recovers_the_head() {
 
 #[test]
 fn morphology_matches_naive_reference_on_the_mni_brain_mask() {
-    let vol: Volume =
-        read(&data_dir().join("templates/fsl_mni152nlin6asym_2mm/MNI152_T1_2mm_brain_mask.nii.gz"))
-            .unwrap();
+    let vol: Volume = read(&cbflow_testdata::resource(
+        "templates/fsl_mni152nlin6asym_2mm/MNI152_T1_2mm_brain_mask.nii.gz",
+    ))
+    .unwrap();
     let mask = masks::mask_from_volume(&vol, 0.5);
     assert!(count(&mask) > 200_000);
     let dims = [mask.shape()[0], mask.shape()[1], mask.shape()[2]];

@@ -9,13 +9,15 @@ use ndarray::{Array3, ArrayD, IxDyn};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::data_dir;
-
 fn grids() -> (Grid, Grid) {
-    let d = data_dir();
-    let h3 = read_header(&d.join("pet/juspace_v1.5/5HT1a_WAY_HC36.nii.gz")).unwrap();
-    let h2 =
-        read_header(&d.join("templates/fsl_mni152nlin6asym_2mm/MNI152_T1_2mm.nii.gz")).unwrap();
+    let h3 = read_header(&cbflow_testdata::resource(
+        "pet/juspace_v1.5/5HT1a_WAY_HC36.nii.gz",
+    ))
+    .unwrap();
+    let h2 = read_header(&cbflow_testdata::resource(
+        "templates/fsl_mni152nlin6asym_2mm/MNI152_T1_2mm.nii.gz",
+    ))
+    .unwrap();
     let g3 = Grid::new([h3.dims[0], h3.dims[1], h3.dims[2]], h3.affine).unwrap();
     let g2 = Grid::new([h2.dims[0], h2.dims[1], h2.dims[2]], h2.affine).unwrap();
     assert_eq!(g3.dims, [61, 73, 61]);

@@ -7,8 +7,6 @@ use ndarray::{ArrayD, IxDyn};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::data_dir;
-
 const ALL: [DataType; 5] = [
     DataType::Uint8,
     DataType::Int16,
@@ -181,7 +179,7 @@ fn integer_types_quantise_fractional_data_within_half_a_step() {
 #[test]
 fn big_endian_input_reads_back_identically_after_rewrite() {
     // A big-endian float32 JuSpace map rewritten (little-endian) reads back bit-exactly.
-    let src = data_dir().join("pet/juspace_v1.5/5HT1a_WAY_HC36.nii.gz");
+    let src = cbflow_testdata::resource("pet/juspace_v1.5/5HT1a_WAY_HC36.nii.gz");
     let vol = read(&src).unwrap();
     assert!(vol.info.big_endian);
     let dir = tempfile::tempdir().unwrap();

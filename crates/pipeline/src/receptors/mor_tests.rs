@@ -12,16 +12,6 @@ use crate::template::Template;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
-fn data_dir() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    assert!(
-        p.join("pet").is_dir(),
-        "test data not found at {} (expected the shared data folder with pet/, atlases/)",
-        p.display()
-    );
-    p
-}
-
 /// Writes a minimal crossover dataset: `sessions.tsv` per subject (BIDS side) and the
 /// participant level's template-space CBF maps (derivatives side), ΔCBF under placebo =
 /// `amplitude × effect × (1 + 0.5 N(0,1))` plus noise; then the one-sample t map of the
@@ -135,7 +125,7 @@ pub(crate) fn write_study(
 /// significantly under all three nulls (after FDR); an unrelated control map does not.
 #[test]
 fn effect_following_mor_is_found_and_control_is_not() {
-    let root = data_dir();
+    let root = cbflow_testdata::resources_for(&["MOR"]);
     let tpl = Template::phantom();
     let reg = Registry::builtin().unwrap();
     let mor = load_receptor_map(reg.receptor("MOR").unwrap(), &root, &tpl).unwrap();

@@ -1,20 +1,8 @@
-use std::path::PathBuf;
-
 use cbflow_resources::ReceptorEntry;
 
 use super::load::*;
 use crate::template::Template;
 use cbflow_resources::Role;
-
-fn data_dir() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    assert!(
-        p.join("pet").is_dir() && p.join("templates").is_dir(),
-        "test data not found at {} (expected the shared data folder with pet/, templates/, atlases/)",
-        p.display()
-    );
-    p
-}
 
 fn entry(name: &str, file: &str) -> ReceptorEntry {
     ReceptorEntry {
@@ -65,7 +53,7 @@ fn shifted_r(a: &LoadedMap, b: &LoadedMap, d: [isize; 3], mirror: bool) -> f64 {
 /// agreement.
 #[test]
 fn maps_of_every_kind_are_placed_right() {
-    let root = data_dir();
+    let root = cbflow_testdata::resources_for(&["MNI152NLin6Asym"]);
     let tpl = Template::mni(&root).unwrap();
     // (map, reference of the same target, minimum r, same data in another file?)
     let pairs = [
@@ -112,6 +100,8 @@ fn maps_of_every_kind_are_placed_right() {
             false,
         ),
     ];
+    let maps: Vec<&str> = pairs.iter().flat_map(|p| [p.0, p.1]).collect();
+    let root = cbflow_testdata::resource_root(&maps);
     for (a, b, min_r, same_data) in pairs {
         let ma = load_receptor_map(&entry("a", a), &root, &tpl).unwrap();
         let mb = load_receptor_map(&entry("b", b), &root, &tpl).unwrap();

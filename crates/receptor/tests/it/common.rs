@@ -7,15 +7,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-/// `shared/data`, next to the workspace; panics with a clear message if missing.
+/// The test-data folder (`cbflow_testdata::data_dir`).
 pub fn data_dir() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    assert!(
-        p.join("pet").is_dir(),
-        "test data not found at {} (expected the shared data folder with pet/ and atlases/)",
-        p.display()
-    );
-    p
+    cbflow_testdata::data_dir()
 }
 
 /// Schaefer-100 (7 networks) parcel centroids in mm, from Hansen et al.'s repository.

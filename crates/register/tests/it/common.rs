@@ -1,22 +1,12 @@
-use std::path::PathBuf;
-
 use cbflow_image::{Grid, Interp, Volume, read, resample_mapped};
 use cbflow_register::AffineTransform;
 use nalgebra::Matrix4;
 use ndarray::Array3;
 
-pub fn data_dir() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    assert!(
-        d.is_dir(),
-        "shared test data not found at {} (see /work/shared/data/README.md)",
-        d.display()
-    );
-    d
-}
-
+/// A file of the test data by its path in `shared/data`, read (`cbflow_testdata::resource`:
+/// the resource directory cbflow reads, else `shared/data`).
 pub fn load(rel: &str) -> Volume {
-    let p = data_dir().join(rel);
+    let p = cbflow_testdata::resource(rel);
     read(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
 }
 

@@ -5,7 +5,8 @@ use crate::common::*;
 
 #[test]
 fn aal3_acc_labels_match_the_atlas_label_file() {
-    let txt = std::fs::read_to_string(data_dir().join("atlases/aal3/AAL3v1.nii.txt")).unwrap();
+    let txt =
+        std::fs::read_to_string(cbflow_testdata::resource("atlases/aal3/AAL3v1.nii.txt")).unwrap();
     let table = regions_from_label_table(&txt).unwrap();
     for r in aal3_acc_regions().iter().filter(|r| r.labels.len() == 1) {
         let row = table.iter().find(|t| t.labels == r.labels).unwrap();

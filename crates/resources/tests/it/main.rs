@@ -6,13 +6,7 @@ mod registry;
 
 use std::path::PathBuf;
 
-/// `../shared/data` beside the repository.
+/// The test-data folder (`cbflow_testdata::data_dir`): the manifest and registry are checked against the whole shared copy.
 pub fn data_dir() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    assert!(
-        p.join("pet").is_dir(),
-        "test data not found at {} (expected the shared data folder with pet/ and atlases/)",
-        p.display()
-    );
-    p
+    cbflow_testdata::data_dir()
 }

@@ -1,0 +1,159 @@
+//! Where cbflow's test suite finds its data, resolved the way cbflow resolves its resources.
+//!
+//! The suite reads two kinds of files, by their paths in `shared/data`:
+//!
+//! * **resources** (templates, atlases, PET maps: the files `cbflow resources fetch` installs):
+//!   [`resource`] and [`resource_root`] look in `$CBFLOW_TEST_DATA`, then in the resource
+//!   directory cbflow itself reads (`$CBFLOW_RESOURCES`, else the user cache that `cbflow
+//!   resources fetch` fills), then in `shared/data` beside the workspace;
+//! * **scanner data and whole-folder checks** (`real-asl/`, `real-anat/`, `bids-examples/`,
+//!   `INVENTORY.tsv`): [`data_dir`] is `$CBFLOW_TEST_DATA`, else `shared/data` beside the
+//!   workspace.
+//!
+//! When nothing has a file the test panics with what it looked for, where, and the command that
+//! fetches it (or, for data that is not a fetchable resource, where to put a copy).
+
+use std::path::{Path, PathBuf};
+
+/// The environment variable naming a test-data folder laid out like `shared/data`.
+pub const TEST_DATA_ENV: &str = "CBFLOW_TEST_DATA";
+
+/// `shared/data` beside the workspace (`<workspace>/../shared/data`).
+fn beside_workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+}
+
+/// The places searched for a resource, in order, each with how the message names it.
+fn resource_roots() -> Vec<(String, Option<PathBuf>)> {
+    vec![
+        (
+            format!("${TEST_DATA_ENV}"),
+            std::env::var_os(TEST_DATA_ENV).map(PathBuf::from),
+        ),
+        (
+            format!(
+                "the resource directory (${}, else the user cache {})",
+                cbflow_resources::RESOURCES_ENV,
+                cbflow_resources::user_cache_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|| "(no home directory)".into())
+            ),
+            cbflow_resources::resource_dir(None),
+        ),
+        (
+            "shared/data beside the workspace".into(),
+            Some(beside_workspace()),
+        ),
+    ]
+}
+
+/// What was searched, for a panic message.
+fn searched(roots: &[(String, Option<PathBuf>)]) -> String {
+    roots
+        .iter()
+        .map(|(what, dir)| match dir {
+            Some(d) => format!("{what}: {}", d.display()),
+            None => format!("{what}: unset"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The first of the resource roots that holds every path of `rels` (files or folders, relative
+/// to a directory laid out like `shared/data`): what a test passes as `--resources`. Panics,
+/// naming the first missing path and the command that fetches it, when none holds them all.
+pub fn resource_root(rels: &[&str]) -> PathBuf {
+    let roots = resource_roots();
+    if let Some(dir) = roots
+        .iter()
+        .filter_map(|(_, d)| d.as_ref())
+        .find(|d| rels.iter().all(|r| d.join(r).exists()))
+    {
+        return dir.clone();
+    }
+    let missing = rels
+        .iter()
+        .find(|r| {
+            !roots
+                .iter()
+                .filter_map(|(_, d)| d.as_ref())
+                .any(|d| d.join(r).exists())
+        })
+        .copied()
+        .unwrap_or(rels.first().copied().unwrap_or(""));
+    panic!(
+        "test data not found: no directory holds {} (first missing anywhere: {missing}). Looked in {}. \
+         To get it, {}, or set {TEST_DATA_ENV} to a folder laid out like shared/data.",
+        rels.join(", "),
+        searched(&roots),
+        cbflow_resources::fetch::fetch_hint(missing),
+    )
+}
+
+/// The first resource root holding every file that the built-in manifest lists for the
+/// resources `names` (e.g. `MNI152NLin6Asym`, `MOR`): the same files `cbflow resources fetch
+/// NAME…` installs.
+pub fn resources_for(names: &[&str]) -> PathBuf {
+    let manifest =
+        cbflow_resources::fetch::Manifest::builtin().expect("the built-in manifest parses");
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let files = manifest
+        .select(&names)
+        .unwrap_or_else(|e| panic!("test asks for an unknown resource: {e}"));
+    let rels: Vec<&str> = files.iter().map(|e| e.path.as_str()).collect();
+    resource_root(&rels)
+}
+
+/// A resource file or folder by its path in `shared/data` (e.g.
+/// `templates/fsl_mni152nlin6asym_2mm/MNI152_T1_2mm.nii.gz`), from the first resource root
+/// that has it.
+pub fn resource(rel: &str) -> PathBuf {
+    resource_root(&[rel]).join(rel)
+}
+
+/// The whole test-data folder: `$CBFLOW_TEST_DATA`, else `shared/data` beside the workspace.
+/// For scanner data (`real-asl/`, `real-anat/`, `bids-examples/`) and for checks of the folder
+/// itself; resources are better found with [`resource`]. Panics with where it looked.
+pub fn data_dir() -> PathBuf {
+    let dir = std::env::var_os(TEST_DATA_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(beside_workspace);
+    assert!(
+        dir.is_dir(),
+        "test data not found: {} is not a directory. The test suite reads the shared data folder \
+         (real scanner series, BIDS examples, templates, atlases, PET maps) from \
+         ${TEST_DATA_ENV}, else from shared/data beside the workspace; see shared/data/README.md.",
+        dir.display()
+    );
+    dir
+}
+
+/// A path inside [`data_dir`], which must exist (panics naming it otherwise).
+pub fn data(rel: &str) -> PathBuf {
+    let p = data_dir().join(rel);
+    assert!(
+        p.exists(),
+        "test data not found: {} (from {rel} in the test-data folder; see shared/data/README.md)",
+        p.display()
+    );
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resource_missing_everywhere_names_what_fetches_it() {
+        let err =
+            std::panic::catch_unwind(|| resource_root(&["templates/MNI152NLin6Asym/none.nii.gz"]))
+                .expect_err("no directory has that file");
+        let text = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            text.contains("templates/MNI152NLin6Asym/none.nii.gz"),
+            "{text}"
+        );
+        assert!(text.contains("Looked in"), "{text}");
+        assert!(text.contains(TEST_DATA_ENV), "{text}");
+    }
+}
