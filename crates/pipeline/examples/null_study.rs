@@ -176,7 +176,7 @@ fn run_seed(dir: &Path, subjects: usize, seed: u64, permutations: usize) -> Vec<
             seed,
             smoothing_fwhm_mm: 6.0,
             cluster_threshold: 3.1,
-            contrasts: GroupContrast::defaults(),
+            contrasts: GroupContrast::defaults(&StudyDesign::default()),
             rois: cbflow_pipeline::GroupOptions::default_rois(),
             baseline_roi: "ACC_sub".into(),
             covariates,

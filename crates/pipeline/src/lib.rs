@@ -25,7 +25,7 @@ pub use cbflow_register::Region;
 pub use cbflow_stats::{Connectivity, CrossoverContrast, Tail, TfceParams, TfceStep};
 pub use error::{Error, Result};
 pub use group::{
-    CELLS, CorrelationCi, GLOBAL_CBF, GroupContrast, GroupCovariate, GroupOptions, GroupSummary,
+    CorrelationCi, GLOBAL_CBF, GroupContrast, GroupCovariate, GroupOptions, GroupSummary,
     PairedGroupOptions, StudyDesign, covariates_preflight, design_preflight, group, paired_group,
     written_contrasts,
 };

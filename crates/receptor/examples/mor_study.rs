@@ -155,7 +155,9 @@ fn simulate_and_process(
         seed,
         smoothing_fwhm_mm: 6.0,
         cluster_threshold: 3.0,
-        contrasts: cbflow_pipeline::GroupContrast::defaults(),
+        contrasts: cbflow_pipeline::GroupContrast::defaults(
+            &cbflow_pipeline::StudyDesign::default(),
+        ),
         rois: cbflow_pipeline::GroupOptions::default_rois(),
         baseline_roi: "ACC_sub".into(),
         covariates: vec![],

@@ -319,6 +319,7 @@ pub fn group_methods(
     stat_json: Option<&Value>,
     correlation_ci: Option<&str>,
     receptors: bool,
+    design: &cbflow_pipeline::StudyDesign,
 ) -> String {
     let mut s = String::from("<div class=\"methods\"><p>");
     match stat_json {
@@ -360,8 +361,11 @@ pub fn group_methods(
     }
     let _ = write!(
         s,
-        " Regional CBF changes (during − before ketamine) were tested with paired t tests per pre-treatment, pooled, and for the pre-treatment × time interaction, and with a linear mixed model with a random intercept per subject (REML, Satterthwaite degrees of freedom; Satterthwaite 1946). Brain–behaviour relations were estimated with Pearson and Spearman correlations with 95 % confidence intervals ({}), regional ΔCBF adjusted for global ΔCBF; correlations under placebo and naltrexone in the same subjects were compared (Raghunathan et al. 1996; Zou 2007).",
-        esc(correlation_ci.unwrap_or("Fisher z; Bonett & Wright 2000 for Spearman"))
+        " Regional CBF changes (during − before {}) were tested with paired t tests per pre-treatment, pooled, and for the pre-treatment × time interaction, and with a linear mixed model with a random intercept per subject (REML, Satterthwaite degrees of freedom; Satterthwaite 1946). Brain–behaviour relations were estimated with Pearson and Spearman correlations with 95 % confidence intervals ({}), regional ΔCBF adjusted for global ΔCBF; correlations under {} and {} in the same subjects were compared (Raghunathan et al. 1996; Zou 2007).",
+        esc(&design.drug),
+        esc(correlation_ci.unwrap_or("Fisher z; Bonett & Wright 2000 for Spearman")),
+        esc(&design.control),
+        esc(&design.active)
     );
     if receptors {
         s.push_str(" The spatial pattern of each contrast's effect was correlated with PET receptor density maps; p values came from null models that preserve spatial autocorrelation (variogram-matching surrogates, Burt et al. 2020; spatial permutation as in JuSpace, Dukart et al. 2021) and from sign-flipping, with Benjamini–Hochberg FDR across maps (Benjamini & Hochberg 1995).");

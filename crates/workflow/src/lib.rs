@@ -30,9 +30,9 @@ pub use exec::{
 pub use plan::{Job, Overrides, Plan, PlanRequest, plan};
 pub use runner::{PipelineRunner, execute, template_choice};
 pub use spec::{
-    AslCbfParams, AtlasSpec, BUILTIN_WORKFLOW, BidsQuery, CellWeights, ContrastSpec,
-    CorrelationCiSpec, CrossoverDesign, CrossoverGroupParams, FORMAT_VERSION, Input, Level,
-    Located, OUT_ANAT, OUT_CBF, OUT_CBF_TEMPLATE, OUT_RECEPTORS, OUT_STATMAPS, OUT_TABLES, Op,
-    OpKind, OpSpec, PairedDesign, PairedGroupParams, Pos, ReceptorCorrelationParams, ResourceSpec,
-    Resources, RoiSpec, Slot, SlotKind, Step, StepRef, TailSpec, TemplateName, TfceSpec, Workflow,
+    AslCbfParams, AtlasSpec, BUILTIN_WORKFLOW, BidsQuery, ContrastSpec, CorrelationCiSpec,
+    CrossoverDesign, CrossoverGroupParams, FORMAT_VERSION, Input, Level, Located, OUT_ANAT,
+    OUT_CBF, OUT_CBF_TEMPLATE, OUT_RECEPTORS, OUT_STATMAPS, OUT_TABLES, Op, OpKind, OpSpec,
+    PairedDesign, PairedGroupParams, Pos, ReceptorCorrelationParams, ResourceSpec, Resources,
+    RoiSpec, Slot, SlotKind, Step, StepRef, TailSpec, TemplateName, TfceSpec, Workflow,
 };

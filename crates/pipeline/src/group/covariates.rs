@@ -75,7 +75,7 @@ pub(crate) struct CovariateValues(Vec<Values>);
 #[derive(Debug, Clone)]
 enum Values {
     /// Per subject, global CBF in each cell of the design (for the crossover, the order of
-    /// [`crate::CELLS`]; for the paired design, before and during).
+    /// [`crate::StudyDesign::cells`]; for the paired design, before and during).
     Global(Vec<Vec<f64>>),
     /// A participants.tsv column.
     Column(Covariate),

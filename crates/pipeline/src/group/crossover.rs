@@ -16,6 +16,9 @@ use crate::{Error, Result};
 
 /// Runs the group level.
 pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
+    if let Some(why) = opts.design.names_problem() {
+        return Err(crate::error::meta_err(&opts.output_dir, "design", why));
+    }
     check_contrasts(&opts.contrasts, &opts.output_dir)?;
     if let Some(why) = GroupCovariate::list_problem(&opts.covariates) {
         return Err(meta_err(&opts.output_dir, "covariates", why));
@@ -99,13 +102,13 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
                 .collect::<String>()
         ),
         sources: format!(
-            "participant-level *_space-<template>_cbf.nii.gz, {} (before) and {} (during) of the placebo and naltrexone sessions",
-            d.before, d.during
+            "participant-level *_space-<template>_cbf.nii.gz, {} (before) and {} (during) of the {} and {} sessions",
+            d.before, d.during, d.control, d.active
         ),
     };
     for gc in &opts.contrasts {
         let (name, tail) = (gc.name.as_str(), gc.tail);
-        meta.extra = gc.sidecar();
+        meta.extra = gc.sidecar(d);
         let covs = covariates.for_contrast(&gc.contrast.weights());
         if !covs.is_empty() {
             // centred nuisance regressors of the difference maps, as in the inference text
@@ -139,7 +142,7 @@ pub fn group(opts: &GroupOptions) -> Result<GroupSummary> {
             write_contrast(w, &mut files, tpl, name, &res, &popts, &to_volume, &meta)?;
         summary.push((name.to_string(), n_voxel, n_tfce, n_cluster));
     }
-    files.extend(write_contrast_table(w, &opts.contrasts)?);
+    files.extend(write_contrast_table(w, &opts.contrasts, d)?);
     super::tables::write_tables(w, &layout, opts, &subjects, &covariates)?;
     drop(files);
     let files = staging.commit()?;

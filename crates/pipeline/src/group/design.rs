@@ -1,6 +1,7 @@
-//! The crossover design: which sessions are placebo and naltrexone (`sessions.tsv`), which runs
-//! are before and during the drug, the contrasts of the four cells, and the subjects' runs found
-//! among the participant-level outputs.
+//! The crossover design: which sessions had which of the two pre-treatments (`sessions.tsv`;
+//! the workflow names them, placebo and naltrexone by default), which runs are before and during
+//! the drug, the contrasts of the four cells, and the subjects' runs found among the
+//! participant-level outputs.
 
 use std::path::{Path, PathBuf};
 
@@ -15,20 +16,25 @@ use crate::outputs::{RunSelector, find_template_run, template_output, write_grou
 use crate::template::Template;
 
 /// How the study maps onto BIDS (the workflow's declarations; these are the defaults of the
-/// ketamine + naltrexone workflow).
+/// ketamine + naltrexone workflow). The two pre-treatment levels and the drug are named by the
+/// workflow: the level values of `sessions.tsv` name the four cells (`<control>-before`, …), the
+/// weight columns, the table rows and the reports' wording, and the drug names the default
+/// contrasts (`<drug>Under<Control>`, …).
 #[derive(Debug, Clone, Serialize)]
 pub struct StudyDesign {
     /// `sessions.tsv` column naming the pre-treatment of each session.
     pub pretreatment_column: String,
-    /// Its value for placebo sessions.
-    pub placebo: String,
-    /// Its value for naltrexone sessions.
-    pub naltrexone: String,
+    /// Its value for the reference (control) pre-treatment: `placebo` in the study.
+    pub control: String,
+    /// Its value for the active pre-treatment: `naltrexone` in the study.
+    pub active: String,
+    /// The drug given between the scan before and the scan during: `ketamine` in the study.
+    pub drug: String,
     /// `sessions.tsv` column with the period (1 or 2).
     pub period_column: String,
-    /// The run of each session before ketamine (by default `run-1`).
+    /// The run of each session before the drug (by default `run-1`).
     pub before: RunSelector,
-    /// The run of each session during ketamine (by default `run-2`).
+    /// The run of each session during the drug (by default `run-2`).
     pub during: RunSelector,
 }
 
@@ -36,13 +42,92 @@ impl Default for StudyDesign {
     fn default() -> Self {
         Self {
             pretreatment_column: "pretreatment".into(),
-            placebo: "placebo".into(),
-            naltrexone: "naltrexone".into(),
+            control: "placebo".into(),
+            active: "naltrexone".into(),
+            drug: "ketamine".into(),
             period_column: "period".into(),
             before: RunSelector::run("1"),
             during: RunSelector::run("2"),
         }
     }
+}
+
+impl StudyDesign {
+    /// The two pre-treatment levels, control first (arm 0, arm 1).
+    pub fn arms(&self) -> [&str; 2] {
+        [&self.control, &self.active]
+    }
+
+    /// The four cells of the crossover in the order of [`CrossoverContrast::weights`]:
+    /// `<control>-before`, `<control>-during`, `<active>-before`, `<active>-during`; the keys
+    /// of a contrast's weights in the workflow and in the `ContrastWeights` sidecar field.
+    pub fn cells(&self) -> [String; 4] {
+        self.cell_names('-')
+    }
+
+    /// The columns of `desc-contrasts_table.tsv` holding the cells' weights (`<control>_before`,
+    /// …: the cells with `_`, as table columns are named).
+    pub fn weight_columns(&self) -> [String; 4] {
+        self.cell_names('_')
+    }
+
+    fn cell_names(&self, sep: char) -> [String; 4] {
+        let [c, a] = self.arms();
+        [
+            format!("{c}{sep}before"),
+            format!("{c}{sep}during"),
+            format!("{a}{sep}before"),
+            format!("{a}{sep}during"),
+        ]
+    }
+
+    /// Why the level and drug names cannot name cells, columns and contrasts, if they cannot:
+    /// empty, the same twice, or with white space, quotes, commas, `/` or `=`.
+    pub fn names_problem(&self) -> Option<String> {
+        for (field, v) in [
+            ("control", &self.control),
+            ("active", &self.active),
+            ("drug", &self.drug),
+        ] {
+            if v.trim().is_empty() {
+                return Some(format!("design: {field} is empty"));
+            }
+            if let Some(c) = v
+                .chars()
+                .find(|c| c.is_whitespace() || "\"',/=\\".contains(*c))
+            {
+                return Some(format!(
+                    "design: {field} {v:?} has {c:?}: the pre-treatment levels and the drug name cells, table columns and contrasts, so they are single words (letters, digits, - or _)"
+                ));
+            }
+        }
+        if self.control == self.active {
+            return Some(format!(
+                "design: control and active are both {:?}: the crossover needs two different pre-treatments",
+                self.control
+            ));
+        }
+        None
+    }
+}
+
+/// A name in camel case from its letters and digits (`gaba-a` → `gabaA`), capitalised or not.
+fn camel(name: &str, capital: bool) -> String {
+    let mut out = String::new();
+    let mut up = capital;
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            if up {
+                out.extend(c.to_uppercase());
+            } else {
+                out.push(c);
+            }
+            up = false;
+        } else {
+            up = !out.is_empty() || capital;
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -116,15 +201,6 @@ pub(crate) fn find_runs(
     Ok((complete, excluded))
 }
 
-/// The four cells of the crossover, in the order of [`CrossoverContrast::weights`]; the keys of
-/// a contrast's weights in the workflow and in the `ContrastWeights` sidecar field.
-pub const CELLS: [&str; 4] = [
-    "placebo-before",
-    "placebo-during",
-    "naltrexone-before",
-    "naltrexone-during",
-];
-
 /// One contrast of the crossover group level.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupContrast {
@@ -139,37 +215,45 @@ pub struct GroupContrast {
 }
 
 impl GroupContrast {
-    /// The contrasts of the ketamine + naltrexone study: the ketamine effect under placebo,
-    /// under naltrexone and pooled (one-sided, positive), and the interaction (two-sided).
-    pub fn defaults() -> Vec<Self> {
-        let c = |name: &str, description: &str, named: CrossoverContrast, tail| Self {
-            name: name.into(),
-            description: description.into(),
+    /// The four contrasts of a crossover design, named from its levels and drug: the drug's
+    /// effect (during − before) under the control and under the active pre-treatment and pooled
+    /// (one-sided, positive), and the interaction (two-sided). For the ketamine + naltrexone
+    /// study: `ketamineUnderPlacebo`, `ketamineUnderNaltrexone`, `ketaminePooled`,
+    /// `interaction`.
+    pub fn defaults(d: &StudyDesign) -> Vec<Self> {
+        let c = |name: String, description: String, named: CrossoverContrast, tail| Self {
+            name,
+            description,
             contrast: CrossoverContrast::Weights(named.weights()),
             tail,
         };
+        let drug = camel(&d.drug, false);
+        let [control, active] = d.arms();
         vec![
             c(
-                "ketamineUnderPlacebo",
-                "ketamine (during − before) under placebo",
+                format!("{drug}Under{}", camel(control, true)),
+                format!("{} (during − before) under {control}", d.drug),
                 CrossoverContrast::KetamineUnderPlacebo,
                 Tail::Positive,
             ),
             c(
-                "ketamineUnderNaltrexone",
-                "ketamine (during − before) under naltrexone",
+                format!("{drug}Under{}", camel(active, true)),
+                format!("{} (during − before) under {active}", d.drug),
                 CrossoverContrast::KetamineUnderNaltrexone,
                 Tail::Positive,
             ),
             c(
-                "ketaminePooled",
-                "ketamine (during − before), mean of both pre-treatments",
+                format!("{drug}Pooled"),
+                format!("{} (during − before), mean of both pre-treatments", d.drug),
                 CrossoverContrast::KetaminePooled,
                 Tail::Positive,
             ),
             c(
-                "interaction",
-                "pre-treatment × time: ketamine effect under placebo − under naltrexone",
+                "interaction".into(),
+                format!(
+                    "pre-treatment × time: {} effect under {control} − under {active}",
+                    d.drug
+                ),
                 CrossoverContrast::Interaction,
                 Tail::TwoSided,
             ),
@@ -210,12 +294,13 @@ impl GroupContrast {
     }
 
     /// Sidecar fields that let later steps (receptor maps, reports) rebuild the contrast.
-    pub(crate) fn sidecar(&self) -> serde_json::Value {
+    pub(crate) fn sidecar(&self, d: &StudyDesign) -> serde_json::Value {
         let w = self.contrast.weights();
-        let weights: serde_json::Map<String, serde_json::Value> = CELLS
-            .iter()
+        let weights: serde_json::Map<String, serde_json::Value> = d
+            .cells()
+            .into_iter()
             .zip(w)
-            .map(|(k, v)| (k.to_string(), json!(v)))
+            .map(|(k, v)| (k, json!(v)))
             .collect();
         json!({
             "ContrastDescription": self.description,
@@ -232,15 +317,6 @@ pub(crate) fn check_contrasts(contrasts: &[GroupContrast], out: &Path) -> Result
     }
 }
 
-/// Columns of `desc-contrasts_table.tsv` after `contrast`, `description` and `tail`: the weight
-/// of each cell, in the order of [`CELLS`].
-const WEIGHT_COLUMNS: [&str; 4] = [
-    "placebo_before",
-    "placebo_during",
-    "naltrexone_before",
-    "naltrexone_during",
-];
-
 fn tail_name(t: Tail) -> &'static str {
     match t {
         Tail::Positive => "positive",
@@ -253,6 +329,7 @@ fn tail_name(t: Tail) -> &'static str {
 pub(crate) fn write_contrast_table(
     w: &DerivativesWriter,
     contrasts: &[GroupContrast],
+    d: &StudyDesign,
 ) -> Result<Vec<PathBuf>> {
     let rows = contrasts
         .iter()
@@ -266,15 +343,17 @@ pub(crate) fn write_contrast_table(
             row
         })
         .collect();
+    let weight_columns = d.weight_columns();
     let mut cols = vec!["contrast", "description", "tail"];
-    cols.extend(WEIGHT_COLUMNS);
+    cols.extend(weight_columns.iter().map(String::as_str));
     write_group_table(
         w,
         "contrasts",
         &cols,
         rows,
         json!({
-            "Description": "the contrasts of the last group run, in declared order: each weighs the four cells (session by pre-treatment, scan before or during the drug); the weights sum to 0",
+            "Description": format!("the contrasts of the last group run, in declared order: each weighs the four cells (session by pre-treatment, {} or {}, scan before or during {}); the weights sum to 0", d.control, d.active, d.drug),
+            "Cells": d.cells(),
             "tail": {"Description": "alternative hypothesis of the permutation test", "Levels": {"positive": "contrast > 0", "negative": "contrast < 0", "two-sided": "contrast ≠ 0"}},
         }),
     )
@@ -282,7 +361,8 @@ pub(crate) fn write_contrast_table(
 
 /// The contrasts of the last crossover group run in `output_dir` (its
 /// `desc-contrasts_table.tsv`), in declared order; empty when there is none. Maps of contrasts
-/// an earlier run tested and the last one did not are left out.
+/// an earlier run tested and the last one did not are left out. The four weight columns are
+/// those after `tail`, whatever the design named them.
 pub fn written_contrasts(output_dir: &Path) -> Result<Vec<GroupContrast>> {
     let path = output_dir.join("desc-contrasts_table.tsv");
     if !path.is_file() {
@@ -292,7 +372,24 @@ pub fn written_contrasts(output_dir: &Path) -> Result<Vec<GroupContrast>> {
     let names = t.column("contrast")?;
     let descriptions = t.column("description")?;
     let tails = t.column("tail")?;
-    let weights = WEIGHT_COLUMNS
+    let tail_at = t.columns.iter().position(|c| c == "tail").unwrap_or(0);
+    let weight_columns: Vec<&str> = t
+        .columns
+        .iter()
+        .skip(tail_at + 1)
+        .map(String::as_str)
+        .collect();
+    if weight_columns.len() != 4 {
+        return Err(meta_err(
+            &path,
+            "tail",
+            format!(
+                "{} columns after tail; expected the four cells' weights",
+                weight_columns.len()
+            ),
+        ));
+    }
+    let weights = weight_columns
         .iter()
         .map(|c| t.f64_column(c))
         .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -316,7 +413,7 @@ pub fn written_contrasts(output_dir: &Path) -> Result<Vec<GroupContrast>> {
             w[k] = col[i].ok_or_else(|| {
                 meta_err(
                     &path,
-                    WEIGHT_COLUMNS[k],
+                    weight_columns[k],
                     format!("row {row}: missing weight"),
                 )
             })?;
@@ -352,9 +449,9 @@ pub(crate) fn read_design(
         let mut ses = [None, None];
         let mut periods = [0u8; 2];
         for ((id, p), period) in ids.iter().zip(&pre).zip(&per) {
-            let slot = if *p == d.placebo {
+            let slot = if *p == d.control {
                 0
-            } else if *p == d.naltrexone {
+            } else if *p == d.active {
                 1
             } else if p.trim().is_empty() || p.trim() == "n/a" {
                 return Err(meta_err(
@@ -363,15 +460,15 @@ pub(crate) fn read_design(
                     format!(
                         "{} for {id}: every session of the crossover needs its pre-treatment ({:?} or {:?})",
                         if p.trim().is_empty() { "empty" } else { "n/a" },
-                        d.placebo,
-                        d.naltrexone
+                        d.control,
+                        d.active
                     ),
                 ));
             } else {
                 return Err(meta_err(
                     &path,
                     &d.pretreatment_column,
-                    format!("{p:?} is neither {:?} nor {:?}", d.placebo, d.naltrexone),
+                    format!("{p:?} is neither {:?} nor {:?}", d.control, d.active),
                 ));
             };
             let period = period
@@ -393,7 +490,10 @@ pub(crate) fn read_design(
                 periods,
                 runs: Vec::new(),
             }),
-            _ => excluded.push((sub, "needs one placebo and one naltrexone session".into())),
+            _ => excluded.push((
+                sub,
+                format!("needs one {} and one {} session", d.control, d.active),
+            )),
         }
     }
     Ok((subjects, excluded))

@@ -15,7 +15,7 @@ use crate::error::{meta_err, stats_err};
 use crate::template::Template;
 
 /// Every subject's template-space CBF map of each cell: `[cell][subject]`, cells in the order of
-/// [`super::CELLS`]. A map not on the template grid is an error naming it.
+/// [`crate::StudyDesign::cells`]. A map not on the template grid is an error naming it.
 pub(crate) fn read_cell_maps(
     output_dir: &Path,
     tpl: &Template,
@@ -142,7 +142,7 @@ pub(crate) fn roi_means(path: &Path) -> Result<BTreeMap<String, f64>> {
         .collect())
 }
 
-/// Global CBF of one subject's four cells (order of [`super::CELLS`]), from the `global` row of
+/// Global CBF of one subject's four cells (order of [`crate::StudyDesign::cells`]), from the `global` row of
 /// its participant ROI tables.
 pub(crate) fn global_cells(output_dir: &Path, tpl: &Template, s: &SubjectData) -> Result<[f64; 4]> {
     let mut out = [0.0; 4];

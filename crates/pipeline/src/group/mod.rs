@@ -22,6 +22,6 @@ mod tests;
 
 pub use covariates::{GLOBAL_CBF, GroupCovariate, covariates_preflight};
 pub use crossover::group;
-pub use design::{CELLS, GroupContrast, StudyDesign, design_preflight, written_contrasts};
+pub use design::{GroupContrast, StudyDesign, design_preflight, written_contrasts};
 pub use options::{CorrelationCi, GroupOptions, GroupSummary};
 pub use paired::{PairedGroupOptions, paired_group};

@@ -34,7 +34,7 @@ pub struct GroupOptions {
     pub tfce: TfceParams,
     /// How the 95 % CIs of the brain–behaviour correlations are computed.
     pub correlation_ci: CorrelationCi,
-    /// The contrasts tested ([`GroupContrast::defaults`] for the ketamine + naltrexone study).
+    /// The contrasts tested ([`GroupContrast::defaults`] of the design by default).
     pub contrasts: Vec<GroupContrast>,
     /// Regions (of the participant level's ROI tables) for the ROI tests, the mixed model and
     /// the ΔCBF–subjective-effect correlations; `grey_matter` and `global` are always added.

@@ -9,7 +9,7 @@ use cbflow_stats::{CorrelationMethod, CrossoverObservation, StatsError};
 use serde_json::json;
 
 use super::covariates::CovariateValues;
-use super::design::{SubjectData, arm};
+use super::design::{StudyDesign, SubjectData, arm};
 use super::maps::{roi_means, roi_table};
 use super::options::{CorrelationCi, GroupOptions};
 use crate::outputs::write_group_table;
@@ -121,11 +121,7 @@ pub(crate) fn write_tables(
                     rows.push(vec![
                         format!("sub-{sub}"),
                         format!("ses-{}", sessions[a]),
-                        if a == 0 {
-                            d.placebo.clone()
-                        } else {
-                            d.naltrexone.clone()
-                        },
+                        d.arms()[a].to_string(),
                         periods[a].to_string(),
                         time.to_string(),
                         r.to_string(),
@@ -149,7 +145,7 @@ pub(crate) fn write_tables(
     // paired tests per ROI and contrast
     let mut rows = Vec::new();
     for &r in &regions {
-        // each declared contrast, on the ROI means (cells in the order of CELLS)
+        // each declared contrast, on the ROI means (cells in the order of StudyDesign::cells)
         let contrasts = opts.contrasts.iter().map(|c| {
             let w = c.contrast.weights();
             let diff: Vec<f64> = (0..subjects.len())
@@ -186,7 +182,7 @@ pub(crate) fn write_tables(
         "p",
         "cohens_dz",
     ];
-    let mut meta = json!({"Description": "paired t tests of ROI mean CBF for each contrast of the group level (the weighted sum of the four cells, as in the ContrastWeights of the contrast's maps; the defaults: during − before ketamine per pre-treatment, their mean, and their difference, the interaction); two-sided p; 95 % CI of the mean difference", "Units": "mL/100g/min"});
+    let mut meta = json!({"Description": format!("paired t tests of ROI mean CBF for each contrast of the group level (the weighted sum of the four cells, as in the ContrastWeights of the contrast's maps; the defaults: during − before {} per pre-treatment, their mean, and their difference, the interaction); two-sided p; 95 % CI of the mean difference", opts.design.drug), "Units": "mL/100g/min"});
     if !opts.covariates.is_empty() {
         meta["Covariates"] = json!(opts.covariates.iter().map(|c| c.name()).collect::<Vec<_>>());
         meta["CovariateAdjustment"] = json!(
@@ -247,11 +243,7 @@ pub(crate) fn write_tables(
                     relation.into(),
                     region.into(),
                     score.into(),
-                    if a == 0 {
-                        d.placebo.clone()
-                    } else {
-                        d.naltrexone.clone()
-                    },
+                    d.arms()[a].to_string(),
                     format!("{method:?}").to_lowercase(),
                 ];
                 row.extend(stats);
@@ -273,7 +265,7 @@ pub(crate) fn write_tables(
             relation.into(),
             region.into(),
             score.into(),
-            format!("{} - {}", d.placebo, d.naltrexone),
+            format!("{} - {}", d.control, d.active),
             "pearson difference (Raghunathan et al. 1996; Zou 2007 CI)".into(),
         ];
         row.extend(stats);
@@ -313,7 +305,7 @@ pub(crate) fn write_tables(
                 };
                 corr_row(
                     &mut rows,
-                    "ketamine ΔCBF vs subjective effect",
+                    &format!("{} ΔCBF vs subjective effect", d.drug),
                     region,
                     score,
                     [&dx[0], &dx[1]],
@@ -432,7 +424,7 @@ pub(crate) fn write_tables(
         for i in 0..fit.names.len() {
             rows.push(vec![
                 r.to_string(),
-                fit.names[i].clone(),
+                lmm_term(&fit.names[i], d),
                 f(fit.beta[i]),
                 f(fit.se[i]),
                 f(fit.df[i]),
@@ -456,6 +448,32 @@ pub(crate) fn write_tables(
         "sigma2_residual",
         "n_obs",
     ];
-    files.extend(write_group_table(w, "lmm", &cols, rows, json!({"Description": "linear mixed model of the ketamine ΔCBF (during − before) per session: fixed effects intercept, naltrexone, period 2, sequence NP; random intercept per subject; REML; Satterthwaite df", "Units": "mL/100g/min"}))?);
+    let description = format!(
+        "linear mixed model of the {} ΔCBF (during − before) per session: fixed effects intercept, {} ({} sessions 1, {} sessions 0), period2, {} (subjects who had {} in period 1); random intercept per subject; REML; Satterthwaite df",
+        d.drug,
+        lmm_term("naltrexone", d),
+        d.active,
+        d.control,
+        lmm_term("sequence_NP", d),
+        d.active
+    );
+    files.extend(write_group_table(
+        w,
+        "lmm",
+        &cols,
+        rows,
+        json!({"Description": description, "Units": "mL/100g/min"}),
+    )?);
     Ok(files)
+}
+
+/// A term of the crossover mixed model named in the design's words: the active pre-treatment
+/// (`naltrexone` in the study) and its sequence (`sequence_naltrexoneFirst`: the subjects who had
+/// it in period 1); intercept and period2 as they are.
+fn lmm_term(name: &str, d: &StudyDesign) -> String {
+    match name {
+        "naltrexone" => d.active.clone(),
+        "sequence_NP" => format!("sequence_{}First", d.active),
+        other => other.to_string(),
+    }
 }

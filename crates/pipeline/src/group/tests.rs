@@ -78,7 +78,7 @@ fn fixture_options(bids: &Path, out: &Path, tpl: &Template) -> GroupOptions {
         cluster_threshold: 3.1,
         tfce: Default::default(),
         correlation_ci: Default::default(),
-        contrasts: vec![GroupContrast::defaults().remove(0)],
+        contrasts: vec![GroupContrast::defaults(&StudyDesign::default()).remove(0)],
         rois: GroupOptions::default_rois(),
         baseline_roi: "ACC_sub".into(),
         covariates: vec![],
@@ -403,7 +403,10 @@ fn declared_contrasts_are_tested_written_and_read_back() {
     };
     let mut opts = GroupOptions {
         n_permutations: 100,
-        contrasts: vec![nal_baseline.clone(), GroupContrast::defaults().remove(0)],
+        contrasts: vec![
+            nal_baseline.clone(),
+            GroupContrast::defaults(&StudyDesign::default()).remove(0),
+        ],
         ..fixture_options(&bids, &out, &tpl)
     };
     // refused before anything is written: weights that do not sum to 0, a name twice
@@ -521,4 +524,139 @@ fn declared_contrasts_are_tested_written_and_read_back() {
             .to_string()
             .contains("no contrast")
     );
+}
+
+/// The design's own words: the same six subjects with `saline` / `naloxone` in their
+/// sessions.tsv and remifentanil between the scans get the default contrasts, the cells, the
+/// weight columns, the table rows and the mixed model's terms in those words, and the same
+/// statistics as under the study's words; the study's words are then refused, naming the
+/// column and the values found.
+#[test]
+fn the_design_names_its_levels_cells_and_contrasts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bids, out, tpl) = crossover_fixture(tmp.path());
+    let study = StudyDesign::default();
+    let opts = GroupOptions {
+        contrasts: GroupContrast::defaults(&study),
+        ..fixture_options(&bids, &out, &tpl)
+    };
+    group(&opts).unwrap();
+    let t_map = |name: &str| {
+        cbflow_image::read(&out.join(format!(
+            "space-phantom_res-3_contrast-{name}_stat-t_statmap.nii.gz"
+        )))
+        .unwrap()
+        .frame(0)
+        .to_owned()
+    };
+    let study_maps: Vec<_> = opts.contrasts.iter().map(|c| t_map(&c.name)).collect();
+
+    for s in 1..=6 {
+        let p = bids.join(format!("sub-{s:02}/sub-{s:02}_sessions.tsv"));
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.contains("placebo") && text.contains("naltrexone"),
+            "{text}"
+        );
+        std::fs::write(
+            &p,
+            text.replace("placebo", "saline")
+                .replace("naltrexone", "naloxone"),
+        )
+        .unwrap();
+    }
+    let design = StudyDesign {
+        control: "saline".into(),
+        active: "naloxone".into(),
+        drug: "remifentanil".into(),
+        ..StudyDesign::default()
+    };
+    let renamed = GroupOptions {
+        design: design.clone(),
+        contrasts: GroupContrast::defaults(&design),
+        ..opts.clone()
+    };
+    let names: Vec<&str> = renamed.contrasts.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "remifentanilUnderSaline",
+            "remifentanilUnderNaloxone",
+            "remifentanilPooled",
+            "interaction"
+        ]
+    );
+    group(&renamed).unwrap();
+    // the same numbers under other names
+    for (c, study_map) in renamed.contrasts.iter().zip(&study_maps) {
+        assert_eq!(&t_map(&c.name), study_map, "{}", c.name);
+    }
+    let sidecar = serde_json::Value::Object(
+        cbflow_bids::read_json_object(
+            &out.join("space-phantom_res-3_contrast-remifentanilUnderSaline_stat-t_statmap.json"),
+        )
+        .unwrap(),
+    );
+    let keys: Vec<&String> = sidecar["ContrastWeights"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "saline-before",
+            "saline-during",
+            "naloxone-before",
+            "naloxone-during"
+        ]
+    );
+    assert_eq!(
+        sidecar["ContrastDescription"],
+        "remifentanil (during − before) under saline"
+    );
+    let table =
+        |stem: &str| std::fs::read_to_string(out.join(format!("desc-{stem}_table.tsv"))).unwrap();
+    assert!(
+        table("contrasts").starts_with(
+            "contrast\tdescription\ttail\tsaline_before\tsaline_during\tnaloxone_before\tnaloxone_during\n"
+        ),
+        "{}",
+        table("contrasts")
+    );
+    assert_eq!(written_contrasts(&out).unwrap(), renamed.contrasts);
+    let values = table("roiValues");
+    assert!(
+        values.contains("\tsaline\t") && values.contains("\tnaloxone\t"),
+        "{values}"
+    );
+    let lmm = table("lmm");
+    assert!(
+        lmm.contains("\tnaloxone\t") && lmm.contains("\tsequence_naloxoneFirst\t"),
+        "{lmm}"
+    );
+    for stem in ["contrasts", "roiValues", "roiTtests", "lmm"] {
+        let t = table(stem);
+        assert!(
+            !t.contains("placebo") && !t.contains("naltrexone") && !t.contains("ketamine"),
+            "desc-{stem}_table.tsv keeps the study's words:\n{t}"
+        );
+    }
+    // the study's words no longer describe these sessions
+    let e = group(&opts).unwrap_err().to_string();
+    assert!(
+        e.contains("pretreatment")
+            && e.contains("\"saline\" is neither \"placebo\" nor \"naltrexone\""),
+        "{e}"
+    );
+    // and names that cannot name cells are refused before any work
+    let bad = GroupOptions {
+        design: StudyDesign {
+            active: "nal trexone".into(),
+            ..design.clone()
+        },
+        ..renamed.clone()
+    };
+    let e = group(&bad).unwrap_err().to_string();
+    assert!(e.contains("design: active \"nal trexone\""), "{e}");
 }

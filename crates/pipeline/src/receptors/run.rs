@@ -99,7 +99,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
             field: "group maps".into(),
             message: format!(
                 "no group statistic map of a crossover contrast found (e.g. {}); run the group level first",
-                group_map_path(opts, "ketamineUnderPlacebo")?.display()
+                group_map_path(opts, &GroupContrast::defaults(&opts.design)[0].name)?.display()
             ),
         });
     }

@@ -42,8 +42,10 @@ pub(super) fn behaviour_section(
                 && method[i].starts_with(m)
         })
     };
-    let mut s = String::from(
-        "<p>One figure per relation: placebo left, naltrexone right; ordinary least-squares line with its 95 % confidence band. Captions give Pearson r with its 95 % CI and p from the group-level table, and the test of the difference between pre-treatments.</p>",
+    let mut s = format!(
+        "<p>One figure per relation: {} left, {} right; ordinary least-squares line with its 95 % confidence band. Captions give Pearson r with its 95 % CI and p from the group-level table, and the test of the difference between pre-treatments.</p>",
+        esc(&design.control),
+        esc(&design.active)
     );
     let mut current = String::new();
     for (k, rd) in rels.iter().enumerate() {
@@ -97,7 +99,7 @@ pub(super) fn behaviour_section(
                 x_label: rd.x_label.clone(),
                 y_label: rd.y_label.clone(),
                 points: pts.clone(),
-                colour: Some(if arm == "placebo" {
+                colour: Some(if *arm == design.control {
                     palette::BLUE
                 } else {
                     palette::RED

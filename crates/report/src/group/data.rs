@@ -210,7 +210,7 @@ pub fn brain_behaviour_data(
         return Ok(Vec::new());
     };
     let sess = sessions_of(&rv, &rv_path)?;
-    let arms = [d.placebo.clone(), d.naltrexone.clone()];
+    let arms = [d.control.clone(), d.active.clone()];
     let pheno = |name: &str| -> Result<Option<(Table, PathBuf)>> {
         let p = bids_dir.join("phenotype").join(format!("{name}.tsv"));
         Ok(data::table_opt(&p)?.map(|t| (t, p)))

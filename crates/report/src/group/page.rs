@@ -172,6 +172,7 @@ pub(super) fn build(output_dir: &Path, bids_dir: &Path, design: &StudyDesign) ->
         stat_json.as_ref(),
         ci.as_deref(),
         any_rec,
+        design,
     ));
     body.push_str("</section>\n");
     Ok(finish_page(
@@ -252,11 +253,13 @@ pub(super) fn design_section(bids_dir: &Path, d: &StudyDesign) -> Result<String>
         ));
     }
     let mut s = format!(
-        "<p>Randomised, double-blind crossover: each participant received oral {} or {} before an intravenous ketamine infusion, in two periods. In every session, the run {} was acquired before and the run {} during the infusion. Sequences: {}.</p>",
-        esc(&d.naltrexone),
-        esc(&d.placebo),
+        "<p>Crossover: each participant received {} or {} as pre-treatment before {}, in two periods. In every session, the run {} was acquired before and the run {} during {}. Sequences: {}.</p>",
+        esc(&d.active),
+        esc(&d.control),
+        esc(&d.drug),
         esc(&d.before.to_string()),
         esc(&d.during.to_string()),
+        esc(&d.drug),
         esc(&counts
             .iter()
             .map(|(k, v)| format!("{k} × {v}"))

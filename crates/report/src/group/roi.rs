@@ -21,8 +21,11 @@ pub(super) fn roi_section(
     let Some(lines) = lines else {
         return Ok(html::missing("no ROI table (desc-roiValues_table.tsv)"));
     };
-    let mut s = String::from(
-        "<p>Each line is one subject's mean CBF in the region before and during ketamine; the thick line is the group mean. Left: placebo pre-treatment; right: naltrexone.</p>",
+    let mut s = format!(
+        "<p>Each line is one subject's mean CBF in the region before and during {}; the thick line is the group mean. Left: {} pre-treatment; right: {}.</p>",
+        esc(&d.drug),
+        esc(&d.control),
+        esc(&d.active)
     );
     // the study's regions first, in their order, then any other declared region
     let mut regions: Vec<(String, String)> = REGIONS
@@ -38,7 +41,7 @@ pub(super) fn roi_section(
     for (region, rname) in &regions {
         let (region, rname) = (region.as_str(), rname.as_str());
         let mut panels = Vec::new();
-        for (arm, colour) in [(&d.placebo, palette::BLUE), (&d.naltrexone, palette::RED)] {
+        for (arm, colour) in [(&d.control, palette::BLUE), (&d.active, palette::RED)] {
             let Some(ls) = lines.get(&(region.to_string(), arm.clone())) else {
                 continue;
             };
@@ -98,17 +101,22 @@ pub(super) fn roi_section(
             &id,
             "plot",
             &png,
-            &format!("ROI CBF before and during ketamine, {rname}"),
+            &format!("ROI CBF before and during {}, {rname}", d.drug),
             &format!(
-                "Mean CBF in {} before → during ketamine for each subject, by pre-treatment.",
-                esc(rname)
+                "Mean CBF in {} before → during {} for each subject, by pre-treatment.",
+                esc(rname),
+                esc(&d.drug)
             ),
         ));
     }
     // t tests
     let path = output_dir.join("desc-roiTtests_table.tsv");
     if let Some(t) = data::table_opt(&path)? {
-        s.push_str("<h3 id=\"roi-tests\">Paired tests of the ketamine change</h3>");
+        let _ = write!(
+            s,
+            "<h3 id=\"roi-tests\">Paired tests of the {} change</h3>",
+            esc(&d.drug)
+        );
         s.push_str(&numeric_table(
             "roi-ttests",
             &t,

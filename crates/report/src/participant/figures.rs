@@ -40,18 +40,18 @@ pub(super) fn session_info(
     out
 }
 
-pub(super) fn run_meaning(r: &RunFiles, d: &StudyDesign) -> &'static str {
+pub(super) fn run_meaning(r: &RunFiles, d: &StudyDesign) -> String {
     let matches = |sel: &cbflow_pipeline::RunSelector| {
         sel.0
             .iter()
             .all(|(k, v)| r.entities.get(k).map(String::as_str) == Some(v.as_str()))
     };
     if matches(&d.before) {
-        "before ketamine"
+        format!("before {}", d.drug)
     } else if matches(&d.during) {
-        "during ketamine"
+        format!("during {}", d.drug)
     } else {
-        ""
+        String::new()
     }
 }
 

@@ -127,7 +127,10 @@ pub(super) fn timecourse_section(ctx: &Ctx, rs: &[&RunFiles], sid: &str) -> Resu
     let mut caption = if fallback {
         "Per-pair CBF averaged in the native ASL brain mask (fallback: the ROI time-series table of the participant level, desc-roi_timeseries, is not in these derivatives, so the ACC regions cannot be shown separately).".to_string()
     } else {
-        "Per-pair CBF in each region of interest (template space), from the start of each run; the before-ketamine run left, the run during the infusion right.".to_string()
+        format!(
+            "Per-pair CBF in each region of interest (template space), from the start of each run, for each run of the session ({0}: the run before it on the left, the run during it on the right).",
+            ctx.design.drug
+        )
     };
     if let Some((shown, of)) = omitted {
         caption.push_str(&format!(

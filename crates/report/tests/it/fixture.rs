@@ -23,16 +23,31 @@ pub fn bids_dir(out: &Path) -> PathBuf {
 }
 
 fn run_group(bids: &Path, out: &Path, permutations: usize) {
+    run_group_with(
+        bids,
+        out,
+        permutations,
+        &cbflow_pipeline::StudyDesign::default(),
+    );
+}
+
+/// The group level of the fixture with `design` and its default contrasts.
+pub fn run_group_with(
+    bids: &Path,
+    out: &Path,
+    permutations: usize,
+    design: &cbflow_pipeline::StudyDesign,
+) {
     cbflow_pipeline::group(&cbflow_pipeline::GroupOptions {
         bids_dir: bids.to_path_buf(),
         output_dir: out.to_path_buf(),
         template: cbflow_pipeline::Template::phantom(),
-        design: cbflow_pipeline::StudyDesign::default(),
+        design: design.clone(),
         n_permutations: permutations,
         seed: 1,
         smoothing_fwhm_mm: 6.0,
         cluster_threshold: 3.1,
-        contrasts: cbflow_pipeline::GroupContrast::defaults(),
+        contrasts: cbflow_pipeline::GroupContrast::defaults(design),
         rois: cbflow_pipeline::GroupOptions::default_rois(),
         baseline_roi: "ACC_sub".into(),
         covariates: vec![],

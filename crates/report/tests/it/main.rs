@@ -199,7 +199,7 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
     let g = cbflow_report::group_report(out, bids, &design).unwrap();
     let hg = std::fs::read_to_string(&g).unwrap();
     check_self_contained(&hg, "group.html");
-    for c in cbflow_pipeline::GroupContrast::defaults() {
+    for c in cbflow_pipeline::GroupContrast::defaults(&cbflow_pipeline::StudyDesign::default()) {
         let c = c.name;
         let png = figure_png(&hg, &format!("fig-tmap-{c}"))
             .unwrap_or_else(|| panic!("no t map figure for {c}"));
@@ -470,6 +470,67 @@ fn copy_dir(from: &Path, to: &Path) {
             copy_dir(&p, &dest);
         } else {
             std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+/// The reports speak the design's words: the fixture's sessions renamed saline / naloxone,
+/// with remifentanil between the scans, and the group level run with that design: the group
+/// and participant reports name the levels, the drug and the contrasts the design names, and
+/// the study's words appear nowhere in the pages' text.
+#[test]
+fn the_reports_speak_the_designs_words() {
+    let fx = fixture::build();
+    let (out, bids) = (fx.out.as_path(), fx.bids.as_path());
+    for s in 1..=fixture::SUBJECTS {
+        let p = bids.join(format!("sub-{s:02}/sub-{s:02}_sessions.tsv"));
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(
+            &p,
+            text.replace("placebo", "saline")
+                .replace("naltrexone", "naloxone"),
+        )
+        .unwrap();
+    }
+    let design = cbflow_pipeline::StudyDesign {
+        control: "saline".into(),
+        active: "naloxone".into(),
+        drug: "remifentanil".into(),
+        ..Default::default()
+    };
+    fixture::run_group_with(bids, out, 100, &design);
+    let group =
+        std::fs::read_to_string(cbflow_report::group_report(out, bids, &design).unwrap()).unwrap();
+    let sub = std::fs::read_to_string(
+        cbflow_report::participant_report(out, bids, "01", &design).unwrap(),
+    )
+    .unwrap();
+    for want in [
+        "remifentanilUnderSaline",
+        "remifentanilUnderNaloxone",
+        "received naloxone or saline as pre-treatment before remifentanil",
+        "Left: saline pre-treatment; right: naloxone",
+        "Paired tests of the remifentanil change",
+        "correlations under saline and naloxone",
+    ] {
+        assert!(group.contains(want), "group report: no {want:?}");
+    }
+    assert!(sub.contains("before remifentanil") && sub.contains("during remifentanil"));
+    // the text of the pages, without the embedded images
+    let text = |html: &str| {
+        html.split("data:image/png;base64,")
+            .map(|part| part.split_once('"').map_or(part, |(_, rest)| rest))
+            .collect::<String>()
+    };
+    for (name, html) in [("group", &group), ("sub-01", &sub)] {
+        for word in ["placebo", "naltrexone", "ketamine"] {
+            let t = text(html);
+            if let Some(at) = t.find(word) {
+                panic!(
+                    "{name} report keeps {word:?}: …{}…",
+                    &t[at.saturating_sub(150)..(at + 80).min(t.len())]
+                );
+            }
         }
     }
 }

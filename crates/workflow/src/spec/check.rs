@@ -159,6 +159,9 @@ impl Workflow {
         for s in &self.steps {
             let step = &s.value;
             let spec = step.params.spec();
+            if let Some((pos, m)) = spec.located_problem() {
+                return Err(self.invalid(pos, format!("step `{}`: {m}", *step.id)));
+            }
             if let Err(m) = spec.check() {
                 return Err(self.invalid(step.params.pos, format!("step `{}`: {m}", *step.id)));
             }

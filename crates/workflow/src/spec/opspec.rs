@@ -1,6 +1,6 @@
 //! What an operation declares (input slots, outputs, resources, checks).
 
-use super::base::{Level, Resources};
+use super::base::{Level, Pos, Resources};
 
 // ---------------------------------------------------------------------------------------------
 // Operations. Adding one: a params struct implementing `OpSpec`, one line in `ops!`, and one
@@ -46,5 +46,11 @@ pub trait OpSpec {
     /// Checks parameter values the types cannot (ranges); the message names the field.
     fn check(&self) -> std::result::Result<(), String> {
         Ok(())
+    }
+    /// A problem of a value whose place in the file is known (a key that the types cannot
+    /// check, e.g. a contrast's cell named by the design), with that place; checked before
+    /// [`check`](Self::check).
+    fn located_problem(&self) -> Option<(Pos, String)> {
+        None
     }
 }

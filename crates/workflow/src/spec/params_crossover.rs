@@ -5,20 +5,30 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::base::{Level, Resources};
+use super::base::{Level, Located, Pos, Resources};
 use super::opspec::{OpSpec, Slot, SlotKind};
 use super::params_asl::{OUT_CBF_TEMPLATE, OUT_STATMAPS, OUT_TABLES, in_range};
 
-/// How a crossover study maps onto BIDS (cbflow-pipeline's `StudyDesign`).
+/// How a crossover study maps onto BIDS (cbflow-pipeline's `StudyDesign`). The two
+/// pre-treatment levels and the drug are the study's own words: the levels name the four cells
+/// (`<control>-before`, `<control>-during`, `<active>-before`, `<active>-during`, the keys of
+/// the contrasts' weights), the table rows and the reports; the drug names the default
+/// contrasts (`<drug>Under<Control>`, `<drug>Under<Active>`, `<drug>Pooled`, `interaction`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct CrossoverDesign {
     /// `sessions.tsv` column naming each session's pre-treatment.
     pub pretreatment_column: String,
-    /// Its value for placebo sessions.
-    pub placebo: String,
-    /// Its value for naltrexone (active pre-treatment) sessions.
-    pub naltrexone: String,
+    /// Its value for the reference pre-treatment (`placebo` in the study; `placebo:` is read
+    /// as this key too).
+    #[serde(alias = "placebo")]
+    pub control: String,
+    /// Its value for the active pre-treatment (`naltrexone` in the study; `naltrexone:` is
+    /// read as this key too).
+    #[serde(alias = "naltrexone")]
+    pub active: String,
+    /// The drug given between the scan before and the scan during (`ketamine` in the study).
+    pub drug: String,
     /// `sessions.tsv` column with the period (1 or 2) of each session.
     pub period_column: String,
     /// `run` entity of the scan before the drug (ketamine); unset: `1` (or `before`).
@@ -37,8 +47,9 @@ impl Default for CrossoverDesign {
         let d = cbflow_pipeline::StudyDesign::default();
         Self {
             pretreatment_column: d.pretreatment_column,
-            placebo: d.placebo,
-            naltrexone: d.naltrexone,
+            control: d.control,
+            active: d.active,
+            drug: d.drug,
             period_column: d.period_column,
             run_before: None,
             run_during: None,
@@ -104,8 +115,9 @@ impl CrossoverDesign {
         );
         cbflow_pipeline::StudyDesign {
             pretreatment_column: self.pretreatment_column.clone(),
-            placebo: self.placebo.clone(),
-            naltrexone: self.naltrexone.clone(),
+            control: self.control.clone(),
+            active: self.active.clone(),
+            drug: self.drug.clone(),
             period_column: self.period_column.clone(),
             before,
             during,
@@ -114,6 +126,9 @@ impl CrossoverDesign {
 
     /// Why the design cannot be used, if it cannot.
     pub fn problem(&self) -> Option<String> {
+        if let Some(why) = self.study_design().names_problem() {
+            return Some(why);
+        }
         run_selection_problem(
             &self.run_before,
             &self.run_during,
@@ -146,9 +161,10 @@ pub struct CrossoverGroupParams {
     /// Resamples of the bootstrap CIs.
     pub bootstrap_samples: usize,
     /// The contrasts tested, each a weighted sum of the four cells whose weights sum to 0 (a
-    /// within-subject difference). Unset: the study's four, ketamineUnderPlacebo,
-    /// ketamineUnderNaltrexone, ketaminePooled (one-sided) and interaction (two-sided).
-    pub contrasts: Vec<ContrastSpec>,
+    /// within-subject difference). Unset: the design's four, named from its drug and levels
+    /// (for the study ketamineUnderPlacebo, ketamineUnderNaltrexone, ketaminePooled, one-sided,
+    /// and interaction, two-sided).
+    pub contrasts: Option<Vec<ContrastSpec>>,
     /// Regions (declared by the participant step's `rois`) for the ROI tests, the mixed model
     /// and the ΔCBF–subjective-effect correlations; grey_matter and global are always added.
     pub rois: Vec<String>,
@@ -174,10 +190,7 @@ impl Default for CrossoverGroupParams {
             tfce: TfceSpec::default(),
             correlation_ci: CorrelationCiSpec::FisherZ,
             bootstrap_samples: 10_000,
-            contrasts: cbflow_pipeline::GroupContrast::defaults()
-                .iter()
-                .map(ContrastSpec::from_group)
-                .collect(),
+            contrasts: None,
             rois: cbflow_pipeline::GroupOptions::default_rois(),
             baseline_roi: "ACC_sub".into(),
             covariates: Vec::new(),
@@ -186,9 +199,14 @@ impl Default for CrossoverGroupParams {
 }
 
 impl CrossoverGroupParams {
-    /// The pipeline's contrasts.
+    /// The pipeline's contrasts: those declared, else the design's four
+    /// ([`cbflow_pipeline::GroupContrast::defaults`]).
     pub fn group_contrasts(&self) -> Vec<cbflow_pipeline::GroupContrast> {
-        self.contrasts.iter().map(ContrastSpec::to_group).collect()
+        let design = self.design.study_design();
+        match &self.contrasts {
+            Some(list) => list.iter().map(|c| c.to_group(&design)).collect(),
+            None => cbflow_pipeline::GroupContrast::defaults(&design),
+        }
     }
 
     /// How the group level computes the correlations' CIs.
@@ -227,25 +245,13 @@ pub struct ContrastSpec {
     /// What it measures, for sidecars and reports.
     #[serde(default)]
     pub description: String,
-    /// Weight of each cell (cells left out weigh 0); the weights must sum to 0.
-    pub weights: CellWeights,
+    /// Weight of each cell, keyed by the design's cells (`<control>-before`,
+    /// `<control>-during`, `<active>-before`, `<active>-during`; for the study
+    /// `placebo-before`, …); cells left out weigh 0; the weights must sum to 0.
+    pub weights: BTreeMap<CellKey, f64>,
     /// Tail tested: `positive` (the default), `negative` or `two-sided`.
     #[serde(default)]
     pub tail: TailSpec,
-}
-
-/// Weights of the four cells of the crossover.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-pub struct CellWeights {
-    /// Placebo session, scan before the drug.
-    pub placebo_before: f64,
-    /// Placebo session, scan during the drug.
-    pub placebo_during: f64,
-    /// Naltrexone (active pre-treatment) session, scan before the drug.
-    pub naltrexone_before: f64,
-    /// Naltrexone session, scan during the drug.
-    pub naltrexone_during: f64,
 }
 
 /// Which tail of the t statistic is tested.
@@ -261,37 +267,69 @@ pub enum TailSpec {
     TwoSided,
 }
 
+/// A cell named in a contrast's weights, with where it was written (compared and ordered by
+/// name alone).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(transparent)]
+pub struct CellKey(pub Located<String>);
+
+impl CellKey {
+    /// A key not read from a file.
+    pub fn new(name: &str) -> Self {
+        Self(Located::new(name.to_string()))
+    }
+}
+
+impl PartialEq for CellKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.value == other.0.value
+    }
+}
+impl Eq for CellKey {}
+impl PartialOrd for CellKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for CellKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.value.cmp(&other.0.value)
+    }
+}
+
 impl ContrastSpec {
-    fn from_group(c: &cbflow_pipeline::GroupContrast) -> Self {
-        let w = c.contrast.weights();
-        Self {
-            name: c.name.clone(),
-            description: c.description.clone(),
-            weights: CellWeights {
-                placebo_before: w[0],
-                placebo_during: w[1],
-                naltrexone_before: w[2],
-                naltrexone_during: w[3],
-            },
-            tail: match c.tail {
-                cbflow_pipeline::Tail::Positive => TailSpec::Positive,
-                cbflow_pipeline::Tail::Negative => TailSpec::Negative,
-                cbflow_pipeline::Tail::TwoSided => TailSpec::TwoSided,
-            },
-        }
+    /// Why the weights do not fit the design's cells, if they do not: a key that is not a
+    /// cell, located where it was written.
+    fn weights_problem(&self, design: &cbflow_pipeline::StudyDesign) -> Option<(Pos, String)> {
+        let cells = design.cells();
+        self.weights
+            .keys()
+            .filter(|k| !cells.contains(&k.0.value))
+            .min_by_key(|k| (k.0.pos.line, k.0.pos.column))
+            .map(|k| {
+                (
+                    k.0.pos,
+                    format!(
+                        "contrast {}: weights: `{}` is not a cell of the design (the cells are {})",
+                        self.name,
+                        k.0.value,
+                        cells.join(", ")
+                    ),
+                )
+            })
     }
 
-    fn to_group(&self) -> cbflow_pipeline::GroupContrast {
-        let w = self.weights;
+    fn to_group(&self, design: &cbflow_pipeline::StudyDesign) -> cbflow_pipeline::GroupContrast {
+        let w = design.cells().map(|cell| {
+            self.weights
+                .get(&CellKey::new(&cell))
+                .copied()
+                .unwrap_or(0.0)
+        });
         cbflow_pipeline::GroupContrast {
             name: self.name.clone(),
             description: self.description.clone(),
-            contrast: cbflow_pipeline::CrossoverContrast::Weights([
-                w.placebo_before,
-                w.placebo_during,
-                w.naltrexone_before,
-                w.naltrexone_during,
-            ]),
+            contrast: cbflow_pipeline::CrossoverContrast::Weights(w),
             tail: self.tail.tail(),
         }
     }
@@ -404,6 +442,14 @@ impl TfceSpec {
 }
 
 impl OpSpec for CrossoverGroupParams {
+    fn located_problem(&self) -> Option<(Pos, String)> {
+        let design = self.design.study_design();
+        self.contrasts
+            .iter()
+            .flatten()
+            .find_map(|c| c.weights_problem(&design))
+            .map(|(pos, why)| (pos, format!("contrasts: {why}")))
+    }
     fn level(&self) -> Level {
         Level::Group
     }
@@ -429,9 +475,9 @@ impl OpSpec for CrossoverGroupParams {
         if let Some(why) = self.design.problem() {
             return Err(why);
         }
-        if self.contrasts.is_empty() {
+        if self.contrasts.as_ref().is_some_and(Vec::is_empty) {
             return Err(
-                "contrasts: declare at least one (or leave the key out for the study's four)"
+                "contrasts: declare at least one (or leave the key out for the design's four)"
                     .into(),
             );
         }

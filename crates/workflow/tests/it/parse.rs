@@ -391,7 +391,7 @@ fn contrasts_are_declared_and_checked() {
     };
     assert_eq!(
         p.group_contrasts(),
-        cbflow_pipeline::GroupContrast::defaults()
+        cbflow_pipeline::GroupContrast::defaults(&cbflow_pipeline::StudyDesign::default())
     );
     // the built-in workflow's regions are the defaults
     let Op::AslCbf(a) = &b.step("cbf").unwrap().params.value else {
@@ -409,7 +409,11 @@ fn contrasts_are_declared_and_checked() {
         "        - name: a\n          weights: {placebo-after: 1, placebo-before: -1}\n",
     ));
     assert_eq!((l, c), (18, 21), "{m}");
-    assert!(m.contains("unknown field `placebo-after`"), "{m}");
+    assert!(
+        m.contains("`placebo-after` is not a cell of the design")
+            && m.contains("placebo-before, placebo-during, naltrexone-before, naltrexone-during"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -627,4 +631,70 @@ fn correlation_cis_are_declared_and_checked() {
         m.contains("bootstrap-samples: 5 must be 100 to 1000000"),
         "{m}"
     );
+}
+
+/// The design names its levels and drug: the default contrasts and the cells of the weights
+/// follow them; the study's cell names are then refused at their key; the older keys
+/// `placebo:` / `naltrexone:` still read as `control` / `active`.
+#[test]
+fn the_design_names_the_cells_and_the_default_contrasts() {
+    let design = "      design: {control: saline, active: naloxone, drug: remifentanil}\n";
+    let w = Workflow::parse(&(GOOD.to_string() + design), "good.yaml").unwrap();
+    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
+        panic!("not a crossover group step");
+    };
+    let names: Vec<String> = p.group_contrasts().into_iter().map(|c| c.name).collect();
+    assert_eq!(
+        names,
+        [
+            "remifentanilUnderSaline",
+            "remifentanilUnderNaloxone",
+            "remifentanilPooled",
+            "interaction"
+        ]
+    );
+    assert_eq!(
+        p.design.study_design().cells(),
+        [
+            "saline-before",
+            "saline-during",
+            "naloxone-before",
+            "naloxone-during"
+        ]
+    );
+    // a declared contrast in the design's cells
+    let own = "      contrasts:\n        - name: naloxoneBaseline\n          weights: {naloxone-before: 1, saline-before: -1}\n";
+    let w = Workflow::parse(&(GOOD.to_string() + design + own), "good.yaml").unwrap();
+    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
+        panic!("not a crossover group step");
+    };
+    assert_eq!(
+        p.group_contrasts()[0].contrast.weights(),
+        [-1.0, 0.0, 1.0, 0.0]
+    );
+    // the study's cells are not this design's: refused at the key
+    let study = "      contrasts:\n        - name: a\n          weights: {saline-before: -1, placebo-during: 1}\n";
+    let (l, c, m) = error_at(&(GOOD.to_string() + design + study));
+    assert_eq!((l, c), (19, 40), "{m}");
+    assert!(
+        m.contains("`placebo-during` is not a cell of the design")
+            && m.contains("saline-before, saline-during, naloxone-before, naloxone-during"),
+        "{m}"
+    );
+    // names that cannot name cells and contrasts, or one level twice
+    let (_, _, m) = error_at(&(GOOD.to_string() + "      design: {active: nal trexone}\n"));
+    assert!(m.contains("design: active \"nal trexone\""), "{m}");
+    let (_, _, m) = error_at(&(GOOD.to_string() + "      design: {control: a, active: a}\n"));
+    assert!(m.contains("control and active are both \"a\""), "{m}");
+    // the keys of earlier workflows
+    let older = "      design: {placebo: PLA, naltrexone: NTX}\n";
+    let w = Workflow::parse(&(GOOD.to_string() + older), "good.yaml").unwrap();
+    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
+        panic!("not a crossover group step");
+    };
+    assert_eq!(
+        (p.design.control.as_str(), p.design.active.as_str()),
+        ("PLA", "NTX")
+    );
+    assert_eq!(p.group_contrasts()[0].name, "ketamineUnderPLA");
 }
