@@ -61,7 +61,15 @@ pub(crate) fn realign(
         .copied()
         .filter(|&i| types[i] == VolumeType::M0Scan)
         .collect();
-    let opts = RealignOptions::default();
+    // 30 % of the voxels, a fixed pseudo-random subset (SPM samples every 4 mm), at a third of
+    // the cost. Measured on four simulated 64×64×40 runs of 60 volumes against all voxels
+    // with 30 iterations per level: each volume's estimate moves by at most 0.013 mm and
+    // 0.0043 rad (0.21 mm at 50 mm); the mean error against the simulated motion is
+    // 0.065–0.107 mm per run (before 0.062–0.109), the largest 0.244 mm (before 0.249)
+    let opts = RealignOptions {
+        sampling_fraction: 0.3,
+        ..RealignOptions::default()
+    };
     let mut transforms: Vec<Option<AffineTransform>> = vec![None; n];
     let mut centre = grid.voxel_to_world([0, 1, 2].map(|a| (grid.dims[a] as f64 - 1.0) / 2.0));
     let mut refs: Vec<Array3<f32>> = Vec::new();
