@@ -3,6 +3,8 @@
 //! Synthetic ellipsoid "brain" mask on the 91×109×91 grid (~230k voxels), 26 subjects of
 //! Gaussian-smoothed noise (sigma 2 voxels) plus a small blob of signal.
 //! Run: `cargo run --release -p cbflow-stats --example bench_stats [-- max_t_perms tfce_perms]`.
+//! With `CBFLOW_BENCH_WRITE=DIR` the data are also written as `DIR/data.nii.gz` (x, y, z,
+//! subject) and `DIR/mask.nii.gz`, for the peer side (`benchmarks/permutation.py`, nilearn).
 
 use std::time::Instant;
 
@@ -94,6 +96,9 @@ fn main() {
             data[[s, v]] = img[lin] * 4.0 + 0.2 * (-d2 / 50.0).exp() as f32;
         }
     }
+    if let Some(dir) = std::env::var_os("CBFLOW_BENCH_WRITE") {
+        write_for_peers(std::path::Path::new(&dir), dims, &mask, &geom, &data);
+    }
     println!(
         "setup: {} subjects x {} voxels (grid {:?}), data {:.2} s",
         n,
@@ -181,4 +186,41 @@ fn main() {
             vm_hwm_mb()
         );
     }
+}
+
+/// The benchmark's data as NIfTI (MNI 2 mm affine): `data.nii.gz`, one volume per subject, 0
+/// outside the mask, and `mask.nii.gz`.
+fn write_for_peers(
+    dir: &std::path::Path,
+    dims: [usize; 3],
+    mask: &[bool],
+    geom: &MaskGeometry,
+    data: &Array2<f32>,
+) {
+    use ndarray::ShapeBuilder;
+    std::fs::create_dir_all(dir).expect("output directory");
+    let affine = nalgebra::Matrix4::new(
+        2.0, 0.0, 0.0, -90.0, 0.0, 2.0, 0.0, -126.0, 0.0, 0.0, 2.0, -72.0, 0.0, 0.0, 0.0, 1.0,
+    );
+    let n = data.nrows();
+    let mut all = ndarray::Array4::<f32>::zeros((dims[0], dims[1], dims[2], n).f());
+    for v in 0..geom.n_voxels() {
+        let [i, j, k] = geom.ijk()[v];
+        for s in 0..n {
+            all[[i, j, k, s]] = data[[s, v]];
+        }
+    }
+    let m = ndarray::Array3::<f32>::from_shape_fn((dims[0], dims[1], dims[2]).f(), |(i, j, k)| {
+        f32::from(u8::from(mask[i + dims[0] * (j + dims[1] * k)]))
+    });
+    let write = |name: &str, a: ndarray::ArrayD<f32>, dt| {
+        let vol = cbflow_image::Volume::new(a, affine).expect("volume");
+        cbflow_image::write(&dir.join(name), &vol, dt).expect("write");
+    };
+    write(
+        "data.nii.gz",
+        all.into_dyn(),
+        cbflow_image::DataType::Float32,
+    );
+    write("mask.nii.gz", m.into_dyn(), cbflow_image::DataType::Uint8);
 }
