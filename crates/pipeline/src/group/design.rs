@@ -468,7 +468,10 @@ pub(crate) fn read_design(
                 return Err(meta_err(
                     &path,
                     &d.pretreatment_column,
-                    format!("{p:?} is neither {:?} nor {:?}", d.control, d.active),
+                    format!(
+                        "{p:?} is neither {:?} nor {:?}, the design's control and active pre-treatments (a study with other words names them in the workflow: design: {{control: …, active: …}})",
+                        d.control, d.active
+                    ),
                 ));
             };
             let period = period

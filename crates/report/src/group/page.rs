@@ -253,7 +253,7 @@ pub(super) fn design_section(bids_dir: &Path, d: &StudyDesign) -> Result<String>
         ));
     }
     let mut s = format!(
-        "<p>Crossover: each participant received {} or {} as pre-treatment before {}, in two periods. In every session, the run {} was acquired before and the run {} during {}. Sequences: {}.</p>",
+        "<p>Crossover: each participant received {} or {} as pre-treatment before {}, in two periods. In every session, {} was acquired before and {} during {}. Sequences: {}.</p>",
         esc(&d.active),
         esc(&d.control),
         esc(&d.drug),
