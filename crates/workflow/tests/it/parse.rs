@@ -1,6 +1,8 @@
 //! Parsing: the shipped workflows, the schema, and every kind of bad file with its position.
 
-use cbflow_workflow::{Error, Input, Op, OpKind, TailSpec, TemplateName, Workflow};
+use cbflow_workflow::{
+    CrossoverGroupParams, Error, Input, Op, OpKind, TailSpec, TemplateName, Workflow,
+};
 
 use crate::workflows_dir;
 
@@ -146,6 +148,17 @@ fn edit(line: usize, with: &str) -> String {
     let mut v: Vec<&str> = GOOD.lines().collect();
     v[line - 1] = with;
     v.join("\n") + "\n"
+}
+
+/// The parameters of the crossover-group step (the second) of `text`, which must parse.
+fn crossover_params(text: &str) -> CrossoverGroupParams {
+    match Workflow::parse(text, "good.yaml").unwrap().steps[1]
+        .params
+        .value
+    {
+        Op::CrossoverGroup(ref p) => p.clone(),
+        _ => panic!("not a crossover group step"),
+    }
 }
 
 /// Parses `text` as `bad.yaml` and returns `(line, column, message)` of the error.
@@ -340,26 +353,16 @@ fn file_errors_name_the_file() {
 fn contrasts_are_declared_and_checked() {
     let with = |contrasts: &str| GOOD.to_string() + "      contrasts:\n" + contrasts;
     // a contrast beyond the study's four: naltrexone's own effect on baseline CBF
-    let w = Workflow::parse(
-        &with(
-            "        - name: naltrexoneBaseline\n          weights: {naltrexone-before: 1, placebo-before: -1}\n          tail: two-sided\n",
-        ),
-        "good.yaml",
-    )
-    .unwrap();
-    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
-        panic!("not a crossover group step");
-    };
+    let p = crossover_params(&with(
+        "        - name: naltrexoneBaseline\n          weights: {naltrexone-before: 1, placebo-before: -1}\n          tail: two-sided\n",
+    ));
     let c = p.group_contrasts();
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].name, "naltrexoneBaseline");
     assert_eq!(c[0].contrast.weights(), [-1.0, 0.0, 1.0, 0.0]);
     assert_eq!(c[0].tail, cbflow_pipeline::Tail::TwoSided);
     // left out: the study's four
-    let w = Workflow::parse(GOOD, "good.yaml").unwrap();
-    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
-        panic!("not a crossover group step");
-    };
+    let p = crossover_params(GOOD);
     let names: Vec<String> = p.group_contrasts().into_iter().map(|c| c.name).collect();
     assert_eq!(
         names,
@@ -493,10 +496,7 @@ fn rois_are_declared_and_checked() {
 #[test]
 fn covariates_are_declared_and_checked() {
     let with = |covs: &str| GOOD.to_string() + "      covariates: " + covs + "\n";
-    let w = Workflow::parse(&with("[global-cbf, age, sex]"), "good.yaml").unwrap();
-    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
-        panic!("not a crossover group step");
-    };
+    let p = crossover_params(&with("[global-cbf, age, sex]"));
     assert_eq!(
         p.group_covariates(),
         [
@@ -506,12 +506,7 @@ fn covariates_are_declared_and_checked() {
         ]
     );
     // none by default, as in the built-in workflow
-    let Op::CrossoverGroup(p) = &Workflow::parse(GOOD, "good.yaml").unwrap().steps[1]
-        .params
-        .value
-    else {
-        panic!("not a crossover group step");
-    };
+    let p = crossover_params(GOOD);
     assert!(p.covariates.is_empty());
     // a name twice, and the subject column: located at the step's params
     for (covs, needle) in [
@@ -561,14 +556,7 @@ fn group_regions_are_regions_of_the_participant_step() {
 #[test]
 fn tfce_settings_are_declared_and_checked() {
     let with = |tfce: &str| GOOD.to_string() + "      tfce: " + tfce + "\n";
-    let w = Workflow::parse(
-        &with("{e: 0.6, h: 1.5, connectivity: 6, dh: 0.1}"),
-        "good.yaml",
-    )
-    .unwrap();
-    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
-        panic!("not a crossover group step");
-    };
+    let p = crossover_params(&with("{e: 0.6, h: 1.5, connectivity: 6, dh: 0.1}"));
     assert_eq!(
         p.tfce.params(),
         cbflow_pipeline::TfceParams {
@@ -579,12 +567,7 @@ fn tfce_settings_are_declared_and_checked() {
         }
     );
     // unset: Smith & Nichols' E = 0.5, H = 2, 26-connectivity, dh = max |t| / 100
-    let Op::CrossoverGroup(p) = &Workflow::parse(GOOD, "good.yaml").unwrap().steps[1]
-        .params
-        .value
-    else {
-        panic!("not a crossover group step");
-    };
+    let p = crossover_params(GOOD);
     assert_eq!(p.tfce.params(), cbflow_pipeline::TfceParams::default());
     for (tfce, needle) in [
         ("{connectivity: 8}", "connectivity 8 must be 6, 18 or 26"),
@@ -603,24 +586,14 @@ fn tfce_settings_are_declared_and_checked() {
 #[test]
 fn correlation_cis_are_declared_and_checked() {
     let with = |params: &str| GOOD.to_string() + params;
-    let w = Workflow::parse(
-        &with("      correlation-ci: bootstrap\n      bootstrap-samples: 2000\n"),
-        "good.yaml",
-    )
-    .unwrap();
-    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
-        panic!("not a crossover group step");
-    };
+    let p = crossover_params(&with(
+        "      correlation-ci: bootstrap\n      bootstrap-samples: 2000\n",
+    ));
     assert_eq!(
         p.correlation_ci(),
         cbflow_pipeline::CorrelationCi::Bootstrap { samples: 2000 }
     );
-    let Op::CrossoverGroup(p) = &Workflow::parse(GOOD, "good.yaml").unwrap().steps[1]
-        .params
-        .value
-    else {
-        panic!("not a crossover group step");
-    };
+    let p = crossover_params(GOOD);
     assert_eq!(p.correlation_ci(), cbflow_pipeline::CorrelationCi::FisherZ);
     let (l, _, m) = error_at(&with("      correlation-ci: jackknife\n"));
     assert_eq!(l, 16, "{m}");
@@ -639,10 +612,7 @@ fn correlation_cis_are_declared_and_checked() {
 #[test]
 fn the_design_names_the_cells_and_the_default_contrasts() {
     let design = "      design: {control: saline, active: naloxone, drug: remifentanil}\n";
-    let w = Workflow::parse(&(GOOD.to_string() + design), "good.yaml").unwrap();
-    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
-        panic!("not a crossover group step");
-    };
+    let p = crossover_params(&(GOOD.to_string() + design));
     let names: Vec<String> = p.group_contrasts().into_iter().map(|c| c.name).collect();
     assert_eq!(
         names,
@@ -664,10 +634,7 @@ fn the_design_names_the_cells_and_the_default_contrasts() {
     );
     // a declared contrast in the design's cells
     let own = "      contrasts:\n        - name: naloxoneBaseline\n          weights: {naloxone-before: 1, saline-before: -1}\n";
-    let w = Workflow::parse(&(GOOD.to_string() + design + own), "good.yaml").unwrap();
-    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
-        panic!("not a crossover group step");
-    };
+    let p = crossover_params(&(GOOD.to_string() + design + own));
     assert_eq!(
         p.group_contrasts()[0].contrast.weights(),
         [-1.0, 0.0, 1.0, 0.0]
@@ -688,10 +655,7 @@ fn the_design_names_the_cells_and_the_default_contrasts() {
     assert!(m.contains("control and active are both \"a\""), "{m}");
     // the keys of earlier workflows
     let older = "      design: {placebo: PLA, naltrexone: NTX}\n";
-    let w = Workflow::parse(&(GOOD.to_string() + older), "good.yaml").unwrap();
-    let Op::CrossoverGroup(p) = &w.steps[1].params.value else {
-        panic!("not a crossover group step");
-    };
+    let p = crossover_params(&(GOOD.to_string() + older));
     assert_eq!(
         (p.design.control.as_str(), p.design.active.as_str()),
         ("PLA", "NTX")
