@@ -97,7 +97,7 @@ impl StudyDesign {
                 .find(|c| c.is_whitespace() || "\"',/=\\".contains(*c))
             {
                 return Some(format!(
-                    "design: {field} {v:?} has {c:?}: the pre-treatment levels and the drug name cells, table columns and contrasts, so they are single words (letters, digits, - or _)"
+                    "design: {field} {v:?} has {c:?}: the pre-treatment levels and the drug name cells, table columns and contrasts, so they are single words (no white space, quotes, commas, `/`, `=` or `\\`)"
                 ));
             }
         }

@@ -210,7 +210,7 @@ pub fn brain_behaviour_data(
         return Ok(Vec::new());
     };
     let sess = sessions_of(&rv, &rv_path)?;
-    let arms = [d.control.clone(), d.active.clone()];
+    let arms = d.arms();
     let pheno = |name: &str| -> Result<Option<(Table, PathBuf)>> {
         let p = bids_dir.join("phenotype").join(format!("{name}.tsv"));
         Ok(data::table_opt(&p)?.map(|t| (t, p)))
@@ -232,7 +232,7 @@ pub fn brain_behaviour_data(
     for (relation, region, sc) in seen {
         let baseline = relation.starts_with("baseline");
         let mut arm_pts = Vec::new();
-        for arm in &arms {
+        for arm in arms {
             let (Some(r), Some(g)) = (line(&region, arm), line("global", arm)) else {
                 continue;
             };
@@ -292,7 +292,7 @@ pub fn brain_behaviour_data(
                 };
                 pts.push((xv, y));
             }
-            arm_pts.push((arm.clone(), pts));
+            arm_pts.push((arm.to_string(), pts));
         }
         let rname = REGIONS
             .iter()
