@@ -142,39 +142,20 @@ impl<'a> Sampler<'a> {
                     .as_ref()
                     .expect("cubic sampler has coefficients");
                 let c = c.as_slice_memory_order().expect("contiguous");
+                let mut idx = [[0usize; 4]; 3];
                 let mut w = [[0f64; 4]; 3];
-                let mut base = [0i64; 3];
-                let mut interior = true;
                 for a in 0..3 {
                     let fl = ijk[a].floor();
-                    base[a] = fl as i64 - 1;
+                    let base = fl as i64 - 1;
                     w[a] = cubic_weights(ijk[a] - fl);
-                    interior &= base[a] >= 0 && base[a] + 3 < self.dims[a] as i64;
-                }
-                if interior {
-                    // all 64 taps inside (the mirror is the identity): one window of the
-                    // coefficients, the same sums in the same order as below
-                    let o = base[0] as usize * s0 + base[1] as usize * s1 + base[2] as usize * s2;
-                    let window = &c[o..=o + 3 * (s0 + s1 + s2)];
-                    let mut acc = 0.0;
-                    for (kk, &wk) in w[2].iter().enumerate() {
-                        let mut acc_j = 0.0;
-                        for (jj, &wj) in w[1].iter().enumerate() {
-                            let oj = kk * s2 + jj * s1;
-                            let mut acc_i = 0.0;
-                            for (ii, &wi) in w[0].iter().enumerate() {
-                                acc_i += wi * window[oj + ii * s0];
-                            }
-                            acc_j += wj * acc_i;
+                    if base >= 0 && base + 3 < self.dims[a] as i64 {
+                        // all four taps inside: the mirror is the identity
+                        let b = base as usize;
+                        idx[a] = [b, b + 1, b + 2, b + 3];
+                    } else {
+                        for (m, slot) in idx[a].iter_mut().enumerate() {
+                            *slot = mirror(base + m as i64, self.dims[a]);
                         }
-                        acc += wk * acc_j;
-                    }
-                    return acc as f32;
-                }
-                let mut idx = [[0usize; 4]; 3];
-                for a in 0..3 {
-                    for (m, slot) in idx[a].iter_mut().enumerate() {
-                        *slot = mirror(base[a] + m as i64, self.dims[a]);
                     }
                 }
                 let mut acc = 0.0;
