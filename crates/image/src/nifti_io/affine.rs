@@ -23,6 +23,35 @@ pub(super) fn check_affine(path: &Path, field: &str, a: &Matrix4<f64>) -> Result
     Ok(())
 }
 
+/// A file whose sform and qform are both set (codes > 0) must agree on which side is left: a
+/// determinant of opposite sign means one of the two is mirrored, and readers that prefer the
+/// other transform (FSL reads the qform in places, nibabel and cbflow the sform) would see the
+/// image flipped left–right. Which one is true cannot be told from the file, so it is refused.
+pub(super) fn check_handedness(
+    path: &Path,
+    sform: &Matrix4<f64>,
+    qform: &Matrix4<f64>,
+) -> Result<()> {
+    let det = |a: &Matrix4<f64>| a.fixed_view::<3, 3>(0, 0).determinant();
+    let (ds, dq) = (det(sform), det(qform));
+    if ds.is_finite() && dq.is_finite() && ds * dq < 0.0 {
+        let side = |d: f64| {
+            let hand = if d < 0.0 { "left" } else { "right" };
+            format!("a {hand}-handed voxel frame, determinant {d:+.3}")
+        };
+        return Err(invalid(
+            path,
+            "srow/quatern",
+            format!(
+                "the sform ({}) and the qform ({}; its handedness is qfac, pixdim[0]) disagree on left and right: one of them is mirrored and which cannot be told from the file, so tools that read the other one see the image flipped; set the qform from the sform (or the reverse) to the scanner's orientation, e.g. `fslorient -copysform2qform` or nibabel's `img.set_qform(img.get_sform())`",
+                side(ds),
+                side(dq)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The NIfTI-1 qform (method 2): rotation from the quaternion `(b, c, d)` (with
 /// `a = sqrt(1 - b² - c² - d²)`), the third column negated when qfac = `pixdim[0]` < 0, columns
 /// scaled by `pixdim[1..=3]` (non-positive ones replaced by 1 as `nifti1_io.c` does), then the

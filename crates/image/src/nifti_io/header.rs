@@ -7,7 +7,7 @@ use std::path::Path;
 use flate2::bufread::MultiGzDecoder;
 use nalgebra::Matrix4;
 
-use super::affine::{check_affine, quatern_to_affine};
+use super::affine::{check_affine, check_handedness, quatern_to_affine};
 use super::types::{HEADER_SIZE, Header, Stored, VOX_OFFSET, invalid, io_err};
 use crate::Result;
 
@@ -221,6 +221,9 @@ pub(super) fn parse_header(
         }
     }
     let qform = quatern_to_affine(quat, qoff, &pixdim);
+    if sform_code > 0 && qform_code > 0 {
+        check_handedness(path, &sform, &qform)?;
+    }
 
     let (affine, affine_source) = if sform_code > 0 {
         check_affine(path, "srow", &sform)?;

@@ -156,6 +156,35 @@ fn other_header_faults_name_their_field() {
 }
 
 #[test]
+fn a_qform_mirrored_against_the_sform_is_refused() {
+    // the writer sets both transforms, equal; qfac (pixdim[0]) −1 mirrors the qform alone
+    let dir = tempfile::tempdir().unwrap();
+    let p = patched(dir.path(), "qfac.nii", |b| {
+        b[76..80].copy_from_slice(&(-1.0f32).to_le_bytes())
+    });
+    expect_field(&p, "srow/quatern");
+    let msg = read(&p).unwrap_err().to_string();
+    assert!(
+        msg.contains("left and right") && msg.contains("copysform2qform"),
+        "{msg}"
+    );
+    // a mirror in each (the sform's x, the qform's z): the same handedness, read as the sform says
+    let p = patched(dir.path(), "both.nii", |b| {
+        b[76..80].copy_from_slice(&(-1.0f32).to_le_bytes());
+        let x = f32::from_le_bytes(b[280..284].try_into().unwrap());
+        b[280..284].copy_from_slice(&(-x).to_le_bytes());
+    });
+    let v = read(&p).expect("consistent transforms read");
+    assert_eq!(v.affine[(0, 0)], -1.0);
+    // with the qform unset (code 0) its quaternion is not used, so it cannot contradict
+    let p = patched(dir.path(), "nocode.nii", |b| {
+        b[76..80].copy_from_slice(&(-1.0f32).to_le_bytes());
+        b[252..254].copy_from_slice(&0i16.to_le_bytes());
+    });
+    assert!(read(&p).is_ok());
+}
+
+#[test]
 fn random_corruption_never_panics() {
     // Flip random header and data bytes of a valid file (plain and gzip): reading must return
     // Ok or an error, never panic or attempt an absurd allocation.
