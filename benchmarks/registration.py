@@ -6,7 +6,8 @@ Cases (each run by both tools on the same files, alternately):
                    smooth warp (made here with scipy), to the 2 mm FSL MNI152 T1 (whole head)
   mprage           the real 1 mm Siemens MPRAGE of shared/data/real-anat, as given (with skull)
   mprage-stripped  the same MPRAGE multiplied by the brain mask ANTs found on it
-  synth            a cbflow synth T1w with scalp, skull, CSF, bias field and noise (MNI path)
+  synth            the two T1w images of a cbflow synth study (MNI path: scalp, skull, CSF,
+                   meninges, bias field, Rician noise, each through its own deformation)
 
 Scores:
   GM Dice          the subject's grey-matter probability map (known where a truth exists) warped
@@ -219,21 +220,22 @@ def main():
         sd = out / "synth"
         if not (sd / "bids").exists():
             subprocess.run([a.cbflow, "synth", str(sd / "bids"), "--subjects", "2", "--templates", str(data)], check=True, env=env)
-        t1w = sd / "bids/sub-01/ses-1/anat/sub-01_ses-1_T1w.nii.gz"
-        truth = sd / "bids/derivatives/truth/sub-01/ses-1/anat"
         # the synthetic anatomy is the SPM12 tissue priors (cbflow synth's template space), so
         # they are the truth in template space: grey > 0.5, grey + white > 0.5
         spm = data / "templates/spm12_2mm"
         pri = {t: nib.load(spm / f"{t}.nii.gz").get_fdata() for t in ["grey", "white", "csf"]}
         top = max(v.max() for v in pri.values())
-        truth_case(
-            "synth",
-            t1w,
-            truth / "sub-01_ses-1_label-GM_probseg.nii.gz",
-            truth / "sub-01_ses-1_desc-brain_mask.nii.gz",
-            ref_gm=pri["grey"] / top,
-            ref_brain=(pri["grey"] + pri["white"]) / top,
-        )
+        for sub in ["01", "02"]:
+            t1w = sd / f"bids/sub-{sub}/ses-1/anat/sub-{sub}_ses-1_T1w.nii.gz"
+            truth = sd / f"bids/derivatives/truth/sub-{sub}/ses-1/anat"
+            truth_case(
+                f"synth-sub-{sub}",
+                t1w,
+                truth / f"sub-{sub}_ses-1_label-GM_probseg.nii.gz",
+                truth / f"sub-{sub}_ses-1_desc-brain_mask.nii.gz",
+                ref_gm=pri["grey"] / top,
+                ref_brain=(pri["grey"] + pri["white"]) / top,
+            )
 
     print(f"\n{'case':<18}{'tool':<8}{'GM Dice':>9}{'brain Dice':>12}{'mask Dice vs ANTs':>19}{'wall s':>9}{'peak MiB':>10}")
     for name, tool, r in rows:

@@ -26,7 +26,7 @@ mod space;
 pub use deform::SubjectTransform;
 pub use error::{Error, Result};
 pub use simulate::{AslProtocol, KETAMINE_RISE, NoiseModel, generate};
-pub use space::{ACC_LABELS, Space};
+pub use space::{ACC_LABELS, Space, T1wContrast};
 
 use std::path::PathBuf;
 

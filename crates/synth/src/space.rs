@@ -28,6 +28,13 @@ pub struct Space {
     pub csf: Array3<f32>,
     /// Non-brain tissue inside the head (scalp, skull marrow), 0–1: visible on the T1w only.
     pub scalp: Array3<f32>,
+    /// The share of each voxel at the brain's edge, inside the skull, that the tissue priors
+    /// leave unassigned (dura, meninges, vessels, the partial volume of the inner table), 0–1:
+    /// visible on the T1w only, at CSF's intensity. Zero in the phantom, whose tissue fractions
+    /// sum to one inside its skull.
+    pub meninges: Array3<f32>,
+    /// Tissue intensities of the synthetic T1w.
+    pub contrast: T1wContrast,
     /// Atlas labels (AAL3 numbering for the ACC; 0 elsewhere in the phantom).
     pub labels: Array3<i32>,
 }
@@ -126,7 +133,19 @@ fn phantom_tissue(p: [f64; 3]) -> (Tissue, i32) {
 /// volume (GM + WM + CSF > ½, holes filled) grown by a 6 mm dark shell (the skull: no signal on
 /// a T1w) and then a 6 mm bright one (scalp fat and muscle), both rounded by smoothing. Not the
 /// template's own head, so that registering a synthetic T1w to the template must find the brain.
-fn head_shell(gm: &Array3<f32>, wm: &Array3<f32>, csf: &Array3<f32>, vox: [f64; 3]) -> Array3<f32> {
+///
+/// Also the meninges ([`Space::meninges`]): within the intracranial volume grown by 2 mm, the
+/// part of each voxel the priors leave unassigned. At the brain's edge the SPM12 priors sum to
+/// about ¾ (GM 0.41, WM 0.10, CSF 0.22 where GM + WM is ½), and a T1w there is not black: fitted
+/// over that band, the unassigned part has 0.26–0.28 of white matter's intensity in both
+/// MNI152 templates (FSL's and SPM's avg152T1), about CSF's. Left black, the synthetic brain's
+/// edge looked a voxel inside its truth to any registration matching intensities.
+fn head_shell(
+    gm: &Array3<f32>,
+    wm: &Array3<f32>,
+    csf: &Array3<f32>,
+    vox: [f64; 3],
+) -> (Array3<f32>, Array3<f32>) {
     use cbflow_image::masks;
     let ic = Zip::from(gm)
         .and(wm)
@@ -140,9 +159,19 @@ fn head_shell(gm: &Array3<f32>, wm: &Array3<f32>, csf: &Array3<f32>, vox: [f64; 
         cbflow_image::gaussian_smooth3(d.view(), vox.map(|v| 0.6 * step / v))
     };
     let (inner, outer) = (grow(6.0), grow(12.0));
-    Zip::from(&inner)
+    let scalp = Zip::from(&inner)
         .and(&outer)
-        .map_collect(|&a, &b| (b - a.max(0.0)).clamp(0.0, 1.0))
+        .map_collect(|&a, &b| (b - a.max(0.0)).clamp(0.0, 1.0));
+    let dura = grow(2.0);
+    let mut meninges = Zip::from(gm)
+        .and(wm)
+        .and(csf)
+        .map_collect(|&g, &w, &c| (1.0 - g - w - c).clamp(0.0, 1.0));
+    Zip::from(&mut meninges)
+        .and(&dura)
+        .and(&scalp)
+        .for_each(|m, &d, &s| *m = (*m * d.clamp(0.0, 1.0)).min(1.0 - s).max(0.0));
+    (scalp, meninges)
 }
 
 impl Space {
@@ -205,6 +234,8 @@ impl Space {
             grid,
             gm,
             wm,
+            meninges: Array3::zeros(shape),
+            contrast: T1wContrast::PHANTOM,
             csf,
             scalp,
             labels,
@@ -255,7 +286,7 @@ impl Space {
                 }
             });
         let labels = aal.frame(0).mapv(|v| v.round() as i32);
-        let scalp = head_shell(&gm, &wm, &csf, grid.voxel_size());
+        let (scalp, meninges) = head_shell(&gm, &wm, &csf, grid.voxel_size());
         Ok(Self {
             name: "MNI152NLin6Asym".into(),
             grid,
@@ -263,6 +294,8 @@ impl Space {
             wm,
             csf,
             scalp,
+            meninges,
+            contrast: T1wContrast::MNI,
             labels,
         })
     }
@@ -281,24 +314,64 @@ impl Space {
 
     /// A synthetic T1-weighted contrast of this space (noise-free), e.g. the phantom template.
     pub fn t1w(&self) -> Array3<f32> {
+        let T1wContrast {
+            gm: cg,
+            wm: cw,
+            csf: cc,
+            scalp: cs,
+        } = self.contrast;
         let mut t1 = Array3::zeros(self.gm.raw_dim());
         Zip::from(&mut t1)
             .and(&self.gm)
             .and(&self.wm)
             .and(&self.csf)
             .and(&self.scalp)
-            .for_each(|t, &g, &w, &c, &s| {
-                *t = T1W_GM * g + T1W_WM * w + T1W_CSF * c + T1W_SCALP * s
-            });
+            .and(&self.meninges)
+            .for_each(|t, &g, &w, &c, &s, &m| *t = cg * g + cw * w + cc * (c + m) + cs * s);
         t1
     }
 }
 
 /// T1-weighted intensities of the synthetic tissues (arbitrary units).
-pub(crate) const T1W_GM: f32 = 550.0;
-pub(crate) const T1W_WM: f32 = 850.0;
-pub(crate) const T1W_CSF: f32 = 150.0;
-pub(crate) const T1W_SCALP: f32 = 900.0;
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct T1wContrast {
+    /// Grey matter.
+    pub gm: f32,
+    /// White matter (the noise is a share of it).
+    pub wm: f32,
+    /// CSF, and the meninges.
+    pub csf: f32,
+    /// Scalp fat and muscle.
+    pub scalp: f32,
+}
+
+impl T1wContrast {
+    /// The phantom's: its T1w is its own template, so the contrast only has to tell the
+    /// tissues apart (GM 0.65, CSF 0.18 of WM).
+    pub const PHANTOM: Self = Self {
+        gm: 550.0,
+        wm: 850.0,
+        csf: 150.0,
+        scalp: 900.0,
+    };
+
+    /// The MNI space's, whose synthetic T1w is registered to a real template and must look
+    /// like it: grey matter and CSF relative to white matter are the least-squares fit of
+    /// `GM·g + WM·w + CSF·c` to the FSL MNI152 T1 over its intracranial voxels (SPM12 priors
+    /// g + w + c > 0.9: GM 0.73, CSF 0.23 of WM; SPM's avg152T1 gives 0.73 and 0.26; the real
+    /// MPRAGE of `shared/data/real-anat`, three intensity classes in its brain, GM 0.74). With
+    /// the phantom's 0.65 and 0.18, and the meninges black, the synthetic brain's edge (tissue
+    /// probability ½) had the intensity that the template has at probability ¾, so any
+    /// registration that matched intensities put the subject's brain outline a voxel outside
+    /// the template's (ANTs SyN and cbflow alike: brain Dice 0.93–0.94, nearly all of the
+    /// disagreement outside the template brain; docs/validation.md).
+    pub const MNI: Self = Self {
+        gm: 620.0,
+        wm: 850.0,
+        csf: 195.0,
+        scalp: 900.0,
+    };
+}
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ use super::model::{BS_RESIDUAL, M0_SCALE, PD, Population, SessionTruth};
 use crate::deform::{SubjectTransform, rigid_matrix};
 use crate::io::{Writer, fmt};
 use crate::sample::{box_prefilter, trilinear_channels};
-use crate::space::{Space, T1W_WM};
+use crate::space::Space;
 use crate::{Error, Result, SynthSpec};
 
 #[allow(clippy::too_many_lines)]
@@ -48,7 +48,7 @@ pub(super) fn simulate_session(
     let t1_dims = [0, 1, 2].map(|a| ((200.0 + 20.0 * a as f64) / tvs[a]).ceil() as usize);
     let t1_grid = centred_grid(t1_dims, tvs, brain_centre, false);
     let t1_tpl = space.t1w();
-    let sigma_t1 = noise.t1w_sigma * T1W_WM as f64;
+    let sigma_t1 = noise.t1w_sigma * space.contrast.wm as f64;
     let brain_tpl = space.brain_mask().mapv(|b| if b { 1.0f32 } else { 0.0 });
     // channels: T1w (noise-free, with the receive coil's smooth bias field), GM, brain
     let mut t1c = Array4::<f32>::zeros((t1_dims[0], t1_dims[1], t1_dims[2], 3));
