@@ -290,6 +290,14 @@ fn write_reports(
 ) -> Result<()> {
     use rayon::prelude::*;
     let t = Instant::now();
+    // what the plan resolved, the resource directory included (`--resources` reaches the
+    // report's template drawings as it reaches the jobs)
+    let inputs = cbflow_report::ReportInputs {
+        output_dir,
+        bids_dir,
+        design,
+        resources: plan.resources_dir.as_deref(),
+    };
     match plan.level {
         cbflow_workflow::Level::Participant => {
             let mut labels: Vec<&str> = plan
@@ -300,7 +308,7 @@ fn write_reports(
             labels.dedup();
             let written: Vec<PathBuf> = labels
                 .par_iter()
-                .map(|l| cbflow_report::participant_report(output_dir, bids_dir, l, design))
+                .map(|l| cbflow_report::participant_report(&inputs, l))
                 .collect::<Result<_, _>>()
                 .context("writing the participant reports")?;
             tracing::info!(
@@ -319,8 +327,8 @@ fn write_reports(
                 _ => None,
             });
             let p = match (crossover, paired) {
-                (true, _) => cbflow_report::group_report(output_dir, bids_dir, design),
-                (false, Some(contrast)) => cbflow_report::paired_report(output_dir, &contrast),
+                (true, _) => cbflow_report::group_report(&inputs),
+                (false, Some(contrast)) => cbflow_report::paired_report(&inputs, &contrast),
                 (false, None) => {
                     tracing::warn!("no group step of a design the report knows; no group report");
                     return Ok(());

@@ -2,6 +2,8 @@
 //! prints the wall time, the file sizes and the peak memory.
 //!
 //! `cargo run --release -p cbflow-report --example bench -- OUTPUT_DIR BIDS_DIR [--group-only]`
+//!
+//! The MNI template's drawings need the resource directory in `$CBFLOW_RESOURCES`.
 
 use std::time::Instant;
 
@@ -30,15 +32,18 @@ fn main() {
     if args.len() == 4 {
         labels.clear();
     }
+    let resources = std::env::var_os("CBFLOW_RESOURCES").map(std::path::PathBuf::from);
+    let design = cbflow_pipeline::StudyDesign::default();
+    let inputs = cbflow_report::ReportInputs {
+        output_dir: out,
+        bids_dir: bids,
+        design: &design,
+        resources: resources.as_deref(),
+    };
     let t0 = Instant::now();
     for l in &labels {
         let t = Instant::now();
-        match cbflow_report::participant_report(
-            out,
-            bids,
-            l,
-            &cbflow_pipeline::StudyDesign::default(),
-        ) {
+        match cbflow_report::participant_report(&inputs, l) {
             Ok(p) => println!(
                 "sub-{l}: {:.2} s, {} kB",
                 t.elapsed().as_secs_f64(),
@@ -49,7 +54,7 @@ fn main() {
     }
     let tp = t0.elapsed().as_secs_f64();
     let t = Instant::now();
-    match cbflow_report::group_report(out, bids, &cbflow_pipeline::StudyDesign::default()) {
+    match cbflow_report::group_report(&inputs) {
         Ok(p) => println!(
             "group: {:.2} s, {} kB",
             t.elapsed().as_secs_f64(),

@@ -121,22 +121,26 @@ pub fn detect_space(search: &Path) -> Result<Option<(String, String)>> {
 }
 
 /// Loads the template named `space`: the phantom is built in code; `MNI152NLin6Asym` is read
-/// from the resource directory in the environment variable `CBFLOW_RESOURCES`. `Err(text)`
-/// says why it could not be loaded (the report then omits what needs it).
-pub fn load_template(space: &str) -> std::result::Result<Template, String> {
+/// from `resources`, the directory the plan resolved. `Err(text)` says why it could not be
+/// loaded (the report then omits what needs it).
+pub fn load_template(
+    space: &str,
+    resources: Option<&Path>,
+) -> std::result::Result<Template, String> {
     let phantom = Template::phantom();
     if space == phantom.name {
         return Ok(phantom);
     }
     if space == "MNI152NLin6Asym" {
-        let Some(dir) = cbflow_resources::resource_dir(None) else {
+        let Some(dir) = resources else {
             return Err(format!(
-                "template {space}: set {} to the resource directory to draw template edges and atlas slices",
-                cbflow_pipeline::RESOURCES_ENV
+                "template {space}: no resource directory was given to the report, so it draws no template edges or atlas slices"
             ));
         };
-        return Template::load(&TemplateChoice::Mni152NLin6Asym { resources: dir })
-            .map_err(|e| format!("template {space}: {e}"));
+        return Template::load(&TemplateChoice::Mni152NLin6Asym {
+            resources: dir.to_path_buf(),
+        })
+        .map_err(|e| format!("template {space}: {e}"));
     }
     Err(format!(
         "template {space} is not known to this version of cbflow"

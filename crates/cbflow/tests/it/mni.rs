@@ -25,6 +25,7 @@ fn template_space_cbf_matches_truth_on_the_mni_path() {
     cbflow_synth::generate(&spec, &root).unwrap();
     let out = t.path().join("out");
     cbflow()
+        .env_remove("CBFLOW_RESOURCES")
         .arg(&root)
         .arg(&out)
         .arg("participant")
@@ -32,6 +33,14 @@ fn template_space_cbf_matches_truth_on_the_mni_path() {
         .arg(&data)
         .assert()
         .success();
+    // the report draws with what the plan resolved: `--resources` alone brings the template's
+    // edges into its normalisation figure (it read only $CBFLOW_RESOURCES before)
+    let html = std::fs::read_to_string(out.join("sub-01.html")).unwrap();
+    assert!(
+        html.contains("in MNI152NLin6Asym space with template edges")
+            && !html.contains("no resource directory"),
+        "the participant report has no template drawing"
+    );
     // the template's grey-matter prior (SPM12, the synthetic anatomy's), > 0.05
     let grey = read(&data.join("templates/spm12_2mm/grey.nii.gz"));
     let top = grey.frame(0).iter().copied().fold(0f32, f32::max);

@@ -14,12 +14,18 @@ use super::roi::roi_section;
 use crate::data::{self, col_str, fname};
 use crate::html::{self, Cell, esc};
 use crate::methods;
-use crate::{Error, Result};
+use crate::{Error, ReportInputs, Result};
 
 /// Writes `OUTPUT_DIR/group.html` from the group-level outputs at the derivatives root (and the
 /// design and phenotype files of the BIDS input), atomically. Missing parts (e.g. no receptor
 /// tables) become a note in their section.
-pub fn group_report(output_dir: &Path, bids_dir: &Path, design: &StudyDesign) -> Result<PathBuf> {
+pub fn group_report(inputs: &ReportInputs) -> Result<PathBuf> {
+    let ReportInputs {
+        output_dir,
+        bids_dir,
+        design,
+        resources,
+    } = *inputs;
     if !output_dir.is_dir() {
         return Err(Error::Request {
             path: output_dir.to_path_buf(),
@@ -27,7 +33,7 @@ pub fn group_report(output_dir: &Path, bids_dir: &Path, design: &StudyDesign) ->
         });
     }
     tracing::info!("group report for {}", output_dir.display());
-    let html = build(output_dir, bids_dir, design)?;
+    let html = build(output_dir, bids_dir, design, resources)?;
     let path = output_dir.join("group.html");
     cbflow_bids::atomic_write(&path, html.as_bytes()).map_err(|e| Error::Write {
         path: path.clone(),
@@ -48,12 +54,17 @@ pub(super) fn root_space(output_dir: &Path) -> Result<Option<(String, String)>> 
     Ok(None)
 }
 
-pub(super) fn build(output_dir: &Path, bids_dir: &Path, design: &StudyDesign) -> Result<String> {
+pub(super) fn build(
+    output_dir: &Path,
+    bids_dir: &Path,
+    design: &StudyDesign,
+    resources: Option<&Path>,
+) -> Result<String> {
     let mut body = String::new();
     let mut nav = Vec::new();
     let space = root_space(output_dir)?;
     let template = match &space {
-        Some((s, _)) => data::load_template(s),
+        Some((s, _)) => data::load_template(s, resources),
         None => Err(
             "no group-level statistical maps (space-*_statmap.nii.gz) at the derivatives root"
                 .to_string(),

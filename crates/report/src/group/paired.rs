@@ -10,11 +10,12 @@ use super::page::{finish_page, root_space};
 use super::roi::numeric_table;
 use crate::data::{self, fname};
 use crate::html::{self, esc};
-use crate::{Error, Result};
+use crate::{Error, ReportInputs, Result};
 
 /// Writes `OUTPUT_DIR/group.html` for the paired design's contrast `contrast` (the
 /// `paired-group` step's, `drug` by default) from what that step wrote.
-pub fn paired_report(output_dir: &Path, contrast: &str) -> Result<PathBuf> {
+pub fn paired_report(inputs: &ReportInputs, contrast: &str) -> Result<PathBuf> {
+    let output_dir = inputs.output_dir;
     if !output_dir.is_dir() {
         return Err(Error::Request {
             path: output_dir.to_path_buf(),
@@ -22,7 +23,7 @@ pub fn paired_report(output_dir: &Path, contrast: &str) -> Result<PathBuf> {
         });
     }
     tracing::info!("paired group report for {}", output_dir.display());
-    let html = build(output_dir, contrast)?;
+    let html = build(output_dir, contrast, inputs.resources)?;
     let path = output_dir.join("group.html");
     cbflow_bids::atomic_write(&path, html.as_bytes()).map_err(|e| Error::Write {
         path: path.clone(),
@@ -31,7 +32,7 @@ pub fn paired_report(output_dir: &Path, contrast: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn build(output_dir: &Path, c: &str) -> Result<String> {
+fn build(output_dir: &Path, c: &str, resources: Option<&Path>) -> Result<String> {
     let mut body = String::new();
     let mut nav = Vec::new();
     let space = root_space(output_dir)?;
@@ -80,7 +81,7 @@ fn build(output_dir: &Path, c: &str) -> Result<String> {
     nav.push(("voxelwise".into(), "Voxelwise".into()));
     body.push_str("<section id=\"voxelwise\"><h2>Voxelwise results</h2>");
     match &space {
-        Some((s, r)) => match data::load_template(s) {
+        Some((s, r)) => match data::load_template(s, resources) {
             Ok(tpl) => body.push_str(&contrast_section(output_dir, s, r, &tpl, c, &description)?),
             Err(why) => body.push_str(&html::missing(&why)),
         },

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -15,17 +15,18 @@ use cbflow_pipeline::StudyDesign;
 use crate::data::{self, RunFiles, col_f64, col_str, find_runs, fname};
 use crate::html::{self, Cell, esc, num};
 use crate::methods;
-use crate::{Error, Result};
+use crate::{Error, ReportInputs, Result};
 
 /// Writes `OUTPUT_DIR/sub-<label>.html` for one participant from the derivatives written by
 /// the participant level (and, for the anatomy and session labels, the BIDS input), atomically.
 /// Missing optional inputs become a note in the section that needs them.
-pub fn participant_report(
-    output_dir: &Path,
-    bids_dir: &Path,
-    label: &str,
-    design: &StudyDesign,
-) -> Result<PathBuf> {
+pub fn participant_report(inputs: &ReportInputs, label: &str) -> Result<PathBuf> {
+    let ReportInputs {
+        output_dir,
+        bids_dir,
+        design,
+        resources,
+    } = *inputs;
     let label = label.trim_start_matches("sub-");
     if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(Error::Request {
@@ -43,7 +44,7 @@ pub fn participant_report(
     tracing::info!("participant report for sub-{label}: {} runs", runs.len());
     let space = data::detect_space(&output_dir.join(format!("sub-{label}")))?;
     let template = match &space {
-        Some((s, _)) => data::load_template(s),
+        Some((s, _)) => data::load_template(s, resources),
         None => Err("no template-space outputs".to_string()),
     };
     let ctx = Ctx {

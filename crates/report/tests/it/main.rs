@@ -10,6 +10,20 @@ use std::path::Path;
 use cbflow_report::slices::{Cmap, Orient, Scene, canonical, spread_slices, window};
 use html_util::{decode_png, figure_ids, figure_png, headings};
 
+/// The reports' inputs for a phantom study (no resource directory).
+fn inputs<'a>(
+    out: &'a Path,
+    bids: &'a Path,
+    design: &'a cbflow_pipeline::StudyDesign,
+) -> cbflow_report::ReportInputs<'a> {
+    cbflow_report::ReportInputs {
+        output_dir: out,
+        bids_dir: bids,
+        design,
+        resources: None,
+    }
+}
+
 fn check_self_contained(html: &str, what: &str) {
     assert!(!html.contains("http"), "{what}: contains an URL");
     assert!(!html.contains("<script"), "{what}: contains a script");
@@ -92,7 +106,8 @@ fn the_group_report_shows_a_significant_cluster_outside_the_acc() {
         assert!(!labels[i].starts_with("ACC"), "{}", labels[i]);
     }
     let html = std::fs::read_to_string(
-        cbflow_report::group_report(out, bids, &cbflow_pipeline::StudyDesign::default()).unwrap(),
+        cbflow_report::group_report(&inputs(out, bids, &cbflow_pipeline::StudyDesign::default()))
+            .unwrap(),
     )
     .unwrap();
     assert!(
@@ -115,7 +130,7 @@ fn the_group_report_shows_a_significant_cluster_outside_the_acc() {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("group.html"), &html).unwrap();
         let design = cbflow_pipeline::StudyDesign::default();
-        let sub = cbflow_report::participant_report(out, bids, "01", &design).unwrap();
+        let sub = cbflow_report::participant_report(&inputs(out, bids, &design), "01").unwrap();
         std::fs::copy(sub, dir.join("sub-01.html")).unwrap();
     }
 }
@@ -140,11 +155,11 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
         ..Default::default()
     };
     let h_other = std::fs::read_to_string(
-        cbflow_report::participant_report(out, bids, "01", &other).unwrap(),
+        cbflow_report::participant_report(&inputs(out, bids, &other), "01").unwrap(),
     )
     .unwrap();
     assert!(!h_other.contains("before ketamine") && !h_other.contains("during ketamine"));
-    let p1 = cbflow_report::participant_report(out, bids, "01", &design).unwrap();
+    let p1 = cbflow_report::participant_report(&inputs(out, bids, &design), "01").unwrap();
     assert_eq!(p1, out.join("sub-01.html"));
     let h1 = std::fs::read_to_string(&p1).unwrap();
     assert!(h1.contains("before ketamine") && h1.contains("during ketamine"));
@@ -184,7 +199,7 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
         "the summary counts flags that are none"
     );
 
-    let p2 = cbflow_report::participant_report(out, bids, "sub-02", &design).unwrap();
+    let p2 = cbflow_report::participant_report(&inputs(out, bids, &design), "sub-02").unwrap();
     let h2 = std::fs::read_to_string(&p2).unwrap();
     check_self_contained(&h2, "sub-02.html");
     // sub-02 has no ROI time-series table in the fast fixture: the labelled brain-mask fallback
@@ -196,7 +211,7 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
     );
 
     // group report
-    let g = cbflow_report::group_report(out, bids, &design).unwrap();
+    let g = cbflow_report::group_report(&inputs(out, bids, &design)).unwrap();
     let hg = std::fs::read_to_string(&g).unwrap();
     check_self_contained(&hg, "group.html");
     for c in cbflow_pipeline::GroupContrast::defaults(&cbflow_pipeline::StudyDesign::default()) {
@@ -223,7 +238,7 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
     // a missing optional input is reported in its section, not an error
     std::fs::remove_file(out.join("sub-02/ses-1/perf/sub-02_ses-1_run-1_desc-qc_cbf.tsv")).unwrap();
     let h2 = std::fs::read_to_string(
-        cbflow_report::participant_report(out, bids, "02", &design).unwrap(),
+        cbflow_report::participant_report(&inputs(out, bids, &design), "02").unwrap(),
     )
     .unwrap();
     assert!(
@@ -231,7 +246,7 @@ fn check_reports(fx: &fixture::Fixture, snapshots: bool) {
         "missing QC table not reported"
     );
     // a participant without outputs is an error naming the directory
-    let e = cbflow_report::participant_report(out, bids, "99", &design).unwrap_err();
+    let e = cbflow_report::participant_report(&inputs(out, bids, &design), "99").unwrap_err();
     assert!(e.to_string().contains("sub-99"), "{e}");
 }
 
@@ -439,8 +454,14 @@ fn the_paired_design_gets_a_group_report() {
         covariates: vec![],
     })
     .unwrap();
-    let html =
-        std::fs::read_to_string(cbflow_report::paired_report(&pout, "ketamine").unwrap()).unwrap();
+    let html = std::fs::read_to_string(
+        cbflow_report::paired_report(
+            &inputs(&pout, bids, &cbflow_pipeline::StudyDesign::default()),
+            "ketamine",
+        )
+        .unwrap(),
+    )
+    .unwrap();
     check_self_contained(&html, "group.html (paired)");
     for needle in [
         "id=\"fig-tmap-ketamine\"",
@@ -500,9 +521,10 @@ fn the_reports_speak_the_designs_words() {
     };
     fixture::run_group_with(bids, out, 100, &design);
     let group =
-        std::fs::read_to_string(cbflow_report::group_report(out, bids, &design).unwrap()).unwrap();
+        std::fs::read_to_string(cbflow_report::group_report(&inputs(out, bids, &design)).unwrap())
+            .unwrap();
     let sub = std::fs::read_to_string(
-        cbflow_report::participant_report(out, bids, "01", &design).unwrap(),
+        cbflow_report::participant_report(&inputs(out, bids, &design), "01").unwrap(),
     )
     .unwrap();
     for want in [
