@@ -172,7 +172,7 @@ pub fn normalise_to_dir(
         .map_err(reg_err(t1w_path, "writing the warp"))?;
     put(&xfm("warp", ".nii.gz"), &itk, DataType::Float32)?;
     let aff = out_dir.join(xfm("affine", ".txt"));
-    std::fs::write(&aff, n.syn.affine.to_itk_string()).map_err(|e| io(&aff, e))?;
+    cbflow_bids::atomic_write(&aff, n.syn.affine.to_itk_string().as_bytes())?;
     files.push(aff);
     let summary = NormaliseSummary {
         skull_stripped_input: n.skull_stripped_input,
@@ -191,8 +191,12 @@ pub fn normalise_to_dir(
         "Transforms": format!("{} then {} (ANTs order [warp, affine]): template point x ↦ T1w point A(x + u(x))", xfm("warp", ".nii.gz"), xfm("affine", ".txt")),
     });
     let j = out_dir.join("normalisation.json");
-    std::fs::write(&j, serde_json::to_string_pretty(&qc).expect("plain data"))
-        .map_err(|e| io(&j, e))?;
+    cbflow_bids::atomic_write(
+        &j,
+        serde_json::to_string_pretty(&qc)
+            .expect("plain data")
+            .as_bytes(),
+    )?;
     Ok(summary)
 }
 

@@ -7,6 +7,7 @@
 
 mod anat;
 mod asl;
+pub mod defaults;
 mod error;
 mod group;
 mod outputs;

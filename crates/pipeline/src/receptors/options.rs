@@ -134,7 +134,7 @@ impl ReceptorOptions {
             template,
             resources,
             maps: Vec::new(),
-            parcellation: "schaefer200tian".into(),
+            parcellation: crate::defaults::RECEPTOR_PARCELLATION.into(),
             level: ReceptorLevel::Parcel,
             method: CorrelationMethod::Spearman,
             nulls: vec![
@@ -142,12 +142,12 @@ impl ReceptorOptions {
                 ReceptorNull::Juspace,
                 ReceptorNull::SignFlip,
             ],
-            n_null: 1000,
-            seed: 1,
+            n_null: crate::defaults::RECEPTOR_NULLS,
+            seed: crate::defaults::SEED,
             design: StudyDesign::default(),
             dominance: false,
             statistic: GroupStat::T,
-            smoothing_fwhm_mm: 6.0,
+            smoothing_fwhm_mm: crate::defaults::SMOOTHING_FWHM_MM,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use cbflow_pipeline::defaults;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -183,13 +184,13 @@ impl Default for CrossoverGroupParams {
     fn default() -> Self {
         Self {
             design: CrossoverDesign::default(),
-            permutations: 10_000,
-            seed: 1,
-            smoothing_fwhm_mm: 6.0,
-            cluster_threshold: 3.1,
+            permutations: defaults::PERMUTATIONS,
+            seed: defaults::SEED,
+            smoothing_fwhm_mm: defaults::SMOOTHING_FWHM_MM,
+            cluster_threshold: defaults::CLUSTER_THRESHOLD,
             tfce: TfceSpec::default(),
             correlation_ci: CorrelationCiSpec::FisherZ,
-            bootstrap_samples: 10_000,
+            bootstrap_samples: defaults::BOOTSTRAP_SAMPLES,
             contrasts: None,
             rois: cbflow_pipeline::GroupOptions::default_rois(),
             baseline_roi: "ACC_sub".into(),

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use cbflow_pipeline::defaults;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -83,10 +84,10 @@ impl Default for PairedGroupParams {
             design: PairedDesign::default(),
             contrast: "drug".into(),
             tail: TailSpec::TwoSided,
-            permutations: 10_000,
-            seed: 1,
-            smoothing_fwhm_mm: 6.0,
-            cluster_threshold: 3.1,
+            permutations: defaults::PERMUTATIONS,
+            seed: defaults::SEED,
+            smoothing_fwhm_mm: defaults::SMOOTHING_FWHM_MM,
+            cluster_threshold: defaults::CLUSTER_THRESHOLD,
             tfce: TfceSpec::default(),
             covariates: Vec::new(),
         }

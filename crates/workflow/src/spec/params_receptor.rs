@@ -1,5 +1,6 @@
 //! Parameters of `receptor-correlation`.
 
+use cbflow_pipeline::defaults;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -44,16 +45,16 @@ impl Default for ReceptorCorrelationParams {
     fn default() -> Self {
         Self {
             maps: Vec::new(),
-            parcellation: "schaefer200tian".into(),
+            parcellation: defaults::RECEPTOR_PARCELLATION.into(),
             level: ReceptorLevelSpec::Parcel,
             method: MethodSpec::Spearman,
             nulls: vec![NullSpec::Variogram, NullSpec::Juspace, NullSpec::Signflip],
-            n_null: 1000,
-            seed: 1,
+            n_null: defaults::RECEPTOR_NULLS,
+            seed: defaults::SEED,
             statistic: StatisticSpec::T,
             dominance: false,
             design: CrossoverDesign::default(),
-            smoothing_fwhm_mm: 6.0,
+            smoothing_fwhm_mm: defaults::SMOOTHING_FWHM_MM,
         }
     }
 }
