@@ -268,3 +268,59 @@ fn group_level_writes_maps_and_tables() {
         assert!(t.n_rows() > 0, "{table} is empty");
     }
 }
+
+/// The paired design's workflow (`workflows/examples/before-after.yaml`) on a phantom study: the
+/// group level's outputs, listed against a snapshot as the crossover level's are, and its
+/// report.
+#[test]
+fn the_paired_workflow_writes_its_group_outputs() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("bids");
+    let mut spec = cbflow_synth::SynthSpec {
+        subjects: 3,
+        seed: 5,
+        ..Default::default()
+    };
+    spec.protocol.pairs = 3;
+    cbflow_synth::generate(&spec, &root).unwrap();
+    // the example, with the session that holds both runs set (the synthetic study has two)
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows/examples/before-after.yaml");
+    let yaml = std::fs::read_to_string(&example)
+        .unwrap()
+        .replace("# session: \"1\"", "session: \"1\"");
+    let wf = t.path().join("before-after.yaml");
+    std::fs::write(&wf, yaml).unwrap();
+    let out = t.path().join("out");
+    for level in ["participant", "group"] {
+        cbflow()
+            .arg(&root)
+            .arg(&out)
+            .arg(level)
+            .arg("--workflow")
+            .arg(&wf)
+            .args(["--template", "phantom", "--permutations", "100"])
+            .assert()
+            .success();
+        if level == "participant" {
+            check_snapshot("paired-participant-outputs", &output_kinds(&out));
+        }
+    }
+    let participant: Vec<String> = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/it/snapshots/paired-participant-outputs.txt"),
+    )
+    .unwrap()
+    .lines()
+    .map(str::to_string)
+    .collect();
+    let group_kinds: Vec<String> = output_kinds(&out)
+        .into_iter()
+        .filter(|k| !participant.contains(k))
+        .collect();
+    check_snapshot("paired-group-outputs", &group_kinds);
+    assert!(
+        group_kinds.iter().any(|k| k == "group.html"),
+        "{group_kinds:#?}"
+    );
+}

@@ -26,15 +26,25 @@ pub(crate) fn read_cell_maps(
         for k in 0..2 {
             for t in 0..2 {
                 let p = s.output(output_dir, tpl, k, t, None, ".nii.gz")?;
-                let v = cbflow_image::read(&p)?;
-                if v.grid().dims != tpl.grid.dims {
-                    return Err(meta_err(&p, "dim", format!("not on the {} grid", tpl.name)));
-                }
-                raw[2 * k + t].push(v);
+                raw[2 * k + t].push(read_template_map(tpl, &p)?);
             }
         }
     }
     Ok(raw)
+}
+
+/// One subject's template-space map at `path`; a map not on the template grid is an error
+/// naming it. Every group step reads its maps through it.
+pub(crate) fn read_template_map(tpl: &Template, path: &Path) -> Result<Volume> {
+    let v = cbflow_image::read(path)?;
+    if v.grid().dims != tpl.grid.dims {
+        return Err(meta_err(
+            path,
+            "dim",
+            format!("not on the {} grid", tpl.name),
+        ));
+    }
+    Ok(v)
 }
 
 /// Subjects' template-space maps of each condition, restricted to the analysis mask.

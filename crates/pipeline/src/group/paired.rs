@@ -2,6 +2,8 @@
 //! before and a run during the drug. Voxelwise sign-flipping of the during − before maps
 //! (max-T, TFCE and cluster FWE, as for the crossover contrasts) and paired t tests per ROI.
 
+use std::collections::BTreeMap;
+
 use std::path::PathBuf;
 
 use cbflow_bids::{DerivativeName, DerivativesWriter, Entities, Layout, Table};
@@ -10,7 +12,7 @@ use cbflow_stats::{PermutationOptions, StatsError, Tail, TfceParams};
 use serde_json::json;
 
 use super::covariates::{CovariateValues, GroupCovariate};
-use super::maps::{MaskedMaps, global_cbf, masked_maps, unmask};
+use super::maps::{MaskedMaps, global_cbf, masked_maps, read_template_map, roi_means, unmask};
 use super::options::GroupSummary;
 use super::statmaps::{ContrastMeta, write_contrast};
 use crate::outputs::{RunSelector, find_template_run, template_output};
@@ -124,16 +126,10 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
     let mut raw: Vec<Vec<Volume>> = vec![Vec::new(); 2];
     for (_, runs) in &subjects {
         for (t, run) in runs.iter().enumerate() {
-            let p = run_output(opts, run, None, ".nii.gz")?;
-            let v = cbflow_image::read(&p)?;
-            if v.grid().dims != tpl.grid.dims {
-                return Err(Error::Metadata {
-                    path: p,
-                    field: "dim".into(),
-                    message: format!("not on the {} grid", tpl.name),
-                });
-            }
-            raw[t].push(v);
+            raw[t].push(read_template_map(
+                tpl,
+                &run_output(opts, run, None, ".nii.gz")?,
+            )?);
         }
     }
     let MaskedMaps {
@@ -245,31 +241,24 @@ fn write_roi_tests(
     subjects: &[PairedSubject],
     covariates: &[cbflow_stats::Covariate],
 ) -> Result<()> {
-    let mut per_run: Vec<Vec<Table>> = vec![Vec::new(), Vec::new()];
+    // the regions in the first table's order; each run's means as the crossover level reads them
+    let mut regions: Vec<String> = Vec::new();
+    let mut per_run: Vec<Vec<BTreeMap<String, f64>>> = vec![Vec::new(), Vec::new()];
     for (_, runs) in subjects {
         for (t, run) in runs.iter().enumerate() {
-            per_run[t].push(Table::read_tsv(&run_output(
-                opts,
-                run,
-                Some("roi"),
-                ".tsv",
-            )?)?);
+            let path = run_output(opts, run, Some("roi"), ".tsv")?;
+            if regions.is_empty() {
+                regions = Table::read_tsv(&path)?
+                    .column("region")?
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+            }
+            per_run[t].push(roi_means(&path)?);
         }
     }
-    let regions: Vec<String> = per_run[0][0]
-        .column("region")?
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let value = |t: &Table, region: &str| -> Result<f64> {
-        let names = t.column("region")?;
-        let vals = t.f64_column("mean_cbf")?;
-        Ok(names
-            .iter()
-            .zip(vals)
-            .find(|(n, _)| **n == region)
-            .and_then(|(_, v)| v)
-            .unwrap_or(f64::NAN))
+    let value = |t: &BTreeMap<String, f64>, region: &str| -> Result<f64> {
+        Ok(t.get(region).copied().unwrap_or(f64::NAN))
     };
     let f = |x: f64| {
         if x.is_finite() {
