@@ -163,14 +163,15 @@ fn head_shell(
         .and(&outer)
         .map_collect(|&a, &b| (b - a.max(0.0)).clamp(0.0, 1.0));
     let dura = grow(2.0);
-    let mut meninges = Zip::from(gm)
+    let meninges = Zip::from(gm)
         .and(wm)
         .and(csf)
-        .map_collect(|&g, &w, &c| (1.0 - g - w - c).clamp(0.0, 1.0));
-    Zip::from(&mut meninges)
         .and(&dura)
         .and(&scalp)
-        .for_each(|m, &d, &s| *m = (*m * d.clamp(0.0, 1.0)).min(1.0 - s).max(0.0));
+        .map_collect(|&g, &w, &c, &d, &s| {
+            let unassigned = (1.0 - g - w - c).clamp(0.0, 1.0);
+            (unassigned * d.clamp(0.0, 1.0)).min(1.0 - s).max(0.0)
+        });
     (scalp, meninges)
 }
 

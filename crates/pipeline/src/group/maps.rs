@@ -142,7 +142,11 @@ pub(crate) fn roi_table(
 /// The mean CBF of every region of a participant ROI table: region → mean (rows without a
 /// value are left out).
 pub(crate) fn roi_means(path: &Path) -> Result<BTreeMap<String, f64>> {
-    let t = Table::read_tsv(path)?;
+    table_means(&Table::read_tsv(path)?)
+}
+
+/// [`roi_means`] of a table already read.
+pub(crate) fn table_means(t: &Table) -> Result<BTreeMap<String, f64>> {
     let names = t.column("region")?;
     let vals = t.f64_column("mean_cbf")?;
     Ok(names

@@ -12,7 +12,7 @@ use cbflow_stats::{PermutationOptions, StatsError, Tail, TfceParams};
 use serde_json::json;
 
 use super::covariates::{CovariateValues, GroupCovariate};
-use super::maps::{MaskedMaps, global_cbf, masked_maps, read_template_map, roi_means, unmask};
+use super::maps::{MaskedMaps, global_cbf, masked_maps, read_template_map, table_means, unmask};
 use super::options::GroupSummary;
 use super::statmaps::{ContrastMeta, write_contrast};
 use crate::outputs::{RunSelector, find_template_run, template_output};
@@ -246,20 +246,19 @@ fn write_roi_tests(
     let mut per_run: Vec<Vec<BTreeMap<String, f64>>> = vec![Vec::new(), Vec::new()];
     for (_, runs) in subjects {
         for (t, run) in runs.iter().enumerate() {
-            let path = run_output(opts, run, Some("roi"), ".tsv")?;
+            let table = Table::read_tsv(&run_output(opts, run, Some("roi"), ".tsv")?)?;
             if regions.is_empty() {
-                regions = Table::read_tsv(&path)?
+                regions = table
                     .column("region")?
                     .iter()
                     .map(|s| s.to_string())
                     .collect();
             }
-            per_run[t].push(roi_means(&path)?);
+            per_run[t].push(table_means(&table)?);
         }
     }
-    let value = |t: &BTreeMap<String, f64>, region: &str| -> Result<f64> {
-        Ok(t.get(region).copied().unwrap_or(f64::NAN))
-    };
+    let value =
+        |t: &BTreeMap<String, f64>, region: &str| t.get(region).copied().unwrap_or(f64::NAN);
     let f = |x: f64| {
         if x.is_finite() {
             format!("{x:.6}")
@@ -269,14 +268,8 @@ fn write_roi_tests(
     };
     let mut rows = Vec::new();
     for r in &regions {
-        let before: Vec<f64> = per_run[0]
-            .iter()
-            .map(|t| value(t, r))
-            .collect::<Result<_>>()?;
-        let during: Vec<f64> = per_run[1]
-            .iter()
-            .map(|t| value(t, r))
-            .collect::<Result<_>>()?;
+        let before: Vec<f64> = per_run[0].iter().map(|t| value(t, r)).collect();
+        let during: Vec<f64> = per_run[1].iter().map(|t| value(t, r)).collect();
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         let mut row = vec![
             r.clone(),

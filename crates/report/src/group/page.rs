@@ -20,12 +20,7 @@ use crate::{Error, ReportInputs, Result};
 /// design and phenotype files of the BIDS input), atomically. Missing parts (e.g. no receptor
 /// tables) become a note in their section.
 pub fn group_report(inputs: &ReportInputs) -> Result<PathBuf> {
-    let ReportInputs {
-        output_dir,
-        bids_dir,
-        design,
-        resources,
-    } = *inputs;
+    let output_dir = inputs.output_dir;
     if !output_dir.is_dir() {
         return Err(Error::Request {
             path: output_dir.to_path_buf(),
@@ -33,7 +28,7 @@ pub fn group_report(inputs: &ReportInputs) -> Result<PathBuf> {
         });
     }
     tracing::info!("group report for {}", output_dir.display());
-    let html = build(output_dir, bids_dir, design, resources)?;
+    let html = build(inputs)?;
     let path = output_dir.join("group.html");
     cbflow_bids::atomic_write(&path, html.as_bytes()).map_err(|e| Error::Write {
         path: path.clone(),
@@ -54,12 +49,13 @@ pub(super) fn root_space(output_dir: &Path) -> Result<Option<(String, String)>> 
     Ok(None)
 }
 
-pub(super) fn build(
-    output_dir: &Path,
-    bids_dir: &Path,
-    design: &StudyDesign,
-    resources: Option<&Path>,
-) -> Result<String> {
+pub(super) fn build(inputs: &ReportInputs) -> Result<String> {
+    let ReportInputs {
+        output_dir,
+        bids_dir,
+        design,
+        resources,
+    } = *inputs;
     let mut body = String::new();
     let mut nav = Vec::new();
     let space = root_space(output_dir)?;
