@@ -156,21 +156,39 @@ impl MaskGeometry {
             offsets.push(indices.len() as u32);
         }
         let (px, py) = (nx + 2, ny + 2);
-        let padded_pos = self
+        let padded_pos: Vec<u32> = self
             .ijk
             .iter()
             .map(|c| ((c[0] + 1) + px * ((c[1] + 1) + py * (c[2] + 1))) as u32)
             .collect();
-        let padded_offsets = offs
+        let mut by_cell: Vec<u32> = (0..padded_pos.len() as u32).collect();
+        by_cell.sort_unstable_by_key(|&v| padded_pos[v as usize]);
+        let padded_len = px * py * (nz + 2);
+        let mut mask_bits = vec![0u64; padded_len.div_ceil(64) + 1];
+        for &p in &padded_pos {
+            mask_bits[p as usize >> 6] |= 1 << (p & 63);
+        }
+        let mut mask_before = Vec::with_capacity(mask_bits.len());
+        let mut seen = 0u32;
+        for w in &mask_bits {
+            mask_before.push(seen);
+            seen += w.count_ones();
+        }
+        let padded_offsets: Vec<isize> = offs
             .iter()
             .map(|o| o[0] as isize + px as isize * (o[1] as isize + py as isize * o[2] as isize))
             .collect();
+        let rows = crate::tfce::NeighbourRows::new(&offs, px, py);
         Neighbours {
             offsets,
             indices,
             padded_pos,
-            padded_len: px * py * (nz + 2),
+            padded_len,
+            by_cell,
+            mask_bits,
+            mask_before,
             padded_offsets,
+            rows,
         }
     }
 }
@@ -184,14 +202,30 @@ pub struct Neighbours {
     pub(crate) padded_pos: Vec<u32>,
     /// Number of cells of the padded grid.
     pub(crate) padded_len: usize,
+    /// The columns in grid order (ascending `padded_pos`): rank → column.
+    pub(crate) by_cell: Vec<u32>,
+    /// The mask on the padded grid, one bit per cell (a spare word at the end), and the number
+    /// of mask cells before each word: a cell's rank without a grid-sized table.
+    mask_bits: Vec<u64>,
+    mask_before: Vec<u32>,
     /// Neighbour offsets on the padded grid (no bounds checks needed).
     pub(crate) padded_offsets: Vec<isize>,
+    /// The offsets as TFCE reads them (adjacency among them, rows of three cells).
+    pub(crate) rows: crate::tfce::NeighbourRows,
 }
 
 impl Neighbours {
     /// Number of voxels.
     pub fn n_voxels(&self) -> usize {
         self.offsets.len() - 1
+    }
+
+    /// Rank (index in grid order, see `by_cell`) of a padded-grid cell that is in the mask.
+    #[inline]
+    pub(crate) fn rank_of(&self, cell: usize) -> usize {
+        let w = cell >> 6;
+        let below = self.mask_bits[w] & ((1u64 << (cell & 63)) - 1);
+        self.mask_before[w] as usize + below.count_ones() as usize
     }
 
     /// Neighbours (column indices) of column `v`.

@@ -9,13 +9,16 @@
 //! tail by negating the map (see [`crate::Tail`]).
 //!
 //! Algorithm: voxels are bucketed by their top threshold level and added from the highest level
-//! down to the lowest into a union–find forest (union by size, path halving). Each root carries an
-//! additive potential; the contribution `size^E · dh · Σ_{levels} h^H` of a component over the
-//! run of levels during which its size stays constant is added to its root lazily, just before the
-//! component next changes (prefix sums over `h^H`). A voxel's score is the sum of potentials on its
-//! path to the root. Cost: `O(V α(V) + levels)` per map instead of `O(V · levels)`. Neighbours
-//! are found through a grid padded by one voxel (fixed offsets, no bounds checks) that holds the
-//! column index of each active voxel, which keeps the random accesses within a few MB.
+//! down (in grid order within a level) into a union–find forest. Each addition makes one node of
+//! a component tree, which absorbs the current nodes of the components the voxel joins; a node
+//! absorbed at level `k` contributes `size^E · dh · Σ_{levels it lasted} h^H` (prefix sums over
+//! `h^H`), and a voxel's score is the sum of contributions from its node to the root, summed
+//! root-first in one sweep. Cost: `O(V α(V) + levels)` per map instead of `O(V · levels)`. The
+//! tree depends on the map alone, so the result does not depend on the order of the mask's
+//! columns or on the forest's internal links. Of a new voxel's active neighbours only those not
+//! adjacent to an earlier one are looked up (adjacent active voxels are already connected), the
+//! activity test reads a bit grid row by row, and the forest is indexed by grid rank, so the
+//! random accesses stay within about 2 MB (see `tfce_positive_into`).
 //!
 //! Reference: Smith, S. M. & Nichols, T. E. (2009). Threshold-free cluster enhancement: addressing
 //! problems of smoothing, threshold dependence and localisation in cluster inference.
@@ -107,67 +110,162 @@ impl TfceParams {
 }
 
 /// Top threshold level of value `x`: the largest `k` with `k as f64 * dh <= x` (0 if none).
-#[inline]
-pub(crate) fn level_of(x: f64, dh: f64) -> usize {
-    if x.is_nan() || x < dh {
-        return 0;
-    }
-    let mut k = (x / dh).floor() as usize;
-    while k > 0 && k as f64 * dh > x {
-        k -= 1;
-    }
-    while (k + 1) as f64 * dh <= x {
-        k += 1;
-    }
-    k
+#[cfg(test)]
+fn level_of(x: f64, dh: f64) -> usize {
+    level_near(x, dh, 1.0 / dh)
 }
 
-/// Union–find node: parent, component size (valid at roots) and additive potential, packed so
-/// that a find and a flush touch one cache line per node.
-#[derive(Debug, Clone, Copy)]
-struct Node {
-    parent: u32,
+/// [`level_of`] with `inv = 1 / dh` given, for finite `x` or NaN (level 0); levels above
+/// 2·10⁹ are cut there. The estimate `x · inv` is within one of the answer; one step each way
+/// makes it exact whatever the rounding of `inv`, without branches (the sign of a noise map's
+/// voxels is unpredictable) and in 32-bit integers (whose conversions to and from `f64` are
+/// single instructions).
+#[inline]
+fn level_near(x: f64, dh: f64, inv: f64) -> usize {
+    // `as` truncates towards zero and maps NaN to 0
+    let mut k = (x * inv).clamp(0.0, 2e9) as i32;
+    k -= i32::from((k > 0) & (f64::from(k) * dh > x));
+    k += i32::from(f64::from(k + 1) * dh <= x);
+    k as usize
+}
+
+/// A node of the component tree: one state of a component, made when voxel `b` was added
+/// (fields packed so that a merge touches one cache line per node).
+#[derive(Debug, Clone, Copy, Default)]
+struct TreeNode {
+    /// Voxel count while the node is its component's state.
     size: u32,
-    delta: f64,
+    /// The level at which it was made.
+    top: u32,
+    /// The node that absorbed it (`u32::MAX` while current, and at the end for the last ones).
+    parent: u32,
+    /// Its contribution once closed, then (after the final sweep) its voxel's score.
+    score: f64,
 }
 
 /// Reusable scratch space for `tfce_positive_into`; sized for one voxel count.
+///
+/// Voxels are numbered by their *birth position*: their index in `order`, the voxels sorted by
+/// descending threshold level. Position `b` is the id of the component-tree node that voxel
+/// `order[b]` creates (see [`tfce_positive_into`]). The union–find forest is over the voxels'
+/// ranks in grid order, which a neighbour's cell gives from two small tables
+/// ([`Neighbours::rank_of`]): its arrays stay about as small as a second-level cache.
 #[derive(Debug, Clone)]
 pub(crate) struct TfceWorkspace {
-    nodes: Vec<Node>,
-    /// Padded grid: column index of each active voxel, `u32::MAX` elsewhere.
-    grid: Vec<u32>,
-    top: Vec<u32>,
+    /// Top threshold level of each voxel (column order).
     level: Vec<u32>,
+    /// Birth position → voxel, → the voxel's cell on the padded grid, and → its rank (its
+    /// index among the voxels in grid order, see [`Neighbours::rank_of`]).
     order: Vec<u32>,
+    cell: Vec<u32>,
+    rank: Vec<u32>,
+    /// Level → first birth position of that level (levels descending), and a fill cursor.
     start: Vec<usize>,
+    fill: Vec<usize>,
+    /// `prefix[k] = Σ_{j=1..k} (j·dh)^H`.
     prefix: Vec<f64>,
+    /// Padded grid: one bit per cell, set once the cell's voxel has been added.
+    active: Vec<u64>,
+    /// By rank, read only for voxels already added (so never cleared): the union–find parent,
+    /// and at roots the component-tree node (birth position) that is the component's current
+    /// state.
+    uf: Vec<u32>,
+    current: Vec<u32>,
+    /// Component-tree nodes, one per birth position.
+    nodes: Vec<TreeNode>,
 }
 
 impl TfceWorkspace {
     /// Scratch space for maps of `n_voxels` voxels.
     pub(crate) fn new(n_voxels: usize) -> Self {
         Self {
-            nodes: vec![
-                Node {
-                    parent: u32::MAX,
-                    size: 0,
-                    delta: 0.0
-                };
-                n_voxels
-            ],
-            grid: Vec::new(),
-            top: vec![0; n_voxels],
             level: vec![0; n_voxels],
             order: Vec::with_capacity(n_voxels),
+            cell: Vec::with_capacity(n_voxels),
+            rank: Vec::with_capacity(n_voxels),
             start: Vec::new(),
+            fill: Vec::new(),
             prefix: Vec::new(),
+            active: Vec::new(),
+            uf: vec![0; n_voxels],
+            current: vec![0; n_voxels],
+            nodes: vec![TreeNode::default(); n_voxels],
+        }
+    }
+}
+
+/// How [`tfce_positive_into`] reads a voxel's neighbourhood: which earlier neighbours are
+/// adjacent to each neighbour, and the neighbour offsets grouped into rows of three cells along
+/// the first axis, so that a row's activity is three consecutive bits of the padded bit grid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NeighbourRows {
+    /// For each offset `i`, the mask of offsets `j < i` adjacent to it under the same
+    /// connectivity (offset `i` minus offset `j` is itself one of the offsets).
+    pub(crate) earlier: Vec<u32>,
+    /// Per row: the padded-grid offset of its first cell (`di = -1`), and for each of the 8
+    /// patterns of its three cells' activity, the mask of the offsets they are.
+    pub(crate) rows: Vec<(isize, [u32; 8])>,
+}
+
+impl NeighbourRows {
+    /// From the offsets `(di, dj, dk)` of one connectivity and the padded grid's first two
+    /// dimensions.
+    pub(crate) fn new(offsets: &[[i32; 3]], px: usize, py: usize) -> Self {
+        assert!(offsets.len() <= 32, "at most 32 neighbour offsets");
+        let earlier = offsets
+            .iter()
+            .enumerate()
+            .map(|(i, oi)| {
+                (0..i)
+                    .filter(|&j| {
+                        let d = [0, 1, 2].map(|a| oi[a] - offsets[j][a]);
+                        offsets.contains(&d)
+                    })
+                    .fold(0u32, |m, j| m | (1 << j))
+            })
+            .collect();
+        let mut rows: Vec<([i32; 2], isize, [u32; 8])> = Vec::new();
+        for (i, o) in offsets.iter().enumerate() {
+            let key = [o[1], o[2]];
+            let r = match rows.iter().position(|r| r.0 == key) {
+                Some(r) => r,
+                None => {
+                    let base = -1 + px as isize * (o[1] as isize + py as isize * o[2] as isize);
+                    rows.push((key, base, [0; 8]));
+                    rows.len() - 1
+                }
+            };
+            let bit = (o[0] + 1) as usize;
+            for (pattern, m) in rows[r].2.iter_mut().enumerate() {
+                if pattern >> bit & 1 != 0 {
+                    *m |= 1 << i;
+                }
+            }
+        }
+        Self {
+            earlier,
+            rows: rows.into_iter().map(|(_, b, t)| (b, t)).collect(),
         }
     }
 }
 
 /// TFCE of the positive part of `values` (length V, one per masked voxel), written to `out`
 /// (length V; voxels below `dh` get 0). `e`, `h`: exponents; `dh` > 0: step.
+///
+/// Voxels are added from the highest threshold level down into a union–find forest (over their
+/// ranks in grid order). Each addition makes one node of a *component tree*: the new voxel's node absorbs
+/// the current node of every neighbouring component (every merge involves the new voxel, so no
+/// other nodes are needed). A node absorbed at level `k` contributes
+/// `size^E · dh · Σ_{j=k+1..top} (j·dh)^H` (the levels during which it was its component's
+/// state); the nodes still current at the end are closed at level 0. A voxel's score is the sum
+/// of contributions from its own node to the root, accumulated root-first in one sweep over
+/// the nodes (a node's parent is always made after it). The tree, and with it every sum and its
+/// order, depends only on the map, not on the union–find's internal links.
+///
+/// Two active neighbours that are adjacent to each other are already in one component, so of
+/// the new voxel's active neighbours only those with no earlier adjacent active neighbour are
+/// looked up ([`NeighbourRows::earlier`]): about one or two finds per voxel instead of
+/// one per active neighbour, and the activity test reads a bit grid of a few hundred kB.
 ///
 /// Panics only on length mismatch between `values`, `out`, `neighbours` and `ws` (internal use);
 /// the public entry point is [`tfce`].
@@ -184,10 +282,11 @@ pub(crate) fn tfce_positive_into(
     let n = values.len();
     debug_assert_eq!(out.len(), n);
     out.fill(0.0);
-    // levels and bucket sort (descending level)
+    // levels and bucket sort (descending level, ascending grid position within a level)
     let mut kmax = 0usize;
+    let inv = 1.0 / dh;
     for v in 0..n {
-        let k = level_of(values[v], dh);
+        let k = level_near(values[v], dh, inv);
         ws.level[v] = k as u32;
         kmax = kmax.max(k);
     }
@@ -196,13 +295,11 @@ pub(crate) fn tfce_positive_into(
     }
     ws.start.clear();
     ws.start.resize(kmax + 2, 0);
-    for v in 0..n {
-        let k = ws.level[v] as usize;
+    for &k in &ws.level {
         if k > 0 {
-            ws.start[k] += 1;
+            ws.start[k as usize] += 1;
         }
     }
-    // start[k] = first position of level k in `order`, with levels in descending order
     let mut acc = 0usize;
     for k in (1..=kmax).rev() {
         let c = ws.start[k];
@@ -211,17 +308,24 @@ pub(crate) fn tfce_positive_into(
     }
     ws.order.clear();
     ws.order.resize(acc, 0);
-    {
-        let mut fill = ws.start.clone();
-        for v in 0..n {
-            let k = ws.level[v] as usize;
-            if k > 0 {
-                ws.order[fill[k]] = v as u32;
-                fill[k] += 1;
-            }
+    ws.cell.clear();
+    ws.cell.resize(acc, 0);
+    ws.rank.clear();
+    ws.rank.resize(acc, 0);
+    ws.fill.clear();
+    ws.fill.extend_from_slice(&ws.start);
+    // within a level in grid order (whatever the columns' order), so the sweep below walks
+    // the grid forwards and its result depends on the map alone
+    for (r, &v) in neighbours.by_cell.iter().enumerate() {
+        let k = ws.level[v as usize];
+        if k > 0 {
+            let f = &mut ws.fill[k as usize];
+            ws.order[*f] = v;
+            ws.cell[*f] = neighbours.padded_pos[v as usize];
+            ws.rank[*f] = r as u32;
+            *f += 1;
         }
     }
-    // prefix[k] = Σ_{j=1..k} (j dh)^H
     ws.prefix.clear();
     ws.prefix.push(0.0);
     let mut s = 0.0;
@@ -229,123 +333,107 @@ pub(crate) fn tfce_positive_into(
         s += (k as f64 * dh).powf(h);
         ws.prefix.push(s);
     }
-    let ext = |sz: u32| {
-        if e == 0.5 {
-            (sz as f64).sqrt()
-        } else {
-            (sz as f64).powf(e)
-        }
-    };
-
-    let nodes = &mut ws.nodes;
-    let top = &mut ws.top;
     let prefix = &ws.prefix;
-    for nd in nodes.iter_mut() {
-        nd.parent = NONE;
-    }
-    let grid = &mut ws.grid;
-    grid.clear();
-    grid.resize(neighbours.padded_len, NONE);
-    let ppos = &neighbours.padded_pos;
-    let offs = &neighbours.padded_offsets;
-
-    let flush = |r: usize, k: usize, nodes: &mut [Node], top: &mut [u32]| {
-        let t = top[r] as usize;
-        if t > k {
-            nodes[r].delta += ext(nodes[r].size) * dh * (prefix[t] - prefix[k]);
-            top[r] = k as u32;
+    let contribution = |size: u32, top: u32, k: usize| -> f64 {
+        let t = top as usize;
+        if t <= k {
+            return 0.0;
         }
+        let ext = if e == 0.5 {
+            (size as f64).sqrt()
+        } else {
+            (size as f64).powf(e)
+        };
+        ext * dh * (prefix[t] - prefix[k])
     };
-    let find = |nodes: &mut [Node], mut x: usize| -> usize {
+
+    ws.active.clear();
+    ws.active.resize(neighbours.padded_len.div_ceil(64) + 1, 0);
+    let active = &mut ws.active;
+    let uf = &mut ws.uf;
+    let current = &mut ws.current;
+    let nodes = &mut ws.nodes;
+    let offs = &neighbours.padded_offsets;
+    let NeighbourRows { earlier, rows } = &neighbours.rows;
+    // the activity of the three cells from `q` on (the grid has a spare word at its end)
+    let three = |active: &[u64], q: usize| -> usize {
+        let w = q >> 6;
+        let pair = u128::from(active[w]) | u128::from(active[w + 1]) << 64;
+        (pair >> (q & 63)) as usize & 7
+    };
+    // union–find find with path halving
+    let find = |uf: &mut [u32], mut x: usize| -> usize {
         loop {
-            let p = nodes[x].parent as usize;
+            let p = uf[x] as usize;
             if p == x {
                 return x;
             }
-            let g = nodes[p].parent as usize;
-            if g != p {
-                nodes[x].delta += nodes[p].delta;
-                nodes[x].parent = g as u32;
-            }
+            let g = uf[p] as usize;
+            uf[x] = g as u32;
             x = g;
         }
     };
 
-    // position in `order` where each level ends: levels descending, contiguous
-    let mut pos = 0usize;
     for k in (1..=kmax).rev() {
         let end = if k > 1 { ws.start[k - 1] } else { acc };
-        while pos < end {
-            let v = ws.order[pos] as usize;
-            pos += 1;
-            nodes[v] = Node {
-                parent: v as u32,
+        for b in ws.start[k]..end {
+            let p = ws.cell[b] as usize;
+            let r = ws.rank[b] as usize;
+            uf[r] = r as u32;
+            current[r] = b as u32;
+            nodes[b] = TreeNode {
                 size: 1,
-                delta: 0.0,
+                top: k as u32,
+                parent: NONE,
+                score: 0.0,
             };
-            top[v] = k as u32;
-            let p = ppos[v] as isize;
-            grid[p as usize] = v as u32;
-            let mut rv = v;
-            for &o in offs.iter() {
-                let u = grid[(p + o) as usize];
-                if u == NONE {
+            let mask = rows.iter().fold(0u32, |m, (base, table)| {
+                m | table[three(active, (p as isize + base) as usize)]
+            });
+            active[p >> 6] |= 1 << (p & 63);
+            let mut rv = r;
+            let mut todo = mask;
+            while todo != 0 {
+                let i = todo.trailing_zeros() as usize;
+                todo &= todo - 1;
+                if mask & earlier[i] != 0 {
                     continue;
                 }
-                let ru = find(nodes, u as usize);
+                let ru = find(uf, neighbours.rank_of((p as isize + offs[i]) as usize));
                 if ru == rv {
                     continue;
                 }
-                flush(ru, k, nodes, top);
-                flush(rv, k, nodes, top);
-                let (big, small) = if nodes[ru].size >= nodes[rv].size {
-                    (ru, rv)
-                } else {
-                    (rv, ru)
-                };
-                let bd = nodes[big].delta;
-                let ss = nodes[small].size;
-                nodes[small].parent = big as u32;
-                nodes[small].delta -= bd;
-                nodes[big].size += ss;
+                // the neighbour's component ends at level k: its node is absorbed by `b`'s
+                let c = current[ru] as usize;
+                let sv = nodes[b].size;
+                let node = &mut nodes[c];
+                let su = node.size;
+                node.score = contribution(su, node.top, k);
+                node.parent = b as u32;
+                nodes[b].size = su + sv;
+                // union by size (of the components: the forest's depth stays logarithmic)
+                let (big, small) = if su >= sv { (ru, rv) } else { (rv, ru) };
+                uf[small] = big as u32;
+                current[big] = b as u32;
                 rv = big;
             }
         }
     }
-    // final flush of every root down to level 0, then read off potentials
-    for v in 0..n {
-        if nodes[v].parent != NONE && nodes[v].parent as usize == v {
-            flush(v, 0, nodes, top);
+    // the components left at the end: their current nodes close at level 0
+    for &r in &ws.rank {
+        let r = r as usize;
+        if uf[r] as usize == r {
+            let c = current[r] as usize;
+            nodes[c].score = contribution(nodes[c].size, nodes[c].top, 0);
         }
     }
-    // potentials: value(x) = delta[x] + value(parent[x]); each node resolved once (memoised
-    // in `out`, with `level[x] = DONE` marking resolved nodes)
-    const DONE: u32 = u32::MAX;
-    let level = &mut ws.level;
-    let stack = &mut ws.order;
-    for v in 0..n {
-        if nodes[v].parent == NONE || level[v] == DONE {
-            continue;
+    // root-first: a node's parent was made after it
+    for b in (0..acc).rev() {
+        let q = nodes[b].parent;
+        if q != NONE {
+            nodes[b].score += nodes[q as usize].score;
         }
-        stack.clear();
-        let mut x = v;
-        let mut base = loop {
-            if level[x] == DONE {
-                break out[x];
-            }
-            stack.push(x as u32);
-            let p = nodes[x].parent as usize;
-            if p == x {
-                break 0.0;
-            }
-            x = p;
-        };
-        while let Some(y) = stack.pop() {
-            let y = y as usize;
-            base += nodes[y].delta;
-            out[y] = base;
-            level[y] = DONE;
-        }
+        out[ws.order[b] as usize] = nodes[b].score;
     }
 }
 
@@ -354,8 +442,10 @@ pub(crate) fn tfce_positive_into(
 /// `values`: one value per masked voxel (length `neighbours.n_voxels()`), in statistic units;
 /// `e`, `h`: exponents (0.5, 2 in Smith & Nichols 2009); `dh`: height step (> 0). Returns the
 /// TFCE map (same length; zero where `values < dh`). For the negative tail, pass the negated map.
+/// Errors if the lengths differ, a parameter is out of range or a value is not finite.
 pub fn tfce(values: &[f64], neighbours: &Neighbours, e: f64, h: f64, dh: f64) -> Result<Vec<f64>> {
     crate::error::check_len("values", neighbours.n_voxels(), values.len())?;
+    crate::error::check_finite("values", values.iter().copied())?;
     TfceParams {
         e,
         h,
@@ -392,6 +482,63 @@ mod tests {
         let s2 = 2f64.sqrt();
         assert!((out[0] - (4.0 + s2)).abs() < 1e-12);
         assert!((out[1] - s2).abs() < 1e-12);
+    }
+
+    /// The row tables read the same neighbours as testing each offset's cell one by one, and
+    /// `earlier` marks exactly the earlier offsets adjacent under the connectivity.
+    #[test]
+    fn neighbour_rows_match_the_offsets() {
+        for conn in [
+            Connectivity::Faces6,
+            Connectivity::Edges18,
+            Connectivity::Corners26,
+        ] {
+            let offs = conn.offsets();
+            let (px, py) = (6usize, 5usize);
+            let rows = NeighbourRows::new(&offs, px, py);
+            let flat: Vec<isize> = offs
+                .iter()
+                .map(|o| {
+                    o[0] as isize + px as isize * (o[1] as isize + py as isize * o[2] as isize)
+                })
+                .collect();
+            let centre = 1 + px as isize * (2 + py as isize * 2);
+            // every pattern of the 27 cells around the centre that the offsets can tell apart
+            for pattern in [
+                0u32, 0x1ff_ffff, 0x155_5555, 0x0aa_aaaa, 0x123_4567, 0x0f0_f0f0,
+            ] {
+                let mut grid = vec![0u64; 2 + (px * py * 5) / 64];
+                for (i, &o) in flat.iter().enumerate() {
+                    if pattern >> i & 1 != 0 {
+                        let q = (centre + o) as usize;
+                        grid[q >> 6] |= 1 << (q & 63);
+                    }
+                }
+                let got = rows.rows.iter().fold(0u32, |m, (base, table)| {
+                    let q = (centre + base) as usize;
+                    let pair = u128::from(grid[q >> 6]) | u128::from(grid[(q >> 6) + 1]) << 64;
+                    m | table[(pair >> (q & 63)) as usize & 7]
+                });
+                let want = pattern & ((1u64 << offs.len()) - 1) as u32;
+                assert_eq!(got, want, "{conn:?} pattern {pattern:#x}");
+            }
+            for (i, oi) in offs.iter().enumerate() {
+                for (j, oj) in offs.iter().enumerate().take(i) {
+                    let d2: i32 = (0..3).map(|a| (oi[a] - oj[a]).pow(2)).sum();
+                    let max = match conn {
+                        Connectivity::Faces6 => 1,
+                        Connectivity::Edges18 => 2,
+                        Connectivity::Corners26 => 3,
+                    };
+                    let near = (0..3).all(|a| (oi[a] - oj[a]).abs() <= 1) && d2 <= max;
+                    assert_eq!(
+                        rows.earlier[i] >> j & 1 != 0,
+                        near,
+                        "{conn:?} {oi:?} {oj:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
