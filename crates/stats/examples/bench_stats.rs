@@ -6,8 +6,8 @@
 //! With `CBFLOW_BENCH_WRITE=DIR` the data are also written as `DIR/data.nii.gz` (x, y, z,
 //! subject) and `DIR/mask.nii.gz`, for the peer side (`benchmarks/permutation.py`, nilearn).
 //! With `CBFLOW_BENCH_DUMP=FILE` the TFCE run's results are written to FILE as little-endian
-//! f64: the TFCE map, its uncorrected and FWE p-values (V each), then the max-TFCE null, so that
-//! two builds can be compared value by value (`benchmarks/compare_dumps.py`).
+//! f64: V, the TFCE map, its uncorrected and FWE p-values (V each), then the max-TFCE null, so
+//! that two builds can be compared value by value (`benchmarks/compare_tfce_dumps.py`).
 
 use std::time::Instant;
 
@@ -183,9 +183,10 @@ fn main() {
         let el = t.elapsed().as_secs_f64();
         let tf = res.tfce.expect("tfce");
         if let Some(file) = std::env::var_os("CBFLOW_BENCH_DUMP") {
-            let all = tf
-                .values
+            let nv = [tf.values.len() as f64];
+            let all = nv
                 .iter()
+                .chain(&tf.values)
                 .chain(&tf.p_uncorrected)
                 .chain(&tf.p_fwe)
                 .chain(&tf.max_null);
