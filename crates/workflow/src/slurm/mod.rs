@@ -14,5 +14,5 @@ mod request;
 mod script;
 
 pub use queue::{Submission, submit, wait};
-pub use request::{Launcher, Request, Resources};
+pub use request::{Launcher, Request, SubmitOptions};
 pub use script::scripts;

@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::request::{Request, Resources};
+use super::request::Request;
+use crate::spec::Resources;
 
 /// Quotes a word for bash.
 fn sh(word: &str) -> String {
