@@ -313,6 +313,7 @@ mod tests {
             output_dir: "/out".into(),
             level,
             resources_dir: Some("/res".into()),
+            resources_dir_missing: None,
             cbflow_version: "test".into(),
             jobs,
         }

@@ -145,6 +145,29 @@ fn mni_without_resources_is_explained() {
 }
 
 #[test]
+fn the_plan_resolves_the_resource_directory_once() {
+    let w = Workflow::builtin();
+    let mut req = request(Level::Participant);
+    req.overrides.template = Some(TemplateName::Phantom);
+    // a path that is no directory: none is used, and the plan keeps the path for the steps
+    // that would read it to name
+    let typo = base_study().join("no-such-dir");
+    req.overrides.resources_dir = Some(typo.clone());
+    let p = plan(&w, &req).unwrap();
+    assert_eq!(p.resources_dir, None);
+    assert_eq!(p.resources_dir_missing, Some(typo));
+    // a directory: canonical
+    let t = tempfile::tempdir().unwrap();
+    req.overrides.resources_dir = Some(t.path().join("."));
+    let p = plan(&w, &req).unwrap();
+    assert_eq!(
+        p.resources_dir,
+        Some(std::fs::canonicalize(t.path()).unwrap())
+    );
+    assert_eq!(p.resources_dir_missing, None);
+}
+
+#[test]
 fn a_query_selecting_part_of_a_participant_is_refused() {
     let text = std::fs::read_to_string(workflows_dir().join("ketamine-naltrexone-crossover.yaml"))
         .unwrap()
