@@ -412,6 +412,8 @@ fn preflight(
             output_dir: output_dir.to_path_buf(),
             participant_labels: participant_labels.to_vec(),
             asl: asl.map(|p| p.asl_options()).unwrap_or_default(),
+            // the preflight reads neither; the template and the atlas are checked on what the
+            // plan resolved (`cbflow_workflow::check_templates`)
             template: None,
             // every label of an atlas is read, named and checked by the plan
             rois: match asl {
@@ -452,6 +454,8 @@ fn execute_level(
             overrides: a.overrides.clone(),
         },
     )?;
+    // the template and atlas of the participant jobs, before any of them starts
+    cbflow_workflow::check_templates(&plan)?;
     let mut exec = cbflow_workflow::ExecOptions::new(
         a.work_dir
             .clone()
@@ -572,6 +576,10 @@ pub(crate) fn submit_slurm(
     };
     let participant_plan =
         cbflow_workflow::plan(&wf, &request(cbflow_workflow::Level::Participant))?;
+    // the template and atlas of the array's jobs, before anything is queued
+    if level == crate::Level::Participant {
+        cbflow_workflow::check_templates(&participant_plan)?;
+    }
     let want_group = level == crate::Level::Group || !a.slurm.slurm_no_group;
     let group_plan = if want_group {
         Some(cbflow_workflow::plan(

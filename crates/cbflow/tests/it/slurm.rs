@@ -271,3 +271,45 @@ fn slurm_scripts_take_their_resources_from_the_plans_and_the_command_line() {
         "{g}"
     );
 }
+
+/// A region the template's atlas does not have is refused before anything is queued (it used
+/// to be found by each array task, after submission).
+#[cfg(unix)]
+#[test]
+fn a_region_the_atlas_lacks_is_refused_before_submission() {
+    let t = tempfile::tempdir().unwrap();
+    let workflow = t.path().join("one-roi.yaml");
+    std::fs::write(
+        &workflow,
+        "version: 1
+name: one-roi
+steps:
+  - id: cbf
+    op: asl-cbf
+    inputs:
+      asl: {bids: {datatype: perf, suffix: asl}}
+      t1w: {bids: {datatype: anat, suffix: T1w}}
+    params:
+      template: phantom
+      rois: [{name: nowhere, labels: [9999]}]
+",
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    cbflow()
+        .env("PATH", fake_sbatch(t.path()))
+        .arg(crate::base_study())
+        .arg(&out)
+        .arg("participant")
+        .arg("--workflow")
+        .arg(&workflow)
+        .args(["--executor", "slurm", "--slurm-no-group"])
+        .assert()
+        .failure()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "step `cbf`: phantom: ROI nowhere: none of its labels [9999] occurs in the atlas of template phantom",
+        ))
+        .stdout(predicate::str::contains("submitted").not());
+    assert!(!out.exists(), "{} was created", out.display());
+}
