@@ -412,6 +412,8 @@ fn preflight(
             output_dir: output_dir.to_path_buf(),
             participant_labels: participant_labels.to_vec(),
             asl: asl.map(|p| p.asl_options()).unwrap_or_default(),
+            // the preflight reads neither; the template and the atlas are checked on what the
+            // plan resolved (`cbflow_workflow::check_templates`)
             template: None,
             // every label of an atlas is read, named and checked by the plan
             rois: match asl {
@@ -452,6 +454,8 @@ fn execute_level(
             overrides: a.overrides.clone(),
         },
     )?;
+    // the template and atlas of the participant jobs, before any of them starts
+    cbflow_workflow::check_templates(&plan)?;
     let mut exec = cbflow_workflow::ExecOptions::new(
         a.work_dir
             .clone()
@@ -556,7 +560,7 @@ pub(crate) fn submit_slurm(
     output_dir: &Path,
     level: crate::Level,
 ) -> Result<()> {
-    use cbflow_workflow::slurm::{Launcher, Request, Resources};
+    use cbflow_workflow::slurm::{Launcher, Request, SubmitOptions};
     let bids_dir = absolute(bids_dir)?;
     let output_dir = absolute(output_dir)?;
     // the checks and the plan of a local run: bad input fails before anything is submitted
@@ -572,6 +576,10 @@ pub(crate) fn submit_slurm(
     };
     let participant_plan =
         cbflow_workflow::plan(&wf, &request(cbflow_workflow::Level::Participant))?;
+    // the template and atlas of the array's jobs, before anything is queued
+    if level == crate::Level::Participant {
+        cbflow_workflow::check_templates(&participant_plan)?;
+    }
     let want_group = level == crate::Level::Group || !a.slurm.slurm_no_group;
     let group_plan = if want_group {
         Some(cbflow_workflow::plan(
@@ -581,108 +589,26 @@ pub(crate) fn submit_slurm(
     } else {
         None
     };
-    // resources per task from the plan: the largest job of a participant / of the group
-    let max_resources = |jobs: &mut dyn Iterator<Item = &cbflow_workflow::Job>| {
-        jobs.fold(None::<Resources>, |acc, j| {
-            let r = Resources {
-                cpus: j.resources.cpus,
-                mem_gb: j.resources.mem_gb,
-                time_min: j.resources.time_min,
-            };
-            Some(match acc {
-                None => r,
-                Some(a) => Resources {
-                    cpus: a.cpus.max(r.cpus),
-                    mem_gb: a.mem_gb.max(r.mem_gb),
-                    time_min: a.time_min.max(r.time_min),
-                },
-            })
-        })
-    };
-    let fallback = Resources {
-        cpus: 2,
-        mem_gb: 4.0,
-        time_min: 120,
-    };
-    let mut participant_resources =
-        max_resources(&mut participant_plan.jobs.iter()).unwrap_or(fallback);
-    let mut group_resources = group_plan
-        .as_ref()
-        .and_then(|p| max_resources(&mut p.jobs.iter().filter(|j| !j.prerequisite)))
-        .unwrap_or(fallback);
-    if let Some(n) = a.nprocs {
-        participant_resources.cpus = n;
-        group_resources.cpus = n;
-    }
-    if let Some(m) = a.mem_gb {
-        participant_resources.mem_gb = m;
-    }
-    if let Some(t) = a.slurm.slurm_time {
-        participant_resources.time_min = t;
-        group_resources.time_min = t;
-    }
-    let participants = if level == crate::Level::Participant {
-        let mut labels: Vec<String> = participant_plan
-            .jobs
-            .iter()
-            .filter_map(|j| j.participant.clone())
-            .collect();
-        labels.dedup();
-        labels
-    } else {
-        Vec::new()
-    };
-    // the options every task gets (absolute paths: tasks may start elsewhere); the work
-    // directory is shared, so the group job finds the participant jobs in the cache
-    let work_dir = absolute(
-        &a.work_dir
-            .clone()
-            .unwrap_or_else(|| default_work_dir(&output_dir)),
+    // the work directory is shared, so the group job finds the participant jobs in the cache
+    let req = Request::from_plans(
+        (level == crate::Level::Participant).then_some(&participant_plan),
+        group_plan.as_ref(),
+        &SubmitOptions {
+            bids_dir: bids_dir.clone(),
+            work_dir: a
+                .work_dir
+                .clone()
+                .unwrap_or_else(|| default_work_dir(&output_dir)),
+            workflow: a.workflow.clone(),
+            overrides,
+            cpus: a.nprocs,
+            participant_mem_gb: a.mem_gb,
+            time_min: a.slurm.slurm_time,
+            partition: a.slurm.slurm_partition.clone(),
+            account: a.slurm.slurm_account.clone(),
+            launcher: Launcher::parse(a.slurm.container.as_deref())?,
+        },
     )?;
-    let mut forward = vec!["--work-dir".to_string(), work_dir.display().to_string()];
-    let mut extra_mounts = Vec::new();
-    if !work_dir.starts_with(&output_dir) {
-        extra_mounts.push((work_dir.clone(), false));
-    }
-    if let Some(t) = &a.template {
-        forward.extend(["--template".into(), t.clone()]);
-    }
-    if let Some(x) = a.seed {
-        forward.extend(["--seed".into(), x.to_string()]);
-    }
-    if let Some(x) = a.permutations {
-        forward.extend(["--permutations".into(), x.to_string()]);
-    }
-    if let Some(x) = a.smoothing {
-        forward.extend(["--smoothing".into(), x.to_string()]);
-    }
-    if let Some(r) = participant_plan
-        .resources_dir
-        .as_ref()
-        .or(group_plan.as_ref().and_then(|p| p.resources_dir.as_ref()))
-    {
-        let r = absolute(r)?;
-        forward.extend(["--resources".into(), r.display().to_string()]);
-        extra_mounts.push((r, true));
-    }
-    if let Some(w) = &a.workflow {
-        let w = absolute(w)?;
-        forward.extend(["--workflow".into(), w.display().to_string()]);
-        extra_mounts.push((w, true));
-    }
-    let req = Request {
-        bids_dir: bids_dir.clone(),
-        output_dir: output_dir.clone(),
-        group: want_group,
-        participants,
-        forward,
-        extra_mounts,
-        participant_resources,
-        group_resources,
-        partition: a.slurm.slurm_partition.clone(),
-        account: a.slurm.slurm_account.clone(),
-        launcher: Launcher::parse(a.slurm.container.as_deref())?,
-    };
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -33,7 +33,7 @@ pub use group::{
 pub use outputs::RunSelector;
 pub use participant::{
     ParticipantOptions, ParticipantSummary, Preflight, default_rois, is_roi_name, participant,
-    participant_preflight, rois_problem,
+    participant_preflight, rois_problem, template_preflight,
 };
 pub use receptors::{
     ContrastReceptors, GM_THRESHOLD, LoadedMap, MIN_PARCEL_VOXELS, ReceptorLevel, ReceptorNull,

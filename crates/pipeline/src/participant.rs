@@ -119,6 +119,28 @@ fn check_rois_in_atlas(rois: &[Region], tpl: &Template) -> Result<()> {
     Ok(())
 }
 
+/// The template, with `atlas`'s regions in place of its own when one is given.
+fn load_template(choice: &TemplateChoice, atlas: Option<&AtlasFiles>) -> Result<Template> {
+    let t = Template::load(choice)?;
+    match atlas {
+        Some(a) => t.with_atlas(a),
+        None => Ok(t),
+    }
+}
+
+/// The checks of the template and atlas the participant level makes when it loads them,
+/// without writing anything: the template loads, so does the atlas's label image on its grid,
+/// and every region has a label that occurs in it. A workflow's plan runs them (see
+/// `cbflow_workflow::check_templates`), so that a region the atlas does not have fails before
+/// any job starts rather than in every job.
+pub fn template_preflight(
+    choice: &TemplateChoice,
+    atlas: Option<&AtlasFiles>,
+    rois: &[Region],
+) -> Result<()> {
+    check_rois_in_atlas(rois, &load_template(choice, atlas)?)
+}
+
 /// What the participant level did.
 #[derive(Debug, Clone)]
 pub struct ParticipantSummary {
@@ -168,10 +190,7 @@ pub fn participant(opts: &ParticipantOptions) -> Result<ParticipantSummary> {
             .is_empty()
     });
     let template = match &opts.template {
-        Some(c) if any_t1w => Some(match &opts.atlas {
-            Some(a) => Template::load(c)?.with_atlas(a)?,
-            None => Template::load(c)?,
-        }),
+        Some(c) if any_t1w => Some(load_template(c, opts.atlas.as_ref())?),
         Some(_) => {
             tracing::warn!(
                 "no T1w image for {}: native-space CBF and QC only; template-space outputs and SCORE are skipped",

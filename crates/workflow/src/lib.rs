@@ -16,6 +16,7 @@ mod error;
 mod exec;
 mod plan;
 mod plan_inputs;
+mod preflight;
 mod published;
 mod runner;
 pub mod slurm;
@@ -28,6 +29,7 @@ pub use exec::{
     list_outputs,
 };
 pub use plan::{Job, Overrides, Plan, PlanRequest, plan};
+pub use preflight::check_templates;
 pub use runner::{PipelineRunner, execute, template_choice};
 pub use spec::{
     AslCbfParams, AtlasSpec, BUILTIN_WORKFLOW, BidsQuery, ContrastSpec, CorrelationCiSpec,

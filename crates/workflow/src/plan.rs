@@ -94,8 +94,16 @@ pub struct Plan {
     pub output_dir: PathBuf,
     /// The level planned.
     pub level: Level,
-    /// The template resource directory, when a job needs one.
+    /// The resource directory (canonical), resolved once here: `--resources`, else
+    /// `$CBFLOW_RESOURCES`, else the user cache when it exists. Required (and its template
+    /// files checked) when a job uses MNI152NLin6Asym; otherwise kept when it exists, for the
+    /// steps that read PET maps. The jobs and the reports use this one and read no environment.
     pub resources_dir: Option<PathBuf>,
+    /// A resource directory the request named (`--resources`, else `$CBFLOW_RESOURCES`) that is
+    /// not a directory: none is used (`resources_dir` is `None`), and a step that would read one
+    /// says which path it was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources_dir_missing: Option<PathBuf>,
     /// cbflow's version.
     pub cbflow_version: String,
     /// The jobs; each job's dependencies come before it.
@@ -289,8 +297,10 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
             }
         }
     }
+    // the resource directory, resolved once (the environment and the user cache included)
+    let named = cbflow_resources::resource_dir(ov.resources_dir.as_deref());
     let resources_dir = if templates.contains(&Some(TemplateName::Mni152NLin6Asym)) {
-        let dir = cbflow_resources::resource_dir(ov.resources_dir.as_deref())
+        let dir = named.clone()
             .ok_or_else(|| {
                 resolve_err(
                     Path::new(&workflow.origin),
@@ -315,11 +325,13 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
         Some(std::fs::canonicalize(&dir).map_err(io_err(&dir))?)
     } else {
         // other templates need no resources; steps that read PET maps use them when given
-        cbflow_resources::resource_dir(ov.resources_dir.as_deref())
+        named
+            .as_ref()
             .filter(|d| d.is_dir())
-            .map(|d| std::fs::canonicalize(&d).map_err(io_err(&d)))
+            .map(|d| std::fs::canonicalize(d).map_err(io_err(d)))
             .transpose()?
     };
+    let resources_dir_missing = named.filter(|d| !d.is_dir());
     let template_files = |t: Option<TemplateName>| -> Result<Vec<PathBuf>> {
         let mut v = Vec::new();
         if t == Some(TemplateName::Mni152NLin6Asym)
@@ -530,6 +542,7 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
         output_dir: req.output_dir.clone(),
         level: req.level,
         resources_dir,
+        resources_dir_missing,
         cbflow_version: env!("CARGO_PKG_VERSION").to_string(),
         jobs: kept,
     };

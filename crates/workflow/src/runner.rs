@@ -163,10 +163,18 @@ impl JobRunner for PipelineRunner {
                 // PET maps live under <resources>/pet; a resource directory without them (e.g.
                 // templates only, or the container's empty default mount point) skips the step
                 // (no resource directory at all is the demo's case and not a mistake: said at
-                // info level; one without pet/ is likely a wrong path: a warning)
-                let dir = cbflow_resources::resource_dir(plan.resources_dir.as_deref());
-                let Some(resources) = dir.clone().filter(|r| r.join("pet").is_dir()) else {
-                    match dir {
+                // info level; one without pet/ is likely a wrong path: a warning). The plan
+                // resolved the directory: nothing is looked up again here.
+                let Some(resources) = plan
+                    .resources_dir
+                    .clone()
+                    .filter(|r| r.join("pet").is_dir())
+                else {
+                    match plan
+                        .resources_dir
+                        .as_ref()
+                        .or(plan.resources_dir_missing.as_ref())
+                    {
                         None => tracing::info!(
                             "{}: receptor correlations skipped: they need the PET maps (`cbflow resources fetch` gets them; or a resource directory with pet/, e.g. shared/data, by --resources DIR or {})",
                             job.id,

@@ -170,3 +170,146 @@ fn failed_participant_surfaces_and_group_never_runs() {
             .contains("statmap"))
     );
 }
+
+/// A directory with an `sbatch` that prints a job id and submits nothing.
+#[cfg(unix)]
+fn fake_sbatch(dir: &Path) -> std::ffi::OsString {
+    use std::os::unix::fs::PermissionsExt as _;
+    let bin = dir.join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let sbatch = bin.join("sbatch");
+    std::fs::write(&sbatch, "#!/bin/sh\necho 4242\n").unwrap();
+    std::fs::set_permissions(&sbatch, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut path = bin.into_os_string();
+    if let Some(p) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(p);
+    }
+    path
+}
+
+/// The submission as the binary makes it, without a cluster: the resources come from the
+/// plans (the workflow's 2 cpus / 4 GB / 120 min per participant, the group step's 8 GB /
+/// 8 h), the command line wins over them, and the tasks get the options the plans were made
+/// with.
+#[cfg(unix)]
+#[test]
+fn slurm_scripts_take_their_resources_from_the_plans_and_the_command_line() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("out");
+    let path = fake_sbatch(t.path());
+    cbflow()
+        .env("PATH", &path)
+        .arg(crate::base_study())
+        .arg(&out)
+        .arg("participant")
+        .args([
+            "--template",
+            "phantom",
+            "--seed",
+            "9",
+            "--executor",
+            "slurm",
+        ])
+        .args(["--nprocs", "3", "--mem-gb", "7.5", "--slurm-time", "45"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "submitted participant array job 4242: 2 tasks (sub-01, sub-02)",
+        ))
+        .stdout(predicate::str::contains("submitted group job 4242"));
+    let dirs: Vec<PathBuf> = std::fs::read_dir(out.join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("slurm-")
+        })
+        .collect();
+    assert_eq!(dirs.len(), 1);
+    let p = std::fs::read_to_string(dirs[0].join("participant.sbatch")).unwrap();
+    let g = std::fs::read_to_string(dirs[0].join("group.sbatch")).unwrap();
+    for s in [&p, &g] {
+        assert!(s.contains("#SBATCH --cpus-per-task=3\n"), "{s}");
+        assert!(s.contains("#SBATCH --time=0:45:00\n"), "{s}");
+        assert!(s.contains(" --template phantom --seed 9 "), "{s}");
+    }
+    assert!(p.contains("#SBATCH --mem=7680M\n"), "{p}");
+    assert!(p.contains("#SBATCH --array=0-1\n"), "{p}");
+    // --mem-gb is each participant task's; the group job keeps the group step's 8 GB
+    assert!(g.contains("#SBATCH --mem=8192M\n"), "{g}");
+    // without overrides: the plans' resources
+    let out = t.path().join("out2");
+    cbflow()
+        .env("PATH", &path)
+        .arg(crate::base_study())
+        .arg(&out)
+        .arg("participant")
+        .args(["--template", "phantom", "--executor", "slurm"])
+        .assert()
+        .success();
+    let dir = std::fs::read_dir(out.join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("slurm-")
+        })
+        .unwrap();
+    let p = std::fs::read_to_string(dir.join("participant.sbatch")).unwrap();
+    let g = std::fs::read_to_string(dir.join("group.sbatch")).unwrap();
+    assert!(
+        p.contains("#SBATCH --cpus-per-task=2\n#SBATCH --mem=4096M\n#SBATCH --time=2:00:00\n"),
+        "{p}"
+    );
+    assert!(
+        g.contains("#SBATCH --cpus-per-task=4\n#SBATCH --mem=8192M\n#SBATCH --time=8:00:00\n"),
+        "{g}"
+    );
+}
+
+/// A region the template's atlas does not have is refused before anything is queued (it used
+/// to be found by each array task, after submission).
+#[cfg(unix)]
+#[test]
+fn a_region_the_atlas_lacks_is_refused_before_submission() {
+    let t = tempfile::tempdir().unwrap();
+    let workflow = t.path().join("one-roi.yaml");
+    std::fs::write(
+        &workflow,
+        "version: 1
+name: one-roi
+steps:
+  - id: cbf
+    op: asl-cbf
+    inputs:
+      asl: {bids: {datatype: perf, suffix: asl}}
+      t1w: {bids: {datatype: anat, suffix: T1w}}
+    params:
+      template: phantom
+      rois: [{name: nowhere, labels: [9999]}]
+",
+    )
+    .unwrap();
+    let out = t.path().join("out");
+    cbflow()
+        .env("PATH", fake_sbatch(t.path()))
+        .arg(crate::base_study())
+        .arg(&out)
+        .arg("participant")
+        .arg("--workflow")
+        .arg(&workflow)
+        .args(["--executor", "slurm", "--slurm-no-group"])
+        .assert()
+        .failure()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "step `cbf`: phantom: ROI nowhere: none of its labels [9999] occurs in the atlas of template phantom",
+        ))
+        .stdout(predicate::str::contains("submitted").not());
+    assert!(!out.exists(), "{} was created", out.display());
+}

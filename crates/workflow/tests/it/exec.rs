@@ -67,6 +67,7 @@ fn fake_plan(dir: &Path, n: usize, res: Resources) -> Plan {
         output_dir: dir.join("out"),
         level: Level::Participant,
         resources_dir: None,
+        resources_dir_missing: None,
         cbflow_version: "test".into(),
         jobs,
     }
@@ -456,5 +457,81 @@ fn the_group_level_reads_participant_outputs_from_output_dir_and_never_reruns_th
     assert!(
         msg.contains("p/sub-03: the outputs in OUTPUT_DIR were made with other parameters, inputs"),
         "{msg}"
+    );
+}
+
+const RECEPTOR_CHILD_ENV: &str = "CBFLOW_WORKFLOW_TEST_RECEPTOR_CHILD";
+
+/// Not a test by itself: the child process of
+/// `a_receptor_job_reads_the_plans_resource_directory_only` (its environment names a resource
+/// directory with PET maps; the plan it runs has none).
+#[test]
+#[ignore = "run by a_receptor_job_reads_the_plans_resource_directory_only"]
+fn child_receptor_job() {
+    let Ok(dir) = std::env::var(RECEPTOR_CHILD_ENV) else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    let bids = dir.join("bids");
+    std::fs::create_dir_all(&bids).unwrap();
+    let plan = Plan {
+        workflow: "receptors".into(),
+        origin: "receptors.yaml".into(),
+        workflow_text: String::new(),
+        bids_dir: bids,
+        output_dir: dir.join("out"),
+        level: Level::Group,
+        // what `--resources <a path that is no directory>` resolves to
+        resources_dir: None,
+        resources_dir_missing: Some(dir.join("no-such-dir")),
+        cbflow_version: "test".into(),
+        jobs: vec![Job {
+            id: "receptors".into(),
+            step: "receptors".into(),
+            level: Level::Group,
+            participant: None,
+            op: Op::ReceptorCorrelation(Default::default()),
+            template: Some(TemplateName::Phantom),
+            inputs: vec![],
+            matched: BTreeMap::new(),
+            deps: vec![],
+            resources: res(1, 1.0),
+            prerequisite: false,
+        }],
+    };
+    let s = cbflow_workflow::execute(&plan, &opts(&dir.join("work"), 1, 4.0)).unwrap();
+    assert_eq!(s.jobs[0].status, JobStatus::Ran);
+    assert_eq!(s.jobs[0].files, 0, "the receptor step had something to do");
+}
+
+/// The receptor step runs with the resource directory the plan resolved, not one it looks up
+/// again: with the plan's directory unusable it has nothing to do, though `$CBFLOW_RESOURCES`
+/// names a directory with pet/ (it used to fall back on it, whose PET maps the job's cache key
+/// did not hash).
+#[test]
+fn a_receptor_job_reads_the_plans_resource_directory_only() {
+    let t = tempfile::tempdir().unwrap();
+    let env_resources = t.path().join("env-resources");
+    std::fs::create_dir_all(env_resources.join("pet")).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "exec::child_receptor_job",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(RECEPTOR_CHILD_ENV, t.path())
+        .env("CBFLOW_RESOURCES", &env_resources)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the child test did not run: {stdout}"
     );
 }

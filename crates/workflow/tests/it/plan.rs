@@ -145,6 +145,71 @@ fn mni_without_resources_is_explained() {
 }
 
 #[test]
+fn the_plan_resolves_the_resource_directory_once() {
+    let w = Workflow::builtin();
+    let mut req = request(Level::Participant);
+    req.overrides.template = Some(TemplateName::Phantom);
+    // a path that is no directory: none is used, and the plan keeps the path for the steps
+    // that would read it to name
+    let typo = base_study().join("no-such-dir");
+    req.overrides.resources_dir = Some(typo.clone());
+    let p = plan(&w, &req).unwrap();
+    assert_eq!(p.resources_dir, None);
+    assert_eq!(p.resources_dir_missing, Some(typo));
+    // a directory: canonical
+    let t = tempfile::tempdir().unwrap();
+    req.overrides.resources_dir = Some(t.path().join("."));
+    let p = plan(&w, &req).unwrap();
+    assert_eq!(
+        p.resources_dir,
+        Some(std::fs::canonicalize(t.path()).unwrap())
+    );
+    assert_eq!(p.resources_dir_missing, None);
+}
+
+/// A workflow of one `asl-cbf` step on the phantom with one region of `labels`.
+fn one_roi_workflow(labels: &str) -> Workflow {
+    let text = format!(
+        "version: 1
+name: one-roi
+steps:
+  - id: cbf
+    op: asl-cbf
+    inputs:
+      asl: {{bids: {{datatype: perf, suffix: asl}}}}
+      t1w: {{bids: {{datatype: anat, suffix: T1w}}}}
+    params:
+      template: phantom
+      rois: [{{name: region, labels: [{labels}]}}]
+"
+    );
+    Workflow::parse(&text, "one-roi.yaml").unwrap()
+}
+
+#[test]
+fn a_region_the_atlas_lacks_is_refused_before_any_job() {
+    let req = request(Level::Participant);
+    // label 151 (AAL3's ACC_sub_L) is in the phantom's atlas
+    cbflow_workflow::check_templates(&plan(&one_roi_workflow("151"), &req).unwrap()).unwrap();
+    cbflow_workflow::check_templates(&plan(&Workflow::builtin(), &req).unwrap()).unwrap();
+    // the plan resolves it (a label above 0 is a label), the template check refuses it
+    let p = plan(&one_roi_workflow("9999"), &req).unwrap();
+    let e = cbflow_workflow::check_templates(&p).unwrap_err();
+    assert!(matches!(e, Error::Resolve { .. }), "{e}");
+    let e = e.to_string();
+    assert!(e.starts_with("one-roi.yaml: step `cbf`: "), "{e}");
+    assert!(
+        e.contains("ROI region: none of its labels [9999] occurs"),
+        "{e}"
+    );
+    // at the group level the participant jobs are prerequisites: not run, not checked
+    let mut req = req;
+    req.level = Level::Group;
+    let p = plan(&Workflow::builtin(), &req).unwrap();
+    cbflow_workflow::check_templates(&p).unwrap();
+}
+
+#[test]
 fn a_query_selecting_part_of_a_participant_is_refused() {
     let text = std::fs::read_to_string(workflows_dir().join("ketamine-naltrexone-crossover.yaml"))
         .unwrap()

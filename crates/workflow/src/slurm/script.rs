@@ -1,0 +1,166 @@
+//! The sbatch scripts of a request: `#SBATCH` directives from its resources, then the command
+//! line of each task.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::request::Request;
+use crate::spec::Resources;
+
+/// Quotes a word for bash.
+fn sh(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+fn header(name: &str, r: &Resources, req: &Request, log: &str) -> String {
+    let mut s = String::from("#!/bin/bash\n");
+    let _ = writeln!(s, "#SBATCH --job-name={name}");
+    let _ = writeln!(s, "#SBATCH --cpus-per-task={}", r.cpus);
+    let _ = writeln!(
+        s,
+        "#SBATCH --mem={}M",
+        (r.mem_gb * 1024.0).ceil().max(1.0) as u64
+    );
+    let _ = writeln!(
+        s,
+        "#SBATCH --time={}:{:02}:00",
+        r.time_min / 60,
+        r.time_min % 60
+    );
+    let _ = writeln!(s, "#SBATCH --output={log}");
+    if let Some(p) = &req.partition {
+        let _ = writeln!(s, "#SBATCH --partition={}", sh(p));
+    }
+    if let Some(a) = &req.account {
+        let _ = writeln!(s, "#SBATCH --account={}", sh(a));
+    }
+    s
+}
+
+/// The participant array script and the group script (`None` when not requested).
+pub fn scripts(req: &Request, dir: &Path) -> (Option<String>, Option<String>) {
+    let mut mounts: Vec<(&Path, bool)> = vec![(&req.bids_dir, true), (&req.output_dir, false)];
+    mounts.extend(req.extra_mounts.iter().map(|(p, ro)| (p.as_path(), *ro)));
+    let prefix: Vec<String> = req.launcher.prefix(&mounts).iter().map(|w| sh(w)).collect();
+    let common = |level: &str| {
+        let mut v = prefix.clone();
+        v.push(sh(&req.bids_dir.display().to_string()));
+        v.push(sh(&req.output_dir.display().to_string()));
+        v.push(level.into());
+        v.extend(req.forward.iter().map(|w| sh(w)));
+        v.join(" ")
+    };
+    let participant = (!req.participants.is_empty()).then(|| {
+        let r = &req.participant_resources;
+        let mut s = header(
+            "cbflow-participant",
+            r,
+            req,
+            &dir.join("participant-%a.log").display().to_string(),
+        );
+        let _ = writeln!(s, "#SBATCH --array=0-{}", req.participants.len() - 1);
+        s.push_str("set -euo pipefail\n");
+        let labels: Vec<String> = req.participants.iter().map(|l| sh(l)).collect();
+        let _ = writeln!(s, "labels=({})", labels.join(" "));
+        s.push_str("label=${labels[$SLURM_ARRAY_TASK_ID]}\n");
+        let _ = writeln!(
+            s,
+            "exec {} --participant-label \"$label\" --nprocs \"${{SLURM_CPUS_PER_TASK:-{}}}\"",
+            common("participant"),
+            r.cpus
+        );
+        s
+    });
+    let group = req.group.then(|| {
+        let r = &req.group_resources;
+        let mut s = header(
+            "cbflow-group",
+            r,
+            req,
+            &dir.join("group.log").display().to_string(),
+        );
+        s.push_str("set -euo pipefail\n");
+        let _ = writeln!(
+            s,
+            "exec {} --nprocs \"${{SLURM_CPUS_PER_TASK:-{}}}\"",
+            common("group"),
+            r.cpus
+        );
+        s
+    });
+    (participant, group)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::request::Launcher;
+    use super::*;
+
+    fn request() -> Request {
+        Request {
+            bids_dir: "/data/my study".into(),
+            output_dir: "/out".into(),
+            participants: vec!["01".into(), "02".into()],
+            group: true,
+            forward: vec!["--template".into(), "phantom".into()],
+            extra_mounts: vec![("/res".into(), true)],
+            participant_resources: Resources {
+                cpus: 2,
+                mem_gb: 3.5,
+                time_min: 90,
+            },
+            group_resources: Resources {
+                cpus: 2,
+                mem_gb: 8.0,
+                time_min: 30,
+            },
+            partition: Some("debug".into()),
+            account: None,
+            launcher: Launcher::Podman("localhost/cbflow".into()),
+        }
+    }
+
+    #[test]
+    fn scripts_carry_resources_labels_and_quoted_paths() {
+        let (p, g) = scripts(&request(), Path::new("/out/logs/slurm"));
+        let p = p.unwrap();
+        assert!(
+            p.contains("#SBATCH --array=0-1\nset -euo pipefail\n"),
+            "{p}"
+        );
+        // sbatch reads directives only before the first command
+        let first_command = p.lines().position(|l| !l.starts_with('#')).unwrap();
+        assert!(
+            p.lines()
+                .skip(first_command)
+                .all(|l| !l.starts_with("#SBATCH"))
+        );
+        assert!(p.contains("#SBATCH --cpus-per-task=2\n"));
+        assert!(p.contains("#SBATCH --mem=3584M\n"));
+        assert!(p.contains("#SBATCH --time=1:30:00\n"));
+        assert!(p.contains("#SBATCH --partition=debug\n"));
+        assert!(p.contains("labels=(01 02)\n"));
+        assert!(p.contains(
+            "podman run --rm --pull=never -v '/data/my study:/data/my study:ro' -v /out:/out -v /res:/res:ro localhost/cbflow '/data/my study' /out participant --template phantom --participant-label \"$label\""
+        ), "{p}");
+        let g = g.unwrap();
+        assert!(g.contains("#SBATCH --mem=8192M\n"));
+        assert!(g.contains(" /out group --template phantom --nprocs"), "{g}");
+        assert!(!g.contains("--array"));
+    }
+
+    #[test]
+    fn quoting_survives_quotes() {
+        assert_eq!(sh("a'b"), r"'a'\''b'");
+        assert_eq!(sh(""), "''");
+        assert_eq!(sh("/x/y-1.nii.gz"), "/x/y-1.nii.gz");
+    }
+}
