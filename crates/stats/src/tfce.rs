@@ -168,9 +168,8 @@ pub(crate) struct TfceWorkspace {
     active: Vec<u64>,
     /// By rank, read only for voxels already added (so never cleared): the union–find parent,
     /// and at roots the component-tree node (birth position) that is the component's current
-    /// state.
-    uf: Vec<u32>,
-    current: Vec<u32>,
+    /// state (side by side: a find's last read brings the root's node id with it).
+    forest: Vec<[u32; 2]>,
     /// Component-tree nodes, one per birth position.
     nodes: Vec<TreeNode>,
 }
@@ -187,8 +186,7 @@ impl TfceWorkspace {
             fill: Vec::new(),
             prefix: Vec::new(),
             active: Vec::new(),
-            uf: vec![0; n_voxels],
-            current: vec![0; n_voxels],
+            forest: vec![[0; 2]; n_voxels],
             nodes: vec![TreeNode::default(); n_voxels],
         }
     }
@@ -350,8 +348,7 @@ pub(crate) fn tfce_positive_into(
     ws.active.clear();
     ws.active.resize(neighbours.padded_len.div_ceil(64) + 1, 0);
     let active = &mut ws.active;
-    let uf = &mut ws.uf;
-    let current = &mut ws.current;
+    let forest = &mut ws.forest;
     let nodes = &mut ws.nodes;
     let offs = &neighbours.padded_offsets;
     let NeighbourRows { earlier, rows } = &neighbours.rows;
@@ -362,14 +359,14 @@ pub(crate) fn tfce_positive_into(
         (pair >> (q & 63)) as usize & 7
     };
     // union–find find with path halving
-    let find = |uf: &mut [u32], mut x: usize| -> usize {
+    let find = |uf: &mut [[u32; 2]], mut x: usize| -> usize {
         loop {
-            let p = uf[x] as usize;
+            let p = uf[x][0] as usize;
             if p == x {
                 return x;
             }
-            let g = uf[p] as usize;
-            uf[x] = g as u32;
+            let g = uf[p][0] as usize;
+            uf[x][0] = g as u32;
             x = g;
         }
     };
@@ -379,8 +376,7 @@ pub(crate) fn tfce_positive_into(
         for b in ws.start[k]..end {
             let p = ws.cell[b] as usize;
             let r = ws.rank[b] as usize;
-            uf[r] = r as u32;
-            current[r] = b as u32;
+            forest[r] = [r as u32, b as u32];
             nodes[b] = TreeNode {
                 size: 1,
                 top: k as u32,
@@ -399,12 +395,12 @@ pub(crate) fn tfce_positive_into(
                 if mask & earlier[i] != 0 {
                     continue;
                 }
-                let ru = find(uf, neighbours.rank_of((p as isize + offs[i]) as usize));
+                let ru = find(forest, neighbours.rank_of((p as isize + offs[i]) as usize));
                 if ru == rv {
                     continue;
                 }
                 // the neighbour's component ends at level k: its node is absorbed by `b`'s
-                let c = current[ru] as usize;
+                let c = forest[ru][1] as usize;
                 let sv = nodes[b].size;
                 let node = &mut nodes[c];
                 let su = node.size;
@@ -413,8 +409,8 @@ pub(crate) fn tfce_positive_into(
                 nodes[b].size = su + sv;
                 // union by size (of the components: the forest's depth stays logarithmic)
                 let (big, small) = if su >= sv { (ru, rv) } else { (rv, ru) };
-                uf[small] = big as u32;
-                current[big] = b as u32;
+                forest[small][0] = big as u32;
+                forest[big][1] = b as u32;
                 rv = big;
             }
         }
@@ -422,8 +418,9 @@ pub(crate) fn tfce_positive_into(
     // the components left at the end: their current nodes close at level 0
     for &r in &ws.rank {
         let r = r as usize;
-        if uf[r] as usize == r {
-            let c = current[r] as usize;
+        let [up, c] = forest[r];
+        if up as usize == r {
+            let c = c as usize;
             nodes[c].score = contribution(nodes[c].size, nodes[c].top, 0);
         }
     }
