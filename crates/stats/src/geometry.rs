@@ -178,7 +178,7 @@ impl MaskGeometry {
             .iter()
             .map(|o| o[0] as isize + px as isize * (o[1] as isize + py as isize * o[2] as isize))
             .collect();
-        let rows = crate::tfce::NeighbourRows::new(&offs, px, py);
+        let rows = NeighbourRows::new(&offs, px, py);
         Neighbours {
             offsets,
             indices,
@@ -211,7 +211,7 @@ pub struct Neighbours {
     /// Neighbour offsets on the padded grid (no bounds checks needed).
     pub(crate) padded_offsets: Vec<isize>,
     /// The offsets as TFCE reads them (adjacency among them, rows of three cells).
-    pub(crate) rows: crate::tfce::NeighbourRows,
+    pub(crate) rows: NeighbourRows,
 }
 
 impl Neighbours {
@@ -320,6 +320,61 @@ fn find(parent: &mut [u32], mut x: u32) -> u32 {
         x = g;
     }
     x
+}
+
+/// How TFCE (`tfce_positive_into`) reads a voxel's neighbourhood: which earlier neighbours are
+/// adjacent to each neighbour, and the neighbour offsets grouped into rows of three cells along
+/// the first axis, so that a row's activity is three consecutive bits of the padded bit grid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NeighbourRows {
+    /// For each offset `i`, the mask of offsets `j < i` adjacent to it under the same
+    /// connectivity (offset `i` minus offset `j` is itself one of the offsets).
+    pub(crate) earlier: Vec<u32>,
+    /// Per row: the padded-grid offset of its first cell (`di = -1`), and for each of the 8
+    /// patterns of its three cells' activity, the mask of the offsets they are.
+    pub(crate) rows: Vec<(isize, [u32; 8])>,
+}
+
+impl NeighbourRows {
+    /// From the offsets `(di, dj, dk)` of one connectivity and the padded grid's first two
+    /// dimensions.
+    pub(crate) fn new(offsets: &[[i32; 3]], px: usize, py: usize) -> Self {
+        assert!(offsets.len() <= 32, "at most 32 neighbour offsets");
+        let earlier = offsets
+            .iter()
+            .enumerate()
+            .map(|(i, oi)| {
+                (0..i)
+                    .filter(|&j| {
+                        let d = [0, 1, 2].map(|a| oi[a] - offsets[j][a]);
+                        offsets.contains(&d)
+                    })
+                    .fold(0u32, |m, j| m | (1 << j))
+            })
+            .collect();
+        let mut rows: Vec<([i32; 2], isize, [u32; 8])> = Vec::new();
+        for (i, o) in offsets.iter().enumerate() {
+            let key = [o[1], o[2]];
+            let r = match rows.iter().position(|r| r.0 == key) {
+                Some(r) => r,
+                None => {
+                    let base = -1 + px as isize * (o[1] as isize + py as isize * o[2] as isize);
+                    rows.push((key, base, [0; 8]));
+                    rows.len() - 1
+                }
+            };
+            let bit = (o[0] + 1) as usize;
+            for (pattern, m) in rows[r].2.iter_mut().enumerate() {
+                if pattern >> bit & 1 != 0 {
+                    *m |= 1 << i;
+                }
+            }
+        }
+        Self {
+            earlier,
+            rows: rows.into_iter().map(|(_, b, t)| (b, t)).collect(),
+        }
+    }
 }
 
 #[cfg(test)]

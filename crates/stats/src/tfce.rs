@@ -25,7 +25,7 @@
 //! NeuroImage 44(1), 83–98.
 
 use crate::error::{Result, StatsError};
-use crate::geometry::{Connectivity, Neighbours};
+use crate::geometry::{Connectivity, NeighbourRows, Neighbours};
 
 /// TFCE parameters.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -188,61 +188,6 @@ impl TfceWorkspace {
             active: Vec::new(),
             forest: vec![[0; 2]; n_voxels],
             nodes: vec![TreeNode::default(); n_voxels],
-        }
-    }
-}
-
-/// How [`tfce_positive_into`] reads a voxel's neighbourhood: which earlier neighbours are
-/// adjacent to each neighbour, and the neighbour offsets grouped into rows of three cells along
-/// the first axis, so that a row's activity is three consecutive bits of the padded bit grid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NeighbourRows {
-    /// For each offset `i`, the mask of offsets `j < i` adjacent to it under the same
-    /// connectivity (offset `i` minus offset `j` is itself one of the offsets).
-    pub(crate) earlier: Vec<u32>,
-    /// Per row: the padded-grid offset of its first cell (`di = -1`), and for each of the 8
-    /// patterns of its three cells' activity, the mask of the offsets they are.
-    pub(crate) rows: Vec<(isize, [u32; 8])>,
-}
-
-impl NeighbourRows {
-    /// From the offsets `(di, dj, dk)` of one connectivity and the padded grid's first two
-    /// dimensions.
-    pub(crate) fn new(offsets: &[[i32; 3]], px: usize, py: usize) -> Self {
-        assert!(offsets.len() <= 32, "at most 32 neighbour offsets");
-        let earlier = offsets
-            .iter()
-            .enumerate()
-            .map(|(i, oi)| {
-                (0..i)
-                    .filter(|&j| {
-                        let d = [0, 1, 2].map(|a| oi[a] - offsets[j][a]);
-                        offsets.contains(&d)
-                    })
-                    .fold(0u32, |m, j| m | (1 << j))
-            })
-            .collect();
-        let mut rows: Vec<([i32; 2], isize, [u32; 8])> = Vec::new();
-        for (i, o) in offsets.iter().enumerate() {
-            let key = [o[1], o[2]];
-            let r = match rows.iter().position(|r| r.0 == key) {
-                Some(r) => r,
-                None => {
-                    let base = -1 + px as isize * (o[1] as isize + py as isize * o[2] as isize);
-                    rows.push((key, base, [0; 8]));
-                    rows.len() - 1
-                }
-            };
-            let bit = (o[0] + 1) as usize;
-            for (pattern, m) in rows[r].2.iter_mut().enumerate() {
-                if pattern >> bit & 1 != 0 {
-                    *m |= 1 << i;
-                }
-            }
-        }
-        Self {
-            earlier,
-            rows: rows.into_iter().map(|(_, b, t)| (b, t)).collect(),
         }
     }
 }
