@@ -280,71 +280,6 @@ pub(crate) fn default_work_dir(output_dir: &Path) -> PathBuf {
     output_dir.join(".cbflow-work")
 }
 
-/// The HTML reports of what a level produced: one per participant of the participant level,
-/// the group report after the group level.
-fn write_reports(
-    plan: &cbflow_workflow::Plan,
-    design: &cbflow_pipeline::StudyDesign,
-    bids_dir: &Path,
-    output_dir: &Path,
-) -> Result<()> {
-    use rayon::prelude::*;
-    let t = Instant::now();
-    // what the plan resolved, the resource directory included (`--resources` reaches the
-    // report's template drawings as it reaches the jobs)
-    let inputs = cbflow_report::ReportInputs {
-        output_dir,
-        bids_dir,
-        design,
-        resources: plan.resources_dir.as_deref(),
-    };
-    match plan.level {
-        cbflow_workflow::Level::Participant => {
-            let mut labels: Vec<&str> = plan
-                .jobs
-                .iter()
-                .filter_map(|j| j.participant.as_deref())
-                .collect();
-            labels.dedup();
-            let written: Vec<PathBuf> = labels
-                .par_iter()
-                .map(|l| cbflow_report::participant_report(&inputs, l))
-                .collect::<Result<_, _>>()
-                .context("writing the participant reports")?;
-            tracing::info!(
-                "{} participant reports in {:.1} s",
-                written.len(),
-                t.elapsed().as_secs_f64()
-            );
-        }
-        cbflow_workflow::Level::Group => {
-            let crossover = plan
-                .jobs
-                .iter()
-                .any(|j| matches!(j.op, cbflow_workflow::Op::CrossoverGroup(_)));
-            let paired = plan.jobs.iter().find_map(|j| match &j.op {
-                cbflow_workflow::Op::PairedGroup(p) => Some(p.contrast.clone()),
-                _ => None,
-            });
-            let p = match (crossover, paired) {
-                (true, _) => cbflow_report::group_report(&inputs),
-                (false, Some(contrast)) => cbflow_report::paired_report(&inputs, &contrast),
-                (false, None) => {
-                    tracing::warn!("no group step of a design the report knows; no group report");
-                    return Ok(());
-                }
-            }
-            .context("writing the group report")?;
-            tracing::info!(
-                "group report {} in {:.1} s",
-                p.display(),
-                t.elapsed().as_secs_f64()
-            );
-        }
-    }
-    Ok(())
-}
-
 /// True when `out` holds only logs and the work directory: no job published an output.
 fn nothing_published(out: &Path) -> bool {
     std::fs::read_dir(out).is_ok_and(|entries| {
@@ -492,7 +427,6 @@ fn execute_level(
             j.seconds,
         );
     }
-    write_reports(&plan, &wf.study_design(), bids_dir, output_dir)?;
     // a job that ran but had nothing to do (it warned why) is not counted as computed
     let idle = s
         .jobs

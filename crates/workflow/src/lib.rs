@@ -14,8 +14,10 @@
 mod cache;
 mod error;
 mod exec;
+mod job;
 mod plan;
 mod plan_inputs;
+mod plan_reports;
 mod preflight;
 mod published;
 mod runner;
@@ -33,8 +35,9 @@ pub use preflight::check_templates;
 pub use runner::{PipelineRunner, execute, template_choice};
 pub use spec::{
     AslCbfParams, AtlasSpec, BUILTIN_WORKFLOW, BidsQuery, ContrastSpec, CorrelationCiSpec,
-    CrossoverDesign, CrossoverGroupParams, FORMAT_VERSION, Input, Level, Located, OUT_ANAT,
-    OUT_CBF, OUT_CBF_TEMPLATE, OUT_RECEPTORS, OUT_STATMAPS, OUT_TABLES, Op, OpKind, OpSpec,
-    PairedDesign, PairedGroupParams, Pos, ReceptorCorrelationParams, ResourceSpec, Resources,
+    CrossoverDesign, CrossoverGroupParams, FORMAT_VERSION, GroupReportKind, GroupReportParams,
+    Input, Level, Located, OUT_ANAT, OUT_CBF, OUT_CBF_TEMPLATE, OUT_RECEPTORS, OUT_REPORT,
+    OUT_STATMAPS, OUT_TABLES, Op, OpKind, OpSpec, PairedDesign, PairedGroupParams,
+    ParticipantReportParams, Pos, REPORT_STEP, ReceptorCorrelationParams, ResourceSpec, Resources,
     RoiSpec, Slot, SlotKind, Step, StepRef, TailSpec, TemplateName, TfceSpec, Workflow,
 };

@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub use crate::job::Job;
+
 use crate::error::{Result, io_err};
 use crate::plan_inputs::{
     mni_resource_dirs, receptor_files, resolve_atlas, resolve_err, root_files, walk_files,
 };
-use crate::spec::{Input, Level, Op, OpKind, Pos, Resources, TemplateName, Workflow};
+use crate::spec::{Input, Level, Op, OpKind, Pos, TemplateName, Workflow};
 
 /// Command-line settings that override the workflow's parameters.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -46,36 +48,6 @@ pub struct PlanRequest {
     pub participant_labels: Vec<String>,
     /// Overrides of the workflow's parameters.
     pub overrides: Overrides,
-}
-
-/// One job of the plan.
-#[derive(Debug, Clone, Serialize)]
-pub struct Job {
-    /// `step/sub-<label>` at the participant level, `step` at the group level.
-    pub id: String,
-    /// The step it comes from.
-    pub step: String,
-    /// Its level.
-    pub level: Level,
-    /// The participant (without `sub-`), at the participant level.
-    pub participant: Option<String>,
-    /// The operation with its resolved parameters (overrides applied).
-    #[serde(flatten)]
-    pub op: Op,
-    /// The template space of its (upstream) participant-level maps.
-    pub template: Option<TemplateName>,
-    /// Every file whose content the job depends on (absolute, sorted): the participant's
-    /// BIDS files and the dataset's top-level files, tables and template resources.
-    pub inputs: Vec<PathBuf>,
-    /// The BIDS files its input queries matched, by slot (relative to the dataset).
-    pub matched: BTreeMap<String, Vec<PathBuf>>,
-    /// Indices of the jobs it reads from (earlier in the plan).
-    pub deps: Vec<usize>,
-    /// Its resources.
-    pub resources: Resources,
-    /// True for jobs of another level that this level reads (from the cache or OUTPUT_DIR; never
-    /// run by this level).
-    pub prerequisite: bool,
 }
 
 /// The resolved workflow: jobs in dependency order.
@@ -206,6 +178,8 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
                 &mut p.smoothing_fwhm_mm,
                 &mut p.cluster_threshold,
             ),
+            // added by the plan below, never a step of a parsed workflow
+            Op::ParticipantReport(_) | Op::GroupReport(_) => {}
             Op::ReceptorCorrelation(p) => {
                 if let Some(x) = ov.seed {
                     p.seed = x;
@@ -504,6 +478,8 @@ pub fn plan(workflow: &Workflow, req: &PlanRequest) -> Result<Plan> {
             }
         }
     }
+    // the reports of the level, after its jobs, worded by the design the plan resolved
+    crate::plan_reports::add_report_jobs(&mut jobs, req.level, &workflow.study_design());
     // keep the requested level and what it needs
     let keep: Vec<bool> = {
         let mut keep: Vec<bool> = jobs.iter().map(|j| j.level == req.level).collect();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result, io_err};
 use crate::exec::{ExecOptions, JobContext, JobRunner, RunSummary, list_outputs};
 use crate::plan::Plan;
-use crate::spec::{Op, TemplateName};
+use crate::spec::{GroupReportKind, Op, TemplateName};
 
 /// Runs the built-in operations with cbflow-pipeline.
 #[derive(Debug, Clone, Copy, Default)]
@@ -202,7 +202,43 @@ impl JobRunner for PipelineRunner {
                 tracing::info!("{}: {} contrasts", job.id, s.contrasts.len());
                 added_outputs(ctx, &staged)
             }
+            Op::ParticipantReport(p) => {
+                let label = job
+                    .participant
+                    .as_deref()
+                    .ok_or_else(|| failed(ctx, "a participant report without a participant"))?;
+                let staged = stage_upstream(ctx)?;
+                cbflow_report::participant_report(&report_inputs(ctx, &p.design), label)
+                    .map_err(|e| failed(ctx, e))?;
+                added_outputs(ctx, &staged)
+            }
+            Op::GroupReport(p) => {
+                let staged = stage_upstream(ctx)?;
+                let inputs = report_inputs(ctx, &p.design);
+                match &p.report {
+                    GroupReportKind::Crossover => cbflow_report::group_report(&inputs),
+                    GroupReportKind::Paired { contrast } => {
+                        cbflow_report::paired_report(&inputs, contrast)
+                    }
+                }
+                .map_err(|e| failed(ctx, e))?;
+                added_outputs(ctx, &staged)
+            }
         }
+    }
+}
+
+/// What a report job draws from: its own directory (the upstream jobs' outputs staged into
+/// it), the dataset, the design and the resource directory the plan resolved.
+fn report_inputs<'a>(
+    ctx: &'a JobContext<'_>,
+    design: &'a cbflow_pipeline::StudyDesign,
+) -> cbflow_report::ReportInputs<'a> {
+    cbflow_report::ReportInputs {
+        output_dir: ctx.out_dir,
+        bids_dir: &ctx.plan.bids_dir,
+        design,
+        resources: ctx.plan.resources_dir.as_deref(),
     }
 }
 

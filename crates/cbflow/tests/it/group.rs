@@ -160,7 +160,8 @@ fn group_level_writes_maps_and_tables() {
         .success();
     let stdout = String::from_utf8_lossy(&run.get_output().stdout).into_owned();
     assert!(
-        stdout.contains("7 jobs (1 computed, 1 with nothing to do, 0 from the cache, 5 read from"),
+        // the crossover step and the report computed, the receptor step idle (no PET maps)
+        stdout.contains("8 jobs (2 computed, 1 with nothing to do, 0 from the cache, 5 read from"),
         "{stdout}"
     );
     let prov: serde_json::Value =
@@ -172,7 +173,7 @@ fn group_level_writes_maps_and_tables() {
         .iter()
         .map(|j| (j["id"].as_str().unwrap(), j["status"].as_str().unwrap()))
         .collect();
-    assert_eq!(statuses.len(), 7, "{statuses:?}");
+    assert_eq!(statuses.len(), 8, "{statuses:?}");
     for (id, status) in &statuses {
         let want = if id.contains("/sub-") {
             "read-from-outputs"

@@ -342,7 +342,7 @@ fn runs_of_different_participants_into_one_output_dir_keep_every_job_record() {
     }
     assert_eq!(
         ids(),
-        ["cbf/sub-02", "cbf/sub-01"],
+        ["cbf/sub-02", "report/sub-02", "cbf/sub-01", "report/sub-01"],
         "the second run lost the first's record"
     );
     // a rerun of one participant replaces its own record and keeps the other's
@@ -353,7 +353,10 @@ fn runs_of_different_participants_into_one_output_dir_keep_every_job_record() {
         .args(["--template", "none", "--participant-label", "01"])
         .assert()
         .success();
-    assert_eq!(ids(), ["cbf/sub-01", "cbf/sub-02"]);
+    assert_eq!(
+        ids(),
+        ["cbf/sub-01", "report/sub-01", "cbf/sub-02", "report/sub-02"]
+    );
     assert!(!out.join("logs/provenance-participant.lock").exists());
 }
 

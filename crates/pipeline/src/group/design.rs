@@ -20,7 +20,7 @@ use crate::template::Template;
 /// workflow: the level values of `sessions.tsv` name the four cells (`<control>-before`, …), the
 /// weight columns, the table rows and the reports' wording, and the drug names the default
 /// contrasts (`<drug>Under<Control>`, …).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StudyDesign {
     /// `sessions.tsv` column naming the pre-treatment of each session.
     pub pretreatment_column: String,

@@ -27,7 +27,7 @@ pub fn group_report(inputs: &ReportInputs) -> Result<PathBuf> {
             message: "the derivatives directory does not exist".into(),
         });
     }
-    tracing::info!("group report for {}", output_dir.display());
+    tracing::debug!("group report of {}", output_dir.display());
     let html = build(inputs)?;
     let path = output_dir.join("group.html");
     cbflow_bids::atomic_write(&path, html.as_bytes()).map_err(|e| Error::Write {
@@ -182,20 +182,14 @@ pub(super) fn build(inputs: &ReportInputs) -> Result<String> {
         design,
     ));
     body.push_str("</section>\n");
-    Ok(finish_page(
-        "cbflow group report",
-        output_dir,
-        &n_sub,
-        nav,
-        body,
-    ))
+    Ok(finish_page("cbflow group report", &n_sub, nav, body))
 }
 
 /// A group report's last section (the group level's references) and the page around `body`,
-/// headed by cbflow's version, the derivatives and the number of subjects.
+/// headed by cbflow's version and the number of subjects (no path: the page is drawn in the
+/// report job's directory and published elsewhere, and reads the same wherever it lands).
 pub(super) fn finish_page(
     title: &str,
-    output_dir: &Path,
     n_sub: &dyn std::fmt::Display,
     mut nav: Vec<(String, String)>,
     mut body: String,
@@ -206,11 +200,7 @@ pub(super) fn finish_page(
     body.push_str("</section>\n");
     html::page(
         title,
-        &format!(
-            "cbflow {} · derivatives {} · {n_sub} subjects",
-            env!("CARGO_PKG_VERSION"),
-            output_dir.display(),
-        ),
+        &format!("cbflow {} · {n_sub} subjects", env!("CARGO_PKG_VERSION"),),
         &nav,
         &body,
     )

@@ -22,7 +22,7 @@ pub fn paired_report(inputs: &ReportInputs, contrast: &str) -> Result<PathBuf> {
             message: "the derivatives directory does not exist".into(),
         });
     }
-    tracing::info!("paired group report for {}", output_dir.display());
+    tracing::debug!("paired group report of {}", output_dir.display());
     let html = build(output_dir, contrast, inputs.resources)?;
     let path = output_dir.join("group.html");
     cbflow_bids::atomic_write(&path, html.as_bytes()).map_err(|e| Error::Write {
@@ -130,7 +130,6 @@ fn build(output_dir: &Path, c: &str, resources: Option<&Path>) -> Result<String>
     body.push_str("</p></div></section>\n");
     Ok(finish_page(
         "cbflow group report (before/during)",
-        output_dir,
         &n_sub,
         nav,
         body,

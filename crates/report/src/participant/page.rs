@@ -179,9 +179,8 @@ pub(super) fn build(ctx: &Ctx, runs: &[RunFiles]) -> Result<String> {
     Ok(html::page(
         &format!("cbflow participant report: sub-{}", ctx.label),
         &format!(
-            "cbflow {} · derivatives {} · {} ASL runs",
+            "cbflow {} · {} ASL runs",
             env!("CARGO_PKG_VERSION"),
-            ctx.output_dir.display(),
             runs.len()
         ),
         &nav,

@@ -208,6 +208,9 @@ impl Request {
                 .iter()
                 .filter_map(|j| j.participant.clone())
                 .collect();
+            // a participant's jobs need not be adjacent (its report comes after every
+            // participant's jobs): one task each, in label order
+            labels.sort();
             labels.dedup();
             labels
         });
@@ -319,7 +322,8 @@ mod tests {
         }
     }
 
-    /// Two participants, one with two jobs (e.g. two participant steps).
+    /// Two participants, one with two jobs (e.g. two participant steps), then a job of the
+    /// first again (as its report comes after every participant's jobs).
     fn participant_plan() -> Plan {
         plan(
             Level::Participant,
@@ -327,6 +331,7 @@ mod tests {
                 job(Some("01"), res(2, 4.0, 120), false),
                 job(Some("01"), res(4, 3.0, 60), false),
                 job(Some("02"), res(1, 6.5, 30), false),
+                job(Some("01"), res(1, 2.0, 30), false),
             ],
         )
     }

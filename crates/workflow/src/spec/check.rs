@@ -146,6 +146,15 @@ impl Workflow {
                     ),
                 ));
             }
+            if id.value == super::REPORT_STEP {
+                return Err(self.invalid(
+                    id.pos,
+                    format!(
+                        "step id `{}` is the one the plan gives the report jobs it adds: name the step otherwise",
+                        id.value
+                    ),
+                ));
+            }
             if let Some(first) = seen.insert(&id.value, id.pos) {
                 return Err(self.invalid(
                     id.pos,

@@ -4,7 +4,7 @@
 //! line and column of the offending step or input.
 //!
 //! Modules, in dependency order: `base` (positions, levels, queries, resources) → `opspec`
-//! (what an operation declares) → `params_*` (each operation's parameters) → `op` (the
+//! (what an operation declares) → `params_*` (each operation's parameters; `params_report` those of the jobs the plan adds) → `op` (the
 //! operations, one line of `ops!` each) → `format` (a workflow's steps and inputs) →
 //! `check` (parsing and checking). This file only declares and re-exports.
 
@@ -17,6 +17,7 @@ mod params_asl;
 mod params_crossover;
 mod params_paired;
 mod params_receptor;
+mod params_report;
 
 pub use base::*;
 pub use format::*;
@@ -26,3 +27,4 @@ pub use params_asl::*;
 pub use params_crossover::*;
 pub use params_paired::*;
 pub use params_receptor::*;
+pub use params_report::*;

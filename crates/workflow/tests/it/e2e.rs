@@ -55,11 +55,12 @@ fn second_run_is_all_cache_hits_with_identical_outputs() {
     .unwrap();
     let t0 = Instant::now();
     let s0 = execute(&pp, &options(&work, 2)).unwrap();
-    assert_eq!(s0.count(JobStatus::Ran), 3, "{:?}", s0.jobs);
+    // three participants' jobs and their three reports
+    assert_eq!(s0.count(JobStatus::Ran), 6, "{:?}", s0.jobs);
     let s1 = execute(&p, &options(&work, 2)).unwrap();
     let first_secs = t0.elapsed().as_secs_f64();
     assert_eq!(s1.count(JobStatus::Cached), 3, "{:?}", s1.jobs);
-    // the group steps (crossover, receptors) run; the participant jobs are cache hits
+    // the group steps (crossover, receptors, the report) run; the participant jobs are cache hits
     assert_eq!(s1.count(JobStatus::Ran), s1.jobs.len() - 3);
     for f in [
         "dataset_description.json",
@@ -67,6 +68,8 @@ fn second_run_is_all_cache_hits_with_identical_outputs() {
         "sub-03/ses-2/perf/sub-03_ses-2_run-1_space-phantom_res-3_cbf.nii.gz",
         "space-phantom_res-3_contrast-ketaminePooled_stat-t_statmap.nii.gz",
         "logs/provenance-group.json",
+        "sub-01.html",
+        "group.html",
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
@@ -80,7 +83,7 @@ fn second_run_is_all_cache_hits_with_identical_outputs() {
     assert!(second_secs < 5.0, "cached rerun took {second_secs:.1} s");
     // the participant level alone is cached too (same jobs, same keys)
     let s3 = execute(&pp, &options(&work, 2)).unwrap();
-    assert_eq!(s3.count(JobStatus::Cached), 3);
+    assert_eq!(s3.count(JobStatus::Cached), 6);
     assert_eq!(tree(&out), first);
 }
 
@@ -165,7 +168,8 @@ fn kill_9_during_the_participant_level_then_resume() {
     child.kill().unwrap();
     child.wait().unwrap();
     let done_before = finished(&jobs);
-    assert!(done_before < 3, "killed too late: {done_before} jobs done");
+    // three participants' jobs and their reports
+    assert!(done_before < 6, "killed too late: {done_before} jobs done");
     let leftovers = std::fs::read_dir(&jobs)
         .unwrap()
         .filter_map(|e| e.ok())
@@ -180,7 +184,7 @@ fn kill_9_during_the_participant_level_then_resume() {
     .unwrap();
     let s = execute(&p, &options(&work, 2)).unwrap();
     assert_eq!(s.count(JobStatus::Cached), done_before);
-    assert_eq!(s.count(JobStatus::Ran), 3 - done_before);
+    assert_eq!(s.count(JobStatus::Ran), 6 - done_before);
     let a = tree(&fresh);
     let b = tree(&out);
     let names = |t: &[(std::path::PathBuf, Vec<u8>)]| -> std::collections::BTreeSet<String> {

@@ -662,3 +662,19 @@ fn the_design_names_the_cells_and_the_default_contrasts() {
     );
     assert_eq!(p.group_contrasts()[0].name, "ketamineUnderPLA");
 }
+
+#[test]
+fn the_report_jobs_the_plan_adds_cannot_be_declared() {
+    // their step name
+    let text = GOOD.replacen("  - id: group", "  - id: report", 1);
+    let (l, c, m) = error_at(&text);
+    assert_eq!((l, c), (10, 9), "{m}");
+    assert!(m.contains("step id `report`"), "{m}");
+    // their operations
+    for op in ["participant-report", "group-report"] {
+        let text = GOOD.replacen("op: asl-cbf", &format!("op: {op}"), 1);
+        let (l, _, m) = error_at(&text);
+        assert_eq!(l, 5, "{m}");
+        assert!(m.contains(op), "{m}");
+    }
+}

@@ -22,7 +22,26 @@ fn participant_plan_has_one_job_per_participant() {
     let w = Workflow::builtin();
     let p = plan(&w, &request(Level::Participant)).unwrap();
     let ids: Vec<&str> = p.jobs.iter().map(|j| j.id.as_str()).collect();
-    assert_eq!(ids, ["cbf/sub-01", "cbf/sub-02", "cbf/sub-03"]);
+    assert_eq!(
+        ids,
+        [
+            "cbf/sub-01",
+            "cbf/sub-02",
+            "cbf/sub-03",
+            "report/sub-01",
+            "report/sub-02",
+            "report/sub-03"
+        ]
+    );
+    // each participant's report after its own job, with its inputs and the workflow's design
+    let r = p.job("report/sub-02").unwrap();
+    assert_eq!(r.deps, vec![1]);
+    assert_eq!(r.participant.as_deref(), Some("02"));
+    assert_eq!(r.inputs, p.jobs[1].inputs);
+    let Op::ParticipantReport(rp) = &r.op else {
+        panic!("{:?}", r.op)
+    };
+    assert_eq!(rp.design.drug, "ketamine");
     let j = &p.jobs[1];
     assert_eq!(j.participant.as_deref(), Some("02"));
     assert_eq!(
@@ -71,8 +90,8 @@ fn group_plan_includes_participant_prerequisites_and_overrides() {
     req.overrides.permutations = Some(50);
     req.overrides.seed = Some(9);
     let p = plan(&w, &req).unwrap();
-    // three participants, the crossover step, and the receptor step that reads both
-    assert_eq!(p.jobs.len(), 5);
+    // three participants, the crossover step, the receptor step that reads both, the report
+    assert_eq!(p.jobs.len(), 6);
     let r = p.job("receptors").unwrap();
     assert_eq!(r.deps, vec![0, 1, 2, 3]);
     let Op::ReceptorCorrelation(rp) = &r.op else {
@@ -103,6 +122,16 @@ fn group_plan_includes_participant_prerequisites_and_overrides() {
     let json = serde_json::to_value(&p).unwrap();
     assert_eq!(json["jobs"][3]["op"], "crossover-group");
     assert_eq!(json["jobs"][3]["params"]["seed"], 9);
+    // the group report after both group steps, drawing the crossover's report
+    let rep = p.job("report").unwrap();
+    assert_eq!(rep.deps, vec![3, 4]);
+    assert!(!rep.prerequisite);
+    assert_eq!(json["jobs"][5]["op"], "group-report");
+    assert_eq!(json["jobs"][5]["params"]["report"]["kind"], "crossover");
+    assert_eq!(
+        json["jobs"][5]["params"]["design"]["pretreatment_column"],
+        "pretreatment"
+    );
 }
 
 #[test]
@@ -112,7 +141,16 @@ fn participant_labels_select_jobs() {
     req.participant_labels = vec!["sub-03".into(), "01".into()];
     let p = plan(&w, &req).unwrap();
     let ids: Vec<&str> = p.jobs.iter().map(|j| j.id.as_str()).collect();
-    assert_eq!(ids, ["cbf/sub-01", "cbf/sub-03", "crossover", "receptors"]);
+    assert_eq!(
+        ids,
+        [
+            "cbf/sub-01",
+            "cbf/sub-03",
+            "crossover",
+            "receptors",
+            "report"
+        ]
+    );
     req.participant_labels = vec!["07".into()];
     let e = plan(&w, &req).unwrap_err().to_string();
     assert!(e.contains("'07'") && e.contains("01, 02, 03"), "{e}");
@@ -235,12 +273,27 @@ fn before_after_example_plans() {
     let ids: Vec<&str> = p.jobs.iter().map(|j| j.id.as_str()).collect();
     assert_eq!(
         ids,
-        ["cbf/sub-01", "cbf/sub-02", "cbf/sub-03", "drug-effect"]
+        [
+            "cbf/sub-01",
+            "cbf/sub-02",
+            "cbf/sub-03",
+            "drug-effect",
+            "report"
+        ]
     );
     let Op::PairedGroup(params) = &p.jobs[3].op else {
         panic!()
     };
     assert_eq!((params.permutations, params.seed), (5000, 7));
+    let Op::GroupReport(rp) = &p.jobs[4].op else {
+        panic!()
+    };
+    assert_eq!(
+        rp.report,
+        cbflow_workflow::GroupReportKind::Paired {
+            contrast: params.contrast.clone()
+        }
+    );
 }
 
 #[test]
