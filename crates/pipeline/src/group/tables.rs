@@ -12,6 +12,7 @@ use super::covariates::CovariateValues;
 use super::design::{StudyDesign, SubjectData, arm};
 use super::maps::{roi_means, roi_table};
 use super::options::{CorrelationCi, GroupOptions};
+use crate::catalogue::GroupFile;
 use crate::outputs::write_group_table;
 use crate::{Error, Result};
 
@@ -140,7 +141,7 @@ pub(crate) fn write_tables(
         "region",
         "mean_cbf",
     ];
-    files.extend(write_group_table(w, "roiValues", &cols, rows, json!({"Description": "ROI mean CBF (mL/100g/min) of every subject, session and run, in template space", "Units": "mL/100g/min"}))?);
+    files.extend(write_group_table(w, &GroupFile::RoiValues, &cols, rows, json!({"Description": "ROI mean CBF (mL/100g/min) of every subject, session and run, in template space", "Units": "mL/100g/min"}))?);
 
     // paired tests per ROI and contrast
     let mut rows = Vec::new();
@@ -189,7 +190,13 @@ pub(crate) fn write_tables(
             "each test is the intercept of an OLS regression of the subjects' contrast values on the covariates: participants.tsv columns centred to mean 0, global-cbf (global CBF under the contrast's own weights) uncentred, so mean_difference is the difference at the average age (etc.) and at no change of global CBF; sd is the residual SD, df = n - 1 - number of covariates, cohens_dz = mean_difference / sd; a row whose values the covariates explain exactly (global adjusted for global-cbf) has n/a statistics"
         );
     }
-    files.extend(write_group_table(w, "roiTtests", &cols, rows, meta)?);
+    files.extend(write_group_table(
+        w,
+        &GroupFile::RoiTtests,
+        &cols,
+        rows,
+        meta,
+    )?);
 
     // brain–behaviour correlations
     let phenotype = layout.phenotype()?;
@@ -390,7 +397,7 @@ pub(crate) fn write_tables(
             opts.seed
         ),
     };
-    files.extend(write_group_table(w, "brainBehaviour", &cols, rows, json!({"Description": "correlations with 95 % CIs under each pre-treatment (p from the t distribution of r), and the test of their difference in the same subjects (Zou 2007 CI)", "CI": ci}))?);
+    files.extend(write_group_table(w, &GroupFile::BrainBehaviour, &cols, rows, json!({"Description": "correlations with 95 % CIs under each pre-treatment (p from the t distribution of r), and the test of their difference in the same subjects (Zou 2007 CI)", "CI": ci}))?);
 
     // crossover mixed model on ΔCBF
     let mut rows = Vec::new();
@@ -459,7 +466,7 @@ pub(crate) fn write_tables(
     );
     files.extend(write_group_table(
         w,
-        "lmm",
+        &GroupFile::Lmm,
         &cols,
         rows,
         json!({"Description": description, "Units": "mL/100g/min"}),

@@ -6,9 +6,10 @@ use std::path::Path;
 use super::data::{RelationData, brain_behaviour_data, regression_band};
 use super::roi::numeric_table;
 use cbflow_pipeline::StudyDesign;
+use cbflow_pipeline::catalogue::GroupFile;
 
 use crate::Result;
-use crate::data::{self, col_f64, col_str};
+use crate::data::{self, col_f64, col_str, fname};
 use crate::html::{self, esc, pval};
 use crate::plots::{self, ScatterPanel, palette};
 
@@ -17,11 +18,12 @@ pub(super) fn behaviour_section(
     bids_dir: &Path,
     design: &StudyDesign,
 ) -> Result<String> {
-    let path = output_dir.join("desc-brainBehaviour_table.tsv");
+    let path = data::group_file(output_dir, &GroupFile::BrainBehaviour)?;
     let Some(t) = data::table_opt(&path)? else {
-        return Ok(html::missing(
-            "no brain–behaviour table (desc-brainBehaviour_table.tsv)",
-        ));
+        return Ok(html::missing(&format!(
+            "no brain–behaviour table ({})",
+            fname(&path)
+        )));
     };
     let rels = brain_behaviour_data(output_dir, bids_dir, design)?;
     let rel = col_str(&t, &path, "relation")?;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use cbflow_bids::Table;
 use cbflow_pipeline::StudyDesign;
+use cbflow_pipeline::catalogue::GroupFile;
 
 use crate::data::{self, col_f64, col_str};
 use crate::{Error, Result};
@@ -36,7 +37,7 @@ pub struct RoiLine {
 
 /// ROI lines from `desc-roiValues_table.tsv`: `(region, pre-treatment) → one line per subject`.
 pub fn roi_lines(output_dir: &Path) -> Result<Option<BTreeMap<(String, String), Vec<RoiLine>>>> {
-    let path = output_dir.join("desc-roiValues_table.tsv");
+    let path = data::group_file(output_dir, &GroupFile::RoiValues)?;
     let Some(t) = data::table_opt(&path)? else {
         return Ok(None);
     };
@@ -200,8 +201,8 @@ pub fn brain_behaviour_data(
     bids_dir: &Path,
     d: &StudyDesign,
 ) -> Result<Vec<RelationData>> {
-    let bb_path = output_dir.join("desc-brainBehaviour_table.tsv");
-    let rv_path = output_dir.join("desc-roiValues_table.tsv");
+    let bb_path = data::group_file(output_dir, &GroupFile::BrainBehaviour)?;
+    let rv_path = data::group_file(output_dir, &GroupFile::RoiValues)?;
     let (Some(bb), Some(rv), Some(lines)) = (
         data::table_opt(&bb_path)?,
         data::table_opt(&rv_path)?,
