@@ -106,6 +106,9 @@ pub enum GroupFile {
     RoiTtests,
     /// `desc-brainBehaviour_table.tsv`: the brain–behaviour correlations.
     BrainBehaviour,
+    /// `desc-brainBehaviour_points.tsv`: the points of every correlation of
+    /// [`GroupFile::BrainBehaviour`], as they were correlated (the report's scatter plots).
+    BrainBehaviourPoints,
     /// `desc-lmm_table.tsv`: the crossover mixed model of ΔCBF.
     Lmm,
     /// `contrast-<c>_desc-roiTtests_table.tsv`: the paired level's ROI tests of its contrast.
@@ -206,6 +209,7 @@ impl GroupFile {
             GroupFile::RoiValues => table("roiValues"),
             GroupFile::RoiTtests => table("roiTtests"),
             GroupFile::BrainBehaviour => table("brainBehaviour"),
+            GroupFile::BrainBehaviourPoints => table("brainBehaviour").suffix("points"),
             GroupFile::Lmm => table("lmm"),
             GroupFile::PairedRoiTtests { contrast } => of("roiTtests", contrast),
             GroupFile::StatMap { at: a, map } => {
@@ -269,6 +273,10 @@ mod tests {
             (
                 GroupFile::BrainBehaviour,
                 "desc-brainBehaviour_table.tsv".into(),
+            ),
+            (
+                GroupFile::BrainBehaviourPoints,
+                "desc-brainBehaviour_points.tsv".into(),
             ),
             (GroupFile::Lmm, "desc-lmm_table.tsv".into()),
             (

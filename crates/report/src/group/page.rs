@@ -18,8 +18,8 @@ use crate::methods;
 use crate::{Error, ReportInputs, Result};
 
 /// Writes `OUTPUT_DIR/group.html` from the group-level outputs at the derivatives root (and the
-/// design and phenotype files of the BIDS input), atomically. Missing parts (e.g. no receptor
-/// tables) become a note in their section.
+/// design files of the BIDS input: participants and sessions), atomically. Missing parts (e.g.
+/// no receptor tables) become a note in their section.
 pub fn group_report(inputs: &ReportInputs) -> Result<PathBuf> {
     let output_dir = inputs.output_dir;
     if !output_dir.is_dir() {
@@ -158,7 +158,7 @@ pub(super) fn build(inputs: &ReportInputs) -> Result<String> {
 
     nav.push(("behaviour".into(), "Brain–behaviour".into()));
     body.push_str("<section id=\"behaviour\"><h2>Brain–behaviour relations</h2>");
-    body.push_str(&behaviour_section(output_dir, bids_dir, design)?);
+    body.push_str(&behaviour_section(output_dir, design)?);
     body.push_str("</section>\n");
 
     nav.push(("receptors".into(), "Receptors".into()));
