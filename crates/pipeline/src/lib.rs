@@ -3,10 +3,11 @@
 //!
 //! Every stage checks all of its input before it writes anything, so bad input leaves the
 //! output directory untouched; every file it writes goes through the atomic writers of
-//! `cbflow-bids`.
+//! `cbflow-bids`. What the group steps write is named in one place, [`catalogue`].
 
 mod anat;
 mod asl;
+pub mod catalogue;
 pub mod defaults;
 mod error;
 mod group;

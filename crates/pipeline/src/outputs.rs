@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::anat::Anatomy;
 use crate::asl::AslResult;
+use crate::catalogue::GroupFile;
 use crate::template::Template;
 use crate::{Error, Result};
 use cbflow_register::AffineTransform;
@@ -618,20 +619,16 @@ pub(crate) fn write_template_outputs(
     Ok(out)
 }
 
-/// Writes a group-level table `desc-<desc>_table.tsv` and its sidecar into `w`; returns both
-/// paths.
+/// Writes the group-level table `file` (a TSV kind of the catalogue) and its sidecar into `w`;
+/// returns both paths.
 pub(crate) fn write_group_table(
     w: &DerivativesWriter,
-    desc: &str,
+    file: &GroupFile,
     cols: &[&str],
     rows: Vec<Vec<String>>,
     sidecar: serde_json::Value,
 ) -> Result<Vec<PathBuf>> {
-    let rel = DerivativeName::group()
-        .set("desc", desc)
-        .suffix("table")
-        .extension(".tsv")
-        .rel_path()?;
+    let rel = file.rel_path()?;
     let t = Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?;
     Ok(w.write_table(&rel, &t, &sidecar)?)
 }

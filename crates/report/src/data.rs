@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use cbflow_bids::Table;
 use cbflow_image::Volume;
+use cbflow_pipeline::catalogue::GroupFile;
 use cbflow_pipeline::{Template, TemplateChoice};
 use ndarray::Array3;
 use serde_json::Value;
@@ -23,6 +24,18 @@ pub fn volume_opt(path: &Path) -> Result<Option<Volume>> {
     } else {
         Ok(None)
     }
+}
+
+/// The path under `output_dir` of a group step's file, named by the pipeline's catalogue.
+pub(crate) fn group_file(output_dir: &Path, file: &GroupFile) -> Result<PathBuf> {
+    file.path(output_dir)
+        .map_err(|e| Error::invalid(output_dir, e))
+}
+
+/// The path under `output_dir` of the JSON sidecar of a group step's file.
+pub(crate) fn group_sidecar(output_dir: &Path, file: &GroupFile) -> Result<PathBuf> {
+    file.sidecar_path(output_dir)
+        .map_err(|e| Error::invalid(output_dir, e))
 }
 
 /// Reads a TSV table when the file exists.

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::Result;
+use crate::catalogue::GroupFile;
 use crate::error::meta_err;
 use crate::outputs::{RunSelector, find_template_run, template_output, write_group_table};
 use crate::template::Template;
@@ -348,7 +349,7 @@ pub(crate) fn write_contrast_table(
     cols.extend(weight_columns.iter().map(String::as_str));
     write_group_table(
         w,
-        "contrasts",
+        &GroupFile::Contrasts,
         &cols,
         rows,
         json!({
@@ -364,7 +365,7 @@ pub(crate) fn write_contrast_table(
 /// an earlier run tested and the last one did not are left out. The four weight columns are
 /// those after `tail`, whatever the design named them.
 pub fn written_contrasts(output_dir: &Path) -> Result<Vec<GroupContrast>> {
-    let path = output_dir.join("desc-contrasts_table.tsv");
+    let path = GroupFile::Contrasts.path(output_dir)?;
     if !path.is_file() {
         return Ok(Vec::new());
     }

@@ -15,6 +15,8 @@ pub(crate) mod design;
 pub(crate) mod maps;
 mod options;
 mod paired;
+#[cfg(test)]
+mod points_tests;
 pub(crate) mod statmaps;
 mod tables;
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use std::path::PathBuf;
 
-use cbflow_bids::{DerivativeName, DerivativesWriter, Entities, Layout, Table};
+use cbflow_bids::{DerivativesWriter, Entities, Layout, Table};
 use cbflow_image::Volume;
 use cbflow_stats::{PermutationOptions, StatsError, Tail, TfceParams};
 use serde_json::json;
@@ -15,6 +15,7 @@ use super::covariates::{CovariateValues, GroupCovariate};
 use super::maps::{MaskedMaps, global_cbf, masked_maps, read_template_map, table_means, unmask};
 use super::options::GroupSummary;
 use super::statmaps::{ContrastMeta, write_contrast};
+use crate::catalogue::GroupFile;
 use crate::outputs::{RunSelector, find_template_run, template_output};
 use crate::template::Template;
 use crate::{Error, Result};
@@ -314,12 +315,7 @@ fn write_roi_tests(
         "p",
         "cohens_dz",
     ];
-    let rel = DerivativeName::group()
-        .set("desc", "roiTtests")
-        .set("contrast", &opts.contrast)
-        .suffix("table")
-        .extension(".tsv")
-        .rel_path()?;
+    let rel = GroupFile::paired_roi_ttests(&opts.contrast).rel_path()?;
     let table = Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?;
     let mut side = json!({
         "Description": format!("paired t tests of ROI mean CBF, {} (during) minus {} (before)", opts.during, opts.before),

@@ -2,12 +2,13 @@
 
 use std::path::PathBuf;
 
-use cbflow_bids::{DerivativeName, DerivativesWriter, Table};
+use cbflow_bids::{DerivativesWriter, Table};
 use cbflow_image::{DataType, Volume};
 use cbflow_stats::{PermutationOptions, PermutationResult};
 use serde_json::json;
 
 use crate::Result;
+use crate::catalogue::{GroupFile, Inference, StatMap};
 use crate::template::Template;
 
 /// What the sidecars of a contrast's maps say about how they were made.
@@ -34,12 +35,7 @@ pub(crate) fn write_contrast(
     to_volume: &dyn Fn(&[f64]) -> Result<Volume>,
     meta: &ContrastMeta,
 ) -> Result<(usize, usize, usize)> {
-    let base = || {
-        DerivativeName::group()
-            .set("space", &tpl.name)
-            .set("res", &tpl.res)
-            .set("contrast", name)
-    };
+    let file = |map: StatMap| GroupFile::stat_map(&tpl.name, &tpl.res, name, map);
     let common = json!({
         "Contrast": name,
         "Tail": format!("{:?}", res.tail),
@@ -57,13 +53,13 @@ pub(crate) fn write_contrast(
     if let (Some(c), Some(e)) = (common.as_object_mut(), meta.extra.as_object()) {
         c.extend(e.clone());
     }
-    let mut put = |n: DerivativeName, vals: &[f64], desc: &str, units: &str| -> Result<()> {
+    let mut put = |map: StatMap, vals: &[f64], desc: &str, units: &str| -> Result<()> {
         let mut side = common.clone();
         side["Description"] = json!(desc);
         side["Units"] = json!(units);
-        let rel = n.rel_path()?;
+        let rel = file(map).rel_path()?;
         let mut v = to_volume(vals)?;
-        if n.entities().get("stat") == Some("t") && res.df.is_finite() {
+        if map == StatMap::T && res.df.is_finite() {
             // NIFTI_INTENT_TTEST with its degrees of freedom: viewers (FSLeyes, nilearn's
             // thresholding by p) can turn it into p values
             v.info.intent_code = 3;
@@ -75,40 +71,26 @@ pub(crate) fn write_contrast(
     };
     let logp = "-log10(p): 1.3 is p = 0.05, larger is more significant";
     put(
-        base()
-            .set("stat", "t")
-            .suffix("statmap")
-            .extension(".nii.gz"),
+        StatMap::T,
         res.t.as_slice().expect("contiguous"),
         "t statistic",
         "t",
     )?;
     put(
-        base()
-            .set("stat", "effect")
-            .suffix("statmap")
-            .extension(".nii.gz"),
+        StatMap::Effect,
         res.effect.as_slice().expect("contiguous"),
         "mean CBF difference",
         "mL/100g/min",
     )?;
     let lp = |p: &ndarray::Array1<f64>| cbflow_stats::neg_log10(p).to_vec();
     put(
-        base()
-            .set("stat", "logp")
-            .set("desc", "uncorrected")
-            .suffix("statmap")
-            .extension(".nii.gz"),
+        StatMap::Logp(Inference::Uncorrected),
         &lp(&res.p_uncorrected),
         &format!("uncorrected permutation p; {logp}"),
         "-log10(p)",
     )?;
     put(
-        base()
-            .set("stat", "logp")
-            .set("desc", "voxelFWE")
-            .suffix("statmap")
-            .extension(".nii.gz"),
+        StatMap::Logp(Inference::VoxelFwe),
         &lp(&res.p_fwe),
         &format!("voxel-level FWE p (max-T); {logp}"),
         "-log10(p)",
@@ -117,10 +99,7 @@ pub(crate) fn write_contrast(
     let mut n_tfce = 0;
     if let Some(t) = &res.tfce {
         put(
-            base()
-                .set("stat", "tfce")
-                .suffix("statmap")
-                .extension(".nii.gz"),
+            StatMap::Tfce,
             t.values.as_slice().expect("contiguous"),
             &popts.tfce.map_or_else(String::new, |p| {
                 format!(
@@ -142,21 +121,13 @@ pub(crate) fn write_contrast(
             "arbitrary",
         )?;
         put(
-            base()
-                .set("stat", "logp")
-                .set("desc", "tfceUncorrected")
-                .suffix("statmap")
-                .extension(".nii.gz"),
+            StatMap::Logp(Inference::TfceUncorrected),
             &lp(&t.p_uncorrected),
             &format!("uncorrected permutation p of TFCE; {logp}"),
             "-log10(p)",
         )?;
         put(
-            base()
-                .set("stat", "logp")
-                .set("desc", "tfceFWE")
-                .suffix("statmap")
-                .extension(".nii.gz"),
+            StatMap::Logp(Inference::TfceFwe),
             &lp(&t.p_fwe),
             &format!("TFCE FWE p (max-TFCE); {logp}"),
             "-log10(p)",
@@ -166,11 +137,7 @@ pub(crate) fn write_contrast(
     let mut n_cluster = 0;
     if let Some(c) = &res.clusters {
         put(
-            base()
-                .set("stat", "logp")
-                .set("desc", "clusterFWE")
-                .suffix("statmap")
-                .extension(".nii.gz"),
+            StatMap::Logp(Inference::ClusterFwe),
             &lp(&c.p_fwe),
             &format!("cluster-extent FWE p; {logp}"),
             "-log10(p)",
@@ -214,11 +181,7 @@ pub(crate) fn write_contrast(
             "peak_label",
             "p_fwe",
         ];
-        let rel = base()
-            .set("desc", "clusters")
-            .suffix("table")
-            .extension(".tsv")
-            .rel_path()?;
+        let rel = GroupFile::clusters(&tpl.name, &tpl.res, name).rel_path()?;
         let table = Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?;
         let mut side = common.clone();
         side["Description"] = json!(format!(

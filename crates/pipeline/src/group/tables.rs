@@ -1,5 +1,6 @@
-//! Group-level tables: ROI values and paired tests, brain–behaviour correlations, and the
-//! crossover mixed model, from the participant-level ROI tables and the phenotype TSVs.
+//! Group-level tables: ROI values and paired tests, brain–behaviour correlations (and the
+//! points they were computed from, for the report's scatter plots), and the crossover mixed
+//! model, from the participant-level ROI tables and the phenotype TSVs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use super::covariates::CovariateValues;
 use super::design::{StudyDesign, SubjectData, arm};
 use super::maps::{roi_means, roi_table};
 use super::options::{CorrelationCi, GroupOptions};
+use crate::catalogue::GroupFile;
 use crate::outputs::write_group_table;
 use crate::{Error, Result};
 
@@ -30,6 +32,36 @@ fn too_few(n: usize) -> [String; 5] {
 }
 
 const NA: &str = "n/a";
+
+/// A value of the points table at full precision (the shortest text that reads back as the
+/// same `f64`), so that the points reproduce the table's correlations exactly.
+fn full(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x}")
+    } else {
+        NA.into()
+    }
+}
+
+/// The points of the brain–behaviour correlations, collected as they are correlated: rows of
+/// `desc-brainBehaviour_points.tsv` and, per relation, region and score, its axes.
+#[derive(Default)]
+struct BehaviourPoints {
+    rows: Vec<Vec<String>>,
+    axes: Vec<serde_json::Value>,
+}
+
+/// The columns of the points table.
+const POINT_COLUMNS: [&str; 8] = [
+    "relation",
+    "region",
+    "score",
+    "pretreatment",
+    "participant_id",
+    "session_id",
+    "x",
+    "y",
+];
 
 /// ROI mean CBF of one cell of a subject: region → mean.
 fn roi_values(
@@ -140,7 +172,7 @@ pub(crate) fn write_tables(
         "region",
         "mean_cbf",
     ];
-    files.extend(write_group_table(w, "roiValues", &cols, rows, json!({"Description": "ROI mean CBF (mL/100g/min) of every subject, session and run, in template space", "Units": "mL/100g/min"}))?);
+    files.extend(write_group_table(w, &GroupFile::RoiValues, &cols, rows, json!({"Description": "ROI mean CBF (mL/100g/min) of every subject, session and run, in template space", "Units": "mL/100g/min"}))?);
 
     // paired tests per ROI and contrast
     let mut rows = Vec::new();
@@ -189,7 +221,13 @@ pub(crate) fn write_tables(
             "each test is the intercept of an OLS regression of the subjects' contrast values on the covariates: participants.tsv columns centred to mean 0, global-cbf (global CBF under the contrast's own weights) uncentred, so mean_difference is the difference at the average age (etc.) and at no change of global CBF; sd is the residual SD, df = n - 1 - number of covariates, cohens_dz = mean_difference / sd; a row whose values the covariates explain exactly (global adjusted for global-cbf) has n/a statistics"
         );
     }
-    files.extend(write_group_table(w, "roiTtests", &cols, rows, meta)?);
+    files.extend(write_group_table(
+        w,
+        &GroupFile::RoiTtests,
+        &cols,
+        rows,
+        meta,
+    )?);
 
     // brain–behaviour correlations
     let phenotype = layout.phenotype()?;
@@ -205,13 +243,40 @@ pub(crate) fn write_tables(
             .and_then(|(_, v)| v)
     };
     let mut rows = Vec::new();
+    let mut points = BehaviourPoints::default();
+    // one relation of a region and a score: its rows of the table, and the points it correlated
+    // (x against y, per pre-treatment, subjects in design order) described by `axes` (x, y)
     let corr_row = |rows: &mut Vec<Vec<String>>,
+                    points: &mut BehaviourPoints,
                     relation: &str,
                     region: &str,
                     score: &str,
+                    axes: [String; 2],
                     x: [&Vec<f64>; 2],
                     y: [&Vec<f64>; 2]|
      -> Result<()> {
+        let [x_axis, y_axis] = axes;
+        points.axes.push(json!({
+            "relation": relation,
+            "region": region,
+            "score": score,
+            "x": x_axis,
+            "y": y_axis,
+        }));
+        for a in 0..2 {
+            for (s, subject) in subjects.iter().enumerate() {
+                points.rows.push(vec![
+                    relation.into(),
+                    region.into(),
+                    score.into(),
+                    d.arms()[a].to_string(),
+                    format!("sub-{}", subject.label),
+                    format!("ses-{}", subject.sessions[a]),
+                    full(x[a][s]),
+                    full(y[a][s]),
+                ]);
+            }
+        }
         for method in [CorrelationMethod::Pearson, CorrelationMethod::Spearman] {
             for a in 0..2 {
                 // too few subjects for a correlation: the row stays, with n/a statistics
@@ -305,9 +370,14 @@ pub(crate) fn write_tables(
                 };
                 corr_row(
                     &mut rows,
+                    &mut points,
                     &format!("{} ΔCBF vs subjective effect", d.drug),
                     region,
                     score,
+                    [
+                        format!("ΔCBF {region}, adjusted for global ΔCBF (mL/100 g/min)"),
+                        score.clone(),
+                    ],
                     [&dx[0], &dx[1]],
                     [&ys[0], &ys[1]],
                 )?;
@@ -355,9 +425,17 @@ pub(crate) fn write_tables(
             match ys {
                 Some(ys) => corr_row(
                     &mut rows,
+                    &mut points,
                     &baseline_relation,
                     &opts.baseline_roi,
                     &format!("{scale}_change"),
+                    [
+                        format!(
+                            "baseline {} CBF, adjusted for global (mL/100 g/min)",
+                            opts.baseline_roi
+                        ),
+                        format!("{scale} (day 1 − baseline)"),
+                    ],
                     [&adj[0], &adj[1]],
                     [&ys[0], &ys[1]],
                 )?,
@@ -390,7 +468,8 @@ pub(crate) fn write_tables(
             opts.seed
         ),
     };
-    files.extend(write_group_table(w, "brainBehaviour", &cols, rows, json!({"Description": "correlations with 95 % CIs under each pre-treatment (p from the t distribution of r), and the test of their difference in the same subjects (Zou 2007 CI)", "CI": ci}))?);
+    files.extend(write_group_table(w, &GroupFile::BrainBehaviour, &cols, rows, json!({"Description": "correlations with 95 % CIs under each pre-treatment (p from the t distribution of r), and the test of their difference in the same subjects (Zou 2007 CI)", "CI": ci}))?);
+    files.extend(write_points(w, d, points)?);
 
     // crossover mixed model on ΔCBF
     let mut rows = Vec::new();
@@ -459,12 +538,41 @@ pub(crate) fn write_tables(
     );
     files.extend(write_group_table(
         w,
-        "lmm",
+        &GroupFile::Lmm,
         &cols,
         rows,
         json!({"Description": description, "Units": "mL/100g/min"}),
     )?);
     Ok(files)
+}
+
+/// Writes `desc-brainBehaviour_points.tsv`: every point of every relation of the
+/// brain–behaviour table, the values its correlations were computed from.
+fn write_points(
+    w: &DerivativesWriter,
+    d: &StudyDesign,
+    points: BehaviourPoints,
+) -> Result<Vec<PathBuf>> {
+    let table = GroupFile::BrainBehaviour.file_name()?;
+    let sidecar = json!({
+        "Description": format!("the points of every correlation of {table}: one row per relation, region, score, pre-treatment and subject, with the values correlated (full precision); the report draws its scatter plots from them"),
+        "relation": {"Description": format!("the relation, as in {table}")},
+        "region": {"Description": "the region whose CBF is on the x axis"},
+        "score": {"Description": "the behavioural score on the y axis"},
+        "pretreatment": {"Description": format!("the pre-treatment of the session ({} or {}); the correlation of a row of {table} is over its subjects", d.control, d.active)},
+        "participant_id": {"Description": "the subject"},
+        "session_id": {"Description": "the subject's session under this pre-treatment"},
+        "x": {"Description": format!("the CBF measure correlated: the region's ΔCBF (during − before {}) of the session, or its CBF before {} (the baseline relations), as the residual of an ordinary least-squares fit on the same measure of global CBF over the subjects of the pre-treatment", d.drug, d.drug), "Units": "mL/100g/min"},
+        "y": {"Description": "the score correlated: the session's value of a phenotype/infusion.tsv column, or a mood scale's day-1 value minus its baseline (phenotype/mood.tsv)"},
+        "Axes": points.axes,
+    });
+    write_group_table(
+        w,
+        &GroupFile::BrainBehaviourPoints,
+        &POINT_COLUMNS,
+        points.rows,
+        sidecar,
+    )
 }
 
 /// A term of the crossover mixed model named in the design's words: the active pre-treatment

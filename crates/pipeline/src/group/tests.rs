@@ -11,7 +11,7 @@ use crate::template::Template;
 
 /// Six subjects' template-space maps (the placebo ΔCBF follows the grey matter) and ROI
 /// tables whose global CBF varies by subject, session and run.
-fn crossover_fixture(tmp: &Path) -> (PathBuf, PathBuf, Template) {
+pub(super) fn crossover_fixture(tmp: &Path) -> (PathBuf, PathBuf, Template) {
     let tpl = Template::phantom();
     let (bids, out) = (tmp.join("bids"), tmp.join("out"));
     let effect = tpl.gm.frame(0).to_owned();
@@ -66,7 +66,7 @@ fn crossover_fixture(tmp: &Path) -> (PathBuf, PathBuf, Template) {
 
 /// Options for the fixture: the first default contrast, 20 permutations, no smoothing, the
 /// default regions, no covariates; tests change what they test.
-fn fixture_options(bids: &Path, out: &Path, tpl: &Template) -> GroupOptions {
+pub(super) fn fixture_options(bids: &Path, out: &Path, tpl: &Template) -> GroupOptions {
     GroupOptions {
         bids_dir: bids.to_path_buf(),
         output_dir: out.to_path_buf(),

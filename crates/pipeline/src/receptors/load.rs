@@ -3,13 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use cbflow_bids::{DerivativeName, Layout};
+use cbflow_bids::Layout;
 use cbflow_image::{Interp, Volume};
 use cbflow_receptor::GroupStat;
 use cbflow_resources::{ReceptorEntry, Registry};
 use ndarray::{Array2, Array3, Zip};
 
 use super::options::{GM_THRESHOLD, ReceptorOptions, SUPPORT_WEIGHT};
+use crate::catalogue::{GroupFile, StatMap};
 use crate::group::design::{find_runs, read_design};
 use crate::group::maps::{MaskedMaps, masked_maps, read_cell_maps};
 use crate::template::Template;
@@ -199,19 +200,12 @@ pub(super) fn load_subject_maps(opts: &ReceptorOptions) -> Result<SubjectMaps> {
 
 /// Path of a group statistic map written by the group level.
 pub(super) fn group_map_path(opts: &ReceptorOptions, contrast: &str) -> Result<PathBuf> {
-    let stat = match opts.statistic {
-        GroupStat::T => "t",
-        GroupStat::Mean => "effect",
+    let map = match opts.statistic {
+        GroupStat::T => StatMap::T,
+        GroupStat::Mean => StatMap::Effect,
     };
-    let rel = DerivativeName::group()
-        .set("space", &opts.template.name)
-        .set("res", &opts.template.res)
-        .set("contrast", contrast)
-        .set("stat", stat)
-        .suffix("statmap")
-        .extension(".nii.gz")
-        .rel_path()?;
-    Ok(opts.output_dir.join(rel))
+    let t = &opts.template;
+    GroupFile::stat_map(&t.name, &t.res, contrast, map).path(&opts.output_dir)
 }
 
 pub(super) fn resources_path(opts: &ReceptorOptions, e: &ReceptorEntry) -> PathBuf {

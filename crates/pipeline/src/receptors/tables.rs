@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use cbflow_bids::{DerivativeName, DerivativesWriter, Table};
+use cbflow_bids::{DerivativesWriter, Table};
 use cbflow_receptor::{CorrelationMethod, CorrelationResult, GroupStat};
 use cbflow_resources::ReceptorEntry;
 use ndarray::{Array2, Array3, Zip};
@@ -15,6 +15,7 @@ use super::options::{
 };
 use super::points::{Points, build_points, flat_c};
 use crate::Result;
+use crate::catalogue::GroupFile;
 
 pub(super) fn fmt(v: f64) -> String {
     if v.is_finite() {
@@ -80,12 +81,7 @@ pub(super) fn write_tables(
             row
         })
         .collect();
-    let rel = DerivativeName::group()
-        .set("desc", "receptors")
-        .set("contrast", contrast)
-        .suffix("table")
-        .extension(".tsv")
-        .rel_path()?;
+    let rel = GroupFile::receptors(contrast).rel_path()?;
     let table = Table::new(cols.clone(), rows)?;
     let null_desc: serde_json::Map<String, Value> = opts
         .nulls
@@ -186,12 +182,7 @@ pub(super) fn write_tables(
             }
         }
     }
-    let rel = DerivativeName::group()
-        .set("desc", "receptorNulls")
-        .set("contrast", contrast)
-        .suffix("table")
-        .extension(".tsv")
-        .rel_path()?;
+    let rel = GroupFile::receptor_nulls(contrast).rel_path()?;
     let table = Table::new(
         ["map", "null", "draw", "r"]
             .iter()
@@ -262,12 +253,7 @@ pub(super) fn write_dominance(
             ]
         })
         .collect();
-    let rel = DerivativeName::group()
-        .set("desc", "receptorDominance")
-        .set("contrast", contrast)
-        .suffix("table")
-        .extension(".tsv")
-        .rel_path()?;
+    let rel = GroupFile::receptor_dominance(contrast).rel_path()?;
     let table = Table::new(
         ["map", "beta_std", "dominance_total", "dominance_relative"]
             .iter()

@@ -6,24 +6,22 @@ use std::path::Path;
 use super::data::{RelationData, brain_behaviour_data, regression_band};
 use super::roi::numeric_table;
 use cbflow_pipeline::StudyDesign;
+use cbflow_pipeline::catalogue::GroupFile;
 
 use crate::Result;
-use crate::data::{self, col_f64, col_str};
+use crate::data::{self, col_f64, col_str, fname};
 use crate::html::{self, esc, pval};
 use crate::plots::{self, ScatterPanel, palette};
 
-pub(super) fn behaviour_section(
-    output_dir: &Path,
-    bids_dir: &Path,
-    design: &StudyDesign,
-) -> Result<String> {
-    let path = output_dir.join("desc-brainBehaviour_table.tsv");
+pub(super) fn behaviour_section(output_dir: &Path, design: &StudyDesign) -> Result<String> {
+    let path = data::group_file(output_dir, &GroupFile::BrainBehaviour)?;
     let Some(t) = data::table_opt(&path)? else {
-        return Ok(html::missing(
-            "no brain–behaviour table (desc-brainBehaviour_table.tsv)",
-        ));
+        return Ok(html::missing(&format!(
+            "no brain–behaviour table ({})",
+            fname(&path)
+        )));
     };
-    let rels = brain_behaviour_data(output_dir, bids_dir, design)?;
+    let rels = brain_behaviour_data(output_dir)?;
     let rel = col_str(&t, &path, "relation")?;
     let reg = col_str(&t, &path, "region")?;
     let score = col_str(&t, &path, "score")?;
@@ -47,6 +45,13 @@ pub(super) fn behaviour_section(
         esc(&design.control),
         esc(&design.active)
     );
+    if rels.is_empty() && t.n_rows() > 0 {
+        let points = data::group_file(output_dir, &GroupFile::BrainBehaviourPoints)?;
+        s.push_str(&html::missing(&format!(
+            "no points of the correlations ({}): derivatives of a group level that did not write them; the table follows",
+            fname(&points)
+        )));
+    }
     let mut current = String::new();
     for (k, rd) in rels.iter().enumerate() {
         if rd.relation != current {

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use cbflow_pipeline::Template;
+use cbflow_pipeline::catalogue::{GroupFile, Inference, StatMap};
 use ndarray::Array3;
 
 use super::data::LOGP_05;
@@ -45,8 +46,8 @@ pub(super) fn contrast_section(
     desc: &str,
 ) -> Result<String> {
     let mut s = format!("<h3 id=\"contrast-{c}\">{c}</h3><p>{}</p>\n", esc(desc));
-    let f = |mid: &str| output_dir.join(format!("space-{space}_res-{res}_{mid}_statmap.nii.gz"));
-    let tpath = f(&format!("contrast-{c}_stat-t"));
+    let f = |map: StatMap| data::group_file(output_dir, &GroupFile::stat_map(space, res, c, map));
+    let tpath = f(StatMap::T)?;
     let Some(t) = data::volume_opt(&tpath)? else {
         s.push_str(&html::missing(&format!("no t map ({})", fname(&tpath))));
         return Ok(s);
@@ -64,14 +65,14 @@ pub(super) fn contrast_section(
         return Ok(s);
     }
     let inferences = [
-        ("voxelFWE", "voxel-level FWE (max-T)"),
-        ("tfceFWE", "TFCE FWE"),
-        ("clusterFWE", "cluster-extent FWE"),
+        (Inference::VoxelFwe, "voxel-level FWE (max-T)"),
+        (Inference::TfceFwe, "TFCE FWE"),
+        (Inference::ClusterFwe, "cluster-extent FWE"),
     ];
     let mut sig = Vec::new();
     let mut counts = Vec::new();
-    for (d, name) in inferences {
-        let p = f(&format!("contrast-{c}_stat-logp_desc-{d}"));
+    for (inference, name) in inferences {
+        let p = f(StatMap::Logp(inference))?;
         match data::volume_opt(&p)? {
             Some(v) => {
                 let m = canonical(&v).data.mapv(|x| x > LOGP_05);
@@ -251,9 +252,7 @@ const MAX_CLUSTER_ROWS: usize = 6;
 /// map where the cluster-level FWE p < 0.05, on the template T1w. Empty when no cluster is
 /// significant (the table says so).
 fn cluster_figure(output_dir: &Path, space: &str, res: &str, c: &str, v: &View) -> Result<String> {
-    let path = output_dir.join(format!(
-        "space-{space}_res-{res}_contrast-{c}_desc-clusters_table.tsv"
-    ));
+    let path = data::group_file(output_dir, &GroupFile::clusters(space, res, c))?;
     let Some(t) = data::table_opt(&path)? else {
         return Ok(String::new());
     };
@@ -273,9 +272,10 @@ fn cluster_figure(output_dir: &Path, space: &str, res: &str, c: &str, v: &View) 
     if rows.is_empty() {
         return Ok(String::new());
     }
-    let cmap = output_dir.join(format!(
-        "space-{space}_res-{res}_contrast-{c}_stat-logp_desc-clusterFWE_statmap.nii.gz"
-    ));
+    let cmap = data::group_file(
+        output_dir,
+        &GroupFile::stat_map(space, res, c, StatMap::Logp(Inference::ClusterFwe)),
+    )?;
     let Some(cl) = data::volume_opt(&cmap)? else {
         return Ok(html::missing(&format!(
             "no cluster FWE map ({})",
@@ -367,9 +367,7 @@ fn cluster_figure(output_dir: &Path, space: &str, res: &str, c: &str, v: &View) 
 }
 
 pub(super) fn cluster_table(output_dir: &Path, space: &str, res: &str, c: &str) -> Result<String> {
-    let path = output_dir.join(format!(
-        "space-{space}_res-{res}_contrast-{c}_desc-clusters_table.tsv"
-    ));
+    let path = data::group_file(output_dir, &GroupFile::clusters(space, res, c))?;
     let Some(t) = data::table_opt(&path)? else {
         return Ok(html::missing(&format!(
             "no cluster table ({})",

@@ -1,11 +1,10 @@
 //! What the group report reads of the group level's outputs: ROI time courses and the
-//! brain–behaviour relations.
+//! brain–behaviour relations (the points the group level correlated; nothing is recomputed).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use cbflow_bids::Table;
-use cbflow_pipeline::StudyDesign;
+use cbflow_pipeline::catalogue::GroupFile;
 
 use crate::data::{self, col_f64, col_str};
 use crate::{Error, Result};
@@ -36,7 +35,7 @@ pub struct RoiLine {
 
 /// ROI lines from `desc-roiValues_table.tsv`: `(region, pre-treatment) → one line per subject`.
 pub fn roi_lines(output_dir: &Path) -> Result<Option<BTreeMap<(String, String), Vec<RoiLine>>>> {
-    let path = output_dir.join("desc-roiValues_table.tsv");
+    let path = data::group_file(output_dir, &GroupFile::RoiValues)?;
     let Some(t) = data::table_opt(&path)? else {
         return Ok(None);
     };
@@ -91,25 +90,12 @@ pub struct RelationData {
     /// Behavioural score.
     pub score: String,
     /// Per pre-treatment: its name and the `(x, y)` points (x: regional CBF measure adjusted
-    /// for global CBF; y: the score), subjects in table order.
+    /// for global CBF; y: the score), subjects in the order of the points file.
     pub arms: Vec<(String, Vec<(f64, f64)>)>,
-    /// Axis labels.
+    /// Horizontal axis label (the group level's description of x).
     pub x_label: String,
-    /// Vertical axis label.
+    /// Vertical axis label (the group level's description of y).
     pub y_label: String,
-}
-
-/// Residuals of `y` after an ordinary least-squares fit on `1, x`.
-pub(super) fn residualise(y: &[f64], x: &[f64]) -> Vec<f64> {
-    let n = y.len() as f64;
-    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
-    let sxx: f64 = x.iter().map(|v| (v - mx).powi(2)).sum();
-    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
-    let b = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-    y.iter()
-        .zip(x)
-        .map(|(yi, xi)| yi - my - b * (xi - mx))
-        .collect()
 }
 
 /// Ordinary least-squares line with the 95 % confidence band of the mean, evaluated at 40
@@ -154,168 +140,68 @@ pub fn regression_band(pts: &[(f64, f64)]) -> Vec<(f64, f64, f64, f64)> {
         .collect()
 }
 
-/// Subjects in the ROI table with their sessions, from `desc-roiValues_table.tsv`:
-/// `pre-treatment → participant → session`.
-pub(super) fn sessions_of(
-    t: &Table,
-    path: &Path,
-) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
-    let sub = col_str(t, path, "participant_id")?;
-    let ses = col_str(t, path, "session_id")?;
-    let pre = col_str(t, path, "pretreatment")?;
-    let mut m: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for i in 0..t.n_rows() {
-        m.entry(pre[i].clone())
-            .or_default()
-            .insert(sub[i].clone(), ses[i].clone());
-    }
-    Ok(m)
-}
-
-pub(super) fn phenotype_value(
-    t: &Table,
-    path: &Path,
-    col: &str,
-    sub: &str,
-    ses: &str,
-) -> Result<Option<f64>> {
-    if t.column_index(col).is_none() {
-        return Ok(None);
-    }
-    let ids = col_str(t, path, "participant_id")?;
-    let sess = col_str(t, path, "session_id").unwrap_or_default();
-    let v = col_f64(t, path, col)?;
-    Ok((0..t.n_rows())
-        .find(|&i| ids[i] == sub && (sess.is_empty() || sess[i] == ses))
-        .map(|i| v[i])
-        .filter(|x| x.is_finite()))
-}
-
-/// Rebuilds the points of every relation of `desc-brainBehaviour_table.tsv` from the ROI table
-/// and the phenotype files, as the group level computed them: ketamine ΔCBF of a region
-/// adjusted for the global ΔCBF (residuals) against a subjective score of the same session;
-/// baseline sgACC CBF adjusted for global CBF against the day-1 change of a mood scale.
-pub fn brain_behaviour_data(
-    output_dir: &Path,
-    bids_dir: &Path,
-    d: &StudyDesign,
-) -> Result<Vec<RelationData>> {
-    let bb_path = output_dir.join("desc-brainBehaviour_table.tsv");
-    let rv_path = output_dir.join("desc-roiValues_table.tsv");
-    let (Some(bb), Some(rv), Some(lines)) = (
-        data::table_opt(&bb_path)?,
-        data::table_opt(&rv_path)?,
-        roi_lines(output_dir)?,
-    ) else {
+/// The points of every relation of the brain–behaviour table, as the group level correlated
+/// them: read from `desc-brainBehaviour_points.tsv` (relations, pre-treatments and subjects in
+/// the order written) and the axes from its sidecar. Empty when the group level wrote no
+/// points file.
+pub fn brain_behaviour_data(output_dir: &Path) -> Result<Vec<RelationData>> {
+    let path = data::group_file(output_dir, &GroupFile::BrainBehaviourPoints)?;
+    let Some(t) = data::table_opt(&path)? else {
         return Ok(Vec::new());
     };
-    let sess = sessions_of(&rv, &rv_path)?;
-    let arms = d.arms();
-    let pheno = |name: &str| -> Result<Option<(Table, PathBuf)>> {
-        let p = bids_dir.join("phenotype").join(format!("{name}.tsv"));
-        Ok(data::table_opt(&p)?.map(|t| (t, p)))
-    };
-    let infusion = pheno("infusion")?;
-    let mood = pheno("mood")?;
-    let rel = col_str(&bb, &bb_path, "relation")?;
-    let reg = col_str(&bb, &bb_path, "region")?;
-    let score = col_str(&bb, &bb_path, "score")?;
-    let mut seen = Vec::new();
-    for i in 0..bb.n_rows() {
-        let k = (rel[i].clone(), reg[i].clone(), score[i].clone());
-        if !seen.contains(&k) {
-            seen.push(k);
-        }
-    }
-    let line = |region: &str, arm: &str| lines.get(&(region.to_string(), arm.to_string()));
-    let mut out = Vec::new();
-    for (relation, region, sc) in seen {
-        let baseline = relation.starts_with("baseline");
-        let mut arm_pts = Vec::new();
-        for arm in arms {
-            let (Some(r), Some(g)) = (line(&region, arm), line("global", arm)) else {
-                continue;
-            };
-            let xr: Vec<f64> = r
-                .iter()
-                .map(|l| {
-                    if baseline {
-                        l.before
-                    } else {
-                        l.during - l.before
-                    }
-                })
-                .collect();
-            let xg: Vec<f64> = g
-                .iter()
-                .map(|l| {
-                    if baseline {
-                        l.before
-                    } else {
-                        l.during - l.before
-                    }
-                })
-                .collect();
-            let x = residualise(&xr, &xg);
-            let mut pts = Vec::new();
-            for (l, xv) in r.iter().zip(x) {
-                let ses = sess
-                    .get(arm)
-                    .and_then(|m| m.get(&l.participant))
-                    .cloned()
-                    .unwrap_or_default();
-                let y = if baseline {
-                    let scale = sc.trim_end_matches("_change");
-                    match &mood {
-                        Some((t, p)) => match (
-                            phenotype_value(t, p, &format!("{scale}_day1"), &l.participant, &ses)?,
-                            phenotype_value(
-                                t,
-                                p,
-                                &format!("{scale}_baseline"),
-                                &l.participant,
-                                &ses,
-                            )?,
-                        ) {
-                            (Some(a), Some(b)) => a - b,
-                            _ => f64::NAN,
-                        },
-                        None => f64::NAN,
-                    }
-                } else {
-                    match &infusion {
-                        Some((t, p)) => {
-                            phenotype_value(t, p, &sc, &l.participant, &ses)?.unwrap_or(f64::NAN)
-                        }
-                        None => f64::NAN,
-                    }
-                };
-                pts.push((xv, y));
+    let side = data::group_sidecar(output_dir, &GroupFile::BrainBehaviourPoints)?;
+    let axes = data::json_opt(&side)?
+        .and_then(|j| j.get("Axes").and_then(|a| a.as_array()).cloned())
+        .ok_or_else(|| Error::invalid(&side, "no Axes: the axes of the relations"))?;
+    let rel = col_str(&t, &path, "relation")?;
+    let reg = col_str(&t, &path, "region")?;
+    let score = col_str(&t, &path, "score")?;
+    let pre = col_str(&t, &path, "pretreatment")?;
+    let x = col_f64(&t, &path, "x")?;
+    let y = col_f64(&t, &path, "y")?;
+    let mut out: Vec<RelationData> = Vec::new();
+    for i in 0..t.n_rows() {
+        let same =
+            |r: &RelationData| r.relation == rel[i] && r.region == reg[i] && r.score == score[i];
+        let k = match out.iter().position(same) {
+            Some(k) => k,
+            None => {
+                let axis =
+                    |which: &str| {
+                        axes.iter()
+                        .find(|a| {
+                            [("relation", &rel[i]), ("region", &reg[i]), ("score", &score[i])]
+                                .iter()
+                                .all(|(k, v)| a.get(k).and_then(|x| x.as_str()) == Some(v.as_str()))
+                        })
+                        .and_then(|a| a.get(which).and_then(|x| x.as_str()))
+                        .map(str::to_string)
+                        .ok_or_else(|| {
+                            Error::invalid(
+                                &side,
+                                format!(
+                                    "Axes: no {which} axis for relation {:?}, region {}, score {}",
+                                    rel[i], reg[i], score[i]
+                                ),
+                            )
+                        })
+                    };
+                out.push(RelationData {
+                    relation: rel[i].clone(),
+                    region: reg[i].clone(),
+                    score: score[i].clone(),
+                    arms: Vec::new(),
+                    x_label: axis("x")?,
+                    y_label: axis("y")?,
+                });
+                out.len() - 1
             }
-            arm_pts.push((arm.to_string(), pts));
+        };
+        let arms = &mut out[k].arms;
+        match arms.iter_mut().find(|a| a.0 == pre[i]) {
+            Some(a) => a.1.push((x[i], y[i])),
+            None => arms.push((pre[i].clone(), vec![(x[i], y[i])])),
         }
-        let rname = REGIONS
-            .iter()
-            .find(|r| r.0 == region)
-            .map(|r| r.1)
-            .unwrap_or(&region)
-            .to_string();
-        out.push(RelationData {
-            x_label: if baseline {
-                format!("baseline {rname} CBF, adjusted for global (mL/100 g/min)")
-            } else {
-                format!("ΔCBF {rname}, adjusted for global ΔCBF (mL/100 g/min)")
-            },
-            y_label: if baseline {
-                format!("{} (day 1 − baseline)", sc.trim_end_matches("_change"))
-            } else {
-                sc.clone()
-            },
-            relation,
-            region,
-            score: sc,
-            arms: arm_pts,
-        });
     }
     Ok(out)
 }

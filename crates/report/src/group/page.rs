@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use cbflow_pipeline::StudyDesign;
+use cbflow_pipeline::catalogue::{GroupFile, StatMap};
 
 use super::behaviour::behaviour_section;
 use super::contrast::contrast_section;
@@ -17,8 +18,8 @@ use crate::methods;
 use crate::{Error, ReportInputs, Result};
 
 /// Writes `OUTPUT_DIR/group.html` from the group-level outputs at the derivatives root (and the
-/// design and phenotype files of the BIDS input), atomically. Missing parts (e.g. no receptor
-/// tables) become a note in their section.
+/// design files of the BIDS input: participants and sessions), atomically. Missing parts (e.g.
+/// no receptor tables) become a note in their section.
 pub fn group_report(inputs: &ReportInputs) -> Result<PathBuf> {
     let output_dir = inputs.output_dir;
     if !output_dir.is_dir() {
@@ -40,7 +41,7 @@ pub fn group_report(inputs: &ReportInputs) -> Result<PathBuf> {
 pub(super) fn root_space(output_dir: &Path) -> Result<Option<(String, String)>> {
     for p in data::list_dir(output_dir)? {
         let e = data::entities(&fname(&p));
-        if fname(&p).ends_with("_statmap.nii.gz")
+        if GroupFile::is_stat_map(&fname(&p))
             && let (Some(s), Some(r)) = (e.get("space"), e.get("res"))
         {
             return Ok(Some((s.clone(), r.clone())));
@@ -71,7 +72,7 @@ pub(super) fn build(inputs: &ReportInputs) -> Result<String> {
         .as_ref()
         .and_then(|l| l.values().next().map(Vec::len))
         .unwrap_or(0);
-    // the contrasts of the last group run (desc-contrasts_table.tsv)
+    // the contrasts of the last group run (the catalogue's GroupFile::Contrasts)
     let contrasts: Vec<(String, String)> = cbflow_pipeline::written_contrasts(output_dir)
         .map_err(|e| Error::Invalid {
             path: output_dir.to_path_buf(),
@@ -84,11 +85,9 @@ pub(super) fn build(inputs: &ReportInputs) -> Result<String> {
         .as_ref()
         .zip(contrasts.first())
         .and_then(|((s, r), (c, _))| {
-            data::json_opt(&output_dir.join(format!(
-                "space-{s}_res-{r}_contrast-{c}_stat-t_statmap.json"
-            )))
-            .ok()
-            .flatten()
+            let side =
+                data::group_sidecar(output_dir, &GroupFile::stat_map(s, r, c, StatMap::T)).ok()?;
+            data::json_opt(&side).ok().flatten()
         });
 
     // summary
@@ -159,7 +158,7 @@ pub(super) fn build(inputs: &ReportInputs) -> Result<String> {
 
     nav.push(("behaviour".into(), "Brain–behaviour".into()));
     body.push_str("<section id=\"behaviour\"><h2>Brain–behaviour relations</h2>");
-    body.push_str(&behaviour_section(output_dir, bids_dir, design)?);
+    body.push_str(&behaviour_section(output_dir, design)?);
     body.push_str("</section>\n");
 
     nav.push(("receptors".into(), "Receptors".into()));
@@ -171,9 +170,9 @@ pub(super) fn build(inputs: &ReportInputs) -> Result<String> {
     nav.push(("methods".into(), "Methods".into()));
     body.push_str("<section id=\"methods\"><h2>Methods</h2>");
     // how the correlations' CIs were computed, from the table's sidecar
-    let ci = data::json_opt(&output_dir.join("desc-brainBehaviour_table.json"))
+    let ci = data::group_sidecar(output_dir, &GroupFile::BrainBehaviour)
         .ok()
-        .flatten()
+        .and_then(|side| data::json_opt(&side).ok().flatten())
         .and_then(|j| j.get("CI").and_then(|v| v.as_str()).map(str::to_string));
     body.push_str(&methods::group_methods(
         stat_json.as_ref(),

@@ -5,6 +5,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use cbflow_pipeline::catalogue::{GroupFile, StatMap};
+
 use super::contrast::contrast_section;
 use super::page::{finish_page, root_space};
 use super::roi::numeric_table;
@@ -37,9 +39,10 @@ fn build(output_dir: &Path, c: &str, resources: Option<&Path>) -> Result<String>
     let mut nav = Vec::new();
     let space = root_space(output_dir)?;
     let stat_json = match &space {
-        Some((s, r)) => data::json_opt(&output_dir.join(format!(
-            "space-{s}_res-{r}_contrast-{c}_stat-t_statmap.json"
-        )))?,
+        Some((s, r)) => data::json_opt(&data::group_sidecar(
+            output_dir,
+            &GroupFile::stat_map(s, r, c, StatMap::T),
+        )?)?,
         None => None,
     };
     let get = |key: &str| {
@@ -52,7 +55,7 @@ fn build(output_dir: &Path, c: &str, resources: Option<&Path>) -> Result<String>
         .as_ref()
         .and_then(|j| data::jtext(j, &["ContrastDescription"]))
         .unwrap_or_else(|| "during − before".into());
-    let rois_path = output_dir.join(format!("contrast-{c}_desc-roiTtests_table.tsv"));
+    let rois_path = data::group_file(output_dir, &GroupFile::paired_roi_ttests(c))?;
     let rois = data::table_opt(&rois_path)?;
     let n_sub = rois
         .as_ref()

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use cbflow_pipeline::catalogue::GroupFile;
+
 use super::roi::numeric_table;
 use crate::Result;
 use crate::data::{self, col_f64, col_str, fname};
@@ -18,8 +20,8 @@ pub(super) fn receptor_section(
     let mut s = String::new();
     let mut any = false;
     for (c, _) in contrasts {
-        let tp = output_dir.join(format!("contrast-{c}_desc-receptors_table.tsv"));
-        let np = output_dir.join(format!("contrast-{c}_desc-receptorNulls_table.tsv"));
+        let tp = data::group_file(output_dir, &GroupFile::receptors(c))?;
+        let np = data::group_file(output_dir, &GroupFile::receptor_nulls(c))?;
         let Some(t) = data::table_opt(&tp)? else {
             continue;
         };
@@ -102,7 +104,16 @@ pub(super) fn receptor_section(
         )?);
     }
     if !any {
-        s.push_str(&html::missing("no receptor tables (contrast-<contrast>_desc-receptors_table.tsv) in these derivatives: the receptor step has not been run"));
+        let example = match contrasts.first() {
+            Some((c, _)) => format!(
+                " ({} for contrast {c})",
+                fname(&data::group_file(output_dir, &GroupFile::receptors(c))?)
+            ),
+            None => String::new(),
+        };
+        s.push_str(&html::missing(&format!(
+            "no receptor tables{example} in these derivatives: the receptor step has not been run"
+        )));
     }
     Ok((s, any))
 }

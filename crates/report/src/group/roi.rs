@@ -6,10 +6,11 @@ use std::path::Path;
 
 use cbflow_bids::Table;
 use cbflow_pipeline::StudyDesign;
+use cbflow_pipeline::catalogue::GroupFile;
 
 use super::data::{REGIONS, RoiLine};
 use crate::Result;
-use crate::data::{self};
+use crate::data::{self, fname};
 use crate::html::{self, Cell, esc, num, pval};
 use crate::plots::{self, LinePanel, Series, palette};
 
@@ -19,7 +20,8 @@ pub(super) fn roi_section(
     d: &StudyDesign,
 ) -> Result<String> {
     let Some(lines) = lines else {
-        return Ok(html::missing("no ROI table (desc-roiValues_table.tsv)"));
+        let path = data::group_file(output_dir, &GroupFile::RoiValues)?;
+        return Ok(html::missing(&format!("no ROI table ({})", fname(&path))));
     };
     let mut s = format!(
         "<p>Each line is one subject's mean CBF in the region before and during {}; the thick line is the group mean. Left: {} pre-treatment; right: {}.</p>",
@@ -110,7 +112,7 @@ pub(super) fn roi_section(
         ));
     }
     // t tests
-    let path = output_dir.join("desc-roiTtests_table.tsv");
+    let path = data::group_file(output_dir, &GroupFile::RoiTtests)?;
     if let Some(t) = data::table_opt(&path)? {
         let _ = write!(
             s,
@@ -125,9 +127,12 @@ pub(super) fn roi_section(
             "p",
         )?);
     } else {
-        s.push_str(&html::missing("no ROI t tests (desc-roiTtests_table.tsv)"));
+        s.push_str(&html::missing(&format!(
+            "no ROI t tests ({})",
+            fname(&path)
+        )));
     }
-    let path = output_dir.join("desc-lmm_table.tsv");
+    let path = data::group_file(output_dir, &GroupFile::Lmm)?;
     if let Some(t) = data::table_opt(&path)? {
         s.push_str("<h3 id=\"roi-lmm\">Crossover mixed model of ΔCBF</h3><details><summary>show the fixed effects of every region</summary>");
         s.push_str(&numeric_table(

@@ -1,0 +1,147 @@
+//! The brain–behaviour points file against the table it is the data of.
+
+use super::tests::{crossover_fixture, fixture_options};
+use super::*;
+
+/// Pearson r of paired values (naive reference: centred sums).
+fn naive_pearson(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    let syy: f64 = y.iter().map(|b| (b - my).powi(2)).sum();
+    sxy / (sxx * syy).sqrt()
+}
+
+/// The brain–behaviour points file holds what the correlations were computed from: for every
+/// Pearson row of the table, the r of its points (computed here) is the table's r to its last
+/// digit, with one point per subject in that subject's session of the row's pre-treatment;
+/// every relation has its axes in the sidecar.
+#[test]
+fn brain_behaviour_points_reproduce_the_correlations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bids, out, tpl) = crossover_fixture(tmp.path());
+    std::fs::create_dir_all(bids.join("phenotype")).unwrap();
+    let rows = |f: &dyn Fn(usize, usize) -> String| -> String {
+        (1..=6)
+            .flat_map(|s| [1, 2].map(|ses| format!("sub-{s:02}\tses-{ses}\t{}\n", f(s, ses))))
+            .collect()
+    };
+    std::fs::write(
+        bids.join("phenotype/infusion.tsv"),
+        format!(
+            "participant_id\tsession_id\tcadss\tpsi_total\n{}",
+            rows(&|s, ses| format!("{}\t{}", (s * 7 + ses * 3) % 11, (s * s + 5 * ses) % 13))
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        bids.join("phenotype/mood.tsv"),
+        format!(
+            "participant_id\tsession_id\tmadrs_baseline\tmadrs_day1\tqids_baseline\tqids_day1\n{}",
+            rows(&|s, ses| format!(
+                "{}\t{}\t{}\t{}",
+                20 + s,
+                20 + (s * 5 + ses) % 9,
+                12 + ses,
+                (s * 3 + ses * 7) % 17
+            ))
+        ),
+    )
+    .unwrap();
+    let opts = GroupOptions {
+        rois: vec!["ACC_pre".into(), "ACC_sup".into()],
+        ..fixture_options(&bids, &out, &tpl)
+    };
+    group(&opts).unwrap();
+    let table = cbflow_bids::Table::read_tsv(&out.join("desc-brainBehaviour_table.tsv")).unwrap();
+    let points = cbflow_bids::Table::read_tsv(&out.join("desc-brainBehaviour_points.tsv")).unwrap();
+    let side = cbflow_bids::read_json_object(&out.join("desc-brainBehaviour_points.json")).unwrap();
+    let axes = side["Axes"].as_array().unwrap();
+    let col = |t: &cbflow_bids::Table, c: &str| -> Vec<String> {
+        t.column(c).unwrap().iter().map(|s| s.to_string()).collect()
+    };
+    let (prel, preg, psc, ppre, psub, pses) = (
+        col(&points, "relation"),
+        col(&points, "region"),
+        col(&points, "score"),
+        col(&points, "pretreatment"),
+        col(&points, "participant_id"),
+        col(&points, "session_id"),
+    );
+    let num = |c: &str| -> Vec<f64> {
+        points
+            .f64_column(c)
+            .unwrap()
+            .into_iter()
+            .map(Option::unwrap)
+            .collect()
+    };
+    let (px, py) = (num("x"), num("y"));
+    let (rel, reg, sc, pre, method) = (
+        col(&table, "relation"),
+        col(&table, "region"),
+        col(&table, "score"),
+        col(&table, "pretreatment"),
+        col(&table, "method"),
+    );
+    let (n, r) = (col(&table, "n"), col(&table, "r"));
+    let mut compared = 0;
+    for i in (0..table.n_rows()).filter(|&i| method[i] == "pearson") {
+        let mine: Vec<usize> = (0..points.n_rows())
+            .filter(|&k| {
+                prel[k] == rel[i] && preg[k] == reg[i] && psc[k] == sc[i] && ppre[k] == pre[i]
+            })
+            .collect();
+        assert_eq!(
+            mine.len().to_string(),
+            n[i],
+            "{} {} {}",
+            reg[i],
+            sc[i],
+            pre[i]
+        );
+        // one point per subject, in its session of this pre-treatment (placebo: session 1 for
+        // odd subjects)
+        for &k in &mine {
+            let s: usize = psub[k].trim_start_matches("sub-").parse().unwrap();
+            let placebo_ses = if s % 2 == 1 { "ses-1" } else { "ses-2" };
+            let want_placebo = pre[i] == "placebo";
+            assert_eq!(
+                pses[k] == placebo_ses,
+                want_placebo,
+                "{} {}",
+                psub[k],
+                pses[k]
+            );
+        }
+        let x: Vec<f64> = mine.iter().map(|&k| px[k]).collect();
+        let y: Vec<f64> = mine.iter().map(|&k| py[k]).collect();
+        let want: f64 = r[i].parse().unwrap();
+        let got = naive_pearson(&x, &y);
+        assert!(
+            (got - want).abs() <= 5.1e-6,
+            "{} {} {} {}: r of the points {got}, table {want}",
+            rel[i],
+            reg[i],
+            sc[i],
+            pre[i]
+        );
+        assert!(
+            axes.iter().any(|a| a["relation"] == rel[i].as_str()
+                && a["region"] == reg[i].as_str()
+                && a["score"] == sc[i].as_str()
+                && a["x"].as_str().is_some_and(|x| x.contains(reg[i].as_str()))
+                && a["y"].is_string()),
+            "no axes for {} {} {}",
+            rel[i],
+            reg[i],
+            sc[i]
+        );
+        compared += 1;
+    }
+    // (2 regions × 2 infusion scores + the baseline region × 2 mood scales) × 2 pre-treatments
+    assert_eq!(compared, 12, "{table:?}");
+    // every point belongs to a correlated row
+    assert_eq!(points.n_rows(), compared * 6);
+}
