@@ -101,7 +101,7 @@ pub(super) fn behaviour_section(output_dir: &Path, design: &StudyDesign) -> Resu
             cap.push(format!("{arm}: {stats}"));
             panels.push(ScatterPanel {
                 title: format!("{arm}: {stats}"),
-                x_label: rd.x_label.clone(),
+                x_label: super::data::with_region_name(&rd.x_label, &rd.region),
                 y_label: rd.y_label.clone(),
                 points: pts.clone(),
                 colour: Some(if *arm == design.control {

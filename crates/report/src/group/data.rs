@@ -19,6 +19,15 @@ pub const REGIONS: [(&str, &str); 5] = [
     ("global", "whole brain"),
 ];
 
+/// An axis label of the group level (which names a region by its code) with a study region's
+/// code replaced by its display name; other labels as they are.
+pub(crate) fn with_region_name(label: &str, region: &str) -> String {
+    match REGIONS.iter().find(|r| r.0 == region) {
+        Some((code, name)) => label.replacen(code, name, 1),
+        None => label.to_string(),
+    }
+}
+
 /// −log10(0.05): the FWE threshold on the `stat-logp` maps.
 pub(super) const LOGP_05: f32 = 1.301_03;
 
