@@ -12,6 +12,9 @@
 //!
 //! When nothing has a file the test panics with what it looked for, where, and the command that
 //! fetches it (or, for data that is not a fetchable resource, where to put a copy).
+//!
+//! It also holds the small text fixtures that tests of more than one crate share
+//! ([`one_roi_workflow`]).
 
 use std::path::{Path, PathBuf};
 
@@ -137,6 +140,26 @@ pub fn data(rel: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// The text of a one-step workflow (`one-roi.yaml`): `asl-cbf` on the phantom template with one
+/// region, `name`, of the atlas labels `labels` (e.g. `"151"` or `"151, 152"`). Tests of the
+/// plan and of the command line use it to declare a region the atlas has or lacks.
+pub fn one_roi_workflow(name: &str, labels: &str) -> String {
+    format!(
+        "version: 1
+name: one-roi
+steps:
+  - id: cbf
+    op: asl-cbf
+    inputs:
+      asl: {{bids: {{datatype: perf, suffix: asl}}}}
+      t1w: {{bids: {{datatype: anat, suffix: T1w}}}}
+    params:
+      template: phantom
+      rois: [{{name: {name}, labels: [{labels}]}}]
+"
+    )
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ fn small_study(dir: &Path) -> PathBuf {
     root
 }
 
-/// Every file under `root` except `logs/`, with its bytes.
+/// Every file under `root` except `logs/` and the work directory, with its bytes (the HTML
+/// reports included: they are jobs like the rest and name no directory).
 fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
@@ -32,10 +33,6 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             let rel = p.strip_prefix(root).unwrap().to_path_buf();
             // logs (timings) and the work directory (the cache) are not outputs
             if rel.starts_with("logs") || rel.starts_with(".cbflow-work") {
-                continue;
-            }
-            // the HTML reports name the output directory they describe
-            if rel.extension().is_some_and(|e| e == "html") {
                 continue;
             }
             if p.is_dir() {
@@ -101,16 +98,7 @@ fn slurm_run_equals_local_run() {
             .any(|k| k.to_string_lossy().contains("stat-t_statmap"))
     );
     // the submission directory holds the scripts and one log per task
-    let logs: Vec<PathBuf> = std::fs::read_dir(cluster.join("logs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("slurm-")
-        })
-        .collect();
+    let logs = submission_dirs(&cluster);
     assert_eq!(logs.len(), 1);
     for f in [
         "participant.sbatch",
@@ -218,16 +206,7 @@ fn slurm_scripts_take_their_resources_from_the_plans_and_the_command_line() {
             "submitted participant array job 4242: 2 tasks (sub-01, sub-02)",
         ))
         .stdout(predicate::str::contains("submitted group job 4242"));
-    let dirs: Vec<PathBuf> = std::fs::read_dir(out.join("logs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("slurm-")
-        })
-        .collect();
+    let dirs = submission_dirs(&out);
     assert_eq!(dirs.len(), 1);
     let p = std::fs::read_to_string(dirs[0].join("participant.sbatch")).unwrap();
     let g = std::fs::read_to_string(dirs[0].join("group.sbatch")).unwrap();
@@ -281,18 +260,7 @@ fn a_region_the_atlas_lacks_is_refused_before_submission() {
     let workflow = t.path().join("one-roi.yaml");
     std::fs::write(
         &workflow,
-        "version: 1
-name: one-roi
-steps:
-  - id: cbf
-    op: asl-cbf
-    inputs:
-      asl: {bids: {datatype: perf, suffix: asl}}
-      t1w: {bids: {datatype: anat, suffix: T1w}}
-    params:
-      template: phantom
-      rois: [{name: nowhere, labels: [9999]}]
-",
+        cbflow_testdata::one_roi_workflow("nowhere", "9999"),
     )
     .unwrap();
     let out = t.path().join("out");
@@ -312,4 +280,19 @@ steps:
         ))
         .stdout(predicate::str::contains("submitted").not());
     assert!(!out.exists(), "{} was created", out.display());
+}
+
+/// The SLURM submission directories (`logs/slurm-*`: scripts and task logs) of an output
+/// directory.
+fn submission_dirs(out: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(out.join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("slurm-")
+        })
+        .collect()
 }

@@ -207,20 +207,7 @@ fn the_plan_resolves_the_resource_directory_once() {
 
 /// A workflow of one `asl-cbf` step on the phantom with one region of `labels`.
 fn one_roi_workflow(labels: &str) -> Workflow {
-    let text = format!(
-        "version: 1
-name: one-roi
-steps:
-  - id: cbf
-    op: asl-cbf
-    inputs:
-      asl: {{bids: {{datatype: perf, suffix: asl}}}}
-      t1w: {{bids: {{datatype: anat, suffix: T1w}}}}
-    params:
-      template: phantom
-      rois: [{{name: region, labels: [{labels}]}}]
-"
-    );
+    let text = cbflow_testdata::one_roi_workflow("region", labels);
     Workflow::parse(&text, "one-roi.yaml").unwrap()
 }
 
