@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use crate::job::Job;
 use crate::spec::{
     GroupReportKind, GroupReportParams, Level, Op, ParticipantReportParams, REPORT_STEP,
+    TemplateName,
 };
 
 /// The sorted union of the inputs of `deps`.
@@ -21,6 +22,33 @@ fn inputs_of(jobs: &[Job], deps: &[usize]) -> Vec<PathBuf> {
     v.sort();
     v.dedup();
     v
+}
+
+/// The report job of `participant` (or of the group) drawing `op` of the maps in `template`
+/// after `deps`, whose inputs are its inputs.
+fn report_job(
+    jobs: &[Job],
+    participant: Option<String>,
+    op: Op,
+    deps: Vec<usize>,
+    template: Option<TemplateName>,
+) -> Job {
+    Job {
+        id: match &participant {
+            Some(sub) => format!("{REPORT_STEP}/sub-{sub}"),
+            None => REPORT_STEP.into(),
+        },
+        step: REPORT_STEP.into(),
+        level: op.spec().level(),
+        participant,
+        template,
+        inputs: inputs_of(jobs, &deps),
+        matched: BTreeMap::new(),
+        resources: op.spec().default_resources(),
+        op,
+        deps,
+        prerequisite: false,
+    }
 }
 
 /// Appends the report jobs of `level` to `jobs` (built in dependency order): for each
@@ -44,19 +72,8 @@ pub(crate) fn add_report_jobs(
                 let op = Op::ParticipantReport(ParticipantReportParams {
                     design: design.clone(),
                 });
-                let job = Job {
-                    id: format!("{REPORT_STEP}/sub-{sub}"),
-                    step: REPORT_STEP.into(),
-                    level,
-                    participant: Some(sub),
-                    template: deps.iter().find_map(|&d| jobs[d].template),
-                    inputs: inputs_of(jobs, &deps),
-                    matched: BTreeMap::new(),
-                    resources: op.spec().default_resources(),
-                    op,
-                    deps,
-                    prerequisite: false,
-                };
+                let template = deps.iter().find_map(|&d| jobs[d].template);
+                let job = report_job(jobs, Some(sub), op, deps, template);
                 jobs.push(job);
             }
         }
@@ -81,19 +98,7 @@ pub(crate) fn add_report_jobs(
                 design: design.clone(),
                 report,
             });
-            let job = Job {
-                id: REPORT_STEP.into(),
-                step: REPORT_STEP.into(),
-                level,
-                participant: None,
-                template: jobs[main].template,
-                inputs: inputs_of(jobs, &deps),
-                matched: BTreeMap::new(),
-                resources: op.spec().default_resources(),
-                op,
-                deps,
-                prerequisite: false,
-            };
+            let job = report_job(jobs, None, op, deps, jobs[main].template);
             jobs.push(job);
         }
     }

@@ -34,21 +34,6 @@ pub struct ParticipantReportParams {
     pub design: StudyDesign,
 }
 
-impl OpSpec for ParticipantReportParams {
-    fn level(&self) -> Level {
-        Level::Participant
-    }
-    fn slots(&self) -> &'static [Slot] {
-        &[]
-    }
-    fn outputs(&self) -> Vec<&'static str> {
-        vec![OUT_REPORT]
-    }
-    fn default_resources(&self) -> Resources {
-        report_resources()
-    }
-}
-
 /// Which group report a `group-report` job draws.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -73,17 +58,26 @@ pub struct GroupReportParams {
     pub report: GroupReportKind,
 }
 
-impl OpSpec for GroupReportParams {
-    fn level(&self) -> Level {
-        Level::Group
-    }
-    fn slots(&self) -> &'static [Slot] {
-        &[]
-    }
-    fn outputs(&self) -> Vec<&'static str> {
-        vec![OUT_REPORT]
-    }
-    fn default_resources(&self) -> Resources {
-        report_resources()
-    }
+/// A report op's declarations: its level, no input slot (the plan wires its upstream jobs),
+/// one output, the report resources.
+macro_rules! report_spec {
+    ($params:ty, $level:expr) => {
+        impl OpSpec for $params {
+            fn level(&self) -> Level {
+                $level
+            }
+            fn slots(&self) -> &'static [Slot] {
+                &[]
+            }
+            fn outputs(&self) -> Vec<&'static str> {
+                vec![OUT_REPORT]
+            }
+            fn default_resources(&self) -> Resources {
+                report_resources()
+            }
+        }
+    };
 }
+
+report_spec!(ParticipantReportParams, Level::Participant);
+report_spec!(GroupReportParams, Level::Group);
