@@ -1,6 +1,7 @@
 //! The receptor step of the group level: correlates each contrast's group map with PET receptor
 //! maps (registry of `cbflow-receptor`), with spatial-autocorrelation-aware null models, and
-//! writes the receptor tables of `CONTRACTS.md`.
+//! writes the receptor tables (the catalogue's `GroupFile::Receptors`, `ReceptorNulls` and
+//! `ReceptorDominance`).
 //!
 //! * Maps come from the registry (`cbflow_resources::Registry::builtin()`); their files are
 //!   resolved under the resource directory (the same one as the template: `--resources` or

@@ -322,8 +322,8 @@ fn build_with_effect(sphere: Option<([f64; 3], f64)>) -> Fixture {
     }
 }
 
-/// ROI time-series tables of CONTRACTS.md for sub-01's runs (the participant level does not
-/// write them yet): values from the run's ROI table with a small drift per pair.
+/// ROI time-series tables (`*_desc-roi_timeseries.tsv`, as the participant level writes them)
+/// for sub-01's runs, which this fixture does not run: values from the run's ROI table with a small drift per pair.
 fn write_roi_timeseries(out: &Path) {
     for ses in ["1", "2"] {
         for run in ["1", "2"] {
@@ -361,7 +361,8 @@ fn write_roi_timeseries(out: &Path) {
     }
 }
 
-/// Receptor tables of CONTRACTS.md for one contrast (the receptor step is not wired yet).
+/// Receptor tables for one contrast, as the receptor step writes them (this fixture has no PET
+/// maps to run it on).
 fn write_receptor_tables(out: &Path) {
     let mut t = String::from(
         "map\ttarget\ttracer\tmethod\tlevel\tparcellation\tn\tr\tp_variogram\tq_variogram\tp_signflip\tq_signflip\n",
