@@ -149,6 +149,35 @@ pub fn regression_band(pts: &[(f64, f64)]) -> Vec<(f64, f64, f64, f64)> {
         .collect()
 }
 
+/// The `which` (`x` or `y`) axis label of the relation, region and score `key` in the points
+/// sidecar's `Axes` (at `side`): its first entry with those three values.
+fn axis_label(
+    axes: &[serde_json::Value],
+    side: &Path,
+    key: [&String; 3],
+    which: &str,
+) -> Result<String> {
+    let names = ["relation", "region", "score"];
+    axes.iter()
+        .find(|a| {
+            names
+                .iter()
+                .zip(key)
+                .all(|(k, v)| a.get(k).and_then(|x| x.as_str()) == Some(v.as_str()))
+        })
+        .and_then(|a| a.get(which).and_then(|x| x.as_str()))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            Error::invalid(
+                side,
+                format!(
+                    "Axes: no {which} axis for relation {:?}, region {}, score {}",
+                    key[0], key[1], key[2]
+                ),
+            )
+        })
+}
+
 /// The points of every relation of the brain–behaviour table, as the group level correlated
 /// them: read from `desc-brainBehaviour_points.tsv` (relations, pre-treatments and subjects in
 /// the order written) and the axes from its sidecar. Empty when the group level wrote no
@@ -175,26 +204,7 @@ pub fn brain_behaviour_data(output_dir: &Path) -> Result<Vec<RelationData>> {
         let k = match out.iter().position(same) {
             Some(k) => k,
             None => {
-                let axis =
-                    |which: &str| {
-                        axes.iter()
-                        .find(|a| {
-                            [("relation", &rel[i]), ("region", &reg[i]), ("score", &score[i])]
-                                .iter()
-                                .all(|(k, v)| a.get(k).and_then(|x| x.as_str()) == Some(v.as_str()))
-                        })
-                        .and_then(|a| a.get(which).and_then(|x| x.as_str()))
-                        .map(str::to_string)
-                        .ok_or_else(|| {
-                            Error::invalid(
-                                &side,
-                                format!(
-                                    "Axes: no {which} axis for relation {:?}, region {}, score {}",
-                                    rel[i], reg[i], score[i]
-                                ),
-                            )
-                        })
-                    };
+                let axis = |which| axis_label(&axes, &side, [&rel[i], &reg[i], &score[i]], which);
                 out.push(RelationData {
                     relation: rel[i].clone(),
                     region: reg[i].clone(),

@@ -199,7 +199,7 @@ pub(super) fn finish_page(
     body.push_str("</section>\n");
     html::page(
         title,
-        &format!("cbflow {} · {n_sub} subjects", env!("CARGO_PKG_VERSION"),),
+        &format!("cbflow {} · {n_sub} subjects", env!("CARGO_PKG_VERSION")),
         &nav,
         &body,
     )
