@@ -86,6 +86,25 @@ pub(crate) fn dims3(a: &ArrayView3<'_, impl Sized>) -> [usize; 3] {
     [x, y, z]
 }
 
+/// A series of ΔM volumes against its mask and its delays (one per volume); its grid shape.
+pub(crate) fn check_series(
+    delta_m: ArrayView4<f32>,
+    mask: ArrayView3<bool>,
+    delays_s: &[f64],
+) -> Result<[usize; 3]> {
+    let (nx, ny, nz, nt) = delta_m.dim();
+    let shape = [nx, ny, nz];
+    check_shape("mask vs ΔM", shape, dims3(&mask))?;
+    if delays_s.len() != nt {
+        return Err(CbfError::LengthMismatch {
+            what: "delays vs ΔM volumes".into(),
+            expected: nt,
+            got: delays_s.len(),
+        });
+    }
+    Ok(shape)
+}
+
 pub(crate) fn check_shape(what: &str, expected: [usize; 3], got: [usize; 3]) -> Result<()> {
     if expected != got {
         return Err(CbfError::ShapeMismatch {
@@ -188,15 +207,7 @@ pub fn quantify_series(
     delays_s: &[f64],
 ) -> Result<Array4<f32>> {
     let (nx, ny, nz, nt) = delta_m.dim();
-    let shape = [nx, ny, nz];
-    check_shape("mask vs ΔM", shape, dims3(&mask))?;
-    if delays_s.len() != nt {
-        return Err(CbfError::LengthMismatch {
-            what: "delays vs ΔM volumes".into(),
-            expected: nt,
-            got: delays_s.len(),
-        });
-    }
+    let shape = check_series(delta_m, mask, delays_s)?;
     if let Some(&d) = delays_s.iter().find(|d| !d.is_finite() || **d < 0.0) {
         return Err(CbfError::InvalidParameter {
             name: "PostLabelingDelay".into(),

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CbfError, Result};
-use crate::kinetic::{check_finite4, check_m0, check_shape, dims3, kinetic_factor};
+use crate::kinetic::{check_finite4, check_m0, check_series, kinetic_factor};
 use crate::params::QuantParams;
 
 /// Search settings of [`fit_multi_delay`].
@@ -140,15 +140,7 @@ pub fn fit_multi_delay(
     opts: &MultiDelayOptions,
 ) -> Result<MultiDelayFit> {
     let (nx, ny, nz, nt) = delta_m.dim();
-    let shape = [nx, ny, nz];
-    check_shape("mask vs ΔM", shape, dims3(&mask))?;
-    if delays_s.len() != nt {
-        return Err(CbfError::LengthMismatch {
-            what: "delays vs ΔM volumes".into(),
-            expected: nt,
-            got: delays_s.len(),
-        });
-    }
+    let shape = check_series(delta_m, mask, delays_s)?;
     if nt < 2 {
         return Err(CbfError::LengthMismatch {
             what: "delays for a multi-delay fit (at least)".into(),

@@ -107,3 +107,49 @@ pub(crate) fn invalid(name: &str, value: impl std::fmt::Display, reason: &str) -
         reason: reason.into(),
     }
 }
+
+/// The pyramid of a registration: shrink factors, smoothing σ and iterations, one per level,
+/// non-empty and of equal length; factors ≥ 1 and, where `non_increasing`, coarse to fine.
+pub(crate) fn check_pyramid(
+    shrink_factors: &[usize],
+    smoothing_sigmas: &[f64],
+    iterations: &[usize],
+    non_increasing: bool,
+) -> Result<()> {
+    let n = shrink_factors.len();
+    if n == 0 || smoothing_sigmas.len() != n || iterations.len() != n {
+        return Err(invalid(
+            "shrink_factors/smoothing_sigmas/iterations",
+            format!("{shrink_factors:?}/{smoothing_sigmas:?}/{iterations:?}"),
+            "must be non-empty and of equal length",
+        ));
+    }
+    if shrink_factors.contains(&0)
+        || (non_increasing && shrink_factors.windows(2).any(|w| w[1] > w[0]))
+    {
+        return Err(invalid(
+            "shrink_factors",
+            format!("{shrink_factors:?}"),
+            if non_increasing {
+                "must be ≥ 1 and non-increasing"
+            } else {
+                "must be ≥ 1"
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// The fixed and the moving image of a registration are single 3D volumes.
+pub(crate) fn check_3d(fixed: &cbflow_image::Volume, moving: &cbflow_image::Volume) -> Result<()> {
+    for (what, v) in [("fixed", fixed), ("moving", moving)] {
+        if v.n_volumes() != 1 {
+            return Err(invalid(
+                what,
+                format!("{} volumes", v.n_volumes()),
+                "a 3D image is required",
+            ));
+        }
+    }
+    Ok(())
+}

@@ -147,12 +147,8 @@ pub fn register_affine(
     moving: &Volume,
     opts: &LinearOptions,
 ) -> Result<LinearResult> {
-    validate(fixed, moving, opts)?;
-    let t0 = initial_transform(fixed, moving, opts)?;
     // the pyramid is built once and shared by both stages
-    let levels: Vec<Level> = (0..opts.shrink_factors.len())
-        .map(|l| build_level(fixed, moving, opts, l))
-        .collect::<Result<_>>()?;
+    let (t0, levels) = prepare(fixed, moving, opts)?;
     let rigid = run_checked(fixed, moving, opts, Kind::Rigid, &t0, &levels)?;
     let res = run_pyramid(opts, Kind::Affine, &rigid.transform, &levels)?;
     let det = res.transform.determinant();
@@ -163,24 +159,12 @@ pub fn register_affine(
 }
 
 fn validate(fixed: &Volume, moving: &Volume, opts: &LinearOptions) -> Result<()> {
-    let n = opts.shrink_factors.len();
-    if n == 0 || opts.smoothing_sigmas.len() != n || opts.iterations.len() != n {
-        return Err(crate::error::invalid(
-            "shrink_factors/smoothing_sigmas/iterations",
-            format!(
-                "{:?}/{:?}/{:?}",
-                opts.shrink_factors, opts.smoothing_sigmas, opts.iterations
-            ),
-            "must be non-empty and of equal length",
-        ));
-    }
-    if opts.shrink_factors.contains(&0) {
-        return Err(crate::error::invalid(
-            "shrink_factors",
-            format!("{:?}", opts.shrink_factors),
-            "must be ≥ 1",
-        ));
-    }
+    crate::error::check_pyramid(
+        &opts.shrink_factors,
+        &opts.smoothing_sigmas,
+        &opts.iterations,
+        false,
+    )?;
     if !(opts.sampling_fraction > 0.0 && opts.sampling_fraction <= 1.0) {
         return Err(crate::error::invalid(
             "sampling_fraction",
@@ -197,15 +181,7 @@ fn validate(fixed: &Volume, moving: &Volume, opts: &LinearOptions) -> Result<()>
             "at least 8 histogram bins are needed",
         ));
     }
-    for (what, v) in [("fixed", fixed), ("moving", moving)] {
-        if v.n_volumes() != 1 {
-            return Err(crate::error::invalid(
-                what,
-                format!("{} volumes", v.n_volumes()),
-                "a 3D image is required",
-            ));
-        }
-    }
+    crate::error::check_3d(fixed, moving)?;
     if let Some(m) = &opts.fixed_mask {
         let d = fixed.grid().dims;
         if m.shape() != d {
@@ -710,12 +686,22 @@ fn register(
     opts: &LinearOptions,
     kind: Kind,
 ) -> Result<LinearResult> {
+    let (t0, levels) = prepare(fixed, moving, opts)?;
+    run_checked(fixed, moving, opts, kind, &t0, &levels)
+}
+
+/// The checked request's initial transform and its pyramid of levels.
+fn prepare(
+    fixed: &Volume,
+    moving: &Volume,
+    opts: &LinearOptions,
+) -> Result<(AffineTransform, Vec<Level>)> {
     validate(fixed, moving, opts)?;
     let t0 = initial_transform(fixed, moving, opts)?;
-    let levels: Vec<Level> = (0..opts.shrink_factors.len())
+    let levels = (0..opts.shrink_factors.len())
         .map(|l| build_level(fixed, moving, opts, l))
         .collect::<Result<_>>()?;
-    run_checked(fixed, moving, opts, kind, &t0, &levels)
+    Ok((t0, levels))
 }
 
 /// Run the pyramid and, with `check_flip`, the mirrored alternative.

@@ -301,24 +301,13 @@ pub fn register_syn(
     initial: &AffineTransform,
     opts: &SynOptions,
 ) -> Result<SynResult> {
+    crate::error::check_pyramid(
+        &opts.shrink_factors,
+        &opts.smoothing_sigmas,
+        &opts.iterations,
+        true,
+    )?;
     let nl = opts.shrink_factors.len();
-    if nl == 0 || opts.smoothing_sigmas.len() != nl || opts.iterations.len() != nl {
-        return Err(crate::error::invalid(
-            "shrink_factors/smoothing_sigmas/iterations",
-            format!(
-                "{:?}/{:?}/{:?}",
-                opts.shrink_factors, opts.smoothing_sigmas, opts.iterations
-            ),
-            "must be non-empty and of equal length",
-        ));
-    }
-    if opts.shrink_factors.contains(&0) || opts.shrink_factors.windows(2).any(|w| w[1] > w[0]) {
-        return Err(crate::error::invalid(
-            "shrink_factors",
-            format!("{:?}", opts.shrink_factors),
-            "must be ≥ 1 and non-increasing",
-        ));
-    }
     if opts.radius == 0 || opts.step.is_nan() || opts.step <= 0.0 {
         return Err(crate::error::invalid(
             "radius/step",
@@ -326,15 +315,7 @@ pub fn register_syn(
             "must be positive",
         ));
     }
-    for (what, v) in [("fixed", fixed), ("moving", moving)] {
-        if v.n_volumes() != 1 {
-            return Err(crate::error::invalid(
-                what,
-                format!("{} volumes", v.n_volumes()),
-                "a 3D image is required",
-            ));
-        }
-    }
+    crate::error::check_3d(fixed, moving)?;
     let fgrid = fixed.grid();
     let fvox = fgrid.voxel_size();
     let fmin = fvox.iter().copied().fold(f64::INFINITY, f64::min);

@@ -29,24 +29,26 @@ impl Default for AffineTransform {
 /// Rotation matrix `R = Rz(rz) · Ry(ry) · Rx(rx)` (angles in radians; rotations about the fixed
 /// world axes applied x first, then y, then z).
 pub fn rotation_zyx(rx: f64, ry: f64, rz: f64) -> Matrix3<f64> {
-    let (sx, cx) = rx.sin_cos();
-    let (sy, cy) = ry.sin_cos();
-    let (sz, cz) = rz.sin_cos();
-    let rxm = Matrix3::new(1.0, 0.0, 0.0, 0.0, cx, -sx, 0.0, sx, cx);
-    let rym = Matrix3::new(cy, 0.0, sy, 0.0, 1.0, 0.0, -sy, 0.0, cy);
-    let rzm = Matrix3::new(cz, -sz, 0.0, sz, cz, 0.0, 0.0, 0.0, 1.0);
+    let [rxm, rym, rzm] = axis_rotations(rx, ry, rz);
     rzm * rym * rxm
 }
 
 /// ITK `Euler3DTransform` rotation with `ComputeZYX` off: `R = Rz · Rx · Ry`.
 fn rotation_zxy(rx: f64, ry: f64, rz: f64) -> Matrix3<f64> {
+    let [rxm, rym, rzm] = axis_rotations(rx, ry, rz);
+    rzm * rxm * rym
+}
+
+/// The rotations `Rx(rx)`, `Ry(ry)`, `Rz(rz)` about the world axes (radians).
+fn axis_rotations(rx: f64, ry: f64, rz: f64) -> [Matrix3<f64>; 3] {
     let (sx, cx) = rx.sin_cos();
     let (sy, cy) = ry.sin_cos();
     let (sz, cz) = rz.sin_cos();
-    let rxm = Matrix3::new(1.0, 0.0, 0.0, 0.0, cx, -sx, 0.0, sx, cx);
-    let rym = Matrix3::new(cy, 0.0, sy, 0.0, 1.0, 0.0, -sy, 0.0, cy);
-    let rzm = Matrix3::new(cz, -sz, 0.0, sz, cz, 0.0, 0.0, 0.0, 1.0);
-    rzm * rxm * rym
+    [
+        Matrix3::new(1.0, 0.0, 0.0, 0.0, cx, -sx, 0.0, sx, cx),
+        Matrix3::new(cy, 0.0, sy, 0.0, 1.0, 0.0, -sy, 0.0, cy),
+        Matrix3::new(cz, -sz, 0.0, sz, cz, 0.0, 0.0, 0.0, 1.0),
+    ]
 }
 
 fn homogeneous(a: &Matrix3<f64>, b: [f64; 3]) -> Matrix4<f64> {

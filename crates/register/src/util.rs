@@ -57,19 +57,42 @@ impl Img {
     /// Trilinear value with coordinates clamped into the grid (edge extension).
     #[inline]
     pub fn sample_clamped(&self, p: [f64; 3]) -> f32 {
+        let t = self.cell(p);
+        (t.c0 * (1.0 - t.f[0]) + t.c1 * t.f[0]) as f32
+    }
+
+    /// The trilinear cell of `p` (coordinates clamped into the grid): its corner values, the
+    /// fractions, and the interpolations along k, then j, that the value and its gradient share.
+    #[inline(always)]
+    fn cell(&self, p: [f64; 3]) -> Cell {
         let (i0, i1, fi) = corner(p[0], self.dims[0]);
         let (j0, j1, fj) = corner(p[1], self.dims[1]);
         let (k0, k1, fk) = corner(p[2], self.dims[2]);
         let d = &self.data;
         let (ny, nz) = (self.dims[1], self.dims[2]);
         let at = |i: usize, j: usize, k: usize| d[(i * ny + j) * nz + k] as f64;
-        let c00 = at(i0, j0, k0) * (1.0 - fk) + at(i0, j0, k1) * fk;
-        let c01 = at(i0, j1, k0) * (1.0 - fk) + at(i0, j1, k1) * fk;
-        let c10 = at(i1, j0, k0) * (1.0 - fk) + at(i1, j0, k1) * fk;
-        let c11 = at(i1, j1, k0) * (1.0 - fk) + at(i1, j1, k1) * fk;
-        let c0 = c00 * (1.0 - fj) + c01 * fj;
-        let c1 = c10 * (1.0 - fj) + c11 * fj;
-        (c0 * (1.0 - fi) + c1 * fi) as f32
+        let v = [
+            at(i0, j0, k0),
+            at(i0, j0, k1),
+            at(i0, j1, k0),
+            at(i0, j1, k1),
+            at(i1, j0, k0),
+            at(i1, j0, k1),
+            at(i1, j1, k0),
+            at(i1, j1, k1),
+        ];
+        let c00 = v[0] * (1.0 - fk) + v[1] * fk;
+        let c01 = v[2] * (1.0 - fk) + v[3] * fk;
+        let c10 = v[4] * (1.0 - fk) + v[5] * fk;
+        let c11 = v[6] * (1.0 - fk) + v[7] * fk;
+        Cell {
+            v,
+            f: [fi, fj, fk],
+            moves: [i1 != i0, j1 != j0, k1 != k0],
+            c: [c00, c01, c10, c11],
+            c0: c00 * (1.0 - fj) + c01 * fj,
+            c1: c10 * (1.0 - fj) + c11 * fj,
+        }
     }
 
     /// Trilinear value and its exact gradient (per voxel unit) at `p`; `None` outside.
@@ -80,34 +103,22 @@ impl Img {
                 return None;
             }
         }
-        let (i0, i1, fi) = corner(p[0], self.dims[0]);
-        let (j0, j1, fj) = corner(p[1], self.dims[1]);
-        let (k0, k1, fk) = corner(p[2], self.dims[2]);
-        let d = &self.data;
-        let (ny, nz) = (self.dims[1], self.dims[2]);
-        let at = |i: usize, j: usize, k: usize| d[(i * ny + j) * nz + k] as f64;
-        let v000 = at(i0, j0, k0);
-        let v001 = at(i0, j0, k1);
-        let v010 = at(i0, j1, k0);
-        let v011 = at(i0, j1, k1);
-        let v100 = at(i1, j0, k0);
-        let v101 = at(i1, j0, k1);
-        let v110 = at(i1, j1, k0);
-        let v111 = at(i1, j1, k1);
-        let c00 = v000 * (1.0 - fk) + v001 * fk;
-        let c01 = v010 * (1.0 - fk) + v011 * fk;
-        let c10 = v100 * (1.0 - fk) + v101 * fk;
-        let c11 = v110 * (1.0 - fk) + v111 * fk;
-        let c0 = c00 * (1.0 - fj) + c01 * fj;
-        let c1 = c10 * (1.0 - fj) + c11 * fj;
+        let Cell {
+            v: [v000, v001, v010, v011, v100, v101, v110, v111],
+            f: [fi, fj, _],
+            moves,
+            c: [c00, c01, c10, c11],
+            c0,
+            c1,
+        } = self.cell(p);
         let val = c0 * (1.0 - fi) + c1 * fi;
-        let gi = if i1 != i0 { c1 - c0 } else { 0.0 };
-        let gj = if j1 != j0 {
+        let gi = if moves[0] { c1 - c0 } else { 0.0 };
+        let gj = if moves[1] {
             (c01 - c00) * (1.0 - fi) + (c11 - c10) * fi
         } else {
             0.0
         };
-        let gk = if k1 != k0 {
+        let gk = if moves[2] {
             let e00 = v001 - v000;
             let e01 = v011 - v010;
             let e10 = v101 - v100;
@@ -138,6 +149,18 @@ impl Img {
         }
         (lo, hi)
     }
+}
+
+/// A trilinear cell ([`Img::cell`]): corner values (index `4i + 2j + k` of the corner), the
+/// fractions along i, j, k, whether each axis has two distinct corners (not at a clamped edge),
+/// the four interpolations along k (`c[2i + j]`) and the two along j.
+struct Cell {
+    v: [f64; 8],
+    f: [f64; 3],
+    moves: [bool; 3],
+    c: [f64; 4],
+    c0: f64,
+    c1: f64,
 }
 
 /// Lower/upper corner indices and the fraction, clamped into `[0, n-1]`.
@@ -266,14 +289,30 @@ pub(crate) fn shrink(
     affine: &Matrix4<f64>,
     s: usize,
 ) -> (Array3<f32>, Matrix4<f64>) {
-    let d = a.dim();
+    let (nd, coarse) = coarse_grid(a.dim(), affine, s, false);
+    (
+        Array3::from_shape_fn(nd, |(i, j, k)| a[[i * s, j * s, k * s]]),
+        coarse,
+    )
+}
+
+/// The grid of every `s`-th voxel of a grid of shape `d`: its shape (a partial block at each far
+/// edge counts) and its affine, whose voxels sit on the first voxel of each block or, `centred`,
+/// on the centre of the block.
+fn coarse_grid(
+    d: (usize, usize, usize),
+    affine: &Matrix4<f64>,
+    s: usize,
+    centred: bool,
+) -> ((usize, usize, usize), Matrix4<f64>) {
     let nd = (d.0.div_ceil(s), d.1.div_ceil(s), d.2.div_ceil(s));
-    let out = Array3::from_shape_fn(nd, |(i, j, k)| a[[i * s, j * s, k * s]]);
     let mut sc = Matrix4::identity();
-    sc[(0, 0)] = s as f64;
-    sc[(1, 1)] = s as f64;
-    sc[(2, 2)] = s as f64;
-    (out, affine * sc)
+    let off = if centred { (s as f64 - 1.0) / 2.0 } else { 0.0 };
+    for c in 0..3 {
+        sc[(c, c)] = s as f64;
+        sc[(c, 3)] = off;
+    }
+    (nd, affine * sc)
 }
 
 /// Mean over `s×s×s` blocks (partial blocks at the far edges average what they hold), and the
@@ -284,7 +323,7 @@ pub(crate) fn block_mean(
     s: usize,
 ) -> (Array3<f32>, Matrix4<f64>) {
     let d = a.dim();
-    let nd = (d.0.div_ceil(s), d.1.div_ceil(s), d.2.div_ceil(s));
+    let (nd, coarse) = coarse_grid(d, affine, s, true);
     let mut out = Array3::<f32>::zeros(nd);
     Zip::indexed(&mut out).par_for_each(|(i, j, k), o| {
         let (mut sum, mut n) = (0.0f64, 0usize);
@@ -298,13 +337,7 @@ pub(crate) fn block_mean(
         }
         *o = (sum / n as f64) as f32;
     });
-    let mut sc = Matrix4::identity();
-    let off = (s as f64 - 1.0) / 2.0;
-    for c in 0..3 {
-        sc[(c, c)] = s as f64;
-        sc[(c, 3)] = off;
-    }
-    (out, affine * sc)
+    (out, coarse)
 }
 
 /// A moving image prepared for a pyramid level: Gaussian σ (mm) of smoothing at about

@@ -264,18 +264,30 @@ mod tests {
     use super::*;
     use ndarray::array;
 
-    #[test]
-    fn differences_by_contrast() {
-        let pb = array![[1.0f32, 2.0], [3.0, 4.0]];
-        let pd = array![[2.0f32, 2.0], [5.0, 4.0]];
-        let nb = array![[0.0f32, 0.0], [0.0, 0.0]];
-        let nd = array![[1.0f32, -1.0], [1.0, 1.0]];
-        let maps = CrossoverMaps {
+    /// The four cells' maps, in the order placebo before, during, naltrexone before, during.
+    fn cells<'a>(
+        pb: &'a Array2<f32>,
+        pd: &'a Array2<f32>,
+        nb: &'a Array2<f32>,
+        nd: &'a Array2<f32>,
+    ) -> CrossoverMaps<'a> {
+        CrossoverMaps {
             placebo_before: pb.view(),
             placebo_during: pd.view(),
             naltrexone_before: nb.view(),
             naltrexone_during: nd.view(),
-        };
+        }
+    }
+
+    #[test]
+    fn differences_by_contrast() {
+        let [pb, pd, nb, nd] = [
+            array![[1.0f32, 2.0], [3.0, 4.0]],
+            array![[2.0f32, 2.0], [5.0, 4.0]],
+            array![[0.0f32, 0.0], [0.0, 0.0]],
+            array![[1.0f32, -1.0], [1.0, 1.0]],
+        ];
+        let maps = cells(&pb, &pd, &nb, &nd);
         assert_eq!(
             crossover_difference(&maps, CrossoverContrast::KetamineUnderPlacebo).unwrap(),
             array![[1.0f32, 0.0], [2.0, 0.0]]
@@ -296,16 +308,13 @@ mod tests {
 
     #[test]
     fn weights_reproduce_the_named_contrasts_and_must_sum_to_zero() {
-        let pb = array![[1.0f32, 2.0], [3.0, 4.5]];
-        let pd = array![[2.0f32, 2.5], [5.0, 4.0]];
-        let nb = array![[0.5f32, 0.0], [-1.0, 0.25]];
-        let nd = array![[1.0f32, -1.0], [1.0, 1.0]];
-        let maps = CrossoverMaps {
-            placebo_before: pb.view(),
-            placebo_during: pd.view(),
-            naltrexone_before: nb.view(),
-            naltrexone_during: nd.view(),
-        };
+        let [pb, pd, nb, nd] = [
+            array![[1.0f32, 2.0], [3.0, 4.5]],
+            array![[2.0f32, 2.5], [5.0, 4.0]],
+            array![[0.5f32, 0.0], [-1.0, 0.25]],
+            array![[1.0f32, -1.0], [1.0, 1.0]],
+        ];
+        let maps = cells(&pb, &pd, &nb, &nd);
         for named in [
             CrossoverContrast::KetamineUnderPlacebo,
             CrossoverContrast::KetamineUnderNaltrexone,
@@ -336,14 +345,9 @@ mod tests {
         // Δpla − Δnal = 2 (true interaction) + 3·(period effect sign) with no noise except a tiny
         // jitter: with the sequence nuisance the intercept estimate is exactly 2
         let n = 8;
+        // alternating sequences, placebo first for even subjects
         let seq: Vec<Sequence> = (0..n)
-            .map(|i| {
-                if i % 2 == 0 {
-                    Sequence::PlaceboFirst
-                } else {
-                    Sequence::NaltrexoneFirst
-                }
-            })
+            .map(|i| [Sequence::PlaceboFirst, Sequence::NaltrexoneFirst][i % 2])
             .collect();
         let jitter = [0.1, -0.2, 0.05, 0.0, -0.1, 0.2, -0.05, 0.0];
         let d = Array2::from_shape_fn((n, 1), |(i, _)| {

@@ -57,6 +57,17 @@ fn stage_upstream(ctx: &JobContext<'_>) -> Result<BTreeSet<PathBuf>> {
 
 /// A group job's outputs: what it wrote that no upstream job made (a file an upstream job
 /// made, e.g. dataset_description.json, stays the upstream one).
+/// A group test's outputs, after saying how many subjects it tested and left out.
+fn group_outputs(
+    ctx: &JobContext<'_>,
+    subjects: usize,
+    left_out: usize,
+    staged: &BTreeSet<PathBuf>,
+) -> Result<Vec<PathBuf>> {
+    tracing::info!("{}: {subjects} subjects, {left_out} left out", ctx.job.id);
+    added_outputs(ctx, staged)
+}
+
 fn added_outputs(ctx: &JobContext<'_>, staged: &BTreeSet<PathBuf>) -> Result<Vec<PathBuf>> {
     Ok(list_outputs(ctx.out_dir)?
         .into_iter()
@@ -104,60 +115,16 @@ impl JobRunner for PipelineRunner {
                 list_outputs(ctx.out_dir)
             }
             Op::CrossoverGroup(p) => {
-                let template = group_template(ctx)?;
-                let staged = stage_upstream(ctx)?;
-                let opts = cbflow_pipeline::GroupOptions {
-                    bids_dir: plan.bids_dir.clone(),
-                    output_dir: ctx.out_dir.to_path_buf(),
-                    template,
-                    design: p.design.study_design(),
-                    n_permutations: p.permutations,
-                    seed: p.seed,
-                    smoothing_fwhm_mm: p.smoothing_fwhm_mm,
-                    cluster_threshold: p.cluster_threshold,
-                    tfce: p.tfce.params(),
-                    correlation_ci: p.correlation_ci(),
-                    contrasts: p.group_contrasts(),
-                    rois: p.rois.clone(),
-                    baseline_roi: p.baseline_roi.clone(),
-                    covariates: p.group_covariates(),
-                };
+                let (template, staged) = (group_template(ctx)?, stage_upstream(ctx)?);
+                let opts = p.group_options(plan.bids_dir.clone(), ctx.out_dir.into(), template);
                 let s = cbflow_pipeline::group(&opts).map_err(|e| failed(ctx, e))?;
-                tracing::info!(
-                    "{}: {} subjects, {} left out",
-                    job.id,
-                    s.subjects.len(),
-                    s.excluded.len()
-                );
-                added_outputs(ctx, &staged)
+                group_outputs(ctx, s.subjects.len(), s.excluded.len(), &staged)
             }
             Op::PairedGroup(p) => {
-                let template = group_template(ctx)?;
-                let staged = stage_upstream(ctx)?;
-                let opts = cbflow_pipeline::PairedGroupOptions {
-                    bids_dir: plan.bids_dir.clone(),
-                    output_dir: ctx.out_dir.to_path_buf(),
-                    template,
-                    session: p.design.session.clone(),
-                    before: p.design.selectors().0,
-                    during: p.design.selectors().1,
-                    contrast: p.contrast.clone(),
-                    tail: p.tail.tail(),
-                    n_permutations: p.permutations,
-                    seed: p.seed,
-                    smoothing_fwhm_mm: p.smoothing_fwhm_mm,
-                    cluster_threshold: p.cluster_threshold,
-                    tfce: p.tfce.params(),
-                    covariates: p.group_covariates(),
-                };
+                let (template, staged) = (group_template(ctx)?, stage_upstream(ctx)?);
+                let opts = p.group_options(plan.bids_dir.clone(), ctx.out_dir.into(), template);
                 let s = cbflow_pipeline::paired_group(&opts).map_err(|e| failed(ctx, e))?;
-                tracing::info!(
-                    "{}: {} subjects, {} left out",
-                    job.id,
-                    s.subjects.len(),
-                    s.excluded.len()
-                );
-                added_outputs(ctx, &staged)
+                group_outputs(ctx, s.subjects.len(), s.excluded.len(), &staged)
             }
             Op::ReceptorCorrelation(p) => {
                 // PET maps live under <resources>/pet; a resource directory without them (e.g.

@@ -25,6 +25,23 @@ fn f(x: f64) -> String {
     }
 }
 
+/// The columns of a one-sample t test in the tables' order (mean, 95 % CI, t, df, p, Cohen's
+/// d_z), each written by `f`.
+/// The names of [`t_test_cells`]' columns.
+pub(super) const T_TEST_COLUMNS: [&str; 7] = [
+    "mean_difference",
+    "ci95_low",
+    "ci95_high",
+    "t",
+    "df",
+    "p",
+    "cohens_dz",
+];
+
+pub(super) fn t_test_cells(t: &cbflow_stats::TTest, f: impl Fn(f64) -> String) -> [String; 7] {
+    [t.mean, t.ci95.0, t.ci95.1, t.t, t.df, t.p, t.cohens_dz].map(f)
+}
+
 /// The statistics columns of a row that has too few subjects: `n`, then n/a.
 fn too_few(n: usize) -> [String; 5] {
     tracing::warn!("{n} subjects: too few for a correlation; its row is n/a");
@@ -32,6 +49,20 @@ fn too_few(n: usize) -> [String; 5] {
 }
 
 const NA: &str = "n/a";
+
+/// A row of the brain–behaviour table: relation, region and score, the arm (or the arms
+/// compared), the method, then its five statistics columns.
+fn correlation_row(
+    what: [&str; 3],
+    arm: String,
+    method: String,
+    stats: [String; 5],
+) -> Vec<String> {
+    let mut row: Vec<String> = what.map(String::from).into();
+    row.extend([arm, method]);
+    row.extend(stats);
+    row
+}
 
 /// A value of the points table at full precision (the shortest text that reads back as the
 /// same `f64`), so that the points reproduce the table's correlations exactly.
@@ -188,32 +219,15 @@ pub(crate) fn write_tables(
         for (name, diff, covs) in contrasts {
             let t = cbflow_stats::one_sample_t_test_adjusted(&diff, &covs)
                 .map_err(|e| step_err(&opts.output_dir, e))?;
-            rows.push(vec![
-                r.to_string(),
-                name.to_string(),
-                t.n.to_string(),
-                f(t.mean),
-                f(t.ci95.0),
-                f(t.ci95.1),
-                f(t.t),
-                f(t.df),
-                f(t.p),
-                f(t.cohens_dz),
-            ]);
+            let mut row = vec![r.to_string(), name.to_string(), t.n.to_string()];
+            row.extend(t_test_cells(&t, f));
+            rows.push(row);
         }
     }
-    let cols = [
-        "region",
-        "contrast",
-        "n",
-        "mean_difference",
-        "ci95_low",
-        "ci95_high",
-        "t",
-        "df",
-        "p",
-        "cohens_dz",
-    ];
+    let cols: Vec<&str> = ["region", "contrast", "n"]
+        .into_iter()
+        .chain(T_TEST_COLUMNS)
+        .collect();
     let mut meta = json!({"Description": format!("paired t tests of ROI mean CBF for each contrast of the group level (the weighted sum of the four cells, as in the ContrastWeights of the contrast's maps; the defaults: during − before {} per pre-treatment, their mean, and their difference, the interaction); two-sided p; 95 % CI of the mean difference", opts.design.drug), "Units": "mL/100g/min"});
     if !opts.covariates.is_empty() {
         meta["Covariates"] = json!(opts.covariates.iter().map(|c| c.name()).collect::<Vec<_>>());
@@ -304,15 +318,16 @@ pub(crate) fn write_tables(
                     Err(StatsError::TooFewObservations { got, .. }) => too_few(got),
                     Err(e) => return Err(step_err(&opts.output_dir, e)),
                 };
-                let mut row = vec![
-                    relation.into(),
-                    region.into(),
-                    score.into(),
+                let (arm, method) = (
                     d.arms()[a].to_string(),
                     format!("{method:?}").to_lowercase(),
-                ];
-                row.extend(stats);
-                rows.push(row);
+                );
+                rows.push(correlation_row(
+                    [relation, region, score],
+                    arm,
+                    method,
+                    stats,
+                ));
             }
         }
         let stats = match cbflow_stats::compare_dependent_correlations(x[0], y[0], x[1], y[1]) {
@@ -326,15 +341,12 @@ pub(crate) fn write_tables(
             Err(StatsError::TooFewObservations { got, .. }) => too_few(got),
             Err(e) => return Err(step_err(&opts.output_dir, e)),
         };
-        let mut row = vec![
-            relation.into(),
-            region.into(),
-            score.into(),
+        rows.push(correlation_row(
+            [relation, region, score],
             format!("{} - {}", d.control, d.active),
             "pearson difference (Raghunathan et al. 1996; Zou 2007 CI)".into(),
-        ];
-        row.extend(stats);
-        rows.push(row);
+            stats,
+        ));
         Ok(())
     };
     if let Some(inf) = phenotype.get("infusion") {

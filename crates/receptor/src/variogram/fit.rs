@@ -7,32 +7,75 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, check_finite};
 
 /// Linear-interpolated percentile (numpy's default) of unsorted data; `p` in [0, 100].
-pub(super) fn percentile(mut a: Vec<f64>, p: f64) -> f64 {
+pub(super) fn percentile(a: Vec<f64>, p: f64) -> f64 {
+    percentile_by(a, p, f64::total_cmp)
+}
+
+/// [`percentile`] of `f32` data (saves memory for large neighbour tables); interpolated in
+/// `f64`.
+pub(super) fn percentile_f32(a: Vec<f32>, p: f64) -> f64 {
+    percentile_by(a, p, f32::total_cmp)
+}
+
+/// [`percentile`] of data of either float type, ordered by `cmp` (the type's `total_cmp`).
+fn percentile_by<T: Copy + Into<f64>>(
+    mut a: Vec<T>,
+    p: f64,
+    cmp: fn(&T, &T) -> std::cmp::Ordering,
+) -> f64 {
     let n = a.len();
     let pos = p / 100.0 * (n - 1) as f64;
     let lo = pos.floor() as usize;
     let frac = pos - lo as f64;
-    let (_, &mut vlo, upper) = a.select_nth_unstable_by(lo, |x, y| x.total_cmp(y));
+    let (_, &mut vlo, upper) = a.select_nth_unstable_by(lo, cmp);
+    let vlo = vlo.into();
     if frac == 0.0 || upper.is_empty() {
         return vlo;
     }
-    let vhi = upper.iter().fold(f64::INFINITY, |m, &v| m.min(v));
+    // the smallest value above the `lo`-th (widening to f64 keeps the order and the value)
+    let vhi = upper
+        .iter()
+        .map(|&v| v.into())
+        .fold(f64::INFINITY, f64::min);
     vlo + frac * (vhi - vlo)
 }
 
-/// [`percentile`] of `f32` data (saves memory for large neighbour tables).
-pub(super) fn percentile_f32(mut a: Vec<f32>, p: f64) -> f64 {
-    let n = a.len();
-    let pos = p / 100.0 * (n - 1) as f64;
-    let lo = pos.floor() as usize;
-    let frac = pos - lo as f64;
-    let (_, &mut vlo, upper) = a.select_nth_unstable_by(lo, |x, y| x.total_cmp(y));
-    let vlo = f64::from(vlo);
-    if frac == 0.0 || upper.is_empty() {
-        return vlo;
+/// The `nh` distance bins from `dmin` to `dmax` and the Gaussian bandwidth of the variogram
+/// smoothing (`b`, else three bin widths). Fails when the bins have no width (`pv` is named) or
+/// the bandwidth is not positive (`b`, with `equal_why` saying which distances are all equal).
+pub(super) fn bins_and_bandwidth(
+    dmin: f64,
+    dmax: f64,
+    nh: usize,
+    pv: f64,
+    b: Option<f64>,
+    equal_why: &'static str,
+) -> Result<(Vec<f64>, f64)> {
+    let h = linspace(dmin, dmax, nh);
+    if h[1] - h[0] <= 0.0 || h[1].is_nan() {
+        return Err(Error::InvalidParameter {
+            name: "pv",
+            value: pv.to_string(),
+            reason: "all distances entering the variogram are equal",
+        });
     }
-    let vhi = f64::from(upper.iter().fold(f32::INFINITY, |m, &v| m.min(v)));
-    vlo + frac * (vhi - vlo)
+    let b = b.unwrap_or(3.0 * (h[1] - h[0]));
+    if b.is_nan() || b <= 0.0 {
+        return Err(Error::InvalidParameter {
+            name: "b",
+            value: b.to_string(),
+            reason: equal_why,
+        });
+    }
+    Ok((h, b))
+}
+
+/// Half the squared difference of `x` over each pair `(pa[e], pb[e])` of points.
+pub(super) fn half_squared_differences(pa: &[u32], pb: &[u32], x: &[f64]) -> Vec<f64> {
+    pa.iter()
+        .zip(pb)
+        .map(|(&i, &j)| 0.5 * (x[i as usize] - x[j as usize]).powi(2))
+        .collect()
 }
 
 pub(super) fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
@@ -268,4 +311,24 @@ pub(super) fn summarise_fit(h: Vec<f64>, target: Vec<f64>, curves: Vec<Vec<f64>>
         surrogate_p025: lo,
         surrogate_p975: hi,
     }
+}
+
+/// `n` surrogates of `points` values as the rows of an `n × points` array, surrogate `i` drawn
+/// by `one(i)`, in parallel (each row depends on its index alone: the same at any thread count).
+pub(super) fn generate_rows(
+    n: usize,
+    points: usize,
+    one: impl Fn(u64) -> Vec<f64> + Sync,
+) -> ndarray::Array2<f64> {
+    use rayon::prelude::*;
+    let mut out = ndarray::Array2::zeros((n, points));
+    out.axis_iter_mut(ndarray::Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(i, mut row)| {
+            for (o, v) in row.iter_mut().zip(one(i as u64)) {
+                *o = v;
+            }
+        });
+    out
 }

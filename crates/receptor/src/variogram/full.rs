@@ -6,8 +6,8 @@ use rayon::prelude::*;
 
 use super::distance::DistanceMatrix;
 use super::fit::{
-    VariogramFit, check_common, finish_surrogate, linspace, percentile, regress, sorted_copy,
-    summarise_fit, vgram_weights_row,
+    VariogramFit, bins_and_bandwidth, check_common, finish_surrogate, generate_rows, percentile,
+    regress, sorted_copy, summarise_fit, vgram_weights_row,
 };
 use super::params::{Kernel, VariogramParams};
 use crate::error::{Error, Result};
@@ -220,22 +220,14 @@ impl VariogramSurrogates {
         }
         let umin = u.iter().fold(f64::INFINITY, |a, &v| a.min(v));
         let umax = u.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
-        let h = linspace(umin, umax, params.nh);
-        if h[1] - h[0] <= 0.0 || h[1].is_nan() {
-            return Err(Error::InvalidParameter {
-                name: "pv",
-                value: params.pv.to_string(),
-                reason: "all distances entering the variogram are equal",
-            });
-        }
-        let b = params.b.unwrap_or(3.0 * (h[1] - h[0]));
-        if b.is_nan() || b <= 0.0 {
-            return Err(Error::InvalidParameter {
-                name: "b",
-                value: b.to_string(),
-                reason: "variogram distances are all equal",
-            });
-        }
+        let (h, b) = bins_and_bandwidth(
+            umin,
+            umax,
+            params.nh,
+            params.pv,
+            params.b,
+            "variogram distances are all equal",
+        )?;
         let mut den = vec![0.0; h.len()];
         let mut row = vec![0.0; h.len()];
         for &ue in &u {
@@ -373,16 +365,7 @@ impl VariogramSurrogates {
     /// stream `i` of `seed`, so the result is identical at any thread count and the first `m`
     /// rows do not depend on `n`.
     pub fn generate(&self, n: usize, seed: u64) -> Array2<f64> {
-        let mut out = Array2::zeros((n, self.x.len()));
-        out.axis_iter_mut(ndarray::Axis(0))
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(i, mut row)| {
-                for (o, v) in row.iter_mut().zip(self.one(seed, i as u64)) {
-                    *o = v;
-                }
-            });
-        out
+        generate_rows(n, self.x.len(), |i| self.one(seed, i))
     }
 
     /// Compare the smoothed variograms of `surrogates` (rows) with the target's.

@@ -7,8 +7,9 @@ use rayon::prelude::*;
 
 use super::distance::dist;
 use super::fit::{
-    VariogramFit, check_common, finish_surrogate, linspace, percentile_f32, regress,
-    smooth_variograms, sorted_copy, summarise_fit,
+    VariogramFit, bins_and_bandwidth, check_common, finish_surrogate, generate_rows,
+    half_squared_differences, percentile_f32, regress, smooth_variograms, sorted_copy,
+    summarise_fit,
 };
 use super::full::{WEIGHT_LIMIT, precompute_weights, smooth_all, smooth_map};
 use super::params::{Kernel, SampledParams};
@@ -107,22 +108,14 @@ impl SampledSurrogates {
         let dmin = nb_dist
             .iter()
             .fold(f64::INFINITY, |a, &v| a.min(f64::from(v)));
-        let h = linspace(dmin, dmax, params.nh);
-        if h[1] - h[0] <= 0.0 || h[1].is_nan() {
-            return Err(Error::InvalidParameter {
-                name: "pv",
-                value: params.pv.to_string(),
-                reason: "all distances entering the variogram are equal",
-            });
-        }
-        let b = params.b.unwrap_or(3.0 * (h[1] - h[0]));
-        if b.is_nan() || b <= 0.0 {
-            return Err(Error::InvalidParameter {
-                name: "b",
-                value: b.to_string(),
-                reason: "neighbour distances are all equal",
-            });
-        }
+        let (h, b) = bins_and_bandwidth(
+            dmin,
+            dmax,
+            params.nh,
+            params.pv,
+            params.b,
+            "neighbour distances are all equal",
+        )?;
         Ok(Self {
             x: values.to_vec(),
             sorted: sorted_copy(values),
@@ -166,12 +159,7 @@ impl SampledSurrogates {
         let mut perm = self.x.clone();
         perm.shuffle(&mut rng);
         let (pa, pb, u) = self.sample_pairs(&mut rng);
-        let hsd = |x: &[f64]| -> Vec<f64> {
-            pa.iter()
-                .zip(&pb)
-                .map(|(&i, &j)| 0.5 * (x[i as usize] - x[j as usize]).powi(2))
-                .collect()
-        };
+        let hsd = |x: &[f64]| half_squared_differences(&pa, &pb, x);
         let mut smoothed = vec![vec![0.0; n]; self.ks.len()];
         match &self.kernel_w {
             Some(w) => smooth_all(
@@ -220,16 +208,7 @@ impl SampledSurrogates {
     /// Generate `n` surrogates (rows of the `n × points` result); deterministic in `seed` at any
     /// thread count (surrogate `i` uses ChaCha8 stream `i`).
     pub fn generate(&self, n: usize, seed: u64) -> Array2<f64> {
-        let mut out = Array2::zeros((n, self.x.len()));
-        out.axis_iter_mut(ndarray::Axis(0))
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(i, mut row)| {
-                for (o, v) in row.iter_mut().zip(self.one(seed, i as u64)) {
-                    *o = v;
-                }
-            });
-        out
+        generate_rows(n, self.x.len(), |i| self.one(seed, i))
     }
 
     /// Compare surrogates' smoothed variograms with the target's, on one random sample of `ns`
@@ -244,12 +223,7 @@ impl SampledSurrogates {
         }
         let mut rng = rng_for(seed, u64::MAX);
         let (pa, pb, u) = self.sample_pairs(&mut rng);
-        let hsd = |x: &[f64]| -> Vec<f64> {
-            pa.iter()
-                .zip(&pb)
-                .map(|(&i, &j)| 0.5 * (x[i as usize] - x[j as usize]).powi(2))
-                .collect()
-        };
+        let hsd = |x: &[f64]| half_squared_differences(&pa, &pb, x);
         let target = smooth_variograms(&u, &[hsd(&self.x)], &self.h, self.b).remove(0);
         // one surrogate at a time (memory: one pair list per thread, not per surrogate)
         let curves: Vec<Vec<f64>> = surrogates

@@ -21,15 +21,24 @@ use crate::{Error, ReportInputs, Result};
 /// design files of the BIDS input: participants and sessions), atomically. Missing parts (e.g.
 /// no receptor tables) become a note in their section.
 pub fn group_report(inputs: &ReportInputs) -> Result<PathBuf> {
-    let output_dir = inputs.output_dir;
+    write_group_page(inputs.output_dir, "group report", || build(inputs))
+}
+
+/// Writes `OUTPUT_DIR/group.html` (the group report `what`), atomically, from the page that
+/// `build` draws once the derivatives directory is known to exist.
+pub(super) fn write_group_page(
+    output_dir: &Path,
+    what: &str,
+    build: impl FnOnce() -> Result<String>,
+) -> Result<PathBuf> {
     if !output_dir.is_dir() {
         return Err(Error::Request {
             path: output_dir.to_path_buf(),
             message: "the derivatives directory does not exist".into(),
         });
     }
-    tracing::debug!("group report of {}", output_dir.display());
-    let html = build(inputs)?;
+    tracing::debug!("{what} of {}", output_dir.display());
+    let html = build()?;
     let path = output_dir.join("group.html");
     cbflow_bids::atomic_write(&path, html.as_bytes()).map_err(|e| Error::Write {
         path: path.clone(),
@@ -51,12 +60,7 @@ pub(super) fn root_space(output_dir: &Path) -> Result<Option<(String, String)>> 
 }
 
 pub(super) fn build(inputs: &ReportInputs) -> Result<String> {
-    let ReportInputs {
-        output_dir,
-        bids_dir,
-        design,
-        resources,
-    } = *inputs;
+    let (output_dir, design, resources) = (inputs.output_dir, inputs.design, inputs.resources);
     let mut body = String::new();
     let mut nav = Vec::new();
     let space = root_space(output_dir)?;
@@ -135,7 +139,7 @@ pub(super) fn build(inputs: &ReportInputs) -> Result<String> {
 
     nav.push(("design".into(), "Design".into()));
     body.push_str("<section id=\"design\"><h2>Design</h2>");
-    body.push_str(&design_section(bids_dir, design)?);
+    body.push_str(&design_section(inputs.bids_dir, design)?);
     body.push_str("</section>\n");
 
     nav.push(("voxelwise".into(), "Voxelwise".into()));

@@ -8,30 +8,18 @@ use std::path::{Path, PathBuf};
 use cbflow_pipeline::catalogue::{GroupFile, StatMap};
 
 use super::contrast::contrast_section;
-use super::page::{finish_page, root_space};
+use super::page::{finish_page, root_space, write_group_page};
 use super::roi::numeric_table;
 use crate::data::{self, fname};
 use crate::html::{self, esc};
-use crate::{Error, ReportInputs, Result};
+use crate::{ReportInputs, Result};
 
 /// Writes `OUTPUT_DIR/group.html` for the paired design's contrast `contrast` (the
 /// `paired-group` step's, `drug` by default) from what that step wrote.
 pub fn paired_report(inputs: &ReportInputs, contrast: &str) -> Result<PathBuf> {
-    let output_dir = inputs.output_dir;
-    if !output_dir.is_dir() {
-        return Err(Error::Request {
-            path: output_dir.to_path_buf(),
-            message: "the derivatives directory does not exist".into(),
-        });
-    }
-    tracing::debug!("paired group report of {}", output_dir.display());
-    let html = build(output_dir, contrast, inputs.resources)?;
-    let path = output_dir.join("group.html");
-    cbflow_bids::atomic_write(&path, html.as_bytes()).map_err(|e| Error::Write {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    Ok(path)
+    write_group_page(inputs.output_dir, "paired group report", || {
+        build(inputs.output_dir, contrast, inputs.resources)
+    })
 }
 
 fn build(output_dir: &Path, c: &str, resources: Option<&Path>) -> Result<String> {

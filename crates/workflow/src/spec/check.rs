@@ -10,6 +10,7 @@ use super::format::{Input, Step, Workflow};
 use super::op::Op;
 use super::opspec::SlotKind;
 use super::params_asl::{AslCbfParams, OUT_CBF_TEMPLATE, TemplateName};
+use super::params_crossover::RunPair;
 use crate::error::{Error, Result, io_err, snippet};
 
 // ---------------------------------------------------------------------------------------------
@@ -200,21 +201,7 @@ impl Workflow {
                 match (&input.value, slot.kind) {
                     (Input::Bids(_), SlotKind::Bids) => {}
                     (Input::Step(r), SlotKind::Output(_)) => {
-                        if self.step(&r.step).is_none() {
-                            return Err(self.invalid(
-                                r.step.pos,
-                                format!(
-                                    "step `{}` reads from step `{}`, which does not exist (steps: {})",
-                                    *step.id,
-                                    *r.step,
-                                    self.steps
-                                        .iter()
-                                        .map(|s| s.value.id.value.as_str())
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                ),
-                            ));
-                        }
+                        self.upstream(step, r)?;
                     }
                     (Input::Step(_), SlotKind::Bids) => {
                         return Err(self.invalid(
@@ -267,9 +254,10 @@ impl Workflow {
         Ok(())
     }
 
-    fn check_ref(&self, step: &Step, r: &StepRef, accepts: &[&str]) -> Result<()> {
-        let Some(up) = self.step(&r.step) else {
-            return Err(self.invalid(
+    /// The step `r` reads from; an error at `r` naming the steps there are if it does not exist.
+    fn upstream(&self, step: &Step, r: &StepRef) -> Result<&Step> {
+        self.step(&r.step).ok_or_else(|| {
+            self.invalid(
                 r.step.pos,
                 format!(
                     "step `{}` reads from step `{}`, which does not exist (steps: {})",
@@ -281,8 +269,12 @@ impl Workflow {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-            ));
-        };
+            )
+        })
+    }
+
+    fn check_ref(&self, step: &Step, r: &StepRef, accepts: &[&str]) -> Result<()> {
+        let up = self.upstream(step, r)?;
         let makes = up.params.spec().outputs();
         if !makes.contains(&r.output.as_str()) {
             let mut m = format!(

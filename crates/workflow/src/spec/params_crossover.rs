@@ -60,30 +60,66 @@ impl Default for CrossoverDesign {
     }
 }
 
+/// The entities that select a scan by its file name, e.g. `{acq: pre}`.
+pub(super) type EntityMap = BTreeMap<String, String>;
+
+/// A design's `run-before`/`run-during` and `before`/`during` fields.
+pub(super) type RunFields<'a> = ([&'a Option<String>; 2], [&'a Option<EntityMap>; 2]);
+
+/// A design that selects a scan before and one during the drug by those four fields.
+pub(super) trait RunPair {
+    /// Its four fields.
+    fn run_fields(&self) -> RunFields<'_>;
+
+    /// The before and during run selectors.
+    fn selectors(&self) -> (cbflow_pipeline::RunSelector, cbflow_pipeline::RunSelector) {
+        let (runs, maps) = self.run_fields();
+        run_selectors(runs, maps)
+    }
+
+    /// Why the run selection is unusable, if it is.
+    fn selection_problem(&self) -> Option<String> {
+        let (runs, maps) = self.run_fields();
+        run_selection_problem(runs, maps)
+    }
+}
+
+/// [`RunPair`] for a design struct with the fields `run_before`, `run_during`, `before` and
+/// `during`.
+macro_rules! run_pair {
+    ($design:ty) => {
+        impl RunPair for $design {
+            fn run_fields(&self) -> RunFields<'_> {
+                (
+                    [&self.run_before, &self.run_during],
+                    [&self.before, &self.during],
+                )
+            }
+        }
+    };
+}
+pub(super) use run_pair;
+
 /// The before and during run selectors of a design: `before`/`during` entity maps, else
 /// `run-before`/`run-during` (default runs 1 and 2).
+/// `runs` are `run-before` and `run-during`, `maps` `before` and `during`.
 pub(super) fn run_selectors(
-    run_before: &Option<String>,
-    run_during: &Option<String>,
-    before: &Option<BTreeMap<String, String>>,
-    during: &Option<BTreeMap<String, String>>,
+    [run_before, run_during]: [&Option<String>; 2],
+    [before, during]: [&Option<EntityMap>; 2],
 ) -> (cbflow_pipeline::RunSelector, cbflow_pipeline::RunSelector) {
-    let pick =
-        |run: &Option<String>, map: &Option<BTreeMap<String, String>>, default: &str| match map {
-            Some(m) => cbflow_pipeline::RunSelector(
-                m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            ),
-            None => cbflow_pipeline::RunSelector::run(run.as_deref().unwrap_or(default)),
-        };
+    let pick = |run: &Option<String>, map: &Option<EntityMap>, default: &str| match map {
+        Some(m) => {
+            cbflow_pipeline::RunSelector(m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
+        None => cbflow_pipeline::RunSelector::run(run.as_deref().unwrap_or(default)),
+    };
     (pick(run_before, before, "1"), pick(run_during, during, "2"))
 }
 
-/// Why a design's run selection is unusable, if it is.
+/// Why a design's run selection is unusable, if it is (arguments as [`run_selectors`]).
 pub(super) fn run_selection_problem(
-    run_before: &Option<String>,
-    run_during: &Option<String>,
-    before: &Option<BTreeMap<String, String>>,
-    during: &Option<BTreeMap<String, String>>,
+    [run_before, run_during]: [&Option<String>; 2],
+    [before, during]: [&Option<EntityMap>; 2],
 ) -> Option<String> {
     if run_before.is_some() && before.is_some() {
         return Some("design: give run-before or before, not both".into());
@@ -91,7 +127,7 @@ pub(super) fn run_selection_problem(
     if run_during.is_some() && during.is_some() {
         return Some("design: give run-during or during, not both".into());
     }
-    let (b, d) = run_selectors(run_before, run_during, before, during);
+    let (b, d) = run_selectors([run_before, run_during], [before, during]);
     for (name, sel) in [("before", &b), ("during", &d)] {
         if let Some(why) = sel.problem() {
             return Some(format!("design: {name}: {why}"));
@@ -108,12 +144,7 @@ pub(super) fn run_selection_problem(
 impl CrossoverDesign {
     /// The pipeline's design.
     pub fn study_design(&self) -> cbflow_pipeline::StudyDesign {
-        let (before, during) = run_selectors(
-            &self.run_before,
-            &self.run_during,
-            &self.before,
-            &self.during,
-        );
+        let (before, during) = self.selectors();
         cbflow_pipeline::StudyDesign {
             pretreatment_column: self.pretreatment_column.clone(),
             control: self.control.clone(),
@@ -130,14 +161,11 @@ impl CrossoverDesign {
         if let Some(why) = self.study_design().names_problem() {
             return Some(why);
         }
-        run_selection_problem(
-            &self.run_before,
-            &self.run_during,
-            &self.before,
-            &self.during,
-        )
+        self.selection_problem()
     }
 }
+
+run_pair!(CrossoverDesign);
 
 /// Parameters of `crossover-group`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -223,6 +251,32 @@ impl CrossoverGroupParams {
     /// The pipeline's covariates.
     pub fn group_covariates(&self) -> Vec<cbflow_pipeline::GroupCovariate> {
         covariates(&self.covariates)
+    }
+
+    /// The pipeline's options of a job of this step: its parameters, with the dataset, the
+    /// directory it writes and the template of its inputs.
+    pub fn group_options(
+        &self,
+        bids_dir: std::path::PathBuf,
+        output_dir: std::path::PathBuf,
+        template: cbflow_pipeline::Template,
+    ) -> cbflow_pipeline::GroupOptions {
+        cbflow_pipeline::GroupOptions {
+            bids_dir,
+            output_dir,
+            template,
+            design: self.design.study_design(),
+            n_permutations: self.permutations,
+            seed: self.seed,
+            smoothing_fwhm_mm: self.smoothing_fwhm_mm,
+            cluster_threshold: self.cluster_threshold,
+            tfce: self.tfce.params(),
+            correlation_ci: self.correlation_ci(),
+            contrasts: self.group_contrasts(),
+            rois: self.rois.clone(),
+            baseline_roi: self.baseline_roi.clone(),
+            covariates: self.group_covariates(),
+        }
     }
 }
 
@@ -376,6 +430,39 @@ pub(super) fn check_group(
     tfce.check()
 }
 
+/// The [`OpSpec`] methods every permutation-tested group step shares (inside its `impl OpSpec`):
+/// group level, group slots, statistical maps and tables, its own seed, and the checks of
+/// [`check_group`] followed by the step's own `check_step`.
+macro_rules! group_test_spec {
+    () => {
+        fn level(&self) -> Level {
+            Level::Group
+        }
+        fn slots(&self) -> &'static [Slot] {
+            GROUP_SLOTS
+        }
+        fn outputs(&self) -> Vec<&'static str> {
+            vec![OUT_STATMAPS, OUT_TABLES]
+        }
+        fn default_resources(&self) -> Resources {
+            group_resources()
+        }
+        fn seed(&self) -> Option<u64> {
+            Some(self.seed)
+        }
+        fn check(&self) -> std::result::Result<(), String> {
+            check_group(
+                self.permutations,
+                self.smoothing_fwhm_mm,
+                self.cluster_threshold,
+                &self.tfce,
+            )?;
+            self.check_step()
+        }
+    };
+}
+pub(super) use group_test_spec;
+
 /// Threshold-free cluster enhancement (Smith & Nichols 2009) of the voxelwise tests.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -451,28 +538,12 @@ impl OpSpec for CrossoverGroupParams {
             .find_map(|c| c.weights_problem(&design))
             .map(|(pos, why)| (pos, format!("contrasts: {why}")))
     }
-    fn level(&self) -> Level {
-        Level::Group
-    }
-    fn slots(&self) -> &'static [Slot] {
-        GROUP_SLOTS
-    }
-    fn outputs(&self) -> Vec<&'static str> {
-        vec![OUT_STATMAPS, OUT_TABLES]
-    }
-    fn default_resources(&self) -> Resources {
-        group_resources()
-    }
-    fn seed(&self) -> Option<u64> {
-        Some(self.seed)
-    }
-    fn check(&self) -> std::result::Result<(), String> {
-        check_group(
-            self.permutations,
-            self.smoothing_fwhm_mm,
-            self.cluster_threshold,
-            &self.tfce,
-        )?;
+    group_test_spec!();
+}
+
+impl CrossoverGroupParams {
+    /// The checks of [`OpSpec::check`] beyond those of every group test.
+    fn check_step(&self) -> std::result::Result<(), String> {
         if let Some(why) = self.design.problem() {
             return Err(why);
         }

@@ -10,8 +10,8 @@ use super::base::{Level, Resources};
 use super::opspec::{OpSpec, Slot};
 use super::params_asl::{OUT_STATMAPS, OUT_TABLES};
 use super::params_crossover::{
-    GROUP_SLOTS, TailSpec, TfceSpec, check_covariates, check_group, covariates, group_resources,
-    run_selection_problem, run_selectors,
+    GROUP_SLOTS, RunFields, RunPair, TailSpec, TfceSpec, check_covariates, check_group, covariates,
+    group_resources, group_test_spec, run_pair,
 };
 
 /// A one-session before/during design.
@@ -32,17 +32,7 @@ pub struct PairedDesign {
     pub session: Option<String>,
 }
 
-impl PairedDesign {
-    /// The before and during run selectors.
-    pub fn selectors(&self) -> (cbflow_pipeline::RunSelector, cbflow_pipeline::RunSelector) {
-        run_selectors(
-            &self.run_before,
-            &self.run_during,
-            &self.before,
-            &self.during,
-        )
-    }
-}
+run_pair!(PairedDesign);
 
 /// Parameters of `paired-group`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -72,6 +62,33 @@ pub struct PairedGroupParams {
 }
 
 impl PairedGroupParams {
+    /// The pipeline's options of a job of this step (as
+    /// [`CrossoverGroupParams::group_options`](super::CrossoverGroupParams::group_options)).
+    pub fn group_options(
+        &self,
+        bids_dir: std::path::PathBuf,
+        output_dir: std::path::PathBuf,
+        template: cbflow_pipeline::Template,
+    ) -> cbflow_pipeline::PairedGroupOptions {
+        let (before, during) = self.design.selectors();
+        cbflow_pipeline::PairedGroupOptions {
+            bids_dir,
+            output_dir,
+            template,
+            session: self.design.session.clone(),
+            before,
+            during,
+            contrast: self.contrast.clone(),
+            tail: self.tail.tail(),
+            n_permutations: self.permutations,
+            seed: self.seed,
+            smoothing_fwhm_mm: self.smoothing_fwhm_mm,
+            cluster_threshold: self.cluster_threshold,
+            tfce: self.tfce.params(),
+            covariates: self.group_covariates(),
+        }
+    }
+
     /// The pipeline's covariates.
     pub fn group_covariates(&self) -> Vec<cbflow_pipeline::GroupCovariate> {
         covariates(&self.covariates)
@@ -95,37 +112,19 @@ impl Default for PairedGroupParams {
 }
 
 impl OpSpec for PairedGroupParams {
-    fn level(&self) -> Level {
-        Level::Group
-    }
-    fn slots(&self) -> &'static [Slot] {
-        GROUP_SLOTS
-    }
-    fn outputs(&self) -> Vec<&'static str> {
-        vec![OUT_STATMAPS, OUT_TABLES]
-    }
-    fn default_resources(&self) -> Resources {
-        group_resources()
-    }
-    fn seed(&self) -> Option<u64> {
-        Some(self.seed)
-    }
-    fn check(&self) -> std::result::Result<(), String> {
-        check_group(
-            self.permutations,
-            self.smoothing_fwhm_mm,
-            self.cluster_threshold,
-            &self.tfce,
-        )?;
+    group_test_spec!();
+}
+
+impl PairedGroupParams {
+    /// The checks of [`OpSpec::check`] beyond those of every group test.
+    fn check_step(&self) -> std::result::Result<(), String> {
         if cbflow_bids::validate_label(&self.contrast).is_err() {
             return Err(format!(
                 "contrast: {:?} must be letters and digits only (it becomes the BIDS entity contrast-<name>)",
                 self.contrast
             ));
         }
-        let d = &self.design;
-        if let Some(why) = run_selection_problem(&d.run_before, &d.run_during, &d.before, &d.during)
-        {
+        if let Some(why) = self.design.selection_problem() {
             return Err(why);
         }
         check_covariates(&self.covariates)
