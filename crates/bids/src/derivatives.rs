@@ -5,7 +5,6 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 
@@ -240,49 +239,28 @@ fn canonicalize_maybe_missing(p: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `bytes` to `path` atomically: creates the parent directories, writes a temporary file
-/// in the same directory, fsyncs it, renames it over `path`, then fsyncs the directory (Unix).
-/// A reader sees either the old file or the complete new one; on error the temporary file is
+/// Writes `bytes` to `path` atomically and durably: creates the parent directories, then
+/// [`cbflow_image::write_atomically`] with [`cbflow_image::Durability::Durable`] (a temporary
+/// file in the same directory, fsynced, renamed over `path`, then the directory fsynced). A
+/// reader sees either the old file or the complete new one; on error the temporary file is
 /// removed.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Derivative(format!("{}: not a file path", path.display())))?;
-    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::Io {
-            path: path.to_path_buf(),
-            source: e,
-        });
+    if path.file_name().is_none() {
+        return Err(Error::Derivative(format!(
+            "{}: not a file path",
+            path.display()
+        )));
     }
-    #[cfg(unix)]
-    if let Ok(d) = fs::File::open(&dir) {
-        let _ = d.sync_all();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
     }
-    Ok(())
+    cbflow_image::write_atomically(path, cbflow_image::Durability::Durable, |f| {
+        f.write_all(bytes)
+    })
+    .map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes a BIDS derivatives dataset. Every write is atomic ([`atomic_write`]); relative paths

@@ -332,32 +332,19 @@ pub(crate) struct LevelRun {
     mem_gb: Option<f64>,
 }
 
-/// The participant level's checks with the workflow's own ASL options and regions, before
-/// anything is planned or written (a local run and a SLURM submission share them).
-fn preflight(
-    wf: &cbflow_workflow::Workflow,
-    bids_dir: &Path,
-    output_dir: &Path,
-    participant_labels: &[String],
-) -> Result<cbflow_pipeline::Preflight> {
-    let asl = wf.asl_step();
-    Ok(cbflow_pipeline::participant_preflight(
-        &cbflow_pipeline::ParticipantOptions {
-            bids_dir: bids_dir.to_path_buf(),
-            output_dir: output_dir.to_path_buf(),
-            participant_labels: participant_labels.to_vec(),
-            asl: asl.map(|p| p.asl_options()).unwrap_or_default(),
-            // the preflight reads neither; the template and the atlas are checked on what the
-            // plan resolved (`cbflow_workflow::check_templates`)
-            template: None,
-            // every label of an atlas is read, named and checked by the plan
-            rois: match asl {
-                Some(p) => p.regions().unwrap_or_default(),
-                None => cbflow_pipeline::default_rois(),
-            },
-            atlas: None,
-        },
-    )?)
+/// The dataset's validation warnings, counted (each at debug level).
+fn warn_validation(warnings: &[String], bids_dir: &Path) {
+    if warnings.is_empty() {
+        return;
+    }
+    for w in warnings {
+        tracing::debug!("{w}");
+    }
+    tracing::warn!(
+        "{} validation warnings (missing RECOMMENDED fields and the like); `cbflow validate {}` lists them",
+        warnings.len(),
+        bids_dir.display()
+    );
 }
 
 fn execute_level(
@@ -367,19 +354,8 @@ fn execute_level(
     level: crate::Level,
 ) -> Result<()> {
     let wf = load_workflow(a.workflow.as_deref())?;
-    // the checks of the participant level, before anything is written
-    let pre = preflight(&wf, bids_dir, output_dir, &a.participant_labels)?;
-    if !pre.warnings.is_empty() {
-        for w in &pre.warnings {
-            tracing::debug!("{w}");
-        }
-        tracing::warn!(
-            "{} validation warnings (missing RECOMMENDED fields and the like); `cbflow validate {}` lists them",
-            pre.warnings.len(),
-            bids_dir.display()
-        );
-    }
-    let plan = cbflow_workflow::plan(
+    // the request checked and planned, before anything is written
+    let resolved = cbflow_workflow::resolve(
         &wf,
         &cbflow_workflow::PlanRequest {
             bids_dir: bids_dir.to_path_buf(),
@@ -389,8 +365,8 @@ fn execute_level(
             overrides: a.overrides.clone(),
         },
     )?;
-    // the template and atlas of the participant jobs, before any of them starts
-    cbflow_workflow::check_templates(&plan)?;
+    warn_validation(&resolved.warnings, bids_dir);
+    let plan = resolved.plan;
     let mut exec = cbflow_workflow::ExecOptions::new(
         a.work_dir
             .clone()
@@ -497,35 +473,39 @@ pub(crate) fn submit_slurm(
     use cbflow_workflow::slurm::{Launcher, Request, SubmitOptions};
     let bids_dir = absolute(bids_dir)?;
     let output_dir = absolute(output_dir)?;
-    // the checks and the plan of a local run: bad input fails before anything is submitted
+    // the resolve step of a local run: bad input fails before anything is submitted
     let wf = load_workflow(a.workflow.as_deref())?;
-    let pre = preflight(&wf, &bids_dir, &output_dir, &a.participant_label)?;
     let overrides = overrides(a)?;
-    let request = |level| cbflow_workflow::PlanRequest {
+    let request = |level, participant_labels| cbflow_workflow::PlanRequest {
         bids_dir: bids_dir.clone(),
         output_dir: output_dir.clone(),
         level,
-        participant_labels: pre.participants.clone(),
+        participant_labels,
         overrides: overrides.clone(),
     };
-    let participant_plan =
-        cbflow_workflow::plan(&wf, &request(cbflow_workflow::Level::Participant))?;
-    // the template and atlas of the array's jobs, before anything is queued
-    if level == crate::Level::Participant {
-        cbflow_workflow::check_templates(&participant_plan)?;
-    }
-    let want_group = level == crate::Level::Group || !a.slurm.slurm_no_group;
-    let group_plan = if want_group {
-        Some(cbflow_workflow::plan(
-            &wf,
-            &request(cbflow_workflow::Level::Group),
-        )?)
-    } else {
-        None
+    let resolved = cbflow_workflow::resolve(
+        &wf,
+        &request(workflow_level(level), a.participant_label.clone()),
+    )?;
+    warn_validation(&resolved.warnings, &bids_dir);
+    let (participant_plan, group_plan) = match level {
+        crate::Level::Group => (None, Some(resolved.plan)),
+        // the array, and the group job after it unless asked not to
+        crate::Level::Participant => {
+            let group = (!a.slurm.slurm_no_group)
+                .then(|| {
+                    cbflow_workflow::plan(
+                        &wf,
+                        &request(cbflow_workflow::Level::Group, resolved.participants),
+                    )
+                })
+                .transpose()?;
+            (Some(resolved.plan), group)
+        }
     };
     // the work directory is shared, so the group job finds the participant jobs in the cache
     let req = Request::from_plans(
-        (level == crate::Level::Participant).then_some(&participant_plan),
+        participant_plan.as_ref(),
         group_plan.as_ref(),
         &SubmitOptions {
             bids_dir: bids_dir.clone(),

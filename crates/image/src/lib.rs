@@ -9,6 +9,7 @@
 //! Arrays may be in any memory layout: every function here indexes logically. Arrays this crate
 //! creates ([`read()`], resampling, smoothing) are column-major (`i` fastest), the file's order.
 
+mod atomic;
 mod describe;
 mod error;
 pub mod masks;
@@ -17,6 +18,7 @@ mod resample;
 mod smooth;
 mod volume;
 
+pub use atomic::{Durability, write_atomically};
 pub use describe::{Description, describe};
 pub use error::{Error, Result};
 pub use nifti_io::{DataType, Header, read, read_header, write};

@@ -98,6 +98,10 @@ pub enum Error {
     /// A BIDS problem while resolving the plan.
     #[error(transparent)]
     Bids(#[from] cbflow_bids::Error),
+    /// A request the pipeline's checks refuse before anything runs (labels, output directory,
+    /// dataset validation, ASL runs that cannot be planned).
+    #[error(transparent)]
+    Pipeline(#[from] cbflow_pipeline::Error),
 }
 
 /// Result alias of the workflow crate.

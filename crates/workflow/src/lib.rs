@@ -31,7 +31,7 @@ pub use exec::{
     list_outputs,
 };
 pub use plan::{Job, Overrides, Plan, PlanRequest, plan};
-pub use preflight::check_templates;
+pub use preflight::{Resolved, check_templates, resolve};
 pub use runner::{PipelineRunner, execute, template_choice};
 pub use spec::{
     AslCbfParams, AtlasSpec, BUILTIN_WORKFLOW, BidsQuery, ContrastSpec, CorrelationCiSpec,

@@ -1,9 +1,7 @@
 //! Writing a NIfTI-1 file: the data in the chosen type, with a header that round-trips.
 
-use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -13,12 +11,10 @@ use super::read::integer_scaling;
 use super::types::{CHUNK, DataType, HEADER_SIZE, Stored, VOX_OFFSET, io_err};
 use crate::{Error, Result, Volume};
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Write a volume as NIfTI-1 (`.nii`, or gzip level 6 for `.nii.gz`), atomically: the file is
-/// written under a temporary name in the same directory and renamed into place, so readers never
-/// see a partial file and nothing is left behind on error (no fsync: not durable against power
-/// loss).
+/// Write a volume as NIfTI-1 (`.nii`, or gzip level 6 for `.nii.gz`), atomically
+/// ([`write_atomically`](crate::write_atomically) with [`Durability::Atomic`](crate::Durability::Atomic)):
+/// readers never see a partial file and nothing is left behind on error (no fsync: not durable
+/// against power loss).
 ///
 /// Header: little-endian; `sform` = the affine with `sform_code` from [`VolumeInfo::sform_code`](crate::VolumeInfo::sform_code)
 /// (2, "aligned", when 0); a qform from the same affine (quaternion, qfac, voxel sizes) with
@@ -78,17 +74,7 @@ pub fn write(path: &Path, vol: &Volume, dtype: DataType) -> Result<()> {
     .map_err(|m| Error::Invalid(format!("{}: {m}", path.display())))?;
     let header = build_header(vol, st, slope, inter);
 
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    crate::write_atomically(path, crate::Durability::Atomic, |file| {
         let buffered = BufWriter::with_capacity(1 << 20, file);
         if gz {
             let mut enc = GzEncoder::new(buffered, Compression::new(6));
@@ -99,13 +85,9 @@ pub fn write(path: &Path, vol: &Volume, dtype: DataType) -> Result<()> {
             write_body(&mut w, &header, vol, st, slope, inter)?;
             w.into_inner().map_err(|e| e.into_error())?;
         }
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_err(path, e));
-    }
-    Ok(())
+        Ok(())
+    })
+    .map_err(|e| io_err(path, e))
 }
 
 pub(super) fn write_body(

@@ -45,6 +45,16 @@ fn header(name: &str, r: &Resources, req: &Request, log: &str) -> String {
     s
 }
 
+/// The task's own budget for its local executor: the cores SLURM allocated (the requested ones
+/// when it does not say) and the memory requested, so that the jobs it runs in parallel stay
+/// within the allocation.
+fn budget(r: &Resources) -> String {
+    format!(
+        "--nprocs \"${{SLURM_CPUS_PER_TASK:-{}}}\" --mem-gb {}",
+        r.cpus, r.mem_gb
+    )
+}
+
 /// The participant array script and the group script (`None` when not requested).
 pub fn scripts(req: &Request, dir: &Path) -> (Option<String>, Option<String>) {
     let mut mounts: Vec<(&Path, bool)> = vec![(&req.bids_dir, true), (&req.output_dir, false)];
@@ -73,9 +83,9 @@ pub fn scripts(req: &Request, dir: &Path) -> (Option<String>, Option<String>) {
         s.push_str("label=${labels[$SLURM_ARRAY_TASK_ID]}\n");
         let _ = writeln!(
             s,
-            "exec {} --participant-label \"$label\" --nprocs \"${{SLURM_CPUS_PER_TASK:-{}}}\"",
+            "exec {} --participant-label \"$label\" {}",
             common("participant"),
-            r.cpus
+            budget(r)
         );
         s
     });
@@ -88,12 +98,7 @@ pub fn scripts(req: &Request, dir: &Path) -> (Option<String>, Option<String>) {
             &dir.join("group.log").display().to_string(),
         );
         s.push_str("set -euo pipefail\n");
-        let _ = writeln!(
-            s,
-            "exec {} --nprocs \"${{SLURM_CPUS_PER_TASK:-{}}}\"",
-            common("group"),
-            r.cpus
-        );
+        let _ = writeln!(s, "exec {} {}", common("group"), budget(r));
         s
     });
     (participant, group)
@@ -153,7 +158,13 @@ mod tests {
         ), "{p}");
         let g = g.unwrap();
         assert!(g.contains("#SBATCH --mem=8192M\n"));
+        // each task's executor keeps within the task's allocation
+        assert!(
+            p.contains(" --participant-label \"$label\" --nprocs \"${SLURM_CPUS_PER_TASK:-2}\" --mem-gb 3.5\n"),
+            "{p}"
+        );
         assert!(g.contains(" /out group --template phantom --nprocs"), "{g}");
+        assert!(g.contains(" --mem-gb 8\n"), "{g}");
         assert!(!g.contains("--array"));
     }
 
