@@ -60,29 +60,16 @@ fn smooth_all_matches_per_delta() {
     let mut all = vec![vec![0.0; 80]; 4];
     smooth_all(&x, &g.nb_idx, 30, &g.ks, w, &mut all);
     for (d, &k) in g.ks.iter().enumerate() {
-        let mut one = vec![0.0; 80];
-        smooth_map(
-            &x,
-            &g.nb_idx,
-            &g.nb_dist,
-            30,
-            k,
-            Kernel::Exp,
-            Some(&w[d][..]),
-            &mut one,
-        );
+        // with the precomputed kernel weights, and computing them on the fly
+        let smooth = |weights: Option<&[f32]>| {
+            let mut out = vec![0.0; 80];
+            let (idx, dist) = (&g.nb_idx, &g.nb_dist);
+            smooth_map(&x, idx, dist, 30, k, Kernel::Exp, weights, &mut out);
+            out
+        };
+        let one = smooth(Some(&w[d][..]));
         assert_eq!(one, all[d]);
-        let mut fly = vec![0.0; 80];
-        smooth_map(
-            &x,
-            &g.nb_idx,
-            &g.nb_dist,
-            30,
-            k,
-            Kernel::Exp,
-            None,
-            &mut fly,
-        );
+        let fly = smooth(None);
         for (a, b) in fly.iter().zip(&one) {
             assert!((a - b).abs() < 1e-6);
         }
