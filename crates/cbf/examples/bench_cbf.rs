@@ -42,8 +42,6 @@ impl XorShift {
 fn main() {
     let shape = [64usize, 64, 40];
     let n_pairs = 30;
-    let c = shape.map(|n| (n as f64 - 1.0) / 2.0);
-    let r = shape.map(|n| n as f64 / 2.0 - 2.0);
     let mut gm = Array3::<f32>::zeros(shape);
     let mut wm = Array3::<f32>::zeros(shape);
     let mut csf = Array3::<f32>::zeros(shape);
@@ -51,15 +49,9 @@ fn main() {
     let mut att = Array3::<f32>::zeros(shape);
     let mut m0 = Array3::<f32>::from_elem(shape, 20.0);
     for ((i, j, k), v) in cbf.indexed_iter_mut() {
-        let u = [
-            (i as f64 - c[0]) / r[0],
-            (j as f64 - c[1]) / r[1],
-            (k as f64 - c[2]) / r[2],
-        ];
-        let rho = (u[0] * u[0] + u[1] * u[1] + u[2] * u[2]).sqrt();
-        if rho > 1.0 {
+        let Some((u, rho)) = cbflow_testdata::in_ellipsoid([i, j, k], shape, 2.0) else {
             continue;
-        }
+        };
         let (g, w, s) = if rho > 0.7 {
             (1.0, 0.0, 0.0)
         } else if rho > 0.2 {

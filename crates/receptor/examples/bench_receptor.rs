@@ -60,22 +60,7 @@ fn main() {
     println!("threads: {}", rayon::current_num_threads());
 
     // 1. full method, 400 parcels
-    let text = std::fs::read_to_string(
-        data.join("pet/hansen_receptors/PET_parcellated_schaefer/Schaefer_400_centres.txt"),
-    )
-    .unwrap();
-    let coords: Vec<[f64; 3]> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<f64> = l
-                .split_whitespace()
-                .skip(1)
-                .map(|v| v.parse().unwrap())
-                .collect();
-            [f[0], f[1], f[2]]
-        })
-        .collect();
+    let coords = cbflow_testdata::schaefer_centres(400);
     let x = smooth_map(&coords);
     let t = Instant::now();
     let d = DistanceMatrix::from_coordinates(&coords).unwrap();

@@ -13,8 +13,8 @@
 //! When nothing has a file the test panics with what it looked for, where, and the command that
 //! fetches it (or, for data that is not a fetchable resource, where to put a copy).
 //!
-//! It also holds the small text fixtures that tests of more than one crate share
-//! ([`one_roi_workflow`]).
+//! It also holds the small fixtures that tests and examples of more than one crate share
+//! ([`one_roi_workflow`], [`schaefer_centres`], [`in_ellipsoid`]).
 
 use std::path::{Path, PathBuf};
 
@@ -162,6 +162,43 @@ steps:
     )
 }
 
+/// The Schaefer parcel centroids in mm (`n` parcels, 7 networks) from Hansen et al.'s
+/// repository (`pet/hansen_receptors/PET_parcellated_schaefer/Schaefer_{n}_centres.txt` in the
+/// test-data folder: a name column, then x y z). Panics naming the file when it cannot be read.
+pub fn schaefer_centres(n: usize) -> Vec<[f64; 3]> {
+    let path = data_dir().join(format!(
+        "pet/hansen_receptors/PET_parcellated_schaefer/Schaefer_{n}_centres.txt"
+    ));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<f64> = l
+                .split_whitespace()
+                .skip(1)
+                .map(|v| v.parse().unwrap())
+                .collect();
+            [f[0], f[1], f[2]]
+        })
+        .collect()
+}
+
+/// Where voxel `idx` of a grid of `shape` lies in the ellipsoid centred on the grid with
+/// semi-axes `n / 2 - margin` voxels, as synthetic head phantoms are drawn: the coordinates `u`
+/// scaled to the unit sphere and their norm `rho`; `None` outside (`rho > 1`).
+pub fn in_ellipsoid(idx: [usize; 3], shape: [usize; 3], margin: f64) -> Option<([f64; 3], f64)> {
+    let u: [f64; 3] = std::array::from_fn(|a| {
+        let (c, r) = (
+            (shape[a] as f64 - 1.0) / 2.0,
+            shape[a] as f64 / 2.0 - margin,
+        );
+        (idx[a] as f64 - c) / r
+    });
+    let rho = (u[0] * u[0] + u[1] * u[1] + u[2] * u[2]).sqrt();
+    (rho <= 1.0).then_some((u, rho))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +215,23 @@ mod tests {
         );
         assert!(text.contains("Looked in"), "{text}");
         assert!(text.contains(TEST_DATA_ENV), "{text}");
+    }
+
+    #[test]
+    fn the_ellipsoid_is_centred_and_bounded_by_its_margin() {
+        let shape = [9, 7, 5];
+        // the centre voxel is at the origin
+        assert_eq!(in_ellipsoid([4, 3, 2], shape, 0.6), Some(([0.0; 3], 0.0)));
+        // a corner is outside; along x the semi-axis is 9 / 2 - 0.6 = 3.9 voxels
+        assert_eq!(in_ellipsoid([0, 0, 0], shape, 0.6), None);
+        assert_eq!(in_ellipsoid([8, 3, 2], shape, 0.6), None);
+        let (u, rho) = in_ellipsoid([7, 3, 2], shape, 0.6).unwrap();
+        assert!(
+            (u[0] - 3.0 / 3.9).abs() < 1e-12 && u[1] == 0.0 && u[2] == 0.0,
+            "{u:?}"
+        );
+        assert_eq!(rho, u[0]);
+        // a larger margin shrinks it
+        assert_eq!(in_ellipsoid([7, 3, 2], shape, 2.0), None);
     }
 }

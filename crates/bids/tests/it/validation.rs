@@ -76,11 +76,29 @@ fn errors(report: &ValidationReport) -> Vec<String> {
     report.errors().map(|i| i.to_string()).collect()
 }
 
+/// [`validate`] of a fresh [`asl_dataset`] of these parts, with its temporary directory.
+fn validated_dataset(
+    sidecar: &Map<String, Value>,
+    rows: &[&str],
+    n_vols: usize,
+    m0: bool,
+) -> (tempfile::TempDir, ValidationReport) {
+    let tmp = tempfile::tempdir().unwrap();
+    asl_dataset(tmp.path(), sidecar, rows, n_vols, m0);
+    let report = validate(tmp.path()).unwrap();
+    (tmp, report)
+}
+
+/// The report's one error, shown (asserts that it has exactly one).
+fn the_one_error(report: &ValidationReport) -> String {
+    let errs = errors(report);
+    assert_eq!(errs.len(), 1, "{report}");
+    errs[0].clone()
+}
+
 #[test]
 fn a_complete_dataset_has_no_issue() {
-    let tmp = tempfile::tempdir().unwrap();
-    asl_dataset(tmp.path(), &pcasl_sidecar(), PAIRS, 4, true);
-    let report = validate(tmp.path()).unwrap();
+    let (tmp, report) = validated_dataset(&pcasl_sidecar(), PAIRS, 4, true);
     assert!(report.issues.is_empty(), "{report}");
     let runs = Layout::index(tmp.path()).unwrap().asl_runs().unwrap();
     assert_eq!(
@@ -101,15 +119,11 @@ fn missing_post_labeling_delay_names_file_and_field() {
     assert_eq!(e[0].field.as_deref(), Some("PostLabelingDelay"));
     assert_eq!(e[0].path, Path::new("sub-01/perf/sub-01_asl.json"));
 
-    let tmp = tempfile::tempdir().unwrap();
-    asl_dataset(tmp.path(), &sc, PAIRS, 4, true);
-    let report = validate(tmp.path()).unwrap();
-    let errs = errors(&report);
-    assert_eq!(errs.len(), 1, "{report}");
+    let (tmp, report) = validated_dataset(&sc, PAIRS, 4, true);
+    let e = the_one_error(&report);
     assert!(
-        errs[0].starts_with("sub-01/perf/sub-01_asl.json: error [PostLabelingDelay]"),
-        "{}",
-        errs[0]
+        e.starts_with("sub-01/perf/sub-01_asl.json: error [PostLabelingDelay]"),
+        "{e}"
     );
     assert!(report.to_string().contains(
         "sub-01/perf/sub-01_asl.json\n  error [PostLabelingDelay]: missing REQUIRED field"
@@ -185,15 +199,11 @@ fn all_sidecar_problems_are_reported_at_once() {
 
 #[test]
 fn aslcontext_rows_must_match_the_fourth_dimension() {
-    let tmp = tempfile::tempdir().unwrap();
-    asl_dataset(tmp.path(), &pcasl_sidecar(), PAIRS, 6, true);
-    let report = validate(tmp.path()).unwrap();
-    let errs = errors(&report);
-    assert_eq!(errs.len(), 1, "{report}");
+    let (_tmp, report) = validated_dataset(&pcasl_sidecar(), PAIRS, 6, true);
+    let e = the_one_error(&report);
     assert!(
-        errs[0].starts_with("sub-01/perf/sub-01_aslcontext.tsv: error [volume_type]: 4 rows, but sub-01/perf/sub-01_asl.nii.gz has 6 volumes"),
-        "{}",
-        errs[0]
+        e.starts_with("sub-01/perf/sub-01_aslcontext.tsv: error [volume_type]: 4 rows, but sub-01/perf/sub-01_asl.nii.gz has 6 volumes"),
+        "{e}"
     );
 }
 
@@ -201,54 +211,42 @@ fn aslcontext_rows_must_match_the_fourth_dimension() {
 fn pld_array_length_must_match_aslcontext() {
     let mut sc = pcasl_sidecar();
     sc.insert("PostLabelingDelay".into(), json!([1.0, 1.0, 2.0]));
-    let tmp = tempfile::tempdir().unwrap();
-    asl_dataset(tmp.path(), &sc, PAIRS, 4, true);
-    let report = validate(tmp.path()).unwrap();
-    let errs = errors(&report);
-    assert_eq!(errs.len(), 1, "{report}");
+    let (_tmp, report) = validated_dataset(&sc, PAIRS, 4, true);
+    let e = the_one_error(&report);
     assert!(
-        errs[0].contains("[PostLabelingDelay]: 3 values, but sub-01_aslcontext.tsv has 4 volumes"),
-        "{}",
-        errs[0]
+        e.contains("[PostLabelingDelay]: 3 values, but sub-01_aslcontext.tsv has 4 volumes"),
+        "{e}"
     );
 }
 
 #[test]
 fn m0_type_rules() {
     // Separate without an m0scan
-    let tmp = tempfile::tempdir().unwrap();
-    asl_dataset(tmp.path(), &pcasl_sidecar(), PAIRS, 4, false);
-    let errs = errors(&validate(tmp.path()).unwrap());
-    assert_eq!(errs.len(), 1, "{errs:?}");
+    let (_tmp, report) = validated_dataset(&pcasl_sidecar(), PAIRS, 4, false);
+    let e = the_one_error(&report);
     assert!(
-        errs[0].contains("[M0Type]") && errs[0].contains("\"Separate\" but no perf/*_m0scan"),
-        "{}",
-        errs[0]
+        e.contains("[M0Type]") && e.contains("\"Separate\" but no perf/*_m0scan"),
+        "{e}"
     );
 
     // Included without m0scan rows
     let mut sc = pcasl_sidecar();
     sc.insert("M0Type".into(), json!("Included"));
-    let tmp = tempfile::tempdir().unwrap();
-    asl_dataset(tmp.path(), &sc, PAIRS, 4, false);
-    let errs = errors(&validate(tmp.path()).unwrap());
-    assert_eq!(errs.len(), 1, "{errs:?}");
+    let (_tmp, report) = validated_dataset(&sc, PAIRS, 4, false);
+    let e = the_one_error(&report);
     assert!(
-        errs[0].contains("\"Included\" but aslcontext.tsv has no m0scan"),
-        "{}",
-        errs[0]
+        e.contains("\"Included\" but aslcontext.tsv has no m0scan"),
+        "{e}"
     );
 
     // Included with an m0scan row: fine
-    let tmp = tempfile::tempdir().unwrap();
-    asl_dataset(tmp.path(), &sc, &["m0scan", "control", "label"], 3, false);
-    assert!(errors(&validate(tmp.path()).unwrap()).is_empty());
+    let (_tmp, report) = validated_dataset(&sc, &["m0scan", "control", "label"], 3, false);
+    assert!(errors(&report).is_empty(), "{report}");
 
     // Absent with a separate m0scan
     sc.insert("M0Type".into(), json!("Absent"));
-    let tmp = tempfile::tempdir().unwrap();
-    asl_dataset(tmp.path(), &sc, PAIRS, 4, true);
-    let errs = errors(&validate(tmp.path()).unwrap());
+    let (_tmp, report) = validated_dataset(&sc, PAIRS, 4, true);
+    let errs = errors(&report);
     assert!(
         errs.iter()
             .any(|e| e.contains("\"Absent\" but sub-01/perf/sub-01_m0scan.nii.gz")),
@@ -435,18 +433,14 @@ fn times_in_milliseconds_are_named_as_such_by_validate_and_the_run() {
     // dcm2niix writes RepetitionTimePreparation in ms for Siemens ASL (3480 for 3.48 s)
     let mut sc = pcasl_sidecar();
     sc.insert("RepetitionTimePreparation".into(), json!(3480));
-    let tmp = tempfile::tempdir().unwrap();
-    asl_dataset(tmp.path(), &sc, PAIRS, 4, true);
-    let report = validate(tmp.path()).unwrap();
-    let errs = errors(&report);
-    assert_eq!(errs.len(), 1, "{report}");
+    let (tmp, report) = validated_dataset(&sc, PAIRS, 4, true);
+    let e = the_one_error(&report);
     assert!(
-        errs[0].contains("[RepetitionTimePreparation]")
-            && errs[0].contains("3480")
-            && errs[0].contains("looks like milliseconds")
-            && errs[0].contains("3.48 s"),
-        "{}",
-        errs[0]
+        e.contains("[RepetitionTimePreparation]")
+            && e.contains("3480")
+            && e.contains("looks like milliseconds")
+            && e.contains("3.48 s"),
+        "{e}"
     );
     // the run reads the same rules
     let e = Layout::index(tmp.path())

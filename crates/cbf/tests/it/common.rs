@@ -1,6 +1,6 @@
 //! Synthetic head phantom with known CBF, ATT, M0 and tissue maps.
 
-use ndarray::{Array3, Array4, ArrayView3, Axis};
+use ndarray::{Array3, Array4, ArrayView3, ArrayView4, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -15,12 +15,65 @@ pub struct Phantom {
     pub m0: Array3<f32>,
 }
 
+impl Phantom {
+    /// ΔM of the phantom's CBF and ATT at `delays` (one volume each) under `p`.
+    pub fn delta_m(&self, delays: &[f64], p: &cbflow_cbf::QuantParams) -> Array4<f32> {
+        cbflow_cbf::simulate_delta_m(self.cbf.view(), self.att.view(), self.m0.view(), delays, p)
+            .unwrap()
+    }
+
+    /// Single-delay CBF of the first volume of `dm` at `delay` under `p`, with the phantom's
+    /// M0 and mask.
+    pub fn quantify_first(
+        &self,
+        dm: &Array4<f32>,
+        p: &cbflow_cbf::QuantParams,
+        delay: f64,
+    ) -> Array3<f32> {
+        cbflow_cbf::quantify_single(
+            dm.index_axis(Axis(3), 0),
+            self.m0.view(),
+            self.mask.view(),
+            p,
+            delay,
+        )
+        .unwrap()
+    }
+
+    /// The multi-delay fit (default options) of `dm` at `delays` under `p`, with the phantom's
+    /// M0 and mask.
+    pub fn fit(
+        &self,
+        dm: ArrayView4<f32>,
+        delays: &[f64],
+        p: &cbflow_cbf::QuantParams,
+    ) -> cbflow_cbf::MultiDelayFit {
+        cbflow_cbf::fit_multi_delay(
+            dm,
+            delays,
+            self.m0.view(),
+            self.mask.view(),
+            p,
+            &cbflow_cbf::MultiDelayOptions::default(),
+        )
+        .unwrap()
+    }
+
+    /// [`max_rel_err`] of a CBF map against the phantom's over its mask.
+    pub fn cbf_err(&self, est: ArrayView3<f32>) -> f64 {
+        max_rel_err(est, self.cbf.view(), self.mask.view())
+    }
+
+    /// [`max_rel_err`] of an ATT map against the phantom's over its mask.
+    pub fn att_err(&self, est: ArrayView3<f32>) -> f64 {
+        max_rel_err(est, self.att.view(), self.mask.view())
+    }
+}
+
 /// Ellipsoidal head: CSF core, WM, GM shell. CBF = 60 GM + 22 WM + 10 CSF with a ±10 %
 /// smooth modulation; ATT from 0.8 s to 2.0 s across the head (x direction mostly);
 /// M0 = 1000 GM-ish with ±10 % variation.
 pub fn phantom(shape: [usize; 3]) -> Phantom {
-    let c = shape.map(|n| (n as f64 - 1.0) / 2.0);
-    let r = shape.map(|n| n as f64 / 2.0 - 0.6);
     let mut p = Phantom {
         gm: Array3::zeros(shape),
         wm: Array3::zeros(shape),
@@ -33,15 +86,9 @@ pub fn phantom(shape: [usize; 3]) -> Phantom {
     for i in 0..shape[0] {
         for j in 0..shape[1] {
             for k in 0..shape[2] {
-                let u = [
-                    (i as f64 - c[0]) / r[0],
-                    (j as f64 - c[1]) / r[1],
-                    (k as f64 - c[2]) / r[2],
-                ];
-                let rho = (u[0] * u[0] + u[1] * u[1] + u[2] * u[2]).sqrt();
-                if rho > 1.0 {
+                let Some((u, rho)) = cbflow_testdata::in_ellipsoid([i, j, k], shape, 0.6) else {
                     continue;
-                }
+                };
                 let (g, w, s) = if rho > 0.7 {
                     (1.0, 0.0, 0.0)
                 } else if rho > 0.55 {

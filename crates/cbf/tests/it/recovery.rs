@@ -1,13 +1,12 @@
 //! Recovery of known CBF (and ATT) from ΔM simulated with the forward models.
 
 use cbflow_cbf::{
-    BackgroundSuppression, BolusCutoff, Labeling, MultiDelayOptions, QuantParams, SliceTiming,
-    VolumeType, average_by_delay, fit_multi_delay, pairwise_delta_m, quantify_series,
-    quantify_single, simulate_delta_m, split_series,
+    BackgroundSuppression, BolusCutoff, Labeling, QuantParams, SliceTiming, VolumeType,
+    average_by_delay, pairwise_delta_m, quantify_series, split_series,
 };
 use ndarray::{Array4, Axis, concatenate};
 
-use crate::common::{add_noise, assemble_series, gm_mean, max_rel_err, phantom, worst_voxel};
+use crate::common::{add_noise, assemble_series, gm_mean, phantom, worst_voxel};
 
 fn pcasl(tau: f64) -> QuantParams {
     let mut p = QuantParams::consensus(
@@ -28,16 +27,8 @@ fn pcasl(tau: f64) -> QuantParams {
 fn single_pld_pcasl_noise_free() {
     let ph = phantom([20, 20, 12]);
     let p = pcasl(1.8);
-    let dm = simulate_delta_m(ph.cbf.view(), ph.att.view(), ph.m0.view(), &[2.0], &p).unwrap();
-    let cbf = quantify_single(
-        dm.index_axis(Axis(3), 0),
-        ph.m0.view(),
-        ph.mask.view(),
-        &p,
-        2.0,
-    )
-    .unwrap();
-    let e = max_rel_err(cbf.view(), ph.cbf.view(), ph.mask.view());
+    let cbf = ph.quantify_first(&ph.delta_m(&[2.0], &p), &p, 2.0);
+    let e = ph.cbf_err(cbf.view());
     assert!(e < 0.005, "max relative error {e}");
     assert!(cbf.iter().zip(ph.mask.iter()).all(|(&c, &m)| m || c == 0.0));
 }
@@ -52,16 +43,8 @@ fn pasl_quipss2_noise_free() {
         },
         3.0,
     );
-    let dm = simulate_delta_m(ph.cbf.view(), ph.att.view(), ph.m0.view(), &[2.8], &p).unwrap();
-    let cbf = quantify_single(
-        dm.index_axis(Axis(3), 0),
-        ph.m0.view(),
-        ph.mask.view(),
-        &p,
-        2.8,
-    )
-    .unwrap();
-    let e = max_rel_err(cbf.view(), ph.cbf.view(), ph.mask.view());
+    let cbf = ph.quantify_first(&ph.delta_m(&[2.8], &p), &p, 2.8);
+    let e = ph.cbf_err(cbf.view());
     assert!(e < 0.005, "max relative error {e}");
 }
 
@@ -76,28 +59,14 @@ fn per_slice_pld_2d() {
         times_s: times,
         axis: 2,
     });
-    let dm = simulate_delta_m(ph.cbf.view(), ph.att.view(), ph.m0.view(), &[2.0], &p).unwrap();
-    let cbf = quantify_single(
-        dm.index_axis(Axis(3), 0),
-        ph.m0.view(),
-        ph.mask.view(),
-        &p,
-        2.0,
-    )
-    .unwrap();
-    let e = max_rel_err(cbf.view(), ph.cbf.view(), ph.mask.view());
+    let dm = ph.delta_m(&[2.0], &p);
+    let cbf = ph.quantify_first(&dm, &p, 2.0);
+    let e = ph.cbf_err(cbf.view());
     assert!(e < 0.005, "max relative error {e}");
     let mut q = p.clone();
     q.slice_timing = None;
-    let wrong = quantify_single(
-        dm.index_axis(Axis(3), 0),
-        ph.m0.view(),
-        ph.mask.view(),
-        &q,
-        2.0,
-    )
-    .unwrap();
-    assert!(max_rel_err(wrong.view(), ph.cbf.view(), ph.mask.view()) > 0.2);
+    let wrong = ph.quantify_first(&dm, &q, 2.0);
+    assert!(ph.cbf_err(wrong.view()) > 0.2);
 }
 
 /// Noise-free multi-PLD pCASL with ATT 0.8–2.0 s: CBF and ATT < 0.5 % in every voxel.
@@ -106,18 +75,9 @@ fn multi_pld_pcasl_noise_free() {
     let ph = phantom([14, 14, 10]);
     let p = pcasl(1.8);
     let plds = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25];
-    let dm = simulate_delta_m(ph.cbf.view(), ph.att.view(), ph.m0.view(), &plds, &p).unwrap();
-    let fit = fit_multi_delay(
-        dm.view(),
-        &plds,
-        ph.m0.view(),
-        ph.mask.view(),
-        &p,
-        &MultiDelayOptions::default(),
-    )
-    .unwrap();
-    let e = max_rel_err(fit.cbf.view(), ph.cbf.view(), ph.mask.view());
-    let ea = max_rel_err(fit.att.view(), ph.att.view(), ph.mask.view());
+    let fit = ph.fit(ph.delta_m(&plds, &p).view(), &plds, &p);
+    let e = ph.cbf_err(fit.cbf.view());
+    let ea = ph.att_err(fit.att.view());
     assert!(e < 0.005, "CBF max relative error {e}");
     assert!(
         ea < 0.005,
@@ -141,18 +101,9 @@ fn multi_ti_pasl_noise_free() {
         3.0,
     );
     let tis: Vec<f64> = (1..=10).map(|i| 0.3 * i as f64).collect();
-    let dm = simulate_delta_m(ph.cbf.view(), ph.att.view(), ph.m0.view(), &tis, &p).unwrap();
-    let fit = fit_multi_delay(
-        dm.view(),
-        &tis,
-        ph.m0.view(),
-        ph.mask.view(),
-        &p,
-        &MultiDelayOptions::default(),
-    )
-    .unwrap();
-    assert!(max_rel_err(fit.cbf.view(), ph.cbf.view(), ph.mask.view()) < 0.005);
-    assert!(max_rel_err(fit.att.view(), ph.att.view(), ph.mask.view()) < 0.005);
+    let fit = ph.fit(ph.delta_m(&tis, &p).view(), &tis, &p);
+    assert!(ph.cbf_err(fit.cbf.view()) < 0.005);
+    assert!(ph.att_err(fit.att.view()) < 0.005);
 }
 
 /// Noisy single-PLD pCASL through the whole path (series → pairs → per-pair CBF → mean):
@@ -172,7 +123,7 @@ fn single_pld_noise_gm_mean_unbiased() {
         })
         .collect();
     let layout = split_series(&types, 0).unwrap();
-    let one = simulate_delta_m(ph.cbf.view(), ph.att.view(), ph.m0.view(), &[2.0], &p).unwrap();
+    let one = ph.delta_m(&[2.0], &p);
     let views: Vec<_> = (0..n_pairs).map(|_| one.view()).collect();
     let pair_dm = concatenate(Axis(3), &views).unwrap();
     let static_img = ph.m0.mapv(|v| 0.3 * v);
@@ -203,20 +154,11 @@ fn multi_pld_noise_gm_mean() {
     let plds = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25];
     let reps = 4;
     let all_plds: Vec<f64> = (0..reps).flat_map(|_| plds).collect();
-    let mut dm: Array4<f32> =
-        simulate_delta_m(ph.cbf.view(), ph.att.view(), ph.m0.view(), &all_plds, &p).unwrap();
+    let mut dm: Array4<f32> = ph.delta_m(&all_plds, &p);
     add_noise(&mut dm, 0.6, 11);
     let (avg, uniq) = average_by_delay(dm.view(), &all_plds).unwrap();
     assert_eq!(uniq, plds.to_vec());
-    let fit = fit_multi_delay(
-        avg.view(),
-        &uniq,
-        ph.m0.view(),
-        ph.mask.view(),
-        &p,
-        &MultiDelayOptions::default(),
-    )
-    .unwrap();
+    let fit = ph.fit(avg.view(), &uniq, &p);
     let (est, truth) = (gm_mean(fit.cbf.view(), &ph), gm_mean(ph.cbf.view(), &ph));
     assert!(
         ((est - truth) / truth).abs() < 0.01,
@@ -232,24 +174,14 @@ fn multi_delay_fit_is_thread_count_invariant() {
     let ph = phantom([12, 12, 8]);
     let p = pcasl(1.8);
     let plds = [0.5, 1.0, 1.5, 2.0];
-    let mut dm = simulate_delta_m(ph.cbf.view(), ph.att.view(), ph.m0.view(), &plds, &p).unwrap();
+    let mut dm = ph.delta_m(&plds, &p);
     add_noise(&mut dm, 1.0, 3);
     let run = |n: usize| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build()
             .unwrap()
-            .install(|| {
-                fit_multi_delay(
-                    dm.view(),
-                    &plds,
-                    ph.m0.view(),
-                    ph.mask.view(),
-                    &p,
-                    &MultiDelayOptions::default(),
-                )
-                .unwrap()
-            })
+            .install(|| ph.fit(dm.view(), &plds, &p))
     };
     let (a, b) = (run(1), run(3));
     assert!(

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::cbflow;
+use crate::run_level;
 
 /// Adds `acq-<label>` to the name of every ASL file of a BIDS dataset (series, sidecar,
 /// aslcontext, M0) and to the M0s' `IntendedFor`, as a dataset with several ASL acquisitions
@@ -130,20 +130,14 @@ fn group_level_writes_maps_and_tables() {
             .exists()
     );
     let out = t.path().join("out");
-    cbflow()
-        .arg(&root)
-        .arg(&out)
-        .arg("participant")
+    run_level(&root, &out, "participant")
         .args(["--template", "phantom"])
         .assert()
         .success();
     let participant_kinds = output_kinds(&out);
     check_snapshot("participant-outputs", &participant_kinds);
     // the group level refuses a template the participant level did not use
-    cbflow()
-        .arg(&root)
-        .arg(&out)
-        .arg("group")
+    run_level(&root, &out, "group")
         .args(["--template", "none"])
         .assert()
         .failure()
@@ -151,10 +145,7 @@ fn group_level_writes_maps_and_tables() {
     // the work directory wiped (a cluster's scratch): the group level reads the participant
     // derivatives from OUTPUT_DIR, checked against their provenance, and runs none of them
     std::fs::remove_dir_all(out.join(".cbflow-work")).unwrap();
-    let run = cbflow()
-        .arg(&root)
-        .arg(&out)
-        .arg("group")
+    let run = run_level(&root, &out, "group")
         .args(["--template", "phantom", "--permutations", "100"])
         .assert()
         .success();
@@ -294,10 +285,7 @@ fn the_paired_workflow_writes_its_group_outputs() {
     std::fs::write(&wf, yaml).unwrap();
     let out = t.path().join("out");
     let run = |level: &str| {
-        cbflow()
-            .arg(&root)
-            .arg(&out)
-            .arg(level)
+        run_level(&root, &out, level)
             .arg("--workflow")
             .arg(&wf)
             .args(["--template", "phantom", "--permutations", "100"])

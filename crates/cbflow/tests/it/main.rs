@@ -83,6 +83,13 @@ pub(crate) fn cbflow() -> Command {
     c
 }
 
+/// `cbflow ROOT OUT LEVEL` (a BIDS-Apps run), to add options to.
+pub(crate) fn run_level(root: &Path, out: &Path, level: &str) -> Command {
+    let mut c = cbflow();
+    c.arg(root).arg(out).arg(level);
+    c
+}
+
 const ASL: &str = "sub-01/ses-1/perf/sub-01_ses-1_run-1_asl.nii.gz";
 
 /// Runs the participant level (`--template none` unless `extra` names one) and expects failure
@@ -248,10 +255,7 @@ fn unknown_participant_label_is_refused() {
 fn output_dir_must_not_be_the_input_dataset() {
     let (_t, root) = study();
     let before = std::fs::read_dir(&root).unwrap().count();
-    cbflow()
-        .arg(&root)
-        .arg(&root)
-        .arg("participant")
+    run_level(&root, &root, "participant")
         .args(["--template", "none"])
         .assert()
         .failure()
@@ -332,10 +336,7 @@ fn runs_of_different_participants_into_one_output_dir_keep_every_job_record() {
             .collect()
     };
     for label in ["01", "02"] {
-        cbflow()
-            .arg(&root)
-            .arg(&out)
-            .arg("participant")
+        run_level(&root, &out, "participant")
             .args(["--template", "none", "--participant-label", label])
             .assert()
             .success();
@@ -346,10 +347,7 @@ fn runs_of_different_participants_into_one_output_dir_keep_every_job_record() {
         "the second run lost the first's record"
     );
     // a rerun of one participant replaces its own record and keeps the other's
-    cbflow()
-        .arg(&root)
-        .arg(&out)
-        .arg("participant")
+    run_level(&root, &out, "participant")
         .args(["--template", "none", "--participant-label", "01"])
         .assert()
         .success();

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use predicates::prelude::*;
 
-use crate::{cbflow, study};
+use crate::{cbflow, run_level, study};
 
 fn read(p: &Path) -> cbflow_image::Volume {
     cbflow_image::read(p).unwrap_or_else(|e| panic!("{e}"))
@@ -16,10 +16,7 @@ fn participant_recovers_truth() {
     let (t, root) = study();
     let out = root.join("derivatives/cbflow");
     let before = checksum_tree(&root);
-    cbflow()
-        .arg(&root)
-        .arg(&out)
-        .arg("participant")
+    run_level(&root, &out, "participant")
         .args(["--template", "none"])
         .assert()
         .success();
@@ -193,10 +190,7 @@ fn template_space_rois_match_truth() {
     spec.noise.asl_sigma = 0.0;
     cbflow_synth::generate(&spec, &root).unwrap();
     let out = root.join("derivatives/cbflow");
-    cbflow()
-        .arg(&root)
-        .arg(&out)
-        .arg("participant")
+    run_level(&root, &out, "participant")
         .args(["--template", "phantom", "--participant-label", "01"])
         .assert()
         .success();
@@ -315,10 +309,7 @@ fn edit_m0(root: &Path, voxels: &[[usize; 3]], value: f32) {
 fn zero_m0_voxels_are_left_out_and_counted() {
     let (t, root) = noise_free_study();
     let intact = t.path().join("intact");
-    cbflow()
-        .arg(&root)
-        .arg(&intact)
-        .arg("participant")
+    run_level(&root, &intact, "participant")
         .args(["--template", "none", "--participant-label", "01"])
         .assert()
         .success();
@@ -479,10 +470,7 @@ fn a_binary_mask_is_a_region_of_interest() {
     )
     .unwrap();
     let out = t.path().join("out");
-    cbflow()
-        .arg(&root)
-        .arg(&out)
-        .arg("participant")
+    run_level(&root, &out, "participant")
         .args(["--participant-label", "01", "--workflow"])
         .arg(&wf)
         .assert()
@@ -529,10 +517,7 @@ fn a_binary_mask_is_a_region_of_interest() {
     let vol = cbflow_image::Volume::new(labels.into_dyn(), g.affine).unwrap();
     cbflow_image::write(&mask_path, &vol, cbflow_image::DataType::Uint8).unwrap();
     let out2 = t.path().join("out2");
-    cbflow()
-        .arg(&root)
-        .arg(&out2)
-        .arg("participant")
+    run_level(&root, &out2, "participant")
         .args(["--participant-label", "01", "--workflow"])
         .arg(&wf)
         .assert()

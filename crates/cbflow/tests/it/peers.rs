@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::cbflow;
+use crate::{cbflow, run_level};
 
 /// Runs a Python script with `args`; fails the test with its output when it fails; returns its
 /// standard output (also printed after `label`).
@@ -133,10 +133,7 @@ fn nilearn_labels_masker_reproduces_the_roi_tables_of_a_schaefer_atlas() {
     )
     .unwrap();
     let out = t.path().join("out");
-    cbflow()
-        .arg(&root)
-        .arg(&out)
-        .arg("participant")
+    run_level(&root, &out, "participant")
         .args(["--participant-label", "01", "--resources"])
         .arg(&data)
         .arg("--workflow")
@@ -192,10 +189,7 @@ fn nibabel_reads_the_t_intent_and_nilearn_plots_a_t_map() {
         ("participant", vec![]),
         ("group", vec!["--permutations", "50"]),
     ] {
-        cbflow()
-            .arg(&root)
-            .arg(&out)
-            .arg(level)
+        run_level(&root, &out, level)
             .args(["--template", "phantom"])
             .args(extra)
             .assert()

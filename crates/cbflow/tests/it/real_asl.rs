@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use predicates::prelude::*;
 
-use crate::{cbflow, pearson, shared_data};
+use crate::{cbflow, pearson, run_level, shared_data};
 
 fn real_asl(name: &str) -> PathBuf {
     let p = shared_data().join("real-asl").join(name);
@@ -154,10 +154,7 @@ fn real_siemens_series_match_the_consensus_formula() {
     ] {
         let bids = real_asl(name);
         let out = t.path().join(name);
-        cbflow()
-            .arg(&bids)
-            .arg(&out)
-            .arg("participant")
+        run_level(&bids, &out, "participant")
             .arg("--workflow")
             .arg(&wf)
             .assert()
@@ -259,10 +256,7 @@ fn validate_and_the_run_agree_on_the_missing_pulse_count() {
             predicate::str::contains("BackgroundSuppressionNumberPulses")
                 .and(predicate::str::contains(needle)),
         );
-    cbflow()
-        .arg(&bids)
-        .arg(&out)
-        .arg("participant")
+    run_level(&bids, &out, "participant")
         .args(["--template", "none"])
         .assert()
         .failure()

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use predicates::prelude::*;
 
-use crate::cbflow;
+use crate::{cbflow, run_level};
 
 fn small_study(dir: &Path) -> PathBuf {
     let root = dir.join("bids");
@@ -47,6 +47,17 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 const OPTS: [&str; 4] = ["--template", "phantom", "--permutations", "64"];
 
+/// The SLURM executor, one process a task, waiting (at most 30 s) for the jobs to finish.
+const SLURM_WAIT: [&str; 7] = [
+    "--executor",
+    "slurm",
+    "--nprocs",
+    "1",
+    "--wait",
+    "--wait-timeout",
+    "30",
+];
+
 #[test]
 #[ignore = "needs a running SLURM cluster: .ci/slurm-cluster.sh start (run by .ci/run)"]
 fn slurm_run_equals_local_run() {
@@ -54,29 +65,15 @@ fn slurm_run_equals_local_run() {
     let root = small_study(t.path());
     let local = t.path().join("local");
     for level in ["participant", "group"] {
-        cbflow()
-            .arg(&root)
-            .arg(&local)
-            .arg(level)
+        run_level(&root, &local, level)
             .args(OPTS)
             .assert()
             .success();
     }
     let cluster = t.path().join("cluster");
-    cbflow()
-        .arg(&root)
-        .arg(&cluster)
-        .arg("participant")
+    run_level(&root, &cluster, "participant")
         .args(OPTS)
-        .args([
-            "--executor",
-            "slurm",
-            "--nprocs",
-            "1",
-            "--wait",
-            "--wait-timeout",
-            "30",
-        ])
+        .args(SLURM_WAIT)
         .assert()
         .success()
         .stdout(predicate::str::contains("submitted participant array job"))
@@ -126,20 +123,9 @@ fn failed_participant_surfaces_and_group_never_runs() {
     v.data.fill(f32::NAN);
     cbflow_image::write(&m0, &v, cbflow_image::DataType::Float32).unwrap();
     let out = t.path().join("out");
-    cbflow()
-        .arg(&root)
-        .arg(&out)
-        .arg("participant")
+    run_level(&root, &out, "participant")
         .args(OPTS)
-        .args([
-            "--executor",
-            "slurm",
-            "--nprocs",
-            "1",
-            "--wait",
-            "--wait-timeout",
-            "30",
-        ])
+        .args(SLURM_WAIT)
         .assert()
         .failure()
         .code(1)

@@ -158,13 +158,7 @@ fn mapped_resampling_applies_the_world_map() {
     };
     let out = resample_mapped(&src, &g2, Interp::Linear, &map).unwrap();
     let mut checked = 0;
-    for ((i, j, k), &v) in out
-        .data
-        .view()
-        .into_dimensionality::<ndarray::Ix3>()
-        .unwrap()
-        .indexed_iter()
-    {
+    for ((i, j, k), &v) in crate::voxels(&out).indexed_iter() {
         let q = map(g2.voxel_to_world([i as f64, j as f64, k as f64]));
         if interior(&g3, q, 0.0) {
             assert!((f64::from(v) - linear(q)).abs() < 2e-4, "({i},{j},{k})");

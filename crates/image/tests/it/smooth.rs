@@ -40,12 +40,7 @@ fn smoothed_delta_has_the_requested_fwhm_and_mass() {
     vol.data[[20, 15, 25]] = 1000.0;
     for fwhm in [6.0, 8.0] {
         let out = smooth_fwhm(&vol, fwhm).unwrap();
-        let img = out
-            .data
-            .view()
-            .into_dimensionality::<ndarray::Ix3>()
-            .unwrap()
-            .to_owned();
+        let img = crate::voxels(&out).to_owned();
         let got = measured_fwhm(&img, vox);
         for a in 0..3 {
             assert!(
@@ -95,23 +90,11 @@ fn masked_smoothing_ignores_outside_values() {
             < 7.0
     });
     // Constant 10 inside, huge values outside: inside stays exactly 10, outside becomes 0.
-    for ((i, j, k), v) in vol
-        .data
-        .view_mut()
-        .into_dimensionality::<ndarray::Ix3>()
-        .unwrap()
-        .indexed_iter_mut()
-    {
+    for ((i, j, k), v) in crate::voxels_mut(&mut vol).indexed_iter_mut() {
         *v = if mask[[i, j, k]] { 10.0 } else { 1e6 };
     }
     let out = smooth_fwhm_masked(&vol, &mask, 8.0).unwrap();
-    for ((i, j, k), &v) in out
-        .data
-        .view()
-        .into_dimensionality::<ndarray::Ix3>()
-        .unwrap()
-        .indexed_iter()
-    {
+    for ((i, j, k), &v) in crate::voxels(&out).indexed_iter() {
         if mask[[i, j, k]] {
             assert!((v - 10.0).abs() < 1e-4, "({i},{j},{k}) {v}");
         } else {
@@ -119,13 +102,7 @@ fn masked_smoothing_ignores_outside_values() {
         }
     }
     // A linear ramp inside the mask is preserved at the mask centre (symmetric neighbourhood).
-    for ((i, _, _), v) in vol
-        .data
-        .view_mut()
-        .into_dimensionality::<ndarray::Ix3>()
-        .unwrap()
-        .indexed_iter_mut()
-    {
+    for ((i, _, _), v) in crate::voxels_mut(&mut vol).indexed_iter_mut() {
         *v = i as f32;
     }
     let out = smooth_fwhm_masked(&vol, &mask, 6.0).unwrap();

@@ -95,6 +95,32 @@ fn placebo_sidecar(out: &Path, stat: &str) -> serde_json::Value {
     )
 }
 
+/// Frame 0 of the group map of `contrast` and statistic `stat` in `out`.
+fn statmap(out: &Path, contrast: &str, stat: &str) -> ndarray::Array3<f32> {
+    cbflow_image::read(&out.join(format!(
+        "space-phantom_res-3_contrast-{contrast}_stat-{stat}_statmap.nii.gz"
+    )))
+    .unwrap()
+    .frame(0)
+    .to_owned()
+}
+
+/// The template-space CBF map of subject `sub`, session `ses`, run `run` in `out`.
+fn template_cbf(
+    out: &Path,
+    tpl: &Template,
+    sub: usize,
+    ses: usize,
+    run: &str,
+) -> ndarray::Array3<f64> {
+    let (sub, ses) = (format!("{sub:02}"), ses.to_string());
+    let p = crate::outputs::template_output_run(out, &sub, &ses, run, tpl, None, ".nii.gz");
+    cbflow_image::read(&p.unwrap())
+        .unwrap()
+        .frame(0)
+        .mapv(f64::from)
+}
+
 /// The entries of `dir` (to show that a refused run wrote nothing).
 fn listing(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
@@ -194,22 +220,11 @@ fn covariates_enter_the_glm_and_the_roi_tests() {
     let seq = centred((1..=6).map(|s| (s % 2 == 0) as u8 as f64).collect());
     // global CBF enters uncentred: the contrast at no change of global CBF
     let x = vec![vec![1.0; 6], seq, dglobal.clone(), centred(ages.to_vec())];
-    let read = |ses: usize, sub: usize, run: &str| {
-        let p = crate::outputs::template_output_run(
-            &out,
-            &format!("{sub:02}"),
-            &ses.to_string(),
-            run,
-            &tpl,
-            None,
-            ".nii.gz",
-        )
-        .unwrap();
-        cbflow_image::read(&p).unwrap().frame(0).mapv(f64::from)
-    };
+    let read = |ses: usize, sub: usize, run: &str| template_cbf(&out, &tpl, sub, ses, run);
     let diffs: Vec<_> = (1..=6)
         .map(|s| read(placebo_ses(s), s, "2") - read(placebo_ses(s), s, "1"))
         .collect();
+    // the map with its header (the degrees of freedom are checked below)
     let t = cbflow_image::read(
         &out.join("space-phantom_res-3_contrast-ketamineUnderPlacebo_stat-t_statmap.nii.gz"),
     )
@@ -282,14 +297,7 @@ fn tfce_settings_reach_the_maps() {
         ..fixture_options(&bids, &out, &tpl)
     };
     group(&opts).unwrap();
-    let map = |stat: &str| {
-        cbflow_image::read(&out.join(format!(
-            "space-phantom_res-3_contrast-ketamineUnderPlacebo_stat-{stat}_statmap.nii.gz"
-        )))
-        .unwrap()
-        .frame(0)
-        .to_owned()
-    };
+    let map = |stat: &str| statmap(&out, "ketamineUnderPlacebo", stat);
     let (t, enhanced) = (map("t"), map("tfce"));
     let dims = tpl.grid.dims;
     let ijk: Vec<[usize; 3]> = t
@@ -437,31 +445,16 @@ fn declared_contrasts_are_tested_written_and_read_back() {
     assert_eq!(written_contrasts(&out).unwrap(), opts.contrasts);
     // the effect map is the mean over subjects of naltrexone-before − placebo-before (no
     // smoothing; 3 subjects per sequence, so the centred sequence regressor leaves it)
-    let read = |ses: usize, sub: usize| {
-        let p = crate::outputs::template_output_run(
-            &out,
-            &format!("{sub:02}"),
-            &ses.to_string(),
-            "1",
-            &tpl,
-            None,
-            ".nii.gz",
-        )
-        .unwrap();
-        cbflow_image::read(&p).unwrap().frame(0).mapv(f64::from)
-    };
+    let read = |ses: usize, sub: usize| template_cbf(&out, &tpl, sub, ses, "1");
     let mut naive = ndarray::Array3::<f64>::zeros(tpl.grid.dims);
     for sub in 1..=6 {
         // odd subjects (index 0, 2, 4): placebo in ses-1
         let (pl, nl) = if sub % 2 == 1 { (1, 2) } else { (2, 1) };
         naive = naive + (read(nl, sub) - read(pl, sub)) / 6.0;
     }
-    let eff = cbflow_image::read(
-        &out.join("space-phantom_res-3_contrast-naltrexoneBaseline_stat-effect_statmap.nii.gz"),
-    )
-    .unwrap();
+    let eff = statmap(&out, "naltrexoneBaseline", "effect");
     let mut n = 0;
-    for (e, v) in eff.frame(0).iter().zip(naive.iter()) {
+    for (e, v) in eff.iter().zip(naive.iter()) {
         if *e != 0.0 {
             assert!((f64::from(*e) - v).abs() < 1e-3, "{e} vs {v}");
             n += 1;
@@ -541,14 +534,7 @@ fn the_design_names_its_levels_cells_and_contrasts() {
         ..fixture_options(&bids, &out, &tpl)
     };
     group(&opts).unwrap();
-    let t_map = |name: &str| {
-        cbflow_image::read(&out.join(format!(
-            "space-phantom_res-3_contrast-{name}_stat-t_statmap.nii.gz"
-        )))
-        .unwrap()
-        .frame(0)
-        .to_owned()
-    };
+    let t_map = |name: &str| statmap(&out, name, "t");
     let study_maps: Vec<_> = opts.contrasts.iter().map(|c| t_map(&c.name)).collect();
 
     for s in 1..=6 {

@@ -4,6 +4,19 @@ use super::full::*;
 use super::params::*;
 use super::sampled::*;
 
+/// `n` points of a regular grid, `nx` × `ny` per slab (x fastest), `spacing` apart (mm).
+fn grid_coords(n: usize, [nx, ny]: [usize; 2], spacing: [f64; 3]) -> Vec<[f64; 3]> {
+    (0..n)
+        .map(|i| {
+            [
+                (i % nx) as f64 * spacing[0],
+                (i / nx % ny) as f64 * spacing[1],
+                (i / (nx * ny)) as f64 * spacing[2],
+            ]
+        })
+        .collect()
+}
+
 #[test]
 fn percentile_matches_numpy() {
     // numpy.percentile([1, 2, 3, 4, 10], 25) = 2.0; 70 -> 4.0 + 0.8 * 6 * ... = 3.8? check: pos 2.8 -> 3 + 0.8*(4-3) = 3.8
@@ -34,15 +47,7 @@ fn weight_recurrence_matches_direct() {
 
 #[test]
 fn smooth_all_matches_per_delta() {
-    let coords: Vec<[f64; 3]> = (0..80)
-        .map(|i| {
-            [
-                (i % 4) as f64 * 5.0,
-                (i / 4 % 5) as f64 * 4.0,
-                (i / 20) as f64 * 6.0,
-            ]
-        })
-        .collect();
+    let coords = grid_coords(80, [4, 5], [5.0, 4.0, 6.0]);
     let x: Vec<f64> = (0..80).map(|i| ((i * 37 % 11) as f64).sin()).collect();
     let params = SampledParams {
         knn: 30,
@@ -55,29 +60,16 @@ fn smooth_all_matches_per_delta() {
     let mut all = vec![vec![0.0; 80]; 4];
     smooth_all(&x, &g.nb_idx, 30, &g.ks, w, &mut all);
     for (d, &k) in g.ks.iter().enumerate() {
-        let mut one = vec![0.0; 80];
-        smooth_map(
-            &x,
-            &g.nb_idx,
-            &g.nb_dist,
-            30,
-            k,
-            Kernel::Exp,
-            Some(&w[d][..]),
-            &mut one,
-        );
+        // with the precomputed kernel weights, and computing them on the fly
+        let smooth = |weights: Option<&[f32]>| {
+            let mut out = vec![0.0; 80];
+            let (idx, dist) = (&g.nb_idx, &g.nb_dist);
+            smooth_map(&x, idx, dist, 30, k, Kernel::Exp, weights, &mut out);
+            out
+        };
+        let one = smooth(Some(&w[d][..]));
         assert_eq!(one, all[d]);
-        let mut fly = vec![0.0; 80];
-        smooth_map(
-            &x,
-            &g.nb_idx,
-            &g.nb_dist,
-            30,
-            k,
-            Kernel::Exp,
-            None,
-            &mut fly,
-        );
+        let fly = smooth(None);
         for (a, b) in fly.iter().zip(&one) {
             assert!((a - b).abs() < 1e-6);
         }
@@ -94,15 +86,7 @@ fn regress_recovers_line() {
 
 #[test]
 fn batched_and_generic_variogram_agree() {
-    let coords: Vec<[f64; 3]> = (0..60)
-        .map(|i| {
-            [
-                (i % 5) as f64 * 7.0,
-                (i / 5 % 4) as f64 * 6.0,
-                (i / 20) as f64 * 9.0,
-            ]
-        })
-        .collect();
+    let coords = grid_coords(60, [5, 4], [7.0, 6.0, 9.0]);
     let d = DistanceMatrix::from_coordinates(&coords).unwrap();
     let x: Vec<f64> = coords
         .iter()

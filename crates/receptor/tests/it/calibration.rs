@@ -31,6 +31,45 @@ fn fpr(p: &[f64]) -> f64 {
     p.iter().filter(|&&v| v <= 0.05).count() as f64 / p.len() as f64
 }
 
+/// The p-values of `draws` against `x` with `surr` as null (see [`surrogate_and_naive_p`]),
+/// printed with their KS tests and false-positive rates under `label`; asserts that the
+/// surrogate p-values are uniform (KS p > 0.01) and the naive ones anti-conservative (KS p
+/// < 1e-4, false-positive rate above 0.10). Returns the surrogate p-values.
+fn calibrated_naive_is_not(
+    label: &str,
+    x: &[f64],
+    surr: &ndarray::Array2<f64>,
+    draws: &[Vec<f64>],
+) -> Vec<f64> {
+    let (ps, pn) = surrogate_and_naive_p(x, surr, draws);
+    let (ks_s, ks_n) = (ks_uniform(&ps), ks_uniform(&pn));
+    eprintln!(
+        "{label}: surrogate KS D {:.4} p {:.4}, FPR(0.05) {:.3} | naive KS D {:.4} p {:.2e}, FPR(0.05) {:.3}",
+        ks_s.0,
+        ks_s.1,
+        fpr(&ps),
+        ks_n.0,
+        ks_n.1,
+        fpr(&pn)
+    );
+    assert!(
+        ks_s.1 > 0.01,
+        "{label}: surrogate p-values not uniform: KS p {}",
+        ks_s.1
+    );
+    assert!(
+        ks_n.1 < 1e-4,
+        "{label}: naive p-values should be rejected as non-uniform: KS p {}",
+        ks_n.1
+    );
+    assert!(
+        fpr(&pn) > 0.10,
+        "{label}: naive false-positive rate {} should exceed 0.10",
+        fpr(&pn)
+    );
+    ps
+}
+
 /// Full method, Schaefer-100 centroids, exponential-covariance Gaussian fields (length 30 mm).
 /// Three receptor-like maps (seeds 1–3, not selected), 1000 surrogates each generated once, 500
 /// independent smooth target maps each.
@@ -45,32 +84,7 @@ fn full_method_calibrated_naive_is_not() {
         let x = gp_draw(&l, &mut rng(seed));
         let gen_ = VariogramSurrogates::new(&x, &d, VariogramParams::default()).unwrap();
         let surr = gen_.generate(1000, 42);
-        let (ps, pn) = surrogate_and_naive_p(&x, &surr, &draws);
-        let (ks_s, ks_n) = (ks_uniform(&ps), ks_uniform(&pn));
-        eprintln!(
-            "receptor seed {seed}: surrogate KS D {:.4} p {:.4}, FPR(0.05) {:.3} | naive KS D {:.4} p {:.2e}, FPR(0.05) {:.3}",
-            ks_s.0,
-            ks_s.1,
-            fpr(&ps),
-            ks_n.0,
-            ks_n.1,
-            fpr(&pn)
-        );
-        assert!(
-            ks_s.1 > 0.01,
-            "surrogate p-values not uniform: KS p {}",
-            ks_s.1
-        );
-        assert!(
-            ks_n.1 < 1e-4,
-            "naive p-values should be rejected as non-uniform: KS p {}",
-            ks_n.1
-        );
-        assert!(
-            fpr(&pn) > 0.10,
-            "naive false-positive rate {} should exceed 0.10",
-            fpr(&pn)
-        );
+        let ps = calibrated_naive_is_not(&format!("receptor seed {seed}"), &x, &surr, &draws);
         assert!(
             (0.02..=0.08).contains(&fpr(&ps)),
             "surrogate false-positive rate {}",
@@ -95,24 +109,5 @@ fn sampled_method_calibrated_naive_is_not() {
     };
     let gen_ = SampledSurrogates::new(&x, &coords, params).unwrap();
     let surr = gen_.generate(400, 42);
-    let (ps, pn) = surrogate_and_naive_p(&x, &surr, &draws);
-    let (ks_s, ks_n) = (ks_uniform(&ps), ks_uniform(&pn));
-    eprintln!(
-        "sampled: surrogate KS D {:.4} p {:.4}, FPR(0.05) {:.3} | naive KS D {:.4} p {:.2e}, FPR(0.05) {:.3}",
-        ks_s.0,
-        ks_s.1,
-        fpr(&ps),
-        ks_n.0,
-        ks_n.1,
-        fpr(&pn)
-    );
-    assert!(
-        ks_s.1 > 0.01,
-        "surrogate p-values not uniform: KS p {}",
-        ks_s.1
-    );
-    assert!(
-        ks_n.1 < 1e-4 && fpr(&pn) > 0.10,
-        "naive p-values should be anti-conservative"
-    );
+    calibrated_naive_is_not("sampled", &x, &surr, &draws);
 }

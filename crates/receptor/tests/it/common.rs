@@ -12,25 +12,8 @@ pub fn data_dir() -> PathBuf {
     cbflow_testdata::data_dir()
 }
 
-/// Schaefer-100 (7 networks) parcel centroids in mm, from Hansen et al.'s repository.
-pub fn schaefer_centres(n: usize) -> Vec<[f64; 3]> {
-    let path = data_dir().join(format!(
-        "pet/hansen_receptors/PET_parcellated_schaefer/Schaefer_{n}_centres.txt"
-    ));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<f64> = l
-                .split_whitespace()
-                .skip(1)
-                .map(|v| v.parse().unwrap())
-                .collect();
-            [f[0], f[1], f[2]]
-        })
-        .collect()
-}
+/// Schaefer parcel centroids in mm, from Hansen et al.'s repository.
+pub use cbflow_testdata::schaefer_centres;
 
 /// Lower Cholesky factor of the exponential covariance `exp(-d / ell)` between `coords`.
 pub fn gp_factor(coords: &[[f64; 3]], ell: f64) -> DMatrix<f64> {

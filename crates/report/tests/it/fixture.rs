@@ -57,6 +57,21 @@ pub fn run_group_with(
     .expect("group level");
 }
 
+/// The fixture from participant-level derivatives in `tmp`'s `out` (of the study in its
+/// `bids`): the group level, the ROI time series and the receptor tables.
+fn finish(tmp: tempfile::TempDir) -> Fixture {
+    let bids = tmp.path().join("bids");
+    let out = tmp.path().join("out");
+    run_group(&bids, &out, 100);
+    write_roi_timeseries(&out);
+    write_receptor_tables(&out);
+    Fixture {
+        _tmp: tmp,
+        bids,
+        out,
+    }
+}
+
 /// The real thing: cbflow-synth's study → participant level → group level. Takes minutes
 /// (ten T1w normalisations), so only the ignored test uses it.
 pub fn build_real() -> Fixture {
@@ -79,14 +94,7 @@ pub fn build_real() -> Fixture {
         atlas: None,
     })
     .expect("participant level");
-    run_group(&bids, &out, 100);
-    write_roi_timeseries(&out);
-    write_receptor_tables(&out);
-    Fixture {
-        _tmp: tmp,
-        bids,
-        out,
-    }
+    finish(tmp)
 }
 
 /// The fast fixture: participant-level derivatives written here, on the phantom template grid
@@ -312,14 +320,7 @@ fn build_with_effect(sphere: Option<([f64; 3], f64)>) -> Fixture {
     w(&bids.join("participants.tsv"), &participants);
     w(&bids.join("phenotype/infusion.tsv"), &infusion);
     w(&bids.join("phenotype/mood.tsv"), &mood);
-    run_group(&bids, &out, 100);
-    write_roi_timeseries(&out);
-    write_receptor_tables(&out);
-    Fixture {
-        _tmp: tmp,
-        bids,
-        out,
-    }
+    finish(tmp)
 }
 
 /// ROI time-series tables (`*_desc-roi_timeseries.tsv`, as the participant level writes them)

@@ -13,6 +13,13 @@ pub(crate) fn workflows_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows")
 }
 
+/// Asserts that `text` (a message, a shown plan) contains every one of `needles`.
+pub(crate) fn contains_all(text: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(text.contains(n), "{n:?} not in: {text}");
+    }
+}
+
 /// A small synthetic crossover study (3 subjects × 2 sessions × 2 runs, 3 label/control pairs
 /// per run); never modified by tests. Nextest runs every test in its own process, so the study
 /// is generated once into the target directory's test scratch space and reused (written to a

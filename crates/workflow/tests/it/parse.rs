@@ -4,7 +4,7 @@ use cbflow_workflow::{
     CrossoverGroupParams, Error, Input, Op, OpKind, TailSpec, TemplateName, Workflow,
 };
 
-use crate::workflows_dir;
+use crate::{contains_all, workflows_dir};
 
 #[test]
 fn builtin_workflow_parses_with_the_study_design() {
@@ -150,6 +150,11 @@ fn edit(line: usize, with: &str) -> String {
     v.join("\n") + "\n"
 }
 
+/// `GOOD` with the parameter `key: value` added to the crossover-group step (the last).
+fn with_group_param(key: &str, value: &str) -> String {
+    format!("{GOOD}      {key}: {value}\n")
+}
+
 /// The parameters of the crossover-group step (the second) of `text`, which must parse.
 fn crossover_params(text: &str) -> CrossoverGroupParams {
     match Workflow::parse(text, "good.yaml").unwrap().steps[1]
@@ -191,6 +196,27 @@ fn error_at(text: &str) -> (u64, u64, String) {
     }
 }
 
+/// Asserts that `text` is refused at `at` (line, column) with a message naming every one of
+/// `needles`.
+fn refused_at(text: &str, at: (u64, u64), needles: &[&str]) {
+    let (l, c, m) = error_at(text);
+    assert_eq!((l, c), at, "{m}");
+    contains_all(&m, needles);
+}
+
+/// Asserts that `text` is refused on line `line` with a message naming every one of `needles`.
+fn refused_on_line(text: &str, line: u64, needles: &[&str]) {
+    let (l, _, m) = error_at(text);
+    assert_eq!(l, line, "{m}");
+    contains_all(&m, needles);
+}
+
+/// Asserts that `text` is refused with a message naming every one of `needles`.
+fn refused_with(text: &str, needles: &[&str]) {
+    let (_, _, m) = error_at(text);
+    contains_all(&m, needles);
+}
+
 #[test]
 fn good_text_parses() {
     Workflow::parse(GOOD, "good.yaml").unwrap();
@@ -198,37 +224,39 @@ fn good_text_parses() {
 
 #[test]
 fn unknown_key_in_params_is_located() {
-    let (l, c, m) = error_at(&edit(9, "      templat: phantom"));
-    assert_eq!((l, c), (9, 7), "{m}");
-    assert!(m.contains("unknown field `templat`"), "{m}");
+    refused_at(
+        &edit(9, "      templat: phantom"),
+        (9, 7),
+        &["unknown field `templat`"],
+    );
 }
 
 #[test]
 fn unknown_key_in_step_is_located() {
-    let (l, c, m) = error_at(&edit(8, "    parms:"));
-    assert_eq!((l, c), (8, 5), "{m}");
-    assert!(m.contains("unknown field `parms`"), "{m}");
+    refused_at(&edit(8, "    parms:"), (8, 5), &["unknown field `parms`"]);
 }
 
 #[test]
 fn unknown_top_level_key_is_located() {
-    let (l, c, m) = error_at(&edit(2, "nmae: t"));
-    assert_eq!((l, c), (2, 1), "{m}");
-    assert!(m.contains("unknown field `nmae`"), "{m}");
+    refused_at(&edit(2, "nmae: t"), (2, 1), &["unknown field `nmae`"]);
 }
 
 #[test]
 fn unknown_key_in_bids_query_is_located() {
-    let (l, c, m) = error_at(&edit(7, "      asl: {bids: {datatype: perf, sufix: asl}}"));
-    assert_eq!((l, c), (7, 36), "{m}");
-    assert!(m.contains("unknown field `sufix`"), "{m}");
+    refused_at(
+        &edit(7, "      asl: {bids: {datatype: perf, sufix: asl}}"),
+        (7, 36),
+        &["unknown field `sufix`"],
+    );
 }
 
 #[test]
 fn wrong_type_is_located() {
-    let (l, c, m) = error_at(&edit(15, "      permutations: many"));
-    assert_eq!((l, c), (15, 21), "{m}");
-    assert!(m.contains("invalid"), "{m}");
+    refused_at(
+        &edit(15, "      permutations: many"),
+        (15, 21),
+        &["invalid"],
+    );
 }
 
 #[test]
@@ -237,37 +265,33 @@ fn yaml_1_1_boolean_is_rejected() {
         "      template: phantom",
         "      template: phantom\n      realign: yes",
     );
-    let (l, c, m) = error_at(&text);
-    assert_eq!((l, c), (10, 16), "{m}");
+    refused_at(&text, (10, 16), &[]);
 }
 
 #[test]
 fn unknown_operation_is_located() {
-    let (l, c, m) = error_at(&edit(5, "    op: asl-cfb"));
-    assert_eq!((l, c), (5, 9), "{m}");
-    assert!(m.contains("asl-cfb") && m.contains("asl-cbf"), "{m}");
+    refused_at(&edit(5, "    op: asl-cfb"), (5, 9), &["asl-cfb", "asl-cbf"]);
 }
 
 #[test]
 fn reading_an_output_nobody_makes_is_located() {
-    let (l, c, m) = error_at(&edit(13, "      cbf: {step: cbf, output: cbf-tempalte}"));
-    assert_eq!((l, c), (13, 32), "{m}");
-    assert!(
-        m.contains("cbf-tempalte") && m.contains("cbf-template"),
-        "{m}"
+    refused_at(
+        &edit(13, "      cbf: {step: cbf, output: cbf-tempalte}"),
+        (13, 32),
+        &["cbf-tempalte", "cbf-template"],
     );
     // an output that exists only with a template
     let text = GOOD.replace("template: phantom", "template: none");
-    let (l, c, m) = error_at(&text);
-    assert_eq!((l, c), (13, 32), "{m}");
-    assert!(m.contains("template other than `none`"), "{m}");
+    refused_at(&text, (13, 32), &["template other than `none`"]);
 }
 
 #[test]
 fn reading_a_missing_step_is_located() {
-    let (l, c, m) = error_at(&edit(13, "      cbf: {step: cfb, output: cbf-template}"));
-    assert_eq!((l, c), (13, 19), "{m}");
-    assert!(m.contains("`cfb`, which does not exist"), "{m}");
+    refused_at(
+        &edit(13, "      cbf: {step: cfb, output: cbf-template}"),
+        (13, 19),
+        &["`cfb`, which does not exist"],
+    );
 }
 
 #[test]
@@ -287,9 +311,7 @@ steps:
       cbf: {step: a, output: statmaps}
     params: {}
 ";
-    let (l, c, m) = error_at(text);
-    assert_eq!((l, c), (7, 19), "{m}");
-    assert!(m.contains("cycle: a ← b ← a"), "{m}");
+    refused_at(text, (7, 19), &["cycle: a ← b ← a"]);
     // a step reading itself
     let text = "\
 version: 1
@@ -301,39 +323,32 @@ steps:
       cbf: {step: a, output: statmaps}
     params: {}
 ";
-    let (l, c, m) = error_at(text);
-    assert_eq!((l, c), (7, 19), "{m}");
-    assert!(m.contains("cycle: a ← a"), "{m}");
+    refused_at(text, (7, 19), &["cycle: a ← a"]);
 }
 
 #[test]
 fn duplicate_ids_missing_inputs_and_ranges_are_located() {
-    let (l, c, m) = error_at(&edit(10, "  - id: cbf"));
-    assert_eq!((l, c), (10, 9), "{m}");
-    assert!(m.contains("duplicate step id"), "{m}");
+    refused_at(&edit(10, "  - id: cbf"), (10, 9), &["duplicate step id"]);
     // the group step without its input
     let text = GOOD.replace(
         "    inputs:\n      cbf: {step: cbf, output: cbf-template}\n",
         "",
     );
-    let (l, c, m) = error_at(&text);
-    assert_eq!((l, c), (10, 5), "{m}");
-    assert!(m.contains("needs input `cbf`"), "{m}");
+    refused_at(&text, (10, 5), &["needs input `cbf`"]);
     // a parameter out of range: located at `params`
-    let (l, c, m) = error_at(&edit(15, "      permutations: 0"));
-    assert_eq!((l, c), (15, 7), "{m}");
-    assert!(m.contains("permutations"), "{m}");
+    refused_at(
+        &edit(15, "      permutations: 0"),
+        (15, 7),
+        &["permutations"],
+    );
     // an input slot the operation does not have
-    let (l, c, m) = error_at(&edit(
-        7,
-        "      asll: {bids: {datatype: perf, suffix: asl}}",
-    ));
-    assert_eq!((l, c), (7, 13), "{m}");
-    assert!(m.contains("no input `asll`"), "{m}");
+    refused_at(
+        &edit(7, "      asll: {bids: {datatype: perf, suffix: asl}}"),
+        (7, 13),
+        &["no input `asll`"],
+    );
     // a version this build does not read
-    let (l, c, m) = error_at(&edit(1, "version: 2"));
-    assert_eq!((l, c), (1, 10), "{m}");
-    assert!(m.contains("version 2"), "{m}");
+    refused_at(&edit(1, "version: 2"), (1, 10), &["version 2"]);
 }
 
 #[test]
@@ -374,19 +389,18 @@ fn contrasts_are_declared_and_checked() {
         ]
     );
     // weights that are not a within-subject difference: located at `params`
-    let (l, c, m) = error_at(&with(
-        "        - name: during\n          weights: {placebo-during: 1}\n",
-    ));
-    assert_eq!((l, c), (15, 7), "{m}");
-    assert!(
-        m.contains("contrasts: contrast during") && m.contains("not 0"),
-        "{m}"
+    refused_at(
+        &with("        - name: during\n          weights: {placebo-during: 1}\n"),
+        (15, 7),
+        &["contrasts: contrast during", "not 0"],
     );
     // a name that cannot be a BIDS entity value
-    let (_, _, m) = error_at(&with(
-        "        - name: ket-pla\n          weights: {placebo-during: 1, placebo-before: -1}\n",
-    ));
-    assert!(m.contains("letters and digits"), "{m}");
+    refused_with(
+        &with(
+            "        - name: ket-pla\n          weights: {placebo-during: 1, placebo-before: -1}\n",
+        ),
+        &["letters and digits"],
+    );
     // the declared contrasts of the built-in workflow are the defaults
     let b = Workflow::builtin();
     let Op::CrossoverGroup(p) = &b.step("crossover").unwrap().params.value else {
@@ -405,17 +419,15 @@ fn contrasts_are_declared_and_checked() {
     assert_eq!(p.baseline_roi, "ACC_sub");
     // the same name twice
     let one = "        - name: a\n          weights: {placebo-during: 1, placebo-before: -1}\n";
-    let (_, _, m) = error_at(&with(&format!("{one}{one}")));
-    assert!(m.contains("declared twice"), "{m}");
+    refused_with(&with(&format!("{one}{one}")), &["declared twice"]);
     // a cell that does not exist: located at the key
-    let (l, c, m) = error_at(&with(
-        "        - name: a\n          weights: {placebo-after: 1, placebo-before: -1}\n",
-    ));
-    assert_eq!((l, c), (18, 21), "{m}");
-    assert!(
-        m.contains("`placebo-after` is not a cell of the design")
-            && m.contains("placebo-before, placebo-during, naltrexone-before, naltrexone-during"),
-        "{m}"
+    refused_at(
+        &with("        - name: a\n          weights: {placebo-after: 1, placebo-before: -1}\n"),
+        (18, 21),
+        &[
+            "`placebo-after` is not a cell of the design",
+            "placebo-before, placebo-during, naltrexone-before, naltrexone-during",
+        ],
     );
 }
 
@@ -483,19 +495,19 @@ fn rois_are_declared_and_checked() {
             "declared twice",
         ),
     ] {
-        let (l, c, m) = error_at(&with(rois));
-        assert_eq!((l, c), (9, 7), "{rois}: {m}");
-        assert!(m.contains(needle), "{rois}: {m}");
+        refused_at(&with(rois), (9, 7), &[needle]);
     }
     // a key a region does not have: located at the key
-    let (l, _, m) = error_at(&with("[{name: a, label: [1]}]"));
-    assert_eq!(l, 10, "{m}");
-    assert!(m.contains("unknown field `label`"), "{m}");
+    refused_on_line(
+        &with("[{name: a, label: [1]}]"),
+        10,
+        &["unknown field `label`"],
+    );
 }
 
 #[test]
 fn covariates_are_declared_and_checked() {
-    let with = |covs: &str| GOOD.to_string() + "      covariates: " + covs + "\n";
+    let with = |covs: &str| with_group_param("covariates", covs);
     let p = crossover_params(&with("[global-cbf, age, sex]"));
     assert_eq!(
         p.group_covariates(),
@@ -513,13 +525,10 @@ fn covariates_are_declared_and_checked() {
         ("[age, age]", "covariates: covariate age is listed twice"),
         ("[participant_id]", "participant_id is the subject"),
     ] {
-        let (l, c, m) = error_at(&with(covs));
-        assert_eq!((l, c), (15, 7), "{covs}: {m}");
-        assert!(m.contains(needle), "{covs}: {m}");
+        refused_at(&with(covs), (15, 7), &[needle]);
     }
     // not a list of names
-    let (l, _, m) = error_at(&with("{age: 1}"));
-    assert_eq!(l, 16, "{m}");
+    refused_on_line(&with("{age: 1}"), 16, &[]);
 }
 
 #[test]
@@ -539,9 +548,7 @@ fn group_regions_are_regions_of_the_participant_step() {
         ("      rois: [ACC_sub, global]\n", "global is always added"),
         ("      rois: [ACC_sub, ACC_sub]\n", "listed twice"),
     ] {
-        let (l, c, m) = error_at(&with(params));
-        assert_eq!((l, c), (15, 7), "{params}: {m}");
-        assert!(m.contains(needle), "{params}: {m}");
+        refused_at(&with(params), (15, 7), &[needle]);
     }
     // a region the participant step declares
     let text = edit(
@@ -549,13 +556,15 @@ fn group_regions_are_regions_of_the_participant_step() {
         "      template: phantom\n      rois: [{name: ACC, labels: [151, 152, 153, 154, 155, 156]}]",
     ) + "      rois: [ACC]\n      baseline-roi: ACC\n";
     Workflow::parse(&text, "good.yaml").unwrap();
-    let (_, _, m) = error_at(&(text.replace("rois: [ACC]\n", "rois: [ACC_sub]\n")));
-    assert!(m.contains("its regions: ACC, grey_matter, global"), "{m}");
+    refused_with(
+        &(text.replace("rois: [ACC]\n", "rois: [ACC_sub]\n")),
+        &["its regions: ACC, grey_matter, global"],
+    );
 }
 
 #[test]
 fn tfce_settings_are_declared_and_checked() {
-    let with = |tfce: &str| GOOD.to_string() + "      tfce: " + tfce + "\n";
+    let with = |tfce: &str| with_group_param("tfce", tfce);
     let p = crossover_params(&with("{e: 0.6, h: 1.5, connectivity: 6, dh: 0.1}"));
     assert_eq!(
         p.tfce.params(),
@@ -574,13 +583,9 @@ fn tfce_settings_are_declared_and_checked() {
         ("{e: 0}", "tfce: e: 0 is out of range"),
         ("{dh: -1}", "tfce: dh"),
     ] {
-        let (l, c, m) = error_at(&with(tfce));
-        assert_eq!((l, c), (15, 7), "{tfce}: {m}");
-        assert!(m.contains(needle), "{tfce}: {m}");
+        refused_at(&with(tfce), (15, 7), &[needle]);
     }
-    let (l, _, m) = error_at(&with("{height: 2}"));
-    assert_eq!(l, 16, "{m}");
-    assert!(m.contains("unknown field `height`"), "{m}");
+    refused_on_line(&with("{height: 2}"), 16, &["unknown field `height`"]);
 }
 
 #[test]
@@ -595,14 +600,15 @@ fn correlation_cis_are_declared_and_checked() {
     );
     let p = crossover_params(GOOD);
     assert_eq!(p.correlation_ci(), cbflow_pipeline::CorrelationCi::FisherZ);
-    let (l, _, m) = error_at(&with("      correlation-ci: jackknife\n"));
-    assert_eq!(l, 16, "{m}");
-    assert!(m.contains("jackknife") && m.contains("bootstrap"), "{m}");
-    let (l, c, m) = error_at(&with("      bootstrap-samples: 5\n"));
-    assert_eq!((l, c), (15, 7), "{m}");
-    assert!(
-        m.contains("bootstrap-samples: 5 must be 100 to 1000000"),
-        "{m}"
+    refused_on_line(
+        &with("      correlation-ci: jackknife\n"),
+        16,
+        &["jackknife", "bootstrap"],
+    );
+    refused_at(
+        &with("      bootstrap-samples: 5\n"),
+        (15, 7),
+        &["bootstrap-samples: 5 must be 100 to 1000000"],
     );
 }
 
@@ -641,18 +647,23 @@ fn the_design_names_the_cells_and_the_default_contrasts() {
     );
     // the study's cells are not this design's: refused at the key
     let study = "      contrasts:\n        - name: a\n          weights: {saline-before: -1, placebo-during: 1}\n";
-    let (l, c, m) = error_at(&(GOOD.to_string() + design + study));
-    assert_eq!((l, c), (19, 40), "{m}");
-    assert!(
-        m.contains("`placebo-during` is not a cell of the design")
-            && m.contains("saline-before, saline-during, naloxone-before, naloxone-during"),
-        "{m}"
+    refused_at(
+        &(GOOD.to_string() + design + study),
+        (19, 40),
+        &[
+            "`placebo-during` is not a cell of the design",
+            "saline-before, saline-during, naloxone-before, naloxone-during",
+        ],
     );
     // names that cannot name cells and contrasts, or one level twice
-    let (_, _, m) = error_at(&(GOOD.to_string() + "      design: {active: nal trexone}\n"));
-    assert!(m.contains("design: active \"nal trexone\""), "{m}");
-    let (_, _, m) = error_at(&(GOOD.to_string() + "      design: {control: a, active: a}\n"));
-    assert!(m.contains("control and active are both \"a\""), "{m}");
+    refused_with(
+        &(GOOD.to_string() + "      design: {active: nal trexone}\n"),
+        &["design: active \"nal trexone\""],
+    );
+    refused_with(
+        &(GOOD.to_string() + "      design: {control: a, active: a}\n"),
+        &["control and active are both \"a\""],
+    );
     // the keys of earlier workflows
     let older = "      design: {placebo: PLA, naltrexone: NTX}\n";
     let p = crossover_params(&(GOOD.to_string() + older));
@@ -667,14 +678,10 @@ fn the_design_names_the_cells_and_the_default_contrasts() {
 fn the_report_jobs_the_plan_adds_cannot_be_declared() {
     // their step name
     let text = GOOD.replacen("  - id: group", "  - id: report", 1);
-    let (l, c, m) = error_at(&text);
-    assert_eq!((l, c), (10, 9), "{m}");
-    assert!(m.contains("step id `report`"), "{m}");
+    refused_at(&text, (10, 9), &["step id `report`"]);
     // their operations
     for op in ["participant-report", "group-report"] {
         let text = GOOD.replacen("op: asl-cbf", &format!("op: {op}"), 1);
-        let (l, _, m) = error_at(&text);
-        assert_eq!(l, 5, "{m}");
-        assert!(m.contains(op), "{m}");
+        refused_on_line(&text, 5, &[op]);
     }
 }
