@@ -366,20 +366,55 @@ fn execute_level(
         },
     )?;
     warn_validation(&resolved.warnings, bids_dir);
-    let plan = resolved.plan;
-    let mut exec = cbflow_workflow::ExecOptions::new(
-        a.work_dir
-            .clone()
-            .unwrap_or_else(|| default_work_dir(output_dir)),
-    );
-    if let Some(n) = a.nprocs {
+    let work_dir = a
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| default_work_dir(output_dir));
+    execute_plan(&resolved.plan, work_dir, a.nprocs, a.mem_gb)
+}
+
+/// `cbflow run-plan`: the plan a SLURM submission resolved and wrote (a participant task runs
+/// its participant's part), executed as a local run executes its own.
+pub(crate) fn run_plan(
+    path: &Path,
+    participant: Option<&str>,
+    work_dir: PathBuf,
+    nprocs: Option<usize>,
+    mem_gb: Option<f64>,
+) -> Result<()> {
+    let plan = cbflow_workflow::read_plan(path)?;
+    let plan = match (plan.level, participant) {
+        (cbflow_workflow::Level::Participant, Some(label)) => plan.for_participant(label)?,
+        (cbflow_workflow::Level::Participant, None) => bail!(
+            "{}: a participant-level plan runs one participant at a time: give --participant-label",
+            path.display()
+        ),
+        (cbflow_workflow::Level::Group, Some(_)) => bail!(
+            "{}: a group-level plan runs as a whole: no --participant-label",
+            path.display()
+        ),
+        (cbflow_workflow::Level::Group, None) => plan,
+    };
+    execute_plan(&plan, work_dir, nprocs, mem_gb)
+}
+
+/// Executes a resolved plan with the cache in `work_dir` and prints what each job did.
+fn execute_plan(
+    plan: &cbflow_workflow::Plan,
+    work_dir: PathBuf,
+    nprocs: Option<usize>,
+    mem_gb: Option<f64>,
+) -> Result<()> {
+    let output_dir = plan.output_dir.as_path();
+    let mut exec = cbflow_workflow::ExecOptions::new(work_dir);
+    if let Some(n) = nprocs {
         exec.nprocs = n;
     }
-    if let Some(m) = a.mem_gb {
+    if let Some(m) = mem_gb {
         exec.mem_gb = m;
     }
     let created_out = !output_dir.exists();
-    let s = match cbflow_workflow::execute(&plan, &exec) {
+    let s = match cbflow_workflow::execute(plan, &exec) {
         Ok(s) => s,
         Err(e) => {
             // a run that failed before publishing anything leaves no OUTPUT_DIR behind
@@ -513,8 +548,6 @@ pub(crate) fn submit_slurm(
                 .work_dir
                 .clone()
                 .unwrap_or_else(|| default_work_dir(&output_dir)),
-            workflow: a.workflow.clone(),
-            overrides,
             cpus: a.nprocs,
             participant_mem_gb: a.mem_gb,
             time_min: a.slurm.slurm_time,

@@ -230,6 +230,27 @@ enum Command {
     /// pinned commits, SHA-256-checked, resumable) and verify.
     #[command(subcommand)]
     Resources(resources::ResourcesCommand),
+    /// Run a plan a SLURM submission wrote (the command of its tasks): the participant
+    /// part of a participant-level plan, or a group-level plan, exactly as resolved at
+    /// submission.
+    #[command(hide = true)]
+    RunPlan {
+        /// The plan file (`plan-participant.json` or `plan-group.json` in the submission's
+        /// directory).
+        plan: PathBuf,
+        /// The participant whose jobs to run (participant-level plans: required).
+        #[arg(long = "participant-label")]
+        participant_label: Option<String>,
+        /// The work directory shared by the tasks.
+        #[arg(long)]
+        work_dir: PathBuf,
+        /// Cores to use.
+        #[arg(long)]
+        nprocs: Option<usize>,
+        /// Memory budget (GB) for jobs running at once.
+        #[arg(long)]
+        mem_gb: Option<f64>,
+    },
     /// Generate a synthetic study and run everything that works on it.
     Demo {
         /// Where the study (`OUT_DIR/bids`) and its outputs (`OUT_DIR/derivatives`) go.
@@ -484,6 +505,19 @@ fn dispatch(cli: Cli) -> Result<()> {
             a.noise_scale,
         ),
         Some(Command::Resources(c)) => resources::run(c),
+        Some(Command::RunPlan {
+            plan,
+            participant_label,
+            work_dir,
+            nprocs,
+            mem_gb,
+        }) => commands::run_plan(
+            &plan,
+            participant_label.as_deref(),
+            work_dir,
+            nprocs,
+            mem_gb,
+        ),
         Some(Command::Demo {
             out_dir,
             subjects,

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::spec::{Level, Op, Resources, TemplateName};
 
 /// One job of the plan.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
     /// `step/sub-<label>` at the participant level, `step` at the group level.
     pub id: String,

@@ -16,6 +16,7 @@ mod error;
 mod exec;
 mod job;
 mod plan;
+mod plan_file;
 mod plan_inputs;
 mod plan_reports;
 mod preflight;
@@ -31,6 +32,7 @@ pub use exec::{
     list_outputs,
 };
 pub use plan::{Job, Overrides, Plan, PlanRequest, plan};
+pub use plan_file::{PLAN_FILE_FORMAT, read_plan, write_plan};
 pub use preflight::{Resolved, check_templates, resolve};
 pub use runner::{PipelineRunner, execute, template_choice};
 pub use spec::{

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::job::Job;
 
@@ -51,7 +51,7 @@ pub struct PlanRequest {
 }
 
 /// The resolved workflow: jobs in dependency order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     /// The workflow's name.
     pub workflow: String,

@@ -58,6 +58,71 @@ const SLURM_WAIT: [&str; 7] = [
     "30",
 ];
 
+/// The two output directories hold the same files with the same bytes (logs and the work
+/// directory aside), group statistical maps among them.
+fn same_outputs(local: &Path, cluster: &Path) {
+    let (a, b) = (tree(local), tree(cluster));
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "the local and the SLURM run wrote different files"
+    );
+    let differing: Vec<_> = a
+        .iter()
+        .filter(|(k, v)| b[*k] != **v)
+        .map(|(k, _)| k.display().to_string())
+        .collect();
+    assert!(differing.is_empty(), "bytes differ: {differing:?}");
+    assert!(
+        a.keys()
+            .any(|k| k.to_string_lossy().contains("stat-t_statmap"))
+    );
+}
+
+/// The scripts a submission writes, run by hand as SLURM would run them (each array task with
+/// its `SLURM_ARRAY_TASK_ID`, then the group job): they run the plans resolved at submission
+/// and write what the local run writes. Needs no cluster.
+#[cfg(unix)]
+#[test]
+#[ignore = "two runs of both levels (about a minute): run by .ci/run with the cluster tests"]
+fn the_submitted_scripts_run_the_resolved_plans_and_equal_the_local_run() {
+    let t = tempfile::tempdir().unwrap();
+    let root = small_study(t.path());
+    let local = t.path().join("local");
+    for level in ["participant", "group"] {
+        run_level(&root, &local, level)
+            .args(OPTS)
+            .assert()
+            .success();
+    }
+    let cluster = t.path().join("cluster");
+    run_level(&root, &cluster, "participant")
+        .env("PATH", fake_sbatch(t.path()))
+        .args(OPTS)
+        .args(["--executor", "slurm", "--nprocs", "1"])
+        .assert()
+        .success();
+    let dir = &submission_dirs(&cluster)[0];
+    let bash = |script: &str, task: Option<usize>| {
+        let mut c = std::process::Command::new("bash");
+        c.arg(dir.join(script));
+        if let Some(i) = task {
+            c.env("SLURM_ARRAY_TASK_ID", i.to_string());
+        }
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{script} {task:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    for i in 0..3 {
+        bash("participant.sbatch", Some(i));
+    }
+    bash("group.sbatch", None);
+    same_outputs(&local, &cluster);
+}
+
 #[test]
 #[ignore = "needs a running SLURM cluster: .ci/slurm-cluster.sh start (run by .ci/run)"]
 fn slurm_run_equals_local_run() {
@@ -78,22 +143,7 @@ fn slurm_run_equals_local_run() {
         .success()
         .stdout(predicate::str::contains("submitted participant array job"))
         .stdout(predicate::str::contains("all SLURM jobs completed"));
-    let (a, b) = (tree(&local), tree(&cluster));
-    assert_eq!(
-        a.keys().collect::<Vec<_>>(),
-        b.keys().collect::<Vec<_>>(),
-        "the local and the SLURM run wrote different files"
-    );
-    let differing: Vec<_> = a
-        .iter()
-        .filter(|(k, v)| b[*k] != **v)
-        .map(|(k, _)| k.display().to_string())
-        .collect();
-    assert!(differing.is_empty(), "bytes differ: {differing:?}");
-    assert!(
-        a.keys()
-            .any(|k| k.to_string_lossy().contains("stat-t_statmap"))
-    );
+    same_outputs(&local, &cluster);
     // the submission directory holds the scripts and one log per task
     let logs = submission_dirs(&cluster);
     assert_eq!(logs.len(), 1);
@@ -164,8 +214,8 @@ fn fake_sbatch(dir: &Path) -> std::ffi::OsString {
 
 /// The submission as the binary makes it, without a cluster: the resources come from the
 /// plans (the workflow's 2 cpus / 4 GB / 120 min per participant, the group step's 8 GB /
-/// 8 h), the command line wins over them, and the tasks get the options the plans were made
-/// with.
+/// 8 h), the command line wins over them, and the tasks run the plans resolved at submission
+/// (with the command line's overrides in them).
 #[cfg(unix)]
 #[test]
 fn slurm_scripts_take_their_resources_from_the_plans_and_the_command_line() {
@@ -196,10 +246,26 @@ fn slurm_scripts_take_their_resources_from_the_plans_and_the_command_line() {
     assert_eq!(dirs.len(), 1);
     let p = std::fs::read_to_string(dirs[0].join("participant.sbatch")).unwrap();
     let g = std::fs::read_to_string(dirs[0].join("group.sbatch")).unwrap();
-    for s in [&p, &g] {
+    for (s, level) in [(&p, "participant"), (&g, "group")] {
         assert!(s.contains("#SBATCH --cpus-per-task=3\n"), "{s}");
         assert!(s.contains("#SBATCH --time=0:45:00\n"), "{s}");
-        assert!(s.contains(" --template phantom --seed 9 "), "{s}");
+        let plan_file = dirs[0].join(format!("plan-{level}.json"));
+        assert!(
+            s.contains(&format!(" run-plan {} --work-dir ", plan_file.display())),
+            "{s}"
+        );
+        // the overrides reach the tasks inside the plan, not as options
+        assert!(!s.contains("--seed") && !s.contains("--template"), "{s}");
+        let plan = cbflow_workflow::read_plan(&plan_file).unwrap();
+        assert!(
+            plan.jobs
+                .iter()
+                .all(|j| j.template == Some(cbflow_workflow::TemplateName::Phantom))
+        );
+        let text = std::fs::read_to_string(&plan_file).unwrap();
+        if level == "group" {
+            assert!(text.contains("\"seed\": 9"), "{text}");
+        }
     }
     assert!(p.contains("#SBATCH --mem=7680M\n"), "{p}");
     assert!(p.contains("#SBATCH --array=0-1\n"), "{p}");

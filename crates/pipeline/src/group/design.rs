@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use cbflow_bids::{DerivativesWriter, Entities, Layout, Table};
 use cbflow_stats::{CrossoverContrast, Tail, Treatment};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::Result;
@@ -21,7 +21,7 @@ use crate::template::Template;
 /// workflow: the level values of `sessions.tsv` name the four cells (`<control>-before`, …), the
 /// weight columns, the table rows and the reports' wording, and the drug names the default
 /// contrasts (`<drug>Under<Control>`, …).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudyDesign {
     /// `sessions.tsv` column naming the pre-treatment of each session.
     pub pretreatment_column: String,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::request::{Request, ctx, slurm_err};
+use super::request::{GROUP_PLAN_FILE, PARTICIPANT_PLAN_FILE, Request, ctx, slurm_err};
 use super::script::scripts;
 use crate::error::Result;
 
@@ -73,6 +73,15 @@ pub fn submit(req: &Request, dir: &Path) -> Result<Submission> {
         let _ = writeln!(tasks, "{i}\tsub-{l}\tparticipant-{i}.log");
     }
     write("tasks.tsv", &tasks)?;
+    // the plans the tasks run, resolved here once
+    for (plan, name) in [
+        (&req.participant_plan, PARTICIPANT_PLAN_FILE),
+        (&req.group_plan, GROUP_PLAN_FILE),
+    ] {
+        if let Some(plan) = plan {
+            crate::plan_file::write_plan(plan, &dir.join(name))?;
+        }
+    }
     let participant_job = match &p_script {
         Some(s) => Some(sbatch(&write("participant.sbatch", s)?, None)?),
         None => None,

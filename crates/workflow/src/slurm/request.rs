@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::plan::{Job, Overrides, Plan};
+use crate::plan::{Job, Plan};
 use crate::spec::Resources;
 
 /// An [`Error::Slurm`] with this message.
@@ -98,11 +98,17 @@ pub struct Request {
     pub output_dir: PathBuf,
     /// Participants of the array (empty: no participant job).
     pub participants: Vec<String>,
-    /// Submit the group job.
-    pub group: bool,
-    /// Options given to both levels (after BIDS_DIR OUTPUT_DIR LEVEL).
-    pub forward: Vec<String>,
-    /// Directories the tasks must see besides BIDS_DIR and OUTPUT_DIR (resources, work dir).
+    /// The participant-level plan the array tasks run (`plan-participant.json` in the
+    /// submission directory), each its participant's part of it.
+    pub participant_plan: Option<Plan>,
+    /// The group-level plan the group job runs (`plan-group.json`).
+    pub group_plan: Option<Plan>,
+    /// The work directory every task shares (absolute), so that the group job finds the
+    /// participant jobs in the cache.
+    pub work_dir: PathBuf,
+    /// Directories the tasks must see besides BIDS_DIR and OUTPUT_DIR (the dataset's canonical
+    /// path, the resource directory, the work directory, the directories of files the jobs read
+    /// elsewhere, e.g. an atlas next to the workflow file).
     pub extra_mounts: Vec<(PathBuf, bool)>,
     /// Resources of each participant task.
     pub participant_resources: Resources,
@@ -116,20 +122,21 @@ pub struct Request {
     pub launcher: Launcher,
 }
 
+/// File name of the participant-level plan in the submission directory.
+pub const PARTICIPANT_PLAN_FILE: &str = "plan-participant.json";
+
+/// File name of the group-level plan in the submission directory.
+pub const GROUP_PLAN_FILE: &str = "plan-group.json";
+
 /// What a submission takes from the command line besides the plans.
 #[derive(Debug, Clone)]
 pub struct SubmitOptions {
-    /// The input dataset as the tasks name it (made absolute; the plan holds its canonical
-    /// path, which a compute node need not reach by the same name).
+    /// The input dataset as the command line named it (made absolute; mounted with the plans'
+    /// canonical path when that differs).
     pub bids_dir: PathBuf,
     /// The work directory every task shares (made absolute), so that the group job finds the
     /// participant jobs in the cache.
     pub work_dir: PathBuf,
-    /// The workflow file (made absolute and mounted); `None`: the built-in workflow.
-    pub workflow: Option<PathBuf>,
-    /// The overrides the plans were made with: every task gets them as options, so it plans
-    /// what was planned here (the resource directory is the plans' resolved one).
-    pub overrides: Overrides,
     /// CPUs of every task (`--nprocs`); unset: the plans' largest job.
     pub cpus: Option<usize>,
     /// Memory of each participant task (GB, `--mem-gb`); unset: the plan's largest job. The
@@ -170,11 +177,12 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 
 impl Request {
     /// The submission of `array` (the participant-level plan: one array task per participant
-    /// of its jobs; `None`: no array) and `group` (the group-level plan: one job after the
-    /// array; `None`: none). Each task gets the resources of its plan's largest job (for the
-    /// group job, of the group's own jobs, not of the participant jobs it reads), then
-    /// `opts`' CPUs, memory and time over them; the options the tasks run with are the
-    /// overrides, the plans' resource directory, the workflow file and the work directory.
+    /// of its jobs, each running its participant's part of the plan; `None`: no array) and
+    /// `group` (the group-level plan: one job after the array; `None`: none). Each task gets
+    /// the resources of its plan's largest job (for the group job, of the group's own jobs,
+    /// not of the participant jobs it reads), then `opts`' CPUs, memory and time over them.
+    /// The tasks run the plans themselves (written into the submission directory by
+    /// [`super::submit`]): they resolve nothing again.
     pub fn from_plans(
         array: Option<&Plan>,
         group: Option<&Plan>,
@@ -214,51 +222,58 @@ impl Request {
             labels.dedup();
             labels
         });
+        let bids_dir = absolute(&opts.bids_dir)?;
         let output_dir = absolute(&first.output_dir)?;
-        // the options every task gets (absolute paths: tasks may start elsewhere)
         let work_dir = absolute(&opts.work_dir)?;
-        let mut forward = vec!["--work-dir".to_string(), work_dir.display().to_string()];
-        let mut extra_mounts = Vec::new();
+        // what the tasks read or write besides BIDS_DIR and OUTPUT_DIR, at the same paths
+        let mut extra_mounts: Vec<(PathBuf, bool)> = Vec::new();
+        let plans = || array.into_iter().chain(group);
+        let canonical = absolute(&first.bids_dir)?;
+        if canonical != bids_dir {
+            extra_mounts.push((canonical.clone(), true));
+        }
         if !work_dir.starts_with(&output_dir) {
-            extra_mounts.push((work_dir, false));
+            extra_mounts.push((work_dir.clone(), false));
         }
-        let ov = &opts.overrides;
-        if ov.cluster_threshold.is_some() {
-            return Err(slurm_err(
-                "a cluster-threshold override has no command-line option to reach the tasks",
-            ));
-        }
-        if let Some(t) = ov.template {
-            forward.extend(["--template".into(), t.as_str().to_string()]);
-        }
-        if let Some(x) = ov.seed {
-            forward.extend(["--seed".into(), x.to_string()]);
-        }
-        if let Some(x) = ov.permutations {
-            forward.extend(["--permutations".into(), x.to_string()]);
-        }
-        if let Some(x) = ov.smoothing_fwhm_mm {
-            forward.extend(["--smoothing".into(), x.to_string()]);
-        }
-        if let Some(r) = array
-            .and_then(|p| p.resources_dir.as_ref())
-            .or(group.and_then(|p| p.resources_dir.as_ref()))
-        {
-            let r = absolute(r)?;
-            forward.extend(["--resources".into(), r.display().to_string()]);
-            extra_mounts.push((r, true));
-        }
-        if let Some(w) = &opts.workflow {
-            let w = absolute(w)?;
-            forward.extend(["--workflow".into(), w.display().to_string()]);
-            extra_mounts.push((w, true));
-        }
+        let resources = match plans().find_map(|p| p.resources_dir.as_ref()) {
+            Some(r) => {
+                let r = absolute(r)?;
+                extra_mounts.push((r.clone(), true));
+                Some(r)
+            }
+            None => None,
+        };
+        // files a job reads outside those directories (an atlas or mask next to the workflow
+        // file, say): their directories, read-only
+        let seen = [
+            Some(&canonical),
+            Some(&bids_dir),
+            Some(&output_dir),
+            resources.as_ref(),
+        ];
+        let mut dirs: Vec<PathBuf> = plans()
+            .flat_map(|p| p.jobs.iter())
+            .flat_map(|j| j.inputs.iter())
+            .filter(|f| !seen.iter().flatten().any(|d| f.starts_with(d)))
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        // a directory inside another one listed is covered by it
+        let covered = |d: &PathBuf, all: &[PathBuf]| all.iter().any(|o| o != d && d.starts_with(o));
+        let outer: Vec<PathBuf> = dirs
+            .iter()
+            .filter(|d| !covered(d, &dirs))
+            .cloned()
+            .collect();
+        extra_mounts.extend(outer.into_iter().map(|d| (d, true)));
         Ok(Self {
-            bids_dir: absolute(&opts.bids_dir)?,
+            bids_dir,
             output_dir,
             participants,
-            group: group.is_some(),
-            forward,
+            participant_plan: array.cloned(),
+            group_plan: group.cloned(),
+            work_dir,
             extra_mounts,
             participant_resources,
             group_resources,
@@ -352,8 +367,6 @@ mod tests {
         SubmitOptions {
             bids_dir: "/data/bids".into(),
             work_dir: "/out/.cbflow-work".into(),
-            workflow: None,
-            overrides: Overrides::default(),
             cpus: None,
             participant_mem_gb: None,
             time_min: None,
@@ -371,28 +384,25 @@ mod tests {
         // the participant job the group reads is not the group job's to run
         assert_eq!(r.group_resources, res(3, 8.0, 45));
         assert_eq!(r.participants, ["01", "02"]);
-        assert!(r.group);
+        assert!(r.group_plan.is_some());
         // the work directory inside OUTPUT_DIR is mounted with it; the resources are the plan's
-        assert_eq!(
-            r.forward,
-            ["--work-dir", "/out/.cbflow-work", "--resources", "/res"]
-        );
+        assert_eq!(r.work_dir, PathBuf::from("/out/.cbflow-work"));
         assert_eq!(r.extra_mounts, [(PathBuf::from("/res"), true)]);
+        // the tasks run the plans themselves
+        assert_eq!(r.participant_plan.as_ref().map(|p| p.jobs.len()), Some(4));
+        assert_eq!(r.group_plan.as_ref().map(|p| p.jobs.len()), Some(3));
     }
 
     #[test]
     fn the_command_line_wins_over_the_plans() {
         let (p, g) = (participant_plan(), group_plan());
+        let mut g = g;
+        // a file a job reads outside the dataset, the output and the resources (an atlas next
+        // to the workflow file): its directory is mounted, once
+        g.jobs[1].inputs = vec!["/w/atlas/a.nii.gz".into(), "/w/atlas/a.tsv".into()];
+        g.jobs[2].inputs = vec!["/w/atlas/sub/b.nii.gz".into(), "/data/bids/x.tsv".into()];
         let opts = SubmitOptions {
             work_dir: "/scratch/work".into(),
-            workflow: Some("/w/study.yaml".into()),
-            overrides: Overrides {
-                template: Some(TemplateName::Phantom),
-                seed: Some(3),
-                permutations: Some(50),
-                smoothing_fwhm_mm: Some(4.5),
-                ..Default::default()
-            },
             cpus: Some(7),
             participant_mem_gb: Some(1.5),
             time_min: Some(33),
@@ -402,37 +412,15 @@ mod tests {
         assert_eq!(r.participant_resources, res(7, 1.5, 33));
         // --mem-gb is the memory of each participant task; the group job keeps its plan's
         assert_eq!(r.group_resources, res(7, 8.0, 33));
-        assert_eq!(
-            r.forward,
-            [
-                "--work-dir",
-                "/scratch/work",
-                "--template",
-                "phantom",
-                "--seed",
-                "3",
-                "--permutations",
-                "50",
-                "--smoothing",
-                "4.5",
-                "--resources",
-                "/res",
-                "--workflow",
-                "/w/study.yaml"
-            ]
-        );
+        assert_eq!(r.work_dir, PathBuf::from("/scratch/work"));
         assert_eq!(
             r.extra_mounts,
             [
                 (PathBuf::from("/scratch/work"), false),
                 (PathBuf::from("/res"), true),
-                (PathBuf::from("/w/study.yaml"), true)
+                (PathBuf::from("/w/atlas"), true)
             ]
         );
-        // an override no task option carries is refused, not dropped
-        let mut opts = opts;
-        opts.overrides.cluster_threshold = Some(3.1);
-        assert!(Request::from_plans(Some(&p), Some(&g), &opts).is_err());
     }
 
     #[test]
@@ -456,7 +444,7 @@ mod tests {
         let r = Request::from_plans(None, Some(&g), &opts).unwrap();
         assert_eq!(r.participant_resources, res(5, 4.0, 10));
         assert_eq!(r.group_resources, res(5, 8.0, 10));
-        assert!(r.participants.is_empty() && r.group);
+        assert!(r.participants.is_empty() && r.group_plan.is_some());
         assert!(Request::from_plans(None, None, &options()).is_err());
     }
 

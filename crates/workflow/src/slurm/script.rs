@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::request::Request;
+use super::request::{GROUP_PLAN_FILE, PARTICIPANT_PLAN_FILE, Request};
 use crate::spec::Resources;
 
 /// Quotes a word for bash.
@@ -55,17 +55,20 @@ fn budget(r: &Resources) -> String {
     )
 }
 
-/// The participant array script and the group script (`None` when not requested).
+/// The participant array script and the group script (`None` when not requested). Each task
+/// runs `cbflow run-plan` on its level's plan in `dir` (the participant tasks on their
+/// participant's part of it), with the shared work directory and its own CPU and memory
+/// budget.
 pub fn scripts(req: &Request, dir: &Path) -> (Option<String>, Option<String>) {
     let mut mounts: Vec<(&Path, bool)> = vec![(&req.bids_dir, true), (&req.output_dir, false)];
     mounts.extend(req.extra_mounts.iter().map(|(p, ro)| (p.as_path(), *ro)));
     let prefix: Vec<String> = req.launcher.prefix(&mounts).iter().map(|w| sh(w)).collect();
-    let common = |level: &str| {
+    let command = |plan_file: &str| {
         let mut v = prefix.clone();
-        v.push(sh(&req.bids_dir.display().to_string()));
-        v.push(sh(&req.output_dir.display().to_string()));
-        v.push(level.into());
-        v.extend(req.forward.iter().map(|w| sh(w)));
+        v.push("run-plan".into());
+        v.push(sh(&dir.join(plan_file).display().to_string()));
+        v.push("--work-dir".into());
+        v.push(sh(&req.work_dir.display().to_string()));
         v.join(" ")
     };
     let participant = (!req.participants.is_empty()).then(|| {
@@ -84,12 +87,12 @@ pub fn scripts(req: &Request, dir: &Path) -> (Option<String>, Option<String>) {
         let _ = writeln!(
             s,
             "exec {} --participant-label \"$label\" {}",
-            common("participant"),
+            command(PARTICIPANT_PLAN_FILE),
             budget(r)
         );
         s
     });
-    let group = req.group.then(|| {
+    let group = req.group_plan.is_some().then(|| {
         let r = &req.group_resources;
         let mut s = header(
             "cbflow-group",
@@ -98,7 +101,7 @@ pub fn scripts(req: &Request, dir: &Path) -> (Option<String>, Option<String>) {
             &dir.join("group.log").display().to_string(),
         );
         s.push_str("set -euo pipefail\n");
-        let _ = writeln!(s, "exec {} {}", common("group"), budget(r));
+        let _ = writeln!(s, "exec {} {}", command(GROUP_PLAN_FILE), budget(r));
         s
     });
     (participant, group)
@@ -114,8 +117,20 @@ mod tests {
             bids_dir: "/data/my study".into(),
             output_dir: "/out".into(),
             participants: vec!["01".into(), "02".into()],
-            group: true,
-            forward: vec!["--template".into(), "phantom".into()],
+            participant_plan: None,
+            group_plan: Some(crate::plan::Plan {
+                workflow: "w".into(),
+                origin: "w.yaml".into(),
+                workflow_text: String::new(),
+                bids_dir: "/data/my study".into(),
+                output_dir: "/out".into(),
+                level: crate::spec::Level::Group,
+                resources_dir: None,
+                resources_dir_missing: None,
+                cbflow_version: "test".into(),
+                jobs: Vec::new(),
+            }),
+            work_dir: "/scratch/w".into(),
             extra_mounts: vec![("/res".into(), true)],
             participant_resources: Resources {
                 cpus: 2,
@@ -154,7 +169,7 @@ mod tests {
         assert!(p.contains("#SBATCH --partition=debug\n"));
         assert!(p.contains("labels=(01 02)\n"));
         assert!(p.contains(
-            "podman run --rm --pull=never -v '/data/my study:/data/my study:ro' -v /out:/out -v /res:/res:ro localhost/cbflow '/data/my study' /out participant --template phantom --participant-label \"$label\""
+            "podman run --rm --pull=never -v '/data/my study:/data/my study:ro' -v /out:/out -v /res:/res:ro localhost/cbflow run-plan /out/logs/slurm/plan-participant.json --work-dir /scratch/w --participant-label \"$label\""
         ), "{p}");
         let g = g.unwrap();
         assert!(g.contains("#SBATCH --mem=8192M\n"));
@@ -163,7 +178,10 @@ mod tests {
             p.contains(" --participant-label \"$label\" --nprocs \"${SLURM_CPUS_PER_TASK:-2}\" --mem-gb 3.5\n"),
             "{p}"
         );
-        assert!(g.contains(" /out group --template phantom --nprocs"), "{g}");
+        assert!(
+            g.contains(" run-plan /out/logs/slurm/plan-group.json --work-dir /scratch/w --nprocs"),
+            "{g}"
+        );
         assert!(g.contains(" --mem-gb 8\n"), "{g}");
         assert!(!g.contains("--array"));
     }

@@ -89,7 +89,7 @@ impl<T: JsonSchema> JsonSchema for Located<T> {
 }
 
 /// Analysis level of a step, decided by its operation (BIDS-Apps levels).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Level {
     /// One job per participant.
@@ -168,7 +168,7 @@ pub struct ResourceSpec {
 }
 
 /// Resources of one job, resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Resources {
     /// CPU cores (threads of the job's own thread pool).

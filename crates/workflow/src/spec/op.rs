@@ -19,7 +19,7 @@ macro_rules! ops {
     ) => {
         /// A built-in operation with its parameters: one a workflow declares as a step, or one
         /// the plan adds (the reports).
-        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
         #[serde(tag = "op", content = "params")]
         #[non_exhaustive]
         pub enum Op {

@@ -5,7 +5,7 @@
 //! provenance like every other.
 
 use cbflow_pipeline::StudyDesign;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::base::{Level, Resources};
 use super::opspec::{OpSpec, Slot};
@@ -27,7 +27,7 @@ fn report_resources() -> Resources {
 
 /// Parameters of `participant-report`: the workflow's design (which runs are before and
 /// during the drug, the pre-treatment column), for the wording of the page.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ParticipantReportParams {
     /// The study design of the workflow's group step (the default design when it has none).
@@ -35,7 +35,7 @@ pub struct ParticipantReportParams {
 }
 
 /// Which group report a `group-report` job draws.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum GroupReportKind {
     /// The crossover report (contrasts, ROI tests, brain–behaviour, receptors).
@@ -49,7 +49,7 @@ pub enum GroupReportKind {
 }
 
 /// Parameters of `group-report`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct GroupReportParams {
     /// The study design of the workflow's group step.

@@ -7,6 +7,7 @@ mod e2e;
 mod exec;
 mod parse;
 mod plan;
+mod plan_file;
 
 /// The repository's `workflows/` directory.
 pub(crate) fn workflows_dir() -> PathBuf {
