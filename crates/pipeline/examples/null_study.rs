@@ -18,10 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use cbflow_pipeline::{
-    GroupContrast, GroupCovariate, GroupOptions, ParticipantOptions, StudyDesign, Template,
-    TemplateChoice,
-};
+use cbflow_pipeline::{GroupCovariate, GroupOptions, ParticipantOptions, Template, TemplateChoice};
 use cbflow_synth::SynthSpec;
 use statrs::distribution::{Beta, ContinuousCDF};
 
@@ -153,35 +150,21 @@ fn run_seed(dir: &Path, subjects: usize, seed: u64, permutations: usize) -> Vec<
     cbflow_synth::generate(&spec, &bids).expect("synthetic study");
     let t_synth = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    cbflow_pipeline::participant(&ParticipantOptions {
-        bids_dir: bids.clone(),
-        output_dir: out.clone(),
-        participant_labels: vec![],
-        asl: cbflow_pipeline::AslOptions::default(),
-        template: Some(TemplateChoice::Phantom),
-        rois: cbflow_pipeline::default_rois(),
-        atlas: None,
-    })
+    cbflow_pipeline::participant(&ParticipantOptions::new(
+        bids.clone(),
+        out.clone(),
+        Some(TemplateChoice::Phantom),
+    ))
     .expect("participant level");
     let t_part = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let mut counts = Vec::new();
     for (_, covariates) in variants() {
         let s = cbflow_pipeline::group(&GroupOptions {
-            bids_dir: bids.clone(),
-            output_dir: out.clone(),
-            template: Template::phantom(),
-            design: StudyDesign::default(),
             n_permutations: permutations,
             seed,
-            smoothing_fwhm_mm: 6.0,
-            cluster_threshold: 3.1,
-            contrasts: GroupContrast::defaults(&StudyDesign::default()),
-            rois: cbflow_pipeline::GroupOptions::default_rois(),
-            baseline_roi: "ACC_sub".into(),
             covariates,
-            tfce: Default::default(),
-            correlation_ci: Default::default(),
+            ..GroupOptions::new(bids.clone(), out.clone(), Template::phantom())
         })
         .expect("group level");
         counts.push(

@@ -27,9 +27,9 @@ pub use cbflow_register::Region;
 pub use cbflow_stats::{Connectivity, CrossoverContrast, Tail, TfceParams, TfceStep};
 pub use error::{Error, Result};
 pub use group::{
-    CorrelationCi, GLOBAL_CBF, GroupContrast, GroupCovariate, GroupOptions, GroupSummary,
-    PairedGroupOptions, StudyDesign, covariates_preflight, design_preflight, group, paired_group,
-    written_contrasts,
+    BehaviourScores, CorrelationCi, GLOBAL_CBF, GroupContrast, GroupCovariate, GroupOptions,
+    GroupSummary, PairedGroupOptions, ResponseScores, SessionScores, StudyDesign,
+    covariates_preflight, design_preflight, group, paired_group, written_contrasts,
 };
 pub use outputs::RunSelector;
 pub use participant::{

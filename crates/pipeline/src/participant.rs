@@ -41,6 +41,22 @@ pub struct ParticipantOptions {
     pub atlas: Option<AtlasFiles>,
 }
 
+impl ParticipantOptions {
+    /// Every participant of `bids_dir` into `output_dir`, normalised to `template` (`None`:
+    /// native space only), with the default ASL options and regions and the template's atlas.
+    pub fn new(bids_dir: PathBuf, output_dir: PathBuf, template: Option<TemplateChoice>) -> Self {
+        Self {
+            bids_dir,
+            output_dir,
+            participant_labels: Vec::new(),
+            asl: AslOptions::default(),
+            template,
+            rois: default_rois(),
+            atlas: None,
+        }
+    }
+}
+
 /// The AAL3v1 anterior cingulate regions (labels 151–156): `ACC_sub`, `ACC_pre` and `ACC_sup`,
 /// each left, right and bilateral.
 pub fn default_rois() -> Vec<Region> {

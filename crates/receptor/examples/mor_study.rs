@@ -15,8 +15,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use cbflow_pipeline::{
-    GroupOptions, ParticipantOptions, ReceptorLevel, ReceptorOptions, StudyDesign, Template,
-    TemplateChoice,
+    GroupOptions, ParticipantOptions, ReceptorLevel, ReceptorOptions, Template, TemplateChoice,
 };
 use cbflow_receptor::NullModel;
 use cbflow_resources::Registry;
@@ -132,37 +131,21 @@ fn simulate_and_process(
 
     // 2. participant level
     let t = Instant::now();
-    cbflow_pipeline::participant(&ParticipantOptions {
-        bids_dir: bids.clone(),
-        output_dir: out.clone(),
-        participant_labels: vec![],
-        asl: cbflow_pipeline::AslOptions::default(),
-        template: Some(TemplateChoice::Phantom),
-        rois: cbflow_pipeline::default_rois(),
-        atlas: None,
-    })
+    cbflow_pipeline::participant(&ParticipantOptions::new(
+        bids.clone(),
+        out.clone(),
+        Some(TemplateChoice::Phantom),
+    ))
     .expect("participant level");
     println!("participant level: {:.1} s", t.elapsed().as_secs_f64());
 
     // 3. group level
     let t = Instant::now();
     cbflow_pipeline::group(&GroupOptions {
-        bids_dir: bids.clone(),
-        output_dir: out.clone(),
-        template: tpl.clone(),
-        design: StudyDesign::default(),
         n_permutations: 1000,
         seed,
-        smoothing_fwhm_mm: 6.0,
         cluster_threshold: 3.0,
-        contrasts: cbflow_pipeline::GroupContrast::defaults(
-            &cbflow_pipeline::StudyDesign::default(),
-        ),
-        rois: cbflow_pipeline::GroupOptions::default_rois(),
-        baseline_roi: "ACC_sub".into(),
-        covariates: vec![],
-        tfce: Default::default(),
-        correlation_ci: Default::default(),
+        ..GroupOptions::new(bids.clone(), out.clone(), tpl.clone())
     })
     .expect("group level");
     println!("group level: {:.1} s", t.elapsed().as_secs_f64());

@@ -36,10 +36,11 @@ pub use plan_file::{PLAN_FILE_FORMAT, read_plan, write_plan};
 pub use preflight::{Resolved, check_templates, resolve};
 pub use runner::{PipelineRunner, execute, template_choice};
 pub use spec::{
-    AslCbfParams, AtlasSpec, BUILTIN_WORKFLOW, BidsQuery, ContrastSpec, CorrelationCiSpec,
-    CrossoverDesign, CrossoverGroupParams, FORMAT_VERSION, GroupReportKind, GroupReportParams,
-    Input, Level, Located, OUT_ANAT, OUT_CBF, OUT_CBF_TEMPLATE, OUT_RECEPTORS, OUT_REPORT,
-    OUT_STATMAPS, OUT_TABLES, Op, OpKind, OpSpec, PairedDesign, PairedGroupParams,
+    AslCbfParams, AtlasSpec, BUILTIN_WORKFLOW, BidsQuery, BrainBehaviourSpec, ContrastSpec,
+    CorrelationCiSpec, CrossoverDesign, CrossoverGroupParams, FORMAT_VERSION, GroupReportKind,
+    GroupReportParams, Input, Level, Located, OUT_ANAT, OUT_CBF, OUT_CBF_TEMPLATE, OUT_RECEPTORS,
+    OUT_REPORT, OUT_STATMAPS, OUT_TABLES, Op, OpKind, OpSpec, PairedDesign, PairedGroupParams,
     ParticipantReportParams, Pos, REPORT_STEP, ReceptorCorrelationParams, ResourceSpec, Resources,
-    RoiSpec, Slot, SlotKind, Step, StepRef, TailSpec, TemplateName, TfceSpec, Workflow,
+    ResponseSpec, RoiSpec, SessionScoresSpec, Slot, SlotKind, Step, StepRef, TailSpec,
+    TemplateName, TfceSpec, Workflow,
 };

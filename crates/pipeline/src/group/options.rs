@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::covariates::GroupCovariate;
 use super::design::{GroupContrast, StudyDesign};
+use super::scores::BehaviourScores;
 use crate::template::Template;
 
 /// The default regions of the group level (rows of the participant ROI tables).
@@ -46,9 +47,37 @@ pub struct GroupOptions {
     /// Covariates of the voxelwise GLM and the ROI tests (none by default): global CBF under
     /// each contrast's weights, or `participants.tsv` columns such as age and sex.
     pub covariates: Vec<GroupCovariate>,
+    /// The phenotype scores of the brain–behaviour correlations (the study's by default).
+    pub behaviour: BehaviourScores,
 }
 
 impl GroupOptions {
+    /// The group level of the participant derivatives in `output_dir` (of the dataset
+    /// `bids_dir`, in `template`'s space) with every other option at its default: the study's
+    /// design and its four contrasts, [`crate::defaults`]' permutations, seed, smoothing and
+    /// cluster threshold, TFCE E = 0.5 H = 2, Fisher-z CIs, the default regions with the
+    /// subgenual ACC as baseline region, no covariates, the study's phenotype scores.
+    pub fn new(bids_dir: PathBuf, output_dir: PathBuf, template: Template) -> Self {
+        let design = StudyDesign::default();
+        Self {
+            bids_dir,
+            output_dir,
+            template,
+            contrasts: GroupContrast::defaults(&design),
+            design,
+            n_permutations: crate::defaults::PERMUTATIONS,
+            seed: crate::defaults::SEED,
+            smoothing_fwhm_mm: crate::defaults::SMOOTHING_FWHM_MM,
+            cluster_threshold: crate::defaults::CLUSTER_THRESHOLD,
+            tfce: TfceParams::default(),
+            correlation_ci: CorrelationCi::default(),
+            rois: Self::default_rois(),
+            baseline_roi: "ACC_sub".into(),
+            covariates: Vec::new(),
+            behaviour: BehaviourScores::default(),
+        }
+    }
+
     /// `ACC_sub`, `ACC_pre` and `ACC_sup`.
     pub fn default_rois() -> Vec<String> {
         DEFAULT_ROIS.iter().map(|s| s.to_string()).collect()

@@ -280,7 +280,7 @@ fn write_roi_tests(
         ];
         let diff: Vec<f64> = during.iter().zip(&before).map(|(d, b)| d - b).collect();
         match cbflow_stats::one_sample_t_test_adjusted(&diff, covariates) {
-            Ok(t) => row.extend(super::tables::t_test_cells(&t, f)),
+            Ok(t) => row.extend(super::cells::t_test_cells(&t, f)),
             Err(StatsError::NonFinite { .. }) | Err(StatsError::TooFewObservations { .. }) => {
                 row.extend(std::iter::repeat_n("n/a".to_string(), 7))
             }
@@ -296,7 +296,7 @@ fn write_roi_tests(
     }
     let cols: Vec<&str> = ["region", "n", "mean_before", "mean_during"]
         .into_iter()
-        .chain(super::tables::T_TEST_COLUMNS)
+        .chain(super::cells::T_TEST_COLUMNS)
         .collect();
     let rel = GroupFile::paired_roi_ttests(&opts.contrast).rel_path()?;
     let table = Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?;

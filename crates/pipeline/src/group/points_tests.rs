@@ -145,3 +145,121 @@ fn brain_behaviour_points_reproduce_the_correlations() {
     // every point belongs to a correlated row
     assert_eq!(points.n_rows(), compared * 6);
 }
+
+/// The scores a workflow declares are the ones correlated, read from the tables it names: the
+/// study's own tables beside them are ignored, a `prefix*` selects columns in the table's
+/// order, and each response point is the follow-up minus the baseline column of its subject's
+/// session, recomputed here from the file's text.
+#[test]
+fn declared_phenotype_scores_are_the_ones_correlated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (bids, out, tpl) = crossover_fixture(tmp.path());
+    let ph = bids.join("phenotype");
+    std::fs::create_dir_all(&ph).unwrap();
+    let rows = |f: &dyn Fn(usize, usize) -> String| -> String {
+        (1..=6)
+            .flat_map(|s| [1, 2].map(|ses| format!("sub-{s:02}\tses-{ses}\t{}\n", f(s, ses))))
+            .collect()
+    };
+    // the study's tables, not declared: not read
+    std::fs::write(
+        ph.join("infusion.tsv"),
+        format!(
+            "participant_id\tsession_id\tcadss\n{}",
+            rows(&|s, _| s.to_string())
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        ph.join("ratings.tsv"),
+        format!(
+            "participant_id\tsession_id\tanx_b\tother\tanx_a\n{}",
+            rows(&|s, ses| format!("{}\t{}\t{}", (s * 5 + ses) % 7, s, (s * s + ses) % 9))
+        ),
+    )
+    .unwrap();
+    let ham = |s: usize, ses: usize| ((20 + s) as f64, ((s * 3 + ses * 5) % 11) as f64);
+    std::fs::write(
+        ph.join("symptoms.tsv"),
+        format!(
+            "participant_id\tsession_id\tham_pre\tham_wk6\n{}",
+            rows(&|s, ses| format!("{}\t{}", ham(s, ses).0, ham(s, ses).1))
+        ),
+    )
+    .unwrap();
+    let opts = GroupOptions {
+        rois: vec!["ACC_pre".into()],
+        behaviour: BehaviourScores {
+            session_scores: Some(SessionScores {
+                table: "ratings".into(),
+                columns: vec!["anx_*".into()],
+            }),
+            response: Some(ResponseScores {
+                table: "symptoms".into(),
+                scales: vec!["ham".into()],
+                baseline: "pre".into(),
+                follow_up: "wk6".into(),
+            }),
+        },
+        ..fixture_options(&bids, &out, &tpl)
+    };
+    assert_eq!(opts.behaviour.problem(), None);
+    group(&opts).unwrap();
+    let table = cbflow_bids::Table::read_tsv(&out.join("desc-brainBehaviour_table.tsv")).unwrap();
+    let mut scores: Vec<String> = table
+        .column("score")
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    scores.dedup();
+    assert_eq!(scores, ["anx_b", "anx_a", "ham_change"]);
+    let relations = table.column("relation").unwrap();
+    assert!(
+        relations.contains(&"baseline sgACC CBF (adjusted for global) vs wk-6 change"),
+        "{relations:?}"
+    );
+    let points = cbflow_bids::Table::read_tsv(&out.join("desc-brainBehaviour_points.tsv")).unwrap();
+    let (sc, sub, ses) = (
+        points.column("score").unwrap(),
+        points.column("participant_id").unwrap(),
+        points.column("session_id").unwrap(),
+    );
+    let y = points.f64_column("y").unwrap();
+    let mut checked = 0;
+    for k in (0..points.n_rows()).filter(|&k| sc[k] == "ham_change") {
+        let s: usize = sub[k].trim_start_matches("sub-").parse().unwrap();
+        let e: usize = ses[k].trim_start_matches("ses-").parse().unwrap();
+        let (pre, wk6) = ham(s, e);
+        assert_eq!(y[k], Some(wk6 - pre), "{} {}", sub[k], ses[k]);
+        checked += 1;
+    }
+    assert_eq!(checked, 12, "6 subjects × 2 pre-treatments");
+    let side = cbflow_bids::read_json_object(&out.join("desc-brainBehaviour_points.json")).unwrap();
+    let y_text = side["y"]["Description"].as_str().unwrap();
+    assert!(
+        y_text.contains("phenotype/ratings.tsv column")
+            && y_text
+                .contains("a symptoms scale's wk-6 value minus its pre (phenotype/symptoms.tsv)"),
+        "{y_text}"
+    );
+}
+
+#[test]
+fn phenotype_declarations_are_checked() {
+    let mut b = BehaviourScores::default();
+    assert_eq!(b.problem(), None);
+    b.response.as_mut().unwrap().follow_up = "baseline".into();
+    assert!(b.problem().unwrap().contains("both \"baseline\""));
+    let mut b = BehaviourScores::default();
+    b.session_scores.as_mut().unwrap().table = "../etc".into();
+    assert!(b.problem().unwrap().contains("not a phenotype table name"));
+    let mut b = BehaviourScores::default();
+    b.session_scores.as_mut().unwrap().columns.clear();
+    assert!(b.problem().unwrap().contains("at least one column"));
+    let none = BehaviourScores {
+        session_scores: None,
+        response: None,
+    };
+    assert_eq!(none.problem(), None);
+}

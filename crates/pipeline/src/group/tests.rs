@@ -68,20 +68,11 @@ pub(super) fn crossover_fixture(tmp: &Path) -> (PathBuf, PathBuf, Template) {
 /// default regions, no covariates; tests change what they test.
 pub(super) fn fixture_options(bids: &Path, out: &Path, tpl: &Template) -> GroupOptions {
     GroupOptions {
-        bids_dir: bids.to_path_buf(),
-        output_dir: out.to_path_buf(),
-        template: tpl.clone(),
-        design: StudyDesign::default(),
         n_permutations: 20,
         seed: 3,
         smoothing_fwhm_mm: 0.0,
-        cluster_threshold: 3.1,
-        tfce: Default::default(),
-        correlation_ci: Default::default(),
         contrasts: vec![GroupContrast::defaults(&StudyDesign::default()).remove(0)],
-        rois: GroupOptions::default_rois(),
-        baseline_roi: "ACC_sub".into(),
-        covariates: vec![],
+        ..GroupOptions::new(bids.to_path_buf(), out.to_path_buf(), tpl.clone())
     }
 }
 

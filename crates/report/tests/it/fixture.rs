@@ -39,20 +39,15 @@ pub fn run_group_with(
     design: &cbflow_pipeline::StudyDesign,
 ) {
     cbflow_pipeline::group(&cbflow_pipeline::GroupOptions {
-        bids_dir: bids.to_path_buf(),
-        output_dir: out.to_path_buf(),
-        template: cbflow_pipeline::Template::phantom(),
         design: design.clone(),
         n_permutations: permutations,
         seed: 1,
-        smoothing_fwhm_mm: 6.0,
-        cluster_threshold: 3.1,
         contrasts: cbflow_pipeline::GroupContrast::defaults(design),
-        rois: cbflow_pipeline::GroupOptions::default_rois(),
-        baseline_roi: "ACC_sub".into(),
-        covariates: vec![],
-        tfce: Default::default(),
-        correlation_ci: Default::default(),
+        ..cbflow_pipeline::GroupOptions::new(
+            bids.to_path_buf(),
+            out.to_path_buf(),
+            cbflow_pipeline::Template::phantom(),
+        )
     })
     .expect("group level");
 }
@@ -84,15 +79,11 @@ pub fn build_real() -> Fixture {
         ..Default::default()
     };
     cbflow_synth::generate(&spec, &bids).expect("synthetic study");
-    cbflow_pipeline::participant(&cbflow_pipeline::ParticipantOptions {
-        bids_dir: bids.clone(),
-        output_dir: out.clone(),
-        participant_labels: vec![],
-        asl: cbflow_pipeline::AslOptions::default(),
-        template: Some(cbflow_pipeline::TemplateChoice::Phantom),
-        rois: cbflow_pipeline::default_rois(),
-        atlas: None,
-    })
+    cbflow_pipeline::participant(&cbflow_pipeline::ParticipantOptions::new(
+        bids.clone(),
+        out.clone(),
+        Some(cbflow_pipeline::TemplateChoice::Phantom),
+    ))
     .expect("participant level");
     finish(tmp)
 }

@@ -4,7 +4,8 @@
 //! line and column of the offending step or input.
 //!
 //! Modules, in dependency order: `base` (positions, levels, queries, resources) → `opspec`
-//! (what an operation declares) → `params_*` (each operation's parameters; `params_report` those of the jobs the plan adds) → `op` (the
+//! (what an operation declares) → `params_*` (each operation's parameters; `params_behaviour` the phenotype scores of
+//! `params_crossover`; `params_report` those of the jobs the plan adds) → `op` (the
 //! operations, one line of `ops!` each) → `format` (a workflow's steps and inputs) →
 //! `check` (parsing and checking). This file only declares and re-exports.
 
@@ -14,6 +15,7 @@ mod format;
 mod op;
 mod opspec;
 mod params_asl;
+mod params_behaviour;
 mod params_crossover;
 mod params_paired;
 mod params_receptor;
@@ -24,6 +26,7 @@ pub use format::*;
 pub use op::*;
 pub use opspec::*;
 pub use params_asl::*;
+pub use params_behaviour::*;
 pub use params_crossover::*;
 pub use params_paired::*;
 pub use params_receptor::*;

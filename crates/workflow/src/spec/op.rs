@@ -19,6 +19,8 @@ macro_rules! ops {
     ) => {
         /// A built-in operation with its parameters: one a workflow declares as a step, or one
         /// the plan adds (the reports).
+        // a plan holds one op per job: their size does not matter, boxing would obscure them
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
         #[serde(tag = "op", content = "params")]
         #[non_exhaustive]
@@ -39,7 +41,7 @@ macro_rules! ops {
         // Schema shadow of the `op` + `params` pair of a step.
         #[derive(JsonSchema)]
         #[serde(tag = "op", content = "params")]
-        #[allow(dead_code)]
+        #[allow(dead_code, clippy::large_enum_variant)]
         pub(super) enum OpSchema {
             $( $(#[$doc])* #[serde(rename = $name)] $variant($params), )+
         }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::base::{Level, Located, Pos, Resources};
 use super::opspec::{OpSpec, Slot, SlotKind};
 use super::params_asl::{OUT_CBF_TEMPLATE, OUT_STATMAPS, OUT_TABLES, in_range};
+use super::params_behaviour::BrainBehaviourSpec;
 
 /// How a crossover study maps onto BIDS (cbflow-pipeline's `StudyDesign`). The two
 /// pre-treatment levels and the drug are the study's own words: the levels name the four cells
@@ -206,6 +207,9 @@ pub struct CrossoverGroupParams {
     /// no change of global CBF) or a column of participants.tsv (numbers, or two levels such as
     /// sex coded 0/1; centred: the contrast at the average value).
     pub covariates: Vec<String>,
+    /// The phenotype scores correlated with CBF (by default the study's: `infusion.tsv`'s
+    /// `psi_*` and `cadss`, `mood.tsv`'s `madrs` and `qids` from baseline to day 1).
+    pub brain_behaviour: BrainBehaviourSpec,
 }
 
 impl Default for CrossoverGroupParams {
@@ -223,6 +227,7 @@ impl Default for CrossoverGroupParams {
             rois: cbflow_pipeline::GroupOptions::default_rois(),
             baseline_roi: "ACC_sub".into(),
             covariates: Vec::new(),
+            brain_behaviour: BrainBehaviourSpec::default(),
         }
     }
 }
@@ -276,6 +281,7 @@ impl CrossoverGroupParams {
             rois: self.rois.clone(),
             baseline_roi: self.baseline_roi.clone(),
             covariates: self.group_covariates(),
+            behaviour: self.brain_behaviour.scores(),
         }
     }
 }
@@ -562,6 +568,9 @@ impl CrossoverGroupParams {
             return Err(why);
         }
         check_covariates(&self.covariates)?;
+        if let Some(why) = self.brain_behaviour.problem() {
+            return Err(why);
+        }
         if !(100..=1_000_000).contains(&self.bootstrap_samples) {
             return Err(format!(
                 "bootstrap-samples: {} must be 100 to 1000000",

@@ -685,3 +685,36 @@ fn the_report_jobs_the_plan_adds_cannot_be_declared() {
         refused_on_line(&text, 5, &[op]);
     }
 }
+
+/// The phenotype scores of the brain–behaviour correlations: the study's by default, another
+/// study's tables and columns when declared, `null` for none; a misspelt key is located and a
+/// table name that is no file name is refused naming the field.
+#[test]
+fn brain_behaviour_scores_are_declared_and_checked() {
+    let default = crossover_params(GOOD).brain_behaviour.scores();
+    assert_eq!(default, cbflow_pipeline::BehaviourScores::default());
+    let declared = crossover_params(&with_group_param(
+        "brain-behaviour",
+        "{session-scores: {table: ratings, columns: [\"anx_*\", vas]}, response: null}",
+    ))
+    .brain_behaviour
+    .scores();
+    let s = declared.session_scores.unwrap();
+    assert_eq!(
+        (s.table.as_str(), s.columns),
+        ("ratings", vec!["anx_*".to_string(), "vas".into()])
+    );
+    assert!(declared.response.is_none());
+    let text = with_group_param(
+        "brain-behaviour",
+        "{response: {table: mood, scales: [ham], baseline: pre, folow-up: wk6}}",
+    );
+    refused_on_line(&text, 16, &["folow-up", "follow-up"]);
+    refused_with(
+        &with_group_param(
+            "brain-behaviour",
+            "{session-scores: {table: \"../x\", columns: [a]}}",
+        ),
+        &["brain-behaviour: session-scores: table \"../x\" is not a phenotype table name"],
+    );
+}
