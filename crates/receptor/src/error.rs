@@ -58,12 +58,21 @@ pub enum Error {
         /// Column of the first offending entry.
         col: usize,
     },
+    /// A map could not be resampled onto the template grid (e.g. a singular affine).
+    #[error("resampling a map onto the template grid: {0}")]
+    Resample(String),
     /// A linear system was singular (collinear predictors).
     #[error("singular design in {what}: predictors are collinear")]
     Singular {
         /// Which computation.
         what: &'static str,
     },
+}
+
+impl Error {
+    pub(crate) fn resample(e: cbflow_image::Error) -> Self {
+        Self::Resample(e.to_string())
+    }
 }
 
 /// Result alias for this crate.

@@ -2,7 +2,9 @@
 //!
 //! * [`parcellate`], [`parcel_centroids`], [`masked_voxels`]: maps on one grid → parcel or voxel
 //!   vectors (resampling is done by the caller, e.g. `cbflow-image`).
-//! * [`map_support`]: where a PET map has data (its source's background left out).
+//! * [`map_support`]: where a PET map has data (its source's background left out);
+//!   [`map_on_template`]: a PET map on a template grid (normalised interpolation, valid voxels,
+//!   z-scores); [`Points`]: the parcels or lattice voxels a map is correlated over.
 //! * [`zscore`], [`pearson`], [`spearman`], [`partial_correlation`], [`parametric_p`].
 //! * Null models: [`VariogramSurrogates`] (full) and [`SampledSurrogates`] (voxels) after Burt
 //!   et al. (2020); [`spatial_permutation_test`] / [`juspace_null_maps`] after JuSpace (Dukart et
@@ -18,7 +20,9 @@ mod dominance;
 mod error;
 mod fdr;
 mod juspace;
+mod on_template;
 mod parcel;
+mod points;
 mod result;
 mod signflip;
 mod support;
@@ -35,7 +39,11 @@ pub use juspace::{
     PermutationTest, juspace_null_maps, mirror_by_centroids, null_correlations,
     spatial_permutation_test,
 };
+pub use on_template::{
+    GM_THRESHOLD, MIN_VALID_VOXELS, MapOnTemplate, SUPPORT_WEIGHT, map_on_template,
+};
 pub use parcel::{ParcelValues, masked_voxels, parcel_centroids, parcellate};
+pub use points::{MIN_PARCEL_VOXELS, Points, VOXEL_SPACING_MM, flat_c};
 pub use result::{CorrelationResult, NullModel, apply_fdr};
 pub use signflip::{GroupStat, SignFlipNull, group_map, sign_flip_null};
 pub use support::map_support;

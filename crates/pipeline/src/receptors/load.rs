@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use cbflow_bids::Layout;
-use cbflow_image::{Interp, Volume};
+use cbflow_image::Interp;
 use cbflow_receptor::GroupStat;
 use cbflow_resources::{ReceptorEntry, Registry};
-use ndarray::{Array2, Array3, Zip};
+use ndarray::{Array2, Array3};
 
-use super::options::{GM_THRESHOLD, ReceptorOptions, SUPPORT_WEIGHT};
+use super::options::ReceptorOptions;
 use crate::catalogue::{GroupFile, StatMap};
 use crate::group::design::{find_runs, read_design};
 use crate::group::maps::{MaskedMaps, masked_maps, read_cell_maps};
@@ -52,11 +52,9 @@ pub(super) fn resource(resources: &Path, rel: &str, what: &str) -> Result<PathBu
     Ok(p)
 }
 
-/// Reads one registered map and puts it on the template grid by normalised trilinear
-/// interpolation through the affines: `value = lin(v · s) / lin(s)` with `s` the map's
-/// [`cbflow_receptor::map_support`] (1 inside, 0 outside), so that no background value leaks into edge voxels;
-/// valid = template GM probability ≥ [`GM_THRESHOLD`] ∧ template brain mask ∧
-/// `lin(s)` ≥ [`SUPPORT_WEIGHT`]; values z-scored over the valid voxels (sample SD).
+/// Reads one registered map and puts it on the template grid
+/// ([`cbflow_receptor::map_on_template`]: normalised trilinear interpolation, valid where the
+/// template's grey matter and brain mask and the map's support meet, z-scored over them).
 pub fn load_receptor_map(
     entry: &ReceptorEntry,
     resources: &Path,
@@ -68,68 +66,27 @@ pub fn load_receptor_map(
         &format!("receptor map {}", entry.name),
     )?;
     let vol = cbflow_image::read(&path)?;
-    let src = vol.frame(0);
-    let support = cbflow_receptor::map_support(src);
-    let grid = &template.grid;
-    // normalised interpolation: background voxels get weight 0, so no background value leaks
-    // into an edge voxel; edge voxels keep the mean of their in-support neighbours
-    let masked = Zip::from(&src)
-        .and(&support)
-        .map_collect(|&v, &s| if s { v } else { 0.0 });
-    let num = cbflow_image::resample_to_grid(
-        &Volume::new(masked.into_dyn(), vol.affine)?,
-        grid,
-        Interp::Linear,
-    )?;
-    let weight = cbflow_image::resample_to_grid(
-        &Volume::new(
-            support.mapv(|s| if s { 1.0f32 } else { 0.0 }).into_dyn(),
-            vol.affine,
-        )?,
-        grid,
-        Interp::Linear,
-    )?;
-    let values = Zip::from(num.frame(0))
-        .and(weight.frame(0))
-        .map_collect(|&n, &w| if w >= SUPPORT_WEIGHT { n / w } else { f32::NAN });
-    let gm = template.gm.frame(0);
-    let brain = template.brain_mask.frame(0);
-    let gm_mask = Zip::from(&gm)
-        .and(&brain)
-        .map_collect(|&g, &b| g >= GM_THRESHOLD && b > 0.5);
-    let valid = Zip::from(&gm_mask)
-        .and(&values)
-        .map_collect(|&m, &v| m && v.is_finite());
-    let n_gm = gm_mask.iter().filter(|&&m| m).count();
-    let n_valid = valid.iter().filter(|&&m| m).count();
-    if n_valid < 100 {
-        return Err(Error::Resource {
-            path,
+    let on = cbflow_receptor::map_on_template(
+        &vol,
+        &template.grid,
+        template.gm.frame(0),
+        template.brain_mask.frame(0),
+    )
+    .map_err(|e| match e {
+        cbflow_receptor::Error::TooFew { got, .. } => Error::Resource {
+            path: path.clone(),
             message: format!(
-                "receptor map {} covers only {n_valid} grey-matter voxels of the {} template",
+                "receptor map {} covers only {got} grey-matter voxels of the {} template",
                 entry.name, template.name
             ),
-        });
-    }
-    let vals: Vec<f64> = values
-        .iter()
-        .zip(valid.iter())
-        .filter(|(_, m)| **m)
-        .map(|(v, _)| f64::from(*v))
-        .collect();
-    let zs = cbflow_receptor::zscore(&vals).map_err(|e| rec_err(&path, e))?;
-    let mut z = Array3::from_elem(valid.raw_dim(), f32::NAN);
-    let mut it = zs.into_iter();
-    Zip::from(&mut z).and(&valid).for_each(|o, &m| {
-        if m {
-            *o = it.next().expect("one z per valid voxel") as f32;
-        }
-    });
+        },
+        e => rec_err(&path, e),
+    })?;
     Ok(LoadedMap {
         entry: entry.clone(),
-        z,
-        valid,
-        coverage: n_valid as f64 / n_gm.max(1) as f64,
+        coverage: on.coverage(),
+        z: on.z,
+        valid: on.valid,
     })
 }
 

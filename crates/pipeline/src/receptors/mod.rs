@@ -7,9 +7,11 @@
 //!   resolved under the resource directory (the same one as the template: `--resources` or
 //!   `CBFLOW_RESOURCES`).
 //! * Each map is read (`cbflow_image::read`: byte order, scaling, LAS/RAS through the affine),
-//!   resampled to the template grid (trilinear), restricted to grey matter (template GM
-//!   probability ≥ [`GM_THRESHOLD`], inside the brain mask) and to the map's own support (see
-//!   [`load_receptor_map`]), and z-scored over the voxels kept.
+//!   then put on the template grid by `cbflow_receptor::map_on_template` (normalised trilinear
+//!   interpolation, restricted to grey matter — template GM probability ≥ [`GM_THRESHOLD`],
+//!   inside the brain mask — and to the map's own support, z-scored over the voxels kept); the
+//!   points correlated are `cbflow_receptor::Points` (parcels or lattice voxels). This module
+//!   reads and writes; the numerics are `cbflow-receptor`'s.
 //! * Nulls: `variogram` (Burt et al. 2020: full method for parcels, sampled method for voxels),
 //!   `juspace` (Dukart et al. 2021: spatially smoothed permutation null maps, mirrored across
 //!   hemispheres, with the grey-matter partial correlation; parcels only), `signflip` (subjects'
@@ -22,7 +24,6 @@ mod load;
 #[cfg(test)]
 pub(crate) mod mor_tests;
 mod options;
-mod points;
 mod run;
 mod tables;
 #[cfg(test)]

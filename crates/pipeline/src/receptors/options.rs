@@ -7,17 +7,7 @@ use cbflow_receptor::{CorrelationMethod, CorrelationResult, GroupStat, NullModel
 use crate::group::StudyDesign;
 use crate::template::Template;
 
-/// Grey-matter probability (template prior, 0–1) from which a voxel counts as grey matter.
-pub const GM_THRESHOLD: f32 = 0.3;
-/// Smallest interpolated support weight (share of the interpolation inside the map's support)
-/// at which a resampled receptor value is used.
-pub const SUPPORT_WEIGHT: f32 = 0.5;
-/// Fewest voxels a parcel must have (inside grey matter and the map's support) to be used.
-pub const MIN_PARCEL_VOXELS: usize = 5;
-/// Spacing (mm) of the voxel lattice of the voxel-wise analysis (every `round(4 / voxel size)`-th
-/// voxel along each axis: ~20 000 grey-matter voxels in MNI space, what the sampled variogram
-/// method is built for).
-pub const VOXEL_SPACING_MM: f64 = 4.0;
+pub use cbflow_receptor::{GM_THRESHOLD, MIN_PARCEL_VOXELS, SUPPORT_WEIGHT, VOXEL_SPACING_MM};
 
 /// Where the correlation is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

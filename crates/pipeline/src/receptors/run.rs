@@ -20,10 +20,10 @@ use super::load::{
 use super::options::{
     ContrastReceptors, ReceptorLevel, ReceptorNull, ReceptorOptions, ReceptorSummary,
 };
-use super::points::{Points, build_points, flat_c};
 use super::tables::{write_dominance, write_tables};
 use crate::group::{GroupContrast, written_contrasts};
 use crate::{Error, Result};
+use cbflow_receptor::{Points, flat_c};
 
 /// Stable 64-bit hash (FNV-1a) used to derive per-map, per-null seeds.
 pub(super) fn fnv(s: &str) -> u64 {
@@ -145,7 +145,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
             }
             Zip::from(&mut mask).and(&covered).for_each(|m, &c| *m &= c);
         }
-        let points = build_points(&mask, labels.as_ref(), tpl);
+        let points = Points::build(&mask, labels.as_ref(), &tpl.grid);
         if points.n() < 10 {
             return Err(Error::Metadata {
                 path: out.clone(),

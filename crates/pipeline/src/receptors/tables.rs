@@ -13,9 +13,9 @@ use super::options::{
     GM_THRESHOLD, MIN_PARCEL_VOXELS, ReceptorLevel, ReceptorNull, ReceptorOptions,
     VOXEL_SPACING_MM, null_model_of,
 };
-use super::points::{Points, build_points, flat_c};
 use crate::Result;
 use crate::catalogue::GroupFile;
+use cbflow_receptor::{Points, flat_c};
 
 pub(super) fn fmt(v: f64) -> String {
     if v.is_finite() {
@@ -231,7 +231,7 @@ pub(super) fn write_dominance(
     for (m, _) in maps {
         Zip::from(&mut mask).and(&m.valid).for_each(|a, &b| *a &= b);
     }
-    let points = build_points(&mask, labels, &opts.template);
+    let points = Points::build(&mask, labels, &opts.template.grid);
     let y = points.reduce(gflat);
     let mut x = Array2::<f64>::zeros((points.n(), maps.len()));
     for (j, (m, _)) in maps.iter().enumerate() {
