@@ -150,12 +150,9 @@ fn run_seed(dir: &Path, subjects: usize, seed: u64, permutations: usize) -> Vec<
     cbflow_synth::generate(&spec, &bids).expect("synthetic study");
     let t_synth = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    cbflow_pipeline::participant(&ParticipantOptions::new(
-        bids.clone(),
-        out.clone(),
-        Some(TemplateChoice::Phantom),
-    ))
-    .expect("participant level");
+    let phantom = Some(TemplateChoice::Phantom);
+    cbflow_pipeline::participant(&ParticipantOptions::new(bids.clone(), out.clone(), phantom))
+        .expect("participant level");
     let t_part = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let mut counts = Vec::new();

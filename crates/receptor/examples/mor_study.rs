@@ -131,12 +131,9 @@ fn simulate_and_process(
 
     // 2. participant level
     let t = Instant::now();
-    cbflow_pipeline::participant(&ParticipantOptions::new(
-        bids.clone(),
-        out.clone(),
-        Some(TemplateChoice::Phantom),
-    ))
-    .expect("participant level");
+    let phantom = Some(TemplateChoice::Phantom);
+    cbflow_pipeline::participant(&ParticipantOptions::new(bids.clone(), out.clone(), phantom))
+        .expect("participant level");
     println!("participant level: {:.1} s", t.elapsed().as_secs_f64());
 
     // 3. group level

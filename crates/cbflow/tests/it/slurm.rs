@@ -58,6 +58,19 @@ const SLURM_WAIT: [&str; 7] = [
     "30",
 ];
 
+/// The small study in `dir` and its outputs of both levels run here (`dir/local`).
+fn local_run(dir: &Path) -> (PathBuf, PathBuf) {
+    let root = small_study(dir);
+    let local = dir.join("local");
+    for level in ["participant", "group"] {
+        run_level(&root, &local, level)
+            .args(OPTS)
+            .assert()
+            .success();
+    }
+    (root, local)
+}
+
 /// The two output directories hold the same files with the same bytes (logs and the work
 /// directory aside), group statistical maps among them.
 fn same_outputs(local: &Path, cluster: &Path) {
@@ -87,14 +100,7 @@ fn same_outputs(local: &Path, cluster: &Path) {
 #[ignore = "two runs of both levels (about a minute): run by .ci/run with the cluster tests"]
 fn the_submitted_scripts_run_the_resolved_plans_and_equal_the_local_run() {
     let t = tempfile::tempdir().unwrap();
-    let root = small_study(t.path());
-    let local = t.path().join("local");
-    for level in ["participant", "group"] {
-        run_level(&root, &local, level)
-            .args(OPTS)
-            .assert()
-            .success();
-    }
+    let (root, local) = local_run(t.path());
     let cluster = t.path().join("cluster");
     run_level(&root, &cluster, "participant")
         .env("PATH", fake_sbatch(t.path()))
@@ -127,14 +133,7 @@ fn the_submitted_scripts_run_the_resolved_plans_and_equal_the_local_run() {
 #[ignore = "needs a running SLURM cluster: .ci/slurm-cluster.sh start (run by .ci/run)"]
 fn slurm_run_equals_local_run() {
     let t = tempfile::tempdir().unwrap();
-    let root = small_study(t.path());
-    let local = t.path().join("local");
-    for level in ["participant", "group"] {
-        run_level(&root, &local, level)
-            .args(OPTS)
-            .assert()
-            .success();
-    }
+    let (root, local) = local_run(t.path());
     let cluster = t.path().join("cluster");
     run_level(&root, &cluster, "participant")
         .args(OPTS)

@@ -3,6 +3,14 @@
 use super::tests::{crossover_fixture, fixture_options};
 use super::*;
 
+/// Rows of a phenotype table for the fixture's six subjects and two sessions: the ids, then
+/// `f(subject, session)`.
+fn rows(f: &dyn Fn(usize, usize) -> String) -> String {
+    (1..=6)
+        .flat_map(|s| [1, 2].map(|ses| format!("sub-{s:02}\tses-{ses}\t{}\n", f(s, ses))))
+        .collect()
+}
+
 /// Pearson r of paired values (naive reference: centred sums).
 fn naive_pearson(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len() as f64;
@@ -22,11 +30,6 @@ fn brain_behaviour_points_reproduce_the_correlations() {
     let tmp = tempfile::tempdir().unwrap();
     let (bids, out, tpl) = crossover_fixture(tmp.path());
     std::fs::create_dir_all(bids.join("phenotype")).unwrap();
-    let rows = |f: &dyn Fn(usize, usize) -> String| -> String {
-        (1..=6)
-            .flat_map(|s| [1, 2].map(|ses| format!("sub-{s:02}\tses-{ses}\t{}\n", f(s, ses))))
-            .collect()
-    };
     std::fs::write(
         bids.join("phenotype/infusion.tsv"),
         format!(
@@ -156,11 +159,6 @@ fn declared_phenotype_scores_are_the_ones_correlated() {
     let (bids, out, tpl) = crossover_fixture(tmp.path());
     let ph = bids.join("phenotype");
     std::fs::create_dir_all(&ph).unwrap();
-    let rows = |f: &dyn Fn(usize, usize) -> String| -> String {
-        (1..=6)
-            .flat_map(|s| [1, 2].map(|ses| format!("sub-{s:02}\tses-{ses}\t{}\n", f(s, ses))))
-            .collect()
-    };
     // the study's tables, not declared: not read
     std::fs::write(
         ph.join("infusion.tsv"),
