@@ -11,6 +11,7 @@ use cbflow_register::{
 use ndarray::Array3;
 
 use crate::asl::NativeTissue;
+use crate::catalogue::NormaliseFile;
 use crate::template::Template;
 use crate::{Error, Result};
 
@@ -96,11 +97,11 @@ pub struct NormaliseSummary {
     pub files: Vec<std::path::PathBuf>,
 }
 
-/// Normalises the T1w at `t1w_path` to `tpl` ([`normalise_image`]) and writes into `out_dir`:
-/// the bias-corrected T1w and its brain mask (T1w grid), the corrected T1w in template space,
-/// the transforms as ANTs reads them (`*_desc-affine_xfm.txt` ITK text, `*_desc-warp_xfm.nii.gz`
-/// 5D LPS displacement field; ANTs order `[warp, affine]`), each of `warp` brought into template
-/// space (`<name>_space-<tpl>.nii.gz`, trilinear) and `normalisation.json` (QC figures).
+/// Normalises the T1w at `t1w_path` to `tpl` ([`normalise_image`]) and writes into `out_dir`
+/// the files of [`NormaliseFile`]: the bias-corrected T1w and its brain mask (T1w grid), the
+/// corrected T1w in template space, the transforms as ANTs reads them (the affine as ITK text,
+/// the warp as a 5D LPS displacement field; ANTs order `[warp, affine]`), each of `warp` brought
+/// into template space (trilinear) and the summary (QC figures).
 /// Nothing is written when the normalisation fails.
 pub fn normalise_to_dir(
     t1w_path: &std::path::Path,
@@ -130,24 +131,22 @@ pub fn normalise_to_dir(
             .map_err(reg_err(t1w_path, "resampling to template space"))
     };
     let mut files = Vec::new();
-    let mut put = |name: &str, v: &Volume, dt: DataType| -> Result<()> {
-        let p = out_dir.join(name);
+    let mut put = |file: NormaliseFile, v: &Volume, dt: DataType| -> Result<()> {
+        let p = file.path(out_dir)?;
         cbflow_image::write(&p, v, dt)?;
         files.push(p);
         Ok(())
     };
-    let name = &tpl.name;
-    put(
-        "T1w_desc-preproc_T1w.nii.gz",
-        &n.corrected,
-        DataType::Float32,
-    )?;
+    let template = || tpl.name.clone();
+    put(NormaliseFile::PreprocT1w, &n.corrected, DataType::Float32)?;
     let mask = n
         .corrected
         .with_data3(n.brain_mask.mapv(|b| if b { 1.0 } else { 0.0 }))?;
-    put("T1w_desc-brain_mask.nii.gz", &mask, DataType::Uint8)?;
+    put(NormaliseFile::BrainMask, &mask, DataType::Uint8)?;
     put(
-        &format!("T1w_space-{name}_desc-preproc_T1w.nii.gz"),
+        NormaliseFile::TemplateT1w {
+            template: template(),
+        },
         &to_tpl(&n.corrected)?,
         DataType::Float32,
     )?;
@@ -159,19 +158,29 @@ pub fn normalise_to_dir(
             .trim_end_matches(".gz")
             .trim_end_matches(".nii");
         put(
-            &format!("{stem}_space-{name}.nii.gz"),
+            NormaliseFile::Resampled {
+                stem: stem.into(),
+                template: template(),
+            },
             &to_tpl(v)?,
             DataType::Float32,
         )?;
     }
-    let xfm = |desc: &str, ext: &str| format!("from-T1w_to-{name}_mode-image_desc-{desc}_xfm{ext}");
+    let (warp_file, affine_file) = (
+        NormaliseFile::TemplateWarp {
+            template: template(),
+        },
+        NormaliseFile::TemplateAffine {
+            template: template(),
+        },
+    );
     let itk = n
         .syn
         .forward
         .to_itk_volume()
         .map_err(reg_err(t1w_path, "writing the warp"))?;
-    put(&xfm("warp", ".nii.gz"), &itk, DataType::Float32)?;
-    let aff = out_dir.join(xfm("affine", ".txt"));
+    put(warp_file.clone(), &itk, DataType::Float32)?;
+    let aff = affine_file.path(out_dir)?;
     cbflow_bids::atomic_write(&aff, n.syn.affine.to_itk_string().as_bytes())?;
     files.push(aff);
     let summary = NormaliseSummary {
@@ -184,13 +193,13 @@ pub fn normalise_to_dir(
     };
     let qc = serde_json::json!({
         "T1w": t1w_path,
-        "Template": name,
+        "Template": tpl.name,
         "Summary": summary,
         "LNCC": n.syn.metric_value,
         "Iterations": n.syn.iterations,
-        "Transforms": format!("{} then {} (ANTs order [warp, affine]): template point x ↦ T1w point A(x + u(x))", xfm("warp", ".nii.gz"), xfm("affine", ".txt")),
+        "Transforms": format!("{} then {} (ANTs order [warp, affine]): template point x ↦ T1w point A(x + u(x))", warp_file.file_name()?, affine_file.file_name()?),
     });
-    let j = out_dir.join("normalisation.json");
+    let j = NormaliseFile::Summary.path(out_dir)?;
     cbflow_bids::atomic_write(
         &j,
         serde_json::to_string_pretty(&qc)

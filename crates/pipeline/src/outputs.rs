@@ -1,16 +1,16 @@
-//! Writing a participant's derivatives: names from the source entities, a JSON sidecar with
-//! units, parameters and `Sources` next to every image.
+//! Writing a participant's derivatives: names from the catalogue ([`RunFile`], [`AnatFile`]) and
+//! the source entities, a JSON sidecar with units, parameters and `Sources` next to every image.
 
 use std::path::{Path, PathBuf};
 
-use cbflow_bids::{AslRun, DerivativeName, DerivativesWriter, Entities, Table};
+use cbflow_bids::{AslRun, DerivativesWriter, Entities, Table};
 use cbflow_image::{DataType, Volume};
 use ndarray::{Array3, Array4};
 use serde_json::{Value, json};
 
 use crate::anat::Anatomy;
 use crate::asl::AslResult;
-use crate::catalogue::GroupFile;
+use crate::catalogue::{AnatFile, GroupFile, RunFile, TemplateSpace};
 use crate::template::Template;
 use crate::{Error, Result};
 use cbflow_register::AffineTransform;
@@ -20,17 +20,9 @@ pub(crate) fn source_uri(rel: &Path) -> String {
     format!("bids:raw:{}", rel.display())
 }
 
-/// Derivative name in `perf/` built from a run's entities.
-pub(crate) fn perf_name(entities: &Entities) -> DerivativeName {
-    DerivativeName::from_entities(entities).datatype("perf")
-}
-
-/// Name of a run's template-space derivative (`perf/`, the run's entities, `space-`, `res-`):
-/// the one naming rule the participant level writes by and the group level reads by.
-pub(crate) fn template_name(entities: &Entities, tpl: &Template) -> DerivativeName {
-    perf_name(entities)
-        .set("space", &tpl.name)
-        .set("res", &tpl.res)
+/// The `space` and `res` entities of the template-space outputs made with `tpl`.
+pub(crate) fn template_space(tpl: &Template) -> TemplateSpace {
+    TemplateSpace::new(&tpl.name, &tpl.res)
 }
 
 /// Which run of a session a design means: entity values the run's file name must carry, e.g.
@@ -78,7 +70,7 @@ impl std::fmt::Display for RunSelector {
 }
 
 /// The run of `sub` (and `ses`) chosen by `sel` among the template-space CBF maps the
-/// participant level wrote into `out` (`*_space-<tpl>_res-<r>_cbf.nii.gz`): its entities, or
+/// participant level wrote into `out` ([`RunFile::TemplateCbf`] of `tpl`): its entities, or
 /// `None` when there is none. Two matching runs are an error naming both.
 pub(crate) fn find_template_run(
     out: &Path,
@@ -87,11 +79,12 @@ pub(crate) fn find_template_run(
     ses: Option<&str>,
     sel: &RunSelector,
 ) -> Result<Option<Entities>> {
-    let mut dir = out.join(format!("sub-{sub}"));
+    let mut rel_dir = PathBuf::from(format!("sub-{sub}"));
     if let Some(s) = ses {
-        dir = dir.join(format!("ses-{s}"));
+        rel_dir.push(format!("ses-{s}"));
     }
-    let dir = dir.join("perf");
+    rel_dir.push("perf");
+    let dir = out.join(&rel_dir);
     let Ok(listing) = std::fs::read_dir(&dir) else {
         return Ok(None);
     };
@@ -100,25 +93,13 @@ pub(crate) fn find_template_run(
         .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     names.sort();
+    let want = RunFile::TemplateCbf(template_space(tpl));
     let mut found: Vec<(Entities, String)> = Vec::new();
     for name in names {
-        let Ok((mut e, suffix, ext)) = cbflow_bids::parse_filename(&name) else {
-            continue;
-        };
-        if suffix != "cbf"
-            || ext != ".nii.gz"
-            || e.get("desc").is_some()
-            || e.get("space") != Some(tpl.name.as_str())
-            || e.get("res") != Some(tpl.res.as_str())
-            || e.get("sub") != Some(sub)
-            || e.get("ses") != ses
-            || !sel.matches(&e)
-        {
-            continue;
+        match RunFile::identify(&rel_dir.join(&name)) {
+            Some((kind, e)) if kind == want && sel.matches(&e) => found.push((e, name)),
+            _ => {}
         }
-        e.remove("space");
-        e.remove("res");
-        found.push((e, name));
     }
     match found.len() {
         0 => Ok(None),
@@ -139,25 +120,42 @@ pub(crate) fn find_template_run(
     }
 }
 
-/// Path in `out` of a run's template-space output `<entities>_space-*_res-*[_desc-*]_cbf<ext>`
-/// (`suffix` `cbf`), named by the run's full entities.
+/// Path in `out` of the run's template-space file of kind `kind` (a [`RunFile`] variant holding
+/// a [`TemplateSpace`]), in the space of `tpl`.
 pub(crate) fn template_output(
     out: &Path,
-    entities: &Entities,
+    run: &Entities,
     tpl: &Template,
-    desc: Option<&str>,
-    extension: &str,
+    kind: fn(TemplateSpace) -> RunFile,
 ) -> Result<PathBuf> {
-    let mut name = template_name(entities, tpl)
-        .suffix("cbf")
-        .extension(extension);
-    if let Some(d) = desc {
-        name = name.set("desc", d);
-    }
-    Ok(out.join(rel(name)?))
+    kind(template_space(tpl)).path(out, run)
 }
 
-/// [`template_output`] of the run `sub-<sub>_ses-<ses>_run-<run>` (test fixtures).
+/// The name of the template-space CBF map [`find_template_run`] looks for, for messages: the
+/// selector's entities with `sub` and `ses` (the error, should a label be unusable).
+pub(crate) fn wanted_template_cbf(
+    tpl: &Template,
+    sub: &str,
+    ses: Option<&str>,
+    sel: &RunSelector,
+) -> String {
+    let mut e: Entities = sel
+        .0
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    e.set("sub", sub);
+    if let Some(s) = ses {
+        e.set("ses", s);
+    }
+    RunFile::TemplateCbf(template_space(tpl))
+        .file_name(&e)
+        .unwrap_or_else(|err| err.to_string())
+}
+
+/// Path in `out` of the template-space file of the run `sub-<sub>_ses-<ses>_run-<run>` (test
+/// fixtures): `desc` `None` and `.nii.gz` for [`RunFile::TemplateCbf`], `roi` and `.tsv` for
+/// [`RunFile::RoiTable`].
 #[cfg(test)]
 pub(crate) fn template_output_run(
     out: &Path,
@@ -168,15 +166,15 @@ pub(crate) fn template_output_run(
     desc: Option<&str>,
     extension: &str,
 ) -> Result<PathBuf> {
-    let mut e = Entities::new();
-    e.set("sub", sub);
-    e.set("ses", ses);
-    e.set("run", run);
-    template_output(out, &e, tpl, desc, extension)
-}
-
-fn rel(name: DerivativeName) -> Result<PathBuf> {
-    Ok(name.rel_path()?)
+    let e: Entities = [("sub", sub), ("ses", ses), ("run", run)]
+        .into_iter()
+        .collect();
+    let file = match (desc, extension) {
+        (None, ".nii.gz") => RunFile::TemplateCbf(template_space(tpl)),
+        (Some("roi"), ".tsv") => RunFile::RoiTable(template_space(tpl)),
+        other => panic!("no template-space run file {other:?}"),
+    };
+    file.path(out, &e)
 }
 
 fn volume3(like: &Volume, data: &Array3<f32>) -> Result<Volume> {
@@ -213,23 +211,19 @@ pub(crate) fn write_asl_run(
         v
     };
     let mut written = Vec::new();
-    let mut put =
-        |name: DerivativeName, vol: &Volume, dtype: DataType, sidecar: Value| -> Result<()> {
-            written.push(w.write_nifti(&rel(name)?, vol, dtype, &sidecar)?);
-            Ok(())
-        };
+    let mut put = |file: RunFile, vol: &Volume, dtype: DataType, sidecar: Value| -> Result<()> {
+        written.push(w.write_nifti(&file.rel_path(e)?, vol, dtype, &sidecar)?);
+        Ok(())
+    };
     let like = &r.reference;
     put(
-        perf_name(e).suffix("cbf").extension(".nii.gz"),
+        RunFile::Cbf,
         &volume3(like, &r.cbf)?,
         DataType::Float32,
         base(Some("mean CBF over all label/control pairs")),
     )?;
     put(
-        perf_name(e)
-            .set("desc", "timeseries")
-            .suffix("cbf")
-            .extension(".nii.gz"),
+        RunFile::TimeseriesCbf,
         &volume4(like, &r.cbf_series, r.pair_spacing_s)?,
         DataType::Float32,
         base(Some(
@@ -241,36 +235,17 @@ pub(crate) fn write_asl_run(
             "SCORE robust mean of the per-pair CBF (Dolui et al. 2017)",
         ));
         sc["PairsKept"] = json!(r.score_kept);
-        put(
-            perf_name(e)
-                .set("desc", "score")
-                .suffix("cbf")
-                .extension(".nii.gz"),
-            &volume3(like, s)?,
-            DataType::Float32,
-            sc,
-        )?;
+        put(RunFile::ScoreCbf, &volume3(like, s)?, DataType::Float32, sc)?;
     }
     if let Some(att) = &r.att {
         let mut sc = base(Some("arterial transit time"));
         sc["Units"] = json!("s");
-        put(
-            perf_name(e)
-                .set("desc", "att")
-                .suffix("cbf")
-                .extension(".nii.gz"),
-            &volume3(like, att)?,
-            DataType::Float32,
-            sc,
-        )?;
+        put(RunFile::Att, &volume3(like, att)?, DataType::Float32, sc)?;
     }
     let mut dm = base(Some("mean ΔM (control − label) after realignment"));
     dm["Units"] = json!("arbitrary (scanner units)");
     put(
-        perf_name(e)
-            .set("desc", "mean")
-            .suffix("deltam")
-            .extension(".nii.gz"),
+        RunFile::MeanDeltaM,
         &volume3(like, &r.mean_delta_m)?,
         DataType::Float32,
         dm,
@@ -280,10 +255,7 @@ pub(crate) fn write_asl_run(
     ));
     m0["Units"] = json!("arbitrary (scanner units)");
     put(
-        perf_name(e)
-            .set("desc", "calibration")
-            .suffix("m0scan")
-            .extension(".nii.gz"),
+        RunFile::CalibrationM0,
         &volume3(like, &r.m0)?,
         DataType::Float32,
         m0,
@@ -294,10 +266,7 @@ pub(crate) fn write_asl_run(
     mk["Type"] = json!("Brain");
     mk.as_object_mut().expect("object").remove("Units");
     put(
-        perf_name(e)
-            .set("desc", "brain")
-            .suffix("mask")
-            .extension(".nii.gz"),
+        RunFile::BrainMask,
         &volume3(like, &r.mask.mapv(|b| if b { 1.0 } else { 0.0 }))?,
         DataType::Uint8,
         mk,
@@ -333,10 +302,7 @@ pub(crate) fn write_asl_run(
             row
         })
         .collect();
-    let confounds = rel(perf_name(e)
-        .set("desc", "confounds")
-        .suffix("timeseries")
-        .extension(".tsv"))?;
+    let confounds = RunFile::Confounds.rel_path(e)?;
     let table = Table::new(cols.iter().map(|s| s.to_string()).collect(), rows)?;
     written.extend(w.write_table(
         &confounds,
@@ -384,10 +350,7 @@ pub(crate) fn write_asl_run(
                 .collect::<Vec<_>>()
                 .join(",")
         });
-        let qc_rel = rel(perf_name(e)
-            .set("desc", "qc")
-            .suffix("cbf")
-            .extension(".tsv"))?;
+        let qc_rel = RunFile::Qc.rel_path(e)?;
         let mut j = qc_json;
         j["Sources"] = json!(sources);
         written.extend(w.write_table(&qc_rel, &Table::new(cols, vec![row])?, &j)?);
@@ -404,21 +367,9 @@ pub(crate) fn write_anatomy(
     tpl: &Template,
 ) -> Result<Vec<PathBuf>> {
     let e = &a.t1w_file.entities;
-    let anat = |n: DerivativeName| n.datatype("anat");
     let sources = vec![source_uri(&a.t1w_file.rel_path)];
     let mut out = Vec::new();
-    let xfm = |desc: &str, ext: &str| {
-        anat(
-            DerivativeName::from_entities(e)
-                .set("from", "T1w")
-                .set("to", &tpl.name)
-                .set("mode", "image")
-                .set("desc", desc)
-                .suffix("xfm")
-                .extension(ext),
-        )
-    };
-    let affine_rel = rel(xfm("affine", ".txt"))?;
+    let affine_rel = AnatFile::template_affine(&tpl.name).rel_path(e)?;
     out.push(w.write_bytes(&affine_rel, a.syn.affine.to_itk_string().as_bytes())?);
     let fv = a.syn.forward.to_itk_volume().map_err(|e| Error::Step {
         path: a.t1w_file.path.clone(),
@@ -432,7 +383,7 @@ pub(crate) fn write_anatomy(
         "BrainCorrelation": a.brain_correlation,
         "SkullStrippedInput": a.skull_stripped_input,
     });
-    out.push(w.write_nifti(&rel(xfm("warp", ".nii.gz"))?, &fv, DataType::Float32, &json!({"Units": "mm", "Convention": convention, "Sources": sources, "Method": "symmetric diffeomorphic registration of the T1w brain to the template brain: stationary velocity field, local cross-correlation, both images moved to the midpoint (cbflow-register, after SyN and log-domain demons), after N4-like bias correction and template-based brain extraction", "LNCC": a.syn.metric_value, "QC": qc}))?);
+    out.push(w.write_nifti(&AnatFile::template_warp(&tpl.name).rel_path(e)?, &fv, DataType::Float32, &json!({"Units": "mm", "Convention": convention, "Sources": sources, "Method": "symmetric diffeomorphic registration of the T1w brain to the template brain: stationary velocity field, local cross-correlation, both images moved to the midpoint (cbflow-register, after SyN and log-domain demons), after N4-like bias correction and template-based brain extraction", "LNCC": a.syn.metric_value, "QC": qc}))?);
     let mask = a
         .t1w
         .with_data3(a.brain_mask.mapv(|b| if b { 1.0 } else { 0.0 }))?;
@@ -445,21 +396,14 @@ pub(crate) fn write_anatomy(
             tpl.name
         )
     };
-    out.push(
-        w.write_nifti(
-            &rel(anat(
-                DerivativeName::from_entities(e)
-                    .set("desc", "brain")
-                    .suffix("mask")
-                    .extension(".nii.gz"),
-            ))?,
-            &mask,
-            DataType::Uint8,
-            &json!({"Type": "Brain", "Description": how, "Sources": sources, "QC": qc}),
-        )?,
-    );
     out.push(w.write_nifti(
-        &rel(anat(DerivativeName::from_entities(e).set("desc", "preproc").suffix("T1w").extension(".nii.gz")))?,
+        &AnatFile::BrainMask.rel_path(e)?,
+        &mask,
+        DataType::Uint8,
+        &json!({"Type": "Brain", "Description": how, "Sources": sources, "QC": qc}),
+    )?);
+    out.push(w.write_nifti(
+        &AnatFile::PreprocT1w.rel_path(e)?,
         &a.t1w,
         DataType::Float32,
         &json!({"Description": "the T1w after intensity non-uniformity correction (N4-like B-spline bias field; Tustison et al. 2010)", "SkullStripped": false, "Sources": sources}),
@@ -480,34 +424,25 @@ pub(crate) fn write_template_outputs(
     regions: &[cbflow_register::Region],
 ) -> Result<Vec<PathBuf>> {
     let e = &run.entities;
+    let space = template_space(tpl);
     let sources = vec![source_uri(&run.asl.rel_path)];
     let mut out = Vec::new();
-    let xfm_rel = rel(perf_name(e)
-        .set("from", "asl")
-        .set("to", "T1w")
-        .set("mode", "image")
-        .suffix("xfm")
-        .extension(".txt"))?;
+    let xfm_rel = RunFile::AslToT1wXfm.rel_path(e)?;
     out.push(w.write_bytes(&xfm_rel, rigid.to_itk_string().as_bytes())?);
     let side = |desc: &str| json!({"Units": "mL/100g/min", "Sources": sources, "Description": desc, "SpatialReference": tpl.name, "Resampling": "one trilinear resampling through warp ∘ affine ∘ rigid", "Parameters": r.parameters});
     out.push(w.write_nifti(
-        &rel(template_name(e, tpl).suffix("cbf").extension(".nii.gz"))?,
+        &RunFile::TemplateCbf(space.clone()).rel_path(e)?,
         cbf,
         DataType::Float32,
         &side("mean CBF in template space"),
     )?);
     if let Some(s) = score {
-        out.push(
-            w.write_nifti(
-                &rel(template_name(e, tpl)
-                    .set("desc", "score")
-                    .suffix("cbf")
-                    .extension(".nii.gz"))?,
-                s,
-                DataType::Float32,
-                &side("SCORE robust mean CBF in template space"),
-            )?,
-        );
+        out.push(w.write_nifti(
+            &RunFile::TemplateScoreCbf(space.clone()).rel_path(e)?,
+            s,
+            DataType::Float32,
+            &side("SCORE robust mean CBF in template space"),
+        )?);
     }
     // ROI table in template space
     let labels = cbflow_register::labels_from_volume(tpl.labels.frame(0));
@@ -552,13 +487,9 @@ pub(crate) fn write_template_outputs(
         cols.push(format!("mean_{name}"));
         cols.push(format!("median_{name}"));
     }
-    let roi_rel = rel(template_name(e, tpl)
-        .set("desc", "roi")
-        .suffix("cbf")
-        .extension(".tsv"))?;
-    out.push(w.write_tsv(&roi_rel, &Table::new(cols, rows)?)?);
-    out.push(w.write_json(
-        &DerivativesWriter::sidecar_path(&roi_rel),
+    out.extend(w.write_table(
+        &RunFile::RoiTable(space.clone()).rel_path(e)?,
+        &Table::new(cols, rows)?,
         &json!({"Units": "mL/100g/min", "Atlas": atlas["Atlas"], "Regions": atlas["Regions"], "grey_matter": "template GM probability > 0.5 inside the brain mask", "global": "template brain mask", "Sources": sources}),
     )?);
     // ROI means of every pair's CBF: the time course through the infusion
@@ -598,13 +529,9 @@ pub(crate) fn write_template_outputs(
                 row
             })
             .collect();
-        let ts_rel = rel(template_name(e, tpl)
-            .set("desc", "roi")
-            .suffix("timeseries")
-            .extension(".tsv"))?;
-        out.push(w.write_tsv(&ts_rel, &Table::new(cols, rows)?)?);
-        out.push(w.write_json(
-            &DerivativesWriter::sidecar_path(&ts_rel),
+        out.extend(w.write_table(
+            &RunFile::RoiTimeseries(space).rel_path(e)?,
+            &Table::new(cols, rows)?,
             &json!({
                 "Description": "mean CBF of each label/control pair in each region, in template space: the time course through the run",
                 "pair": {"Description": "pair index in acquisition order (0-based)"},

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use cbflow_bids::Entities;
 use cbflow_bids::Table;
 use cbflow_image::Volume;
-use cbflow_pipeline::catalogue::GroupFile;
+use cbflow_pipeline::catalogue::{AnatFile, GroupFile, RunFile};
 use cbflow_pipeline::{Template, TemplateChoice};
 use ndarray::Array3;
 use serde_json::Value;
@@ -217,23 +218,38 @@ pub fn jnum(v: &Value, path: &[&str]) -> Option<f64> {
     cur.as_f64()
 }
 
-/// One ASL run's derivatives.
+/// One ASL run's derivatives, named through the pipeline's catalogue ([`RunFile`]).
 #[derive(Debug, Clone)]
 pub(crate) struct RunFiles {
+    /// The derivatives directory.
+    output_dir: PathBuf,
     pub(crate) ses: Option<String>,
-    /// Every entity of the run's file name.
-    pub(crate) entities: BTreeMap<String, String>,
+    /// The run's entities (those of its ASL series), in BIDS order.
+    pub(crate) entities: Entities,
     /// The entities after `sub-<label>_` (`ses-1_acq-pcasl_run-1`), empty for a bare run.
     pub(crate) tag: String,
-    /// Directory + file-name prefix (`.../perf/sub-01_ses-1_run-1`).
-    pub(crate) prefix: PathBuf,
 }
 
 impl RunFiles {
-    pub(crate) fn file(&self, rest: &str) -> PathBuf {
-        let mut s = self.prefix.as_os_str().to_owned();
-        s.push(rest);
-        PathBuf::from(s)
+    /// The path of the run's file `file`.
+    pub(crate) fn file(&self, file: &RunFile) -> Result<PathBuf> {
+        file.path(&self.output_dir, &self.entities)
+            .map_err(|e| Error::invalid(&self.output_dir, e))
+    }
+    /// The path of the JSON sidecar of the run's file `file` (`None` for a kind without one).
+    pub(crate) fn sidecar(&self, file: &RunFile) -> Result<Option<PathBuf>> {
+        file.sidecar_path(&self.output_dir, &self.entities)
+            .map_err(|e| Error::invalid(&self.output_dir, e))
+    }
+    /// The anatomical file `file` of the run's session.
+    pub(crate) fn anat(&self, file: &AnatFile) -> Result<PathBuf> {
+        let label = self.entities.get("sub").unwrap_or_default();
+        anat_file(&self.output_dir, label, self.ses.as_deref(), file)
+    }
+    /// The JSON sidecar of the anatomical file `file` of the run's session.
+    pub(crate) fn anat_sidecar(&self, file: &AnatFile) -> Result<Option<PathBuf>> {
+        let label = self.entities.get("sub").unwrap_or_default();
+        anat_sidecar(&self.output_dir, label, self.ses.as_deref(), file)
     }
     pub(crate) fn label(&self) -> String {
         if self.tag.is_empty() {
@@ -247,7 +263,8 @@ impl RunFiles {
     }
 }
 
-/// Finds the native-space mean CBF maps of participant `label` (one per run).
+/// Finds the native-space mean CBF maps ([`RunFile::Cbf`]) of participant `label`: one per run,
+/// in the order of the participant's `perf/` folders (then of the file names).
 pub(crate) fn find_runs(output_dir: &Path, label: &str) -> Result<Vec<RunFiles>> {
     let sub_dir = output_dir.join(format!("sub-{label}"));
     let mut dirs = vec![sub_dir.join("perf")];
@@ -259,26 +276,85 @@ pub(crate) fn find_runs(output_dir: &Path, label: &str) -> Result<Vec<RunFiles>>
     let mut runs = Vec::new();
     for d in dirs {
         for p in list_dir(&d)? {
-            let name = fname(&p);
-            let Some(stem) = name.strip_suffix("_cbf.nii.gz") else {
+            let Ok(rel) = p.strip_prefix(output_dir) else {
                 continue;
             };
-            let e = entities(stem);
-            if e.contains_key("space") || e.contains_key("desc") {
+            let Some((RunFile::Cbf, e)) = RunFile::identify(rel) else {
                 continue;
-            }
-            let tag = stem
-                .split('_')
-                .filter(|part| !part.starts_with("sub-"))
+            };
+            let tag = e
+                .iter()
+                .filter(|(k, _)| *k != "sub")
+                .map(|(k, v)| format!("{k}-{v}"))
                 .collect::<Vec<_>>()
                 .join("_");
             runs.push(RunFiles {
-                ses: e.get("ses").cloned(),
-                entities: e.clone(),
+                output_dir: output_dir.to_path_buf(),
+                ses: e.get("ses").map(str::to_string),
+                entities: e,
                 tag,
-                prefix: d.join(stem),
             });
         }
     }
     Ok(runs)
+}
+
+/// The entities of participant `label`'s session `ses` (of the participant, without sessions):
+/// the participant level names a session's anatomical files from its T1w's,
+/// `sub-<label>[_ses-<ses>]_T1w`.
+fn session_entities(label: &str, ses: Option<&str>) -> Entities {
+    let mut e = Entities::new();
+    e.set("sub", label);
+    if let Some(s) = ses {
+        e.set("ses", s);
+    }
+    e
+}
+
+/// The anatomical file `file` of participant `label`'s session `ses`.
+pub(crate) fn anat_file(
+    output_dir: &Path,
+    label: &str,
+    ses: Option<&str>,
+    file: &AnatFile,
+) -> Result<PathBuf> {
+    file.path(output_dir, &session_entities(label, ses))
+        .map_err(|err| Error::invalid(output_dir, err))
+}
+
+/// The JSON sidecar of the anatomical file `file` of participant `label`'s session `ses`.
+pub(crate) fn anat_sidecar(
+    output_dir: &Path,
+    label: &str,
+    ses: Option<&str>,
+    file: &AnatFile,
+) -> Result<Option<PathBuf>> {
+    file.sidecar_path(output_dir, &session_entities(label, ses))
+        .map_err(|err| Error::invalid(output_dir, err))
+}
+
+/// The BIDS input's T1w that the participant level normalised to `template` for a session: the
+/// source (`bids:raw:<path>`) its warp's sidecar names, when that file exists in `bids_dir`.
+pub(crate) fn normalised_t1w(
+    output_dir: &Path,
+    bids_dir: &Path,
+    label: &str,
+    ses: Option<&str>,
+    template: &str,
+) -> Result<Option<PathBuf>> {
+    let Some(side) = anat_sidecar(output_dir, label, ses, &AnatFile::template_warp(template))?
+    else {
+        return Ok(None);
+    };
+    let Some(j) = json_opt(&side)? else {
+        return Ok(None);
+    };
+    Ok(j.get("Sources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter_map(|s| s.strip_prefix("bids:raw:"))
+        .map(|rel| bids_dir.join(rel))
+        .find(|p| p.is_file()))
 }

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use cbflow_pipeline::catalogue::{AnatFile, RunFile};
 use serde_json::Value;
 
 use crate::Result;
@@ -144,7 +145,12 @@ pub fn participant_methods(
     let Some(first) = runs.first() else {
         return Ok(String::new());
     };
-    let Some(j) = data::json_opt(&first.file("_cbf.json"))? else {
+    let cbf_sidecar = first.sidecar(&RunFile::Cbf)?;
+    let Some(j) = cbf_sidecar
+        .map(|p| data::json_opt(&p))
+        .transpose()?
+        .flatten()
+    else {
         return Ok(crate::html::missing(
             "no CBF sidecar: the parameters used are unknown",
         ));
@@ -285,18 +291,8 @@ pub fn participant_methods(
     }
     s.push_str(" Map quality was summarised by the quality evaluation index (QEI; Dolui et al. 2024), grey- and white-matter CBF, their ratio and the fraction of negative grey-matter voxels.");
     if let Some((sp, res)) = space {
-        let anat = runs
-            .first()
-            .and_then(|r| r.prefix.parent())
-            .and_then(Path::parent)
-            .map(|d| d.join("anat"));
-        let warp_method = anat
-            .and_then(|d| data::list_dir(&d).ok())
-            .and_then(|v| {
-                v.into_iter().find(|p| {
-                    data::fname(p).contains("desc-warp") && data::fname(p).ends_with(".json")
-                })
-            })
+        let warp_method = first
+            .anat_sidecar(&AnatFile::template_warp(sp))?
             .and_then(|p| data::json_opt(&p).ok().flatten())
             .and_then(|j| jtext(&j, &["Method"]))
             .unwrap_or_else(|| "a nonlinear registration".into());

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::Result;
-use crate::catalogue::GroupFile;
+use crate::catalogue::{GroupFile, RunFile, TemplateSpace};
 use crate::error::meta_err;
-use crate::outputs::{RunSelector, find_template_run, template_output, write_group_table};
+use crate::outputs::{
+    RunSelector, find_template_run, template_output, wanted_template_cbf, write_group_table,
+};
 use crate::template::Template;
 
 /// How the study maps onto BIDS (the workflow's declarations; these are the defaults of the
@@ -144,17 +146,16 @@ pub(crate) struct SubjectData {
 }
 
 impl SubjectData {
-    /// Path of one cell's template-space output (`desc`, extension).
+    /// Path of one cell's template-space file of kind `kind`.
     pub(crate) fn output(
         &self,
         out: &Path,
         tpl: &Template,
         arm: usize,
         time: usize,
-        desc: Option<&str>,
-        ext: &str,
+        kind: fn(TemplateSpace) -> RunFile,
     ) -> Result<PathBuf> {
-        template_output(out, &self.runs[arm][time], tpl, desc, ext)
+        template_output(out, &self.runs[arm][time], tpl, kind)
     }
 }
 
@@ -177,10 +178,7 @@ pub(crate) fn find_runs(
             for (t, sel) in [&d.before, &d.during].into_iter().enumerate() {
                 match find_template_run(out, tpl, &s.label, Some(ses), sel)? {
                     Some(e) => pair[t] = e,
-                    None => missing.push(format!(
-                        "sub-{}_ses-{ses}_{sel}_space-{}_res-{}_cbf.nii.gz",
-                        s.label, tpl.name, tpl.res
-                    )),
+                    None => missing.push(wanted_template_cbf(tpl, &s.label, Some(ses), sel)),
                 }
             }
             runs.push(pair);

@@ -11,6 +11,7 @@ use ndarray::{Array2, Array3};
 
 use super::design::SubjectData;
 use crate::Result;
+use crate::catalogue::RunFile;
 use crate::error::{meta_err, stats_err};
 use crate::template::Template;
 
@@ -25,7 +26,7 @@ pub(crate) fn read_cell_maps(
     for s in subjects {
         for k in 0..2 {
             for t in 0..2 {
-                let p = s.output(output_dir, tpl, k, t, None, ".nii.gz")?;
+                let p = s.output(output_dir, tpl, k, t, RunFile::TemplateCbf)?;
                 raw[2 * k + t].push(read_template_map(tpl, &p)?);
             }
         }
@@ -136,7 +137,7 @@ pub(crate) fn roi_table(
     arm: usize,
     time: usize,
 ) -> Result<PathBuf> {
-    s.output(output_dir, tpl, arm, time, Some("roi"), ".tsv")
+    s.output(output_dir, tpl, arm, time, RunFile::RoiTable)
 }
 
 /// The mean CBF of every region of a participant ROI table: region → mean (rows without a

@@ -15,8 +15,8 @@ use super::covariates::{CovariateValues, GroupCovariate};
 use super::maps::{MaskedMaps, global_cbf, masked_maps, read_template_map, table_means, unmask};
 use super::options::GroupSummary;
 use super::statmaps::{ContrastMeta, write_contrast};
-use crate::catalogue::GroupFile;
-use crate::outputs::{RunSelector, find_template_run, template_output};
+use crate::catalogue::{GroupFile, RunFile, TemplateSpace};
+use crate::outputs::{RunSelector, find_template_run, template_output, wanted_template_cbf};
 use crate::template::Template;
 use crate::{Error, Result};
 
@@ -58,14 +58,14 @@ pub struct PairedGroupOptions {
 /// A subject of the paired design: its label and the entities of its before and during runs.
 type PairedSubject = (String, [Entities; 2]);
 
-/// Path of a run's template-space output (`desc` = `None` for the CBF map, `roi` for the table).
+/// Path of a run's template-space file of kind `kind` ([`RunFile::TemplateCbf`] for the CBF map,
+/// [`RunFile::RoiTable`] for the table).
 fn run_output(
     opts: &PairedGroupOptions,
     run: &Entities,
-    desc: Option<&str>,
-    ext: &str,
+    kind: fn(TemplateSpace) -> RunFile,
 ) -> Result<PathBuf> {
-    template_output(&opts.output_dir, run, &opts.template, desc, ext)
+    template_output(&opts.output_dir, run, &opts.template, kind)
 }
 
 /// Runs the paired group level: every subject with both template-space maps enters.
@@ -87,15 +87,7 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
         for (t, sel) in [&opts.before, &opts.during].into_iter().enumerate() {
             match find_template_run(&opts.output_dir, tpl, &sub, opts.session.as_deref(), sel)? {
                 Some(e) => runs[t] = e,
-                None => missing.push(format!(
-                    "sub-{sub}{}_{sel}_space-{}_res-{}_cbf.nii.gz",
-                    opts.session
-                        .as_ref()
-                        .map(|s| format!("_ses-{s}"))
-                        .unwrap_or_default(),
-                    tpl.name,
-                    tpl.res
-                )),
+                None => missing.push(wanted_template_cbf(tpl, &sub, opts.session.as_deref(), sel)),
             }
         }
         if missing.is_empty() {
@@ -129,7 +121,7 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
         for (t, run) in runs.iter().enumerate() {
             raw[t].push(read_template_map(
                 tpl,
-                &run_output(opts, run, None, ".nii.gz")?,
+                &run_output(opts, run, RunFile::TemplateCbf)?,
             )?);
         }
     }
@@ -144,7 +136,7 @@ pub fn paired_group(opts: &PairedGroupOptions) -> Result<GroupSummary> {
         subjects[i]
             .1
             .iter()
-            .map(|run| global_cbf(&run_output(opts, run, Some("roi"), ".tsv")?))
+            .map(|run| global_cbf(&run_output(opts, run, RunFile::RoiTable)?))
             .collect()
     })?;
     let covs = covariates.for_contrast(&[-1.0, 1.0]);
@@ -247,7 +239,7 @@ fn write_roi_tests(
     let mut per_run: Vec<Vec<BTreeMap<String, f64>>> = vec![Vec::new(), Vec::new()];
     for (_, runs) in subjects {
         for (t, run) in runs.iter().enumerate() {
-            let table = Table::read_tsv(&run_output(opts, run, Some("roi"), ".tsv")?)?;
+            let table = Table::read_tsv(&run_output(opts, run, RunFile::RoiTable)?)?;
             if regions.is_empty() {
                 regions = table
                     .column("region")?
@@ -386,11 +378,11 @@ mod tests {
                     let effect = if t == 1 && labels[ix] { 12.0 } else { 0.0 };
                     base + effect + g + noise.sample(&mut rng)
                 });
-                let p = run_output(&opts, &fixture_run(&sub, run), None, ".nii.gz").unwrap();
+                let p = run_output(&opts, &fixture_run(&sub, run), RunFile::TemplateCbf).unwrap();
                 std::fs::create_dir_all(p.parent().unwrap()).unwrap();
                 let v = Volume::new(cbf.into_dyn(), tpl.grid.affine).unwrap();
                 cbflow_image::write(&p, &v, cbflow_image::DataType::Float32).unwrap();
-                let roi = run_output(&opts, &fixture_run(&sub, run), Some("roi"), ".tsv").unwrap();
+                let roi = run_output(&opts, &fixture_run(&sub, run), RunFile::RoiTable).unwrap();
                 let during = if t == 1 { 12.0 + jitter(s) } else { 0.0 };
                 let acc = 60.0 + during + s as f64 * 0.5 + f64::from(g);
                 std::fs::write(

@@ -1,8 +1,7 @@
 //! The normalisation section: the T1w in template space with the template's outline and the brain mask.
 
-use std::path::{Path, PathBuf};
-
 use cbflow_image::Interp;
+use cbflow_pipeline::catalogue::AnatFile;
 use serde_json::Value;
 
 use super::figures::{Ctx, map_layer, mosaic_figure};
@@ -24,28 +23,15 @@ pub(super) fn normalisation_section(ctx: &Ctx, ses: Option<&str>, sid: &str) -> 
             return Ok(s);
         }
     };
-    let (sub_ses, anat_dir, bids_anat) = match ses {
-        Some(x) => (
-            format!("sub-{}_ses-{x}", ctx.label),
-            ctx.output_dir
-                .join(format!("sub-{}/ses-{x}/anat", ctx.label)),
-            ctx.bids_dir.join(format!("sub-{}/ses-{x}/anat", ctx.label)),
-        ),
-        None => (
-            format!("sub-{}", ctx.label),
-            ctx.output_dir.join(format!("sub-{}/anat", ctx.label)),
-            ctx.bids_dir.join(format!("sub-{}/anat", ctx.label)),
-        ),
+    let bids_anat = match ses {
+        Some(x) => ctx.bids_dir.join(format!("sub-{}/ses-{x}/anat", ctx.label)),
+        None => ctx.bids_dir.join(format!("sub-{}/anat", ctx.label)),
     };
-    let affine = anat_dir.join(format!(
-        "{sub_ses}_from-T1w_to-{}_mode-image_desc-affine_xfm.txt",
-        tpl.name
-    ));
-    let warp = anat_dir.join(format!(
-        "{sub_ses}_from-T1w_to-{}_mode-image_desc-warp_xfm.nii.gz",
-        tpl.name
-    ));
-    let t1w_path = find_t1w(&bids_anat, &sub_ses)?;
+    let anat = |file: &AnatFile| data::anat_file(ctx.output_dir, ctx.label, ses, file);
+    let affine = anat(&AnatFile::template_affine(&tpl.name))?;
+    let warp = anat(&AnatFile::template_warp(&tpl.name))?;
+    // the T1w the participant level normalised, as the warp's sidecar records it
+    let t1w_path = data::normalised_t1w(ctx.output_dir, ctx.bids_dir, ctx.label, ses, &tpl.name)?;
     let (Some(t1w_path), true, true) = (t1w_path, affine.exists(), warp.exists()) else {
         s.push_str(&html::missing(&format!(
             "no T1w normalisation for {sid}: needs the T1w in {} and {} and {}",
@@ -92,7 +78,7 @@ pub(super) fn normalisation_section(ctx: &Ctx, ses: Option<&str>, sid: &str) -> 
     )?;
     s.push_str(&figs);
     // the brain extraction on the T1w's own grid
-    let mask_path = anat_dir.join(format!("{sub_ses}_desc-brain_mask.nii.gz"));
+    let mask_path = anat(&AnatFile::BrainMask)?;
     if let Ok(Some(m)) = data::volume_opt(&mask_path) {
         let cm = canonical(&m);
         let ct = canonical(&t1w);
@@ -108,9 +94,8 @@ pub(super) fn normalisation_section(ctx: &Ctx, ses: Option<&str>, sid: &str) -> 
             .into_iter()
             .map(|o| (o, spread_slices(&mask, o, 6)))
             .collect();
-        let side = data::json_opt(&mask_path.with_extension("").with_extension("json"))
-            .ok()
-            .flatten();
+        let side = data::anat_sidecar(ctx.output_dir, ctx.label, ses, &AnatFile::BrainMask)?
+            .and_then(|p| data::json_opt(&p).ok().flatten());
         let qc = side.as_ref().and_then(|j| j.get("QC"));
         let dice = qc
             .and_then(|q| q.get("BrainMaskDice"))
@@ -138,14 +123,4 @@ pub(super) fn normalisation_section(ctx: &Ctx, ses: Option<&str>, sid: &str) -> 
         )?);
     }
     Ok(s)
-}
-
-pub(super) fn find_t1w(dir: &Path, sub_ses: &str) -> Result<Option<PathBuf>> {
-    for p in data::list_dir(dir)? {
-        let n = fname(&p);
-        if n.starts_with(sub_ses) && (n.ends_with("_T1w.nii.gz") || n.ends_with("_T1w.nii")) {
-            return Ok(Some(p));
-        }
-    }
-    Ok(None)
 }

@@ -41,14 +41,9 @@ pub(super) fn session_info(
 }
 
 pub(super) fn run_meaning(r: &RunFiles, d: &StudyDesign) -> String {
-    let matches = |sel: &cbflow_pipeline::RunSelector| {
-        sel.0
-            .iter()
-            .all(|(k, v)| r.entities.get(k).map(String::as_str) == Some(v.as_str()))
-    };
-    if matches(&d.before) {
+    if d.before.matches(&r.entities) {
         format!("before {}", d.drug)
-    } else if matches(&d.during) {
+    } else if d.during.matches(&r.entities) {
         format!("during {}", d.drug)
     } else {
         String::new()

@@ -11,6 +11,7 @@ use super::figures::{Ctx, run_meaning, session_info};
 use super::run::run_section;
 use super::timecourse::timecourse_section;
 use cbflow_pipeline::StudyDesign;
+use cbflow_pipeline::catalogue::RunFile;
 
 use crate::data::{self, RunFiles, col_f64, col_str, find_runs, fname};
 use crate::html::{self, Cell, esc, num};
@@ -129,7 +130,7 @@ pub(super) fn build(ctx: &Ctx, runs: &[RunFiles]) -> Result<String> {
     // QC overview
     nav.push(("qc".into(), "QC".into()));
     body.push_str("<section id=\"qc\"><h2>Quality control</h2>");
-    body.push_str(&qc_overview(&qc_rows));
+    body.push_str(&qc_overview(&qc_rows)?);
     body.push_str("</section>\n");
 
     // per session
@@ -191,7 +192,7 @@ pub(super) fn build(ctx: &Ctx, runs: &[RunFiles]) -> Result<String> {
 /// QC values of a run as table cells, and whether it is flagged. `None` when the QC table is
 /// missing.
 pub(super) fn qc_row(r: &RunFiles, d: &StudyDesign) -> Result<Option<(Vec<Cell>, bool)>> {
-    let path = r.file("_desc-qc_cbf.tsv");
+    let path = r.file(&RunFile::Qc)?;
     let Some(t) = data::table_opt(&path)? else {
         return Ok(None);
     };
@@ -241,7 +242,7 @@ pub(super) const QC_COLUMNS: &[(&str, usize)] = &[
     ("pairs_kept", 0),
 ];
 
-pub(super) fn qc_overview(rows: &[(&RunFiles, Option<(Vec<Cell>, bool)>)]) -> String {
+pub(super) fn qc_overview(rows: &[(&RunFiles, Option<(Vec<Cell>, bool)>)]) -> Result<String> {
     let mut header = vec!["run", "timing"];
     header.extend(QC_COLUMNS.iter().map(|c| c.0));
     header.push("flags");
@@ -273,12 +274,13 @@ pub(super) fn qc_overview(rows: &[(&RunFiles, Option<(Vec<Cell>, bool)>)]) -> St
             s.push_str(&html::missing(&format!(
                 "{}: no QC table ({})",
                 r.label(),
-                fname(&r.file("_desc-qc_cbf.tsv"))
+                fname(&r.file(&RunFile::Qc)?)
             )));
         }
     }
     if let Some(r) = rows.first()
-        && let Ok(Some(j)) = data::json_opt(&r.0.file("_desc-qc_cbf.json"))
+        && let Ok(Some(side)) = r.0.sidecar(&RunFile::Qc)
+        && let Ok(Some(j)) = data::json_opt(&side)
         && let Some(p) = j.get("params")
     {
         let rng = |k: &str| -> String {
@@ -311,5 +313,5 @@ pub(super) fn qc_overview(rows: &[(&RunFiles, Option<(Vec<Cell>, bool)>)]) -> St
             rng("norm_determinant_range"),
         );
     }
-    s
+    Ok(s)
 }

@@ -2,13 +2,13 @@
 
 use cbflow_image::Interp;
 
-use super::anat::find_t1w;
 use super::figures::{Ctx, map_layer, map_mosaic, mosaic_figure, run_meaning};
 use crate::data::{self, RunFiles, col_f64, fname};
 use crate::html::{self, esc};
 use crate::plots::{self, LinePanel, Series, palette};
 use crate::slices::{Cmap, Layer, Orient, Scene, canonical, spread_slices, window};
 use crate::{Error, Result};
+use cbflow_pipeline::catalogue::{AnatFile, RunFile};
 
 pub(super) fn run_section(ctx: &Ctx, r: &RunFiles) -> Result<String> {
     let id = r.id();
@@ -23,8 +23,8 @@ pub(super) fn run_section(ctx: &Ctx, r: &RunFiles) -> Result<String> {
             format!(" — {meaning}")
         }
     );
-    let cbf = data::volume(&r.file("_cbf.nii.gz"))?;
-    let bmask = data::volume_opt(&r.file("_desc-brain_mask.nii.gz"))?;
+    let cbf = data::volume(&r.file(&RunFile::Cbf)?)?;
+    let bmask = data::volume_opt(&r.file(&RunFile::BrainMask)?)?;
     s.push_str(&map_mosaic(
         &format!("fig-cbf-native-{id}"),
         &cbf,
@@ -38,7 +38,7 @@ pub(super) fn run_section(ctx: &Ctx, r: &RunFiles) -> Result<String> {
     // template space
     match (&ctx.space, &ctx.template) {
         (Some((sp, res)), Ok(tpl)) => {
-            let p = r.file(&format!("_space-{sp}_res-{res}_cbf.nii.gz"));
+            let p = r.file(&RunFile::template_cbf(sp, res))?;
             match data::volume_opt(&p)? {
                 Some(v) => {
                     let c = canonical(&v);
@@ -80,7 +80,7 @@ pub(super) fn run_section(ctx: &Ctx, r: &RunFiles) -> Result<String> {
         _ => {}
     }
     // M0 and mean ΔM
-    match data::volume_opt(&r.file("_desc-calibration_m0scan.nii.gz"))? {
+    match data::volume_opt(&r.file(&RunFile::CalibrationM0)?)? {
         Some(m0) => s.push_str(&map_mosaic(
             &format!("fig-m0-{id}"),
             &m0,
@@ -95,7 +95,7 @@ pub(super) fn run_section(ctx: &Ctx, r: &RunFiles) -> Result<String> {
             "no calibration M0 (desc-calibration_m0scan)",
         )),
     }
-    match data::volume_opt(&r.file("_desc-mean_deltam.nii.gz"))? {
+    match data::volume_opt(&r.file(&RunFile::MeanDeltaM)?)? {
         Some(dm) => s.push_str(&map_mosaic(
             &format!("fig-deltam-{id}"),
             &dm,
@@ -115,22 +115,19 @@ pub(super) fn run_section(ctx: &Ctx, r: &RunFiles) -> Result<String> {
 
 /// The M0 on the T1w grid through the rigid ASL → T1w transform, under the T1w's edges.
 pub(super) fn asl_on_t1w(ctx: &Ctx, r: &RunFiles, id: &str) -> Result<String> {
-    let xfm = r.file("_from-asl_to-T1w_mode-image_xfm.txt");
-    let m0p = r.file("_desc-calibration_m0scan.nii.gz");
-    let (sub_ses, bids_anat, anat_dir) = match &r.ses {
-        Some(x) => (
-            format!("sub-{}_ses-{x}", ctx.label),
-            ctx.bids_dir.join(format!("sub-{}/ses-{x}/anat", ctx.label)),
-            ctx.output_dir
-                .join(format!("sub-{}/ses-{x}/anat", ctx.label)),
-        ),
-        None => (
-            format!("sub-{}", ctx.label),
-            ctx.bids_dir.join(format!("sub-{}/anat", ctx.label)),
-            ctx.output_dir.join(format!("sub-{}/anat", ctx.label)),
-        ),
+    let xfm = r.file(&RunFile::AslToT1wXfm)?;
+    let m0p = r.file(&RunFile::CalibrationM0)?;
+    // the T1w the rigid transform was estimated to: the session's normalised T1w
+    let t1w_path = match &ctx.space {
+        Some((sp, _)) => data::normalised_t1w(
+            ctx.output_dir,
+            ctx.bids_dir,
+            ctx.label,
+            r.ses.as_deref(),
+            sp,
+        )?,
+        None => None,
     };
-    let t1w_path = find_t1w(&bids_anat, &sub_ses)?;
     let (Some(t1w_path), true, true) = (t1w_path, xfm.exists(), m0p.exists()) else {
         return Ok(html::missing(&format!(
             "{}: no ASL → T1w overlay (needs the T1w, {} and the calibration M0)",
@@ -150,8 +147,7 @@ pub(super) fn asl_on_t1w(ctx: &Ctx, r: &RunFiles, id: &str) -> Result<String> {
     .map_err(|e| Error::invalid(&m0p, e))?;
     let c = canonical(&on_t1);
     let ct = canonical(&t1w);
-    let brain = match data::volume_opt(&anat_dir.join(format!("{sub_ses}_desc-brain_mask.nii.gz")))?
-    {
+    let brain = match data::volume_opt(&r.anat(&AnatFile::BrainMask)?)? {
         Some(b) if b.data.shape()[..3] == t1w.data.shape()[..3] => data::mask(&canonical(&b).data),
         _ => {
             let vals: Vec<f32> = ct.data.iter().copied().collect();
@@ -199,7 +195,7 @@ pub(super) fn asl_on_t1w(ctx: &Ctx, r: &RunFiles, id: &str) -> Result<String> {
 }
 
 pub(super) fn motion_figure(r: &RunFiles, id: &str) -> Result<String> {
-    let path = r.file("_desc-confounds_timeseries.tsv");
+    let path = r.file(&RunFile::Confounds)?;
     let Some(t) = data::table_opt(&path)? else {
         return Ok(html::missing(&format!(
             "{}: no confounds table ({})",
@@ -207,7 +203,11 @@ pub(super) fn motion_figure(r: &RunFiles, id: &str) -> Result<String> {
             fname(&path)
         )));
     };
-    let fd_limit = data::json_opt(&r.file("_desc-qc_cbf.json"))?
+    let qc_sidecar = r.sidecar(&RunFile::Qc)?;
+    let fd_limit = qc_sidecar
+        .map(|p| data::json_opt(&p))
+        .transpose()?
+        .flatten()
         .and_then(|j| data::jnum(&j, &["params", "max_mean_fd_mm"]))
         .unwrap_or(0.5);
     let n = t.n_rows();

@@ -1,5 +1,6 @@
 //! The ROI time courses of a session's runs.
 
+use cbflow_pipeline::catalogue::RunFile;
 use ndarray::Axis;
 
 use super::figures::{Ctx, run_meaning};
@@ -25,7 +26,8 @@ pub(super) fn timecourse_section(ctx: &Ctx, rs: &[&RunFiles], sid: &str) -> Resu
         let roi = ctx
             .space
             .as_ref()
-            .map(|(sp, res)| r.file(&format!("_space-{sp}_res-{res}_desc-roi_timeseries.tsv")));
+            .map(|(sp, res)| r.file(&RunFile::roi_timeseries(sp, res)))
+            .transpose()?;
         if let Some(p) = roi.filter(|p| p.exists()) {
             let t = data::table_opt(&p)?.expect("exists");
             let time = col_f64(&t, &p, "time_s")?;
@@ -58,11 +60,11 @@ pub(super) fn timecourse_section(ctx: &Ctx, rs: &[&RunFiles], sid: &str) -> Resu
             });
             continue;
         }
-        let ts = r.file("_desc-timeseries_cbf.nii.gz");
+        let ts = r.file(&RunFile::TimeseriesCbf)?;
         match data::volume_opt(&ts)? {
             Some(v) if v.n_volumes() >= 1 => {
                 fallback = true;
-                let m = data::volume_opt(&r.file("_desc-brain_mask.nii.gz"))?
+                let m = data::volume_opt(&r.file(&RunFile::BrainMask)?)?
                     .map(|m| data::mask(&m.frame(0).to_owned()))
                     .unwrap_or_else(|| v.frame(0).mapv(|x| x != 0.0));
                 let pts: Vec<(f64, f64)> = v

@@ -191,6 +191,13 @@ fn build_with_effect(sphere: Option<([f64; 3], f64)>) -> Fixture {
                 )),
                 ndarray::Array4::<f32>::zeros((d[0], d[1], d[2], 3)).into_dyn(),
             );
+            // the T1w normalised, as the participant level records it
+            w(
+                &anat.join(format!(
+                    "{ss}_from-T1w_to-phantom_mode-image_desc-warp_xfm.json"
+                )),
+                &format!(r#"{{"Sources": ["bids:raw:{sub}/ses-{ses}/anat/{ss}_T1w.nii.gz"]}}"#),
+            );
             nii(
                 &anat.join(format!("{ss}_desc-brain_mask.nii.gz")),
                 tpl.brain_mask.data.clone(),

@@ -1,15 +1,10 @@
-//! The catalogue of the group-level derivatives: one descriptor per kind of file that the
-//! crossover group level, the paired group level and the receptor step write at the root of
-//! OUTPUT_DIR, giving its name from its entities and its path under an output directory.
+//! The group steps' files: one descriptor per kind of file that the crossover group level, the
+//! paired group level and the receptor step write at the root of OUTPUT_DIR.
 //!
-//! Every writer and every reader (the later steps, `cbflow-report`) names these files through
-//! [`GroupFile`], so each name is spelled here once and a rename fails this module's test, not
-//! a reader at run time. The names are BIDS-Derivatives names built by
-//! [`cbflow_bids::DerivativeName`] (entities in BIDS order):
+//! The names are BIDS-Derivatives names built by [`cbflow_bids::DerivativeName`] (entities in
+//! BIDS order):
 //! `[space-<s>_res-<r>_][contrast-<c>_][stat-<stat>_][desc-<desc>_]<suffix><extension>`, each
 //! TSV and NIfTI file with a JSON sidecar of the same stem ([`GroupFile::sidecar_path`]).
-//!
-//! This module depends on no other module of the crate but the error type.
 
 use std::path::{Path, PathBuf};
 
