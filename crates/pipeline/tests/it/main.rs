@@ -10,10 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use cbflow_pipeline::{
-    AslOptions, GroupContrast, GroupOptions, ParticipantOptions, StudyDesign, Template,
-    TemplateChoice,
-};
+use cbflow_pipeline::{GroupOptions, ParticipantOptions, StudyDesign, Template, TemplateChoice};
 
 mod catalogue;
 mod truth;
@@ -52,34 +49,19 @@ pub(crate) fn levels() -> &'static Levels {
         };
         spec.protocol.pairs = 3;
         cbflow_synth::generate(&spec, &bids).unwrap();
-        cbflow_pipeline::participant(&ParticipantOptions {
-            bids_dir: bids.clone(),
-            output_dir: out.clone(),
-            participant_labels: vec![],
-            asl: AslOptions::default(),
-            template: Some(TemplateChoice::Phantom),
-            rois: cbflow_pipeline::default_rois(),
-            atlas: None,
-        })
+        cbflow_pipeline::participant(&ParticipantOptions::new(
+            bids.clone(),
+            out.clone(),
+            Some(TemplateChoice::Phantom),
+        ))
         .expect("participant level");
         let participant = files_under(&out);
         let template = Template::phantom();
         let design = StudyDesign::default();
         cbflow_pipeline::group(&GroupOptions {
-            bids_dir: bids.clone(),
-            output_dir: out.clone(),
-            template: template.clone(),
-            design: design.clone(),
             n_permutations: 16,
             seed: 1,
-            smoothing_fwhm_mm: 6.0,
-            cluster_threshold: 3.1,
-            tfce: Default::default(),
-            correlation_ci: Default::default(),
-            contrasts: GroupContrast::defaults(&design),
-            rois: GroupOptions::default_rois(),
-            baseline_roi: "ACC_sub".into(),
-            covariates: vec![],
+            ..GroupOptions::new(bids.clone(), out.clone(), template.clone())
         })
         .expect("group level");
         let before: BTreeSet<&PathBuf> = participant.iter().collect();
