@@ -1,38 +1,24 @@
-//! Point sampling of template maps (trilinear, zero outside).
+//! Point sampling of template maps (trilinear, zero outside) and their box prefilter.
+
+use cbflow_image::{Border, Trilinear};
 
 /// Trilinear interpolation of the first `out.len()` channels of `data` (`[x, y, z, channel]`,
-/// standard layout) at the fractional voxel index `v`, sharing the weights; 0 outside the grid.
+/// standard layout) at the fractional voxel index `v`, sharing the weights; the grid is
+/// zero-padded ([`Border::Zero`]: the value falls to 0 one voxel beyond the edge centres, and
+/// is 0 further out).
 pub(crate) fn trilinear_channels(data: &ndarray::Array4<f32>, v: [f64; 3], out: &mut [f64]) {
-    out.iter_mut().for_each(|o| *o = 0.0);
     let (nx, ny, nz, nc) = data.dim();
+    debug_assert!(out.len() <= nc, "more outputs than channels");
     let flat = data.as_slice().expect("standard layout");
-    let dims = [nx as i64, ny as i64, nz as i64];
-    if (0..3).any(|a| !(v[a] > -1.0 && v[a] < dims[a] as f64)) {
-        return;
-    }
-    // floor without a libm call: v > -1, so truncation of v + 1 is its floor plus one
-    let b = v.map(|x| (x + 1.0) as i64 - 1);
-    let t = [v[0] - b[0] as f64, v[1] - b[1] as f64, v[2] - b[2] as f64];
-    let strides = [(ny * nz * nc) as i64, (nz * nc) as i64, nc as i64];
-    for c in 0..8 {
-        let d = [c & 1, (c >> 1) & 1, (c >> 2) & 1];
-        let idx = [b[0] + d[0], b[1] + d[1], b[2] + d[2]];
-        if idx[0] < 0
-            || idx[0] >= dims[0]
-            || idx[1] < 0
-            || idx[1] >= dims[1]
-            || idx[2] < 0
-            || idx[2] >= dims[2]
-        {
-            continue;
+    // C order, channel fastest: axes reversed (memory order), channel c at offset c
+    let lin = Trilinear::new([nz, ny, nx], [nc, nz * nc, ny * nz * nc], Border::Zero);
+    match lin.cell([v[2], v[1], v[0]]) {
+        Some(cell) => {
+            for (c, o) in out.iter_mut().enumerate() {
+                *o = cell.value(&flat[c..]);
+            }
         }
-        let w = (if d[0] == 1 { t[0] } else { 1.0 - t[0] })
-            * (if d[1] == 1 { t[1] } else { 1.0 - t[1] })
-            * (if d[2] == 1 { t[2] } else { 1.0 - t[2] });
-        let off = (idx[0] * strides[0] + idx[1] * strides[1] + idx[2] * strides[2]) as usize;
-        for (o, &x) in out.iter_mut().zip(&flat[off..off + nc]) {
-            *o += w * x as f64;
-        }
+        None => out.iter_mut().for_each(|o| *o = 0.0),
     }
 }
 
