@@ -390,7 +390,7 @@ impl DisplacementField {
             Border::Extent,
         );
         match lin.cell(reversed(v)) {
-            Some(cell) => [0, 1, 2].map(|c| cell.value(&s[c..])),
+            Some(cell) => cell.values([&s[0..], &s[1..], &s[2..]]),
             None => [0.0; 3],
         }
     }

@@ -102,52 +102,69 @@ fn taps<T: Real>(n: usize, kernel: &[f64], edges: Edges) -> Vec<(usize, Vec<T>)>
         .collect()
 }
 
-/// `dst` = `src` convolved along `axis` of a buffer whose axis 0 is fastest (`dims` in that
-/// order). Along axis 0 each line is computed on its own; along the others whole rows/planes
-/// of `dims[0]·…·dims[axis−1]` contiguous values are combined at once (cache-friendly).
-fn convolve_axis<T: Real>(
-    src: &[T],
-    dst: &mut [T],
-    dims: [usize; 3],
-    axis: usize,
-    taps: &[(usize, Vec<T>)],
-) {
-    let n = dims[axis];
-    if axis == 0 {
-        dst.par_chunks_mut(n)
-            .zip(src.par_chunks(n))
-            .for_each(|(out, line)| {
-                for (o, (lo, w)) in out.iter_mut().zip(taps) {
-                    let mut acc = w[0] * line[*lo];
-                    for (&w, &v) in w[1..].iter().zip(&line[lo + 1..]) {
-                        acc += w * v;
-                    }
-                    *o = acc;
+/// `out` = one line `line` convolved (along the contiguous axis).
+fn convolve_line<T: Real>(line: &[T], out: &mut [T], taps: &[(usize, Vec<T>)]) {
+    for (o, (lo, w)) in out.iter_mut().zip(taps) {
+        let mut acc = w[0] * line[*lo];
+        for (&w, &v) in w[1..].iter().zip(&line[lo + 1..]) {
+            acc += w * v;
+        }
+        *o = acc;
+    }
+}
+
+/// `out` = output row `(lo, w)` of a block of contiguous rows of length `out.len()`: the sum
+/// of `w[t]` times row `lo + t` of `rows`, whole rows at once (vectorisable).
+fn convolve_row<T: Real>(rows: &[T], out: &mut [T], (lo, w): &(usize, Vec<T>)) {
+    let inner = out.len();
+    let row = |t: usize| &rows[(lo + t) * inner..][..inner];
+    for (o, &v) in out.iter_mut().zip(row(0)) {
+        *o = w[0] * v;
+    }
+    for (t, &w) in w.iter().enumerate().skip(1) {
+        for (o, &v) in out.iter_mut().zip(row(t)) {
+            *o += w * v;
+        }
+    }
+}
+
+/// Convolve `data` (axis 0 fastest, `dims` in that order) along `axis`, in place. Each block
+/// that the axis runs through (a line along axis 0, a plane along axis 1, the whole buffer
+/// along axis 2) is copied and its outputs computed from the copy: lines and planes in
+/// parallel, the rows of the last axis in parallel.
+fn convolve_axis<T: Real>(data: &mut [T], dims: [usize; 3], axis: usize, taps: &[(usize, Vec<T>)]) {
+    let inner: usize = dims[..axis].iter().product();
+    let block = inner * dims[axis];
+    match axis {
+        0 => data
+            .par_chunks_mut(block)
+            .for_each_init(Vec::new, |copy, line| {
+                copy.clear();
+                copy.extend_from_slice(line);
+                convolve_line(copy, line, taps);
+            }),
+        1 => data
+            .par_chunks_mut(block)
+            .for_each_init(Vec::new, |copy, plane| {
+                copy.clear();
+                copy.extend_from_slice(plane);
+                for (out, tap) in plane.chunks_mut(inner).zip(taps) {
+                    convolve_row(copy, out, tap);
                 }
-            });
-    } else {
-        let inner: usize = dims[..axis].iter().product();
-        dst.par_chunks_mut(inner)
-            .enumerate()
-            .for_each(|(idx, out)| {
-                let (outer, i) = (idx / n, idx % n);
-                let (lo, w) = &taps[i];
-                let row = |t: usize| &src[(outer * n + lo + t) * inner..][..inner];
-                for (o, &v) in out.iter_mut().zip(row(0)) {
-                    *o = w[0] * v;
-                }
-                for (t, &w) in w.iter().enumerate().skip(1) {
-                    for (o, &v) in out.iter_mut().zip(row(t)) {
-                        *o += w * v;
-                    }
-                }
-            });
+            }),
+        _ => {
+            let copy = data.to_vec();
+            data.par_chunks_mut(inner)
+                .zip(taps)
+                .for_each(|(out, tap)| convolve_row(&copy, out, tap));
+        }
     }
 }
 
 impl Gaussian {
     /// Smooth `data`, a contiguous image of shape `shape = [nx, ny, nz]` stored in `layout`, in
-    /// place (one scratch buffer of the same size is allocated when an axis is smoothed).
+    /// place (the slowest axis needs a copy of the whole buffer, the others of a line or plane
+    /// per thread).
     ///
     /// # Panics
     /// When `data.len()` is not `nx·ny·nz`.
@@ -168,26 +185,17 @@ impl Gaussian {
         if data.is_empty() {
             return;
         }
-        let mut scratch: Vec<T> = Vec::new();
-        let mut in_data = true;
         for axis in 0..3 {
             let kernel = gaussian_kernel(sigma[axis], self.truncate);
             if kernel.len() == 1 || (self.edges == Edges::Renormalise && dims[axis] < 2) {
                 continue;
             }
-            let taps = taps::<T>(dims[axis], &kernel, self.edges);
-            if scratch.is_empty() {
-                scratch = data.to_vec();
-            }
-            if in_data {
-                convolve_axis(data, &mut scratch, dims, axis, &taps);
-            } else {
-                convolve_axis(&scratch, data, dims, axis, &taps);
-            }
-            in_data = !in_data;
-        }
-        if !in_data {
-            data.copy_from_slice(&scratch);
+            convolve_axis(
+                data,
+                dims,
+                axis,
+                &taps::<T>(dims[axis], &kernel, self.edges),
+            );
         }
     }
 }
