@@ -197,8 +197,8 @@ fn exp_field_to(v: &Field, sign: f32, max_step: f64) -> Field {
 fn sample3(u: &Field, p: [f64; 3]) -> [f32; 3] {
     let cell = u[0].trilinear(Border::Clamp).cell(reversed(p));
     let cell = cell.expect("clamped: never outside");
-    cell.values([&u[0].data, &u[1].data, &u[2].data])
-        .map(|x| x as f32)
+    let [a, b, c] = cell.values([&u[0].data, &u[1].data, &u[2].data]);
+    [a as f32, b as f32, c as f32]
 }
 
 /// `img(x + u(x))` on the field's grid (edge-clamped sampling).
