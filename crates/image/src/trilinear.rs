@@ -233,6 +233,29 @@ impl Cell {
         out
     }
 
+    /// The interpolated values of several `f32` buffers on the same grid in `f32` arithmetic, by
+    /// product weights: corner `c` (`c = a0 + 2 a1 + 4 a2`, in that order) weighs
+    /// `w2 · w1 · w0` (multiplied left to right, `w_a = t_a` at the upper corner along axis `a`,
+    /// `1 − t_a` at the lower, `t_a` rounded to `f32`), and the eight products are summed in
+    /// corner order. The same interpolant as [`Cell::values`] up to rounding, in single
+    /// precision and without widening: what SyN's velocity fields are sampled with, millions of
+    /// times per level, where it is measurably faster than the `f64` lerps (about 4 % of a SyN
+    /// registration) and keeps its results as they were.
+    #[inline(always)]
+    pub fn product_weighted_f32<const N: usize>(&self, data: [&[f32]; N]) -> [f32; N] {
+        let t = self.t.map(|x| x as f32);
+        let f = |a: usize, upper: bool| if upper { t[a] } else { 1.0 - t[a] };
+        let at = |d: &[f32], o: usize| d.get(o).copied().unwrap_or(0.0);
+        let mut out = [0.0f32; N];
+        for (c, &o) in self.off.iter().enumerate() {
+            let w = f(2, c & 4 != 0) * f(1, c & 2 != 0) * f(0, c & 1 != 0);
+            for (acc, d) in out.iter_mut().zip(&data) {
+                *acc += w * at(d, o);
+            }
+        }
+        out
+    }
+
     /// The interpolated value of `data` and its exact gradient (per voxel, in the grid's axis
     /// order): the derivative of the trilinear interpolant within the cell. An axis of length 1
     /// has gradient 0; with [`Border::Clamp`]/[`Border::Extent`] a point clamped at the border
@@ -440,6 +463,63 @@ mod tests {
                 assert!((a - linear(p[0], p[1], p[2])).abs() < 1e-12);
                 assert!((b - multilinear(p[0], p[1], p[2])).abs() < 1e-12);
             }
+        }
+    }
+
+    /// The `f32` product-weight sum is the one SyN sampled with before there was one sampler
+    /// (written out here as it was: clamped indices, eight product weights multiplied i, j, k,
+    /// summed corner by corner with k fastest), bit for bit, and the same interpolant as the
+    /// `f64` lerps up to single-precision rounding.
+    #[test]
+    fn product_weights_in_f32_are_syn_s_old_formula() {
+        let d = [7usize, 6, 5];
+        let strides = [d[1] * d[2], d[2], 1];
+        let data: Vec<f32> = (0..d[0] * d[1] * d[2])
+            .map(|x| ((x * 7919) % 1013) as f32 * 0.37 - 150.0)
+            .collect();
+        let old = |p: [f64; 3]| -> f32 {
+            let mut base = [0usize; 3];
+            let mut fr = [0.0f32; 3];
+            let mut step = [0usize; 3];
+            for a in 0..3 {
+                let x = p[a].clamp(0.0, (d[a] - 1) as f64);
+                let x0 = (x as usize).min(d[a] - 2);
+                base[a] = x0;
+                fr[a] = (x - x0 as f64) as f32;
+                step[a] = strides[a];
+            }
+            let t0 = base[0] * strides[0] + base[1] * strides[1] + base[2];
+            let (wi, wj, wk) = (fr[0], fr[1], fr[2]);
+            let corners = [
+                (0, (1.0 - wi) * (1.0 - wj) * (1.0 - wk)),
+                (step[2], (1.0 - wi) * (1.0 - wj) * wk),
+                (step[1], (1.0 - wi) * wj * (1.0 - wk)),
+                (step[1] + step[2], (1.0 - wi) * wj * wk),
+                (step[0], wi * (1.0 - wj) * (1.0 - wk)),
+                (step[0] + step[2], wi * (1.0 - wj) * wk),
+                (step[0] + step[1], wi * wj * (1.0 - wk)),
+                (step[0] + step[1] + step[2], wi * wj * wk),
+            ];
+            let mut out = 0.0f32;
+            for (off, w) in corners {
+                out += w * data[t0 + off];
+            }
+            out
+        };
+        // the C-ordered grid described with its axes reversed, as SyN does
+        let lin = Trilinear::new([d[2], d[1], d[0]], [1, d[2], d[1] * d[2]], Border::Clamp);
+        let mut x = 0.1234f64;
+        for _ in 0..5000 {
+            let mut p = [0.0; 3];
+            for (a, v) in p.iter_mut().enumerate() {
+                x = (x * 9301.0 + 49297.0) % 233280.0;
+                *v = x / 233280.0 * (d[a] as f64 + 2.0) - 1.0;
+            }
+            let cell = lin.cell([p[2], p[1], p[0]]).unwrap();
+            let [got] = cell.product_weighted_f32([&data]);
+            assert_eq!(got.to_bits(), old(p).to_bits(), "{p:?}");
+            let [lerp] = cell.values([&data]);
+            assert!((f64::from(got) - lerp).abs() < 1e-4, "{got} vs {lerp}");
         }
     }
 }

@@ -192,13 +192,14 @@ fn exp_field_to(v: &Field, sign: f32, max_step: f64) -> Field {
     u
 }
 
-/// Trilinear sample of the three components at once (edge-clamped): one cell, three values.
+/// Trilinear sample of the three components at once (edge-clamped): one cell, three values,
+/// in `f32` by product weights ([`cbflow_image::Cell::product_weighted_f32`]; the grid's axes
+/// reversed, so the weights multiply i, j, k factors in that order).
 #[inline(always)]
 fn sample3(u: &Field, p: [f64; 3]) -> [f32; 3] {
     let cell = u[0].trilinear(Border::Clamp).cell(reversed(p));
     let cell = cell.expect("clamped: never outside");
-    let [a, b, c] = cell.values([&u[0].data, &u[1].data, &u[2].data]);
-    [a as f32, b as f32, c as f32]
+    cell.product_weighted_f32([&u[0].data, &u[1].data, &u[2].data])
 }
 
 /// `img(x + u(x))` on the field's grid (edge-clamped sampling).
