@@ -15,6 +15,7 @@ use nalgebra::{Matrix4, Vector4};
 use ndarray::{Array3, ArrayD, ArrayView3, Axis, CowArray, Ix3, IxDyn, ShapeBuilder, Zip};
 use rayon::prelude::*;
 
+use crate::trilinear::{Border, Trilinear, within_extent};
 use crate::{Error, Grid, Result, Volume};
 
 /// Interpolation method.
@@ -22,7 +23,7 @@ use crate::{Error, Grid, Result, Volume};
 pub enum Interp {
     /// Nearest neighbour (ties round up): for label images and masks.
     Nearest,
-    /// Trilinear.
+    /// Trilinear ([`Trilinear`]: the edge value in the outer half voxel, `i` interpolated first).
     Linear,
     /// Interpolating cubic B-spline with the exact prefilter (Unser 1999); smoother and more
     /// accurate than trilinear for smooth images, may overshoot near sharp edges.
@@ -97,7 +98,7 @@ impl<'a> Sampler<'a> {
     /// True when the fractional index `ijk` lies in the field of view, i.e. each coordinate is
     /// within `[-0.5, n - 0.5]` (false for NaN).
     pub fn inside(&self, ijk: [f64; 3]) -> bool {
-        (0..3).all(|a| ijk[a] >= -0.5 && ijk[a] <= self.dims[a] as f64 - 0.5)
+        within_extent(ijk, self.dims)
     }
 
     /// The interpolated value at fractional voxel index `ijk`; 0 outside the field of view.
@@ -116,25 +117,9 @@ impl<'a> Sampler<'a> {
             }
             Interp::Linear => {
                 let v = self.values.as_slice_memory_order().expect("contiguous");
-                let mut i0 = [0usize; 3];
-                let mut i1 = [0usize; 3];
-                let mut t = [0f64; 3];
-                for a in 0..3 {
-                    let n = self.dims[a];
-                    let x = ijk[a].clamp(0.0, (n - 1) as f64);
-                    let f = (x.floor() as usize).min(n.saturating_sub(2));
-                    i0[a] = f;
-                    i1[a] = (f + 1).min(n - 1);
-                    t[a] = x - f as f64;
-                }
-                let g = |i: usize, j: usize, k: usize| f64::from(v[i * s0 + j * s1 + k * s2]);
-                let c00 = g(i0[0], i0[1], i0[2]) * (1.0 - t[0]) + g(i1[0], i0[1], i0[2]) * t[0];
-                let c10 = g(i0[0], i1[1], i0[2]) * (1.0 - t[0]) + g(i1[0], i1[1], i0[2]) * t[0];
-                let c01 = g(i0[0], i0[1], i1[2]) * (1.0 - t[0]) + g(i1[0], i0[1], i1[2]) * t[0];
-                let c11 = g(i0[0], i1[1], i1[2]) * (1.0 - t[0]) + g(i1[0], i1[1], i1[2]) * t[0];
-                let c0 = c00 * (1.0 - t[1]) + c10 * t[1];
-                let c1 = c01 * (1.0 - t[1]) + c11 * t[1];
-                (c0 * (1.0 - t[2]) + c1 * t[2]) as f32
+                // inside the extent (checked above), `Extent` is `Clamp`
+                let lin = Trilinear::new(self.dims, self.strides, Border::Clamp);
+                lin.cell(ijk).map_or(0.0, |c| c.value(v) as f32)
             }
             Interp::CubicBSpline => {
                 let c = self

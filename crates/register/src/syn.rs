@@ -10,13 +10,13 @@
 //! is a diffeomorphism (positive Jacobian) when each squaring step is small, which the
 //! scaling keeps below half a voxel.
 
-use cbflow_image::Volume;
+use cbflow_image::{Border, Volume};
 use ndarray::Array4;
 use rayon::prelude::*;
 
 use crate::metric::{lncc_mean, local_stats};
 use crate::transform::{AffineTransform, DisplacementField, Transform, TransformChain};
-use crate::util::{Img, linear_part, mul_point, prepare_moving, shrink, smooth};
+use crate::util::{Img, linear_part, mul_point, prepare_moving, reversed, shrink, smooth};
 use crate::{Error, Result};
 
 /// Options of [`register_syn`].
@@ -192,45 +192,14 @@ fn exp_field_to(v: &Field, sign: f32, max_step: f64) -> Field {
     u
 }
 
-/// Trilinear sample of the three components at once (edge-clamped). Coordinates are clamped
-/// to `[0, n - 1]` first, so truncation is the floor.
-#[inline]
+/// Trilinear sample of the three components at once (edge-clamped): one cell, three values,
+/// in `f32` by product weights ([`cbflow_image::Cell::product_weighted_f32`]; the grid's axes
+/// reversed, so the weights multiply i, j, k factors in that order).
+#[inline(always)]
 fn sample3(u: &Field, p: [f64; 3]) -> [f32; 3] {
-    let d = u[0].dims;
-    let mut base = [0usize; 3];
-    let mut fr = [0.0f32; 3];
-    let mut step = [0usize; 3];
-    let strides = [d[1] * d[2], d[2], 1];
-    for a in 0..3 {
-        if d[a] == 1 {
-            continue;
-        }
-        let x = p[a].clamp(0.0, (d[a] - 1) as f64);
-        let x0 = (x as usize).min(d[a] - 2);
-        base[a] = x0;
-        fr[a] = (x - x0 as f64) as f32;
-        step[a] = strides[a];
-    }
-    let t0 = base[0] * strides[0] + base[1] * strides[1] + base[2];
-    let (wi, wj, wk) = (fr[0], fr[1], fr[2]);
-    let corners = [
-        (0, (1.0 - wi) * (1.0 - wj) * (1.0 - wk)),
-        (step[2], (1.0 - wi) * (1.0 - wj) * wk),
-        (step[1], (1.0 - wi) * wj * (1.0 - wk)),
-        (step[1] + step[2], (1.0 - wi) * wj * wk),
-        (step[0], wi * (1.0 - wj) * (1.0 - wk)),
-        (step[0] + step[2], wi * (1.0 - wj) * wk),
-        (step[0] + step[1], wi * wj * (1.0 - wk)),
-        (step[0] + step[1] + step[2], wi * wj * wk),
-    ];
-    let mut out = [0.0f32; 3];
-    for (off, w) in corners {
-        let t = t0 + off;
-        out[0] += w * u[0].data[t];
-        out[1] += w * u[1].data[t];
-        out[2] += w * u[2].data[t];
-    }
-    out
+    let cell = u[0].trilinear(Border::Clamp).cell(reversed(p));
+    let cell = cell.expect("clamped: never outside");
+    cell.product_weighted_f32([&u[0].data, &u[1].data, &u[2].data])
 }
 
 /// `img(x + u(x))` on the field's grid (edge-clamped sampling).

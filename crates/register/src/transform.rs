@@ -4,12 +4,12 @@
 //! transform maps a point of the FIXED (reference, output) space to the MOVING (input) space, as
 //! ITK and ANTs do for resampling: `output(x) = moving(T(x))`.
 
-use cbflow_image::{Grid, Interp, Volume, resample_mapped};
+use cbflow_image::{Border, Grid, Interp, Trilinear, Volume, resample_mapped};
 use nalgebra::{Matrix3, Matrix4};
 use ndarray::{Array4, Axis};
 use rayon::prelude::*;
 
-use crate::util::{inv4, linear_part, mul_point};
+use crate::util::{inv4, linear_part, mul_point, reversed};
 use crate::{Error, Result};
 
 /// A world→world affine map from FIXED-space points to MOVING-space points (RAS+ mm),
@@ -382,41 +382,17 @@ impl DisplacementField {
 
     pub(crate) fn displacement_at_voxel(&self, v: [f64; 3]) -> [f64; 3] {
         let d = self.grid.dims;
-        for a in 0..3 {
-            if !(v[a] >= -0.5 && v[a] <= d[a] as f64 - 0.5) {
-                return [0.0; 3];
-            }
-        }
         let s = self.data.as_slice().expect("standard layout");
-        let mut idx = [[0usize; 2]; 3];
-        let mut fr = [0.0f64; 3];
-        for a in 0..3 {
-            if d[a] == 1 {
-                idx[a] = [0, 0];
-                fr[a] = 0.0;
-            } else {
-                let x = v[a].clamp(0.0, (d[a] - 1) as f64);
-                let x0 = (x.floor() as usize).min(d[a] - 2);
-                idx[a] = [x0, x0 + 1];
-                fr[a] = x - x0 as f64;
-            }
+        // C order with the component fastest: axes reversed (memory order), component c at `c..`
+        let lin = Trilinear::new(
+            [d[2], d[1], d[0]],
+            [3, 3 * d[2], 3 * d[1] * d[2]],
+            Border::Extent,
+        );
+        match lin.cell(reversed(v)) {
+            Some(cell) => cell.values([&s[0..], &s[1..], &s[2..]]),
+            None => [0.0; 3],
         }
-        let mut out = [0.0f64; 3];
-        for (ci, wi) in [(0, 1.0 - fr[0]), (1, fr[0])] {
-            for (cj, wj) in [(0, 1.0 - fr[1]), (1, fr[1])] {
-                for (ck, wk) in [(0, 1.0 - fr[2]), (1, fr[2])] {
-                    let w = wi * wj * wk;
-                    if w == 0.0 {
-                        continue;
-                    }
-                    let base = (((idx[0][ci] * d[1]) + idx[1][cj]) * d[2] + idx[2][ck]) * 3;
-                    for c in 0..3 {
-                        out[c] += w * s[base + c] as f64;
-                    }
-                }
-            }
-        }
-        out
     }
 
     /// Map a world point: `x + u(x)`.

@@ -1,39 +1,23 @@
-//! Point sampling of template maps (trilinear, zero outside).
+//! Point sampling of template maps (trilinear, zero outside) and their box prefilter.
 
-/// Trilinear interpolation of the first `out.len()` channels of `data` (`[x, y, z, channel]`,
-/// standard layout) at the fractional voxel index `v`, sharing the weights; 0 outside the grid.
-pub(crate) fn trilinear_channels(data: &ndarray::Array4<f32>, v: [f64; 3], out: &mut [f64]) {
-    out.iter_mut().for_each(|o| *o = 0.0);
+use cbflow_image::{Border, Trilinear};
+
+/// Trilinear interpolation of the first `N` channels of `data` (`[x, y, z, channel]`, standard
+/// layout) at the fractional voxel index `v`, sharing the weights; the grid is zero-padded
+/// ([`Border::Zero`]: the value falls to 0 one voxel beyond the edge centres, and is 0 further
+/// out).
+pub(crate) fn trilinear_channels<const N: usize>(
+    data: &ndarray::Array4<f32>,
+    v: [f64; 3],
+) -> [f64; N] {
     let (nx, ny, nz, nc) = data.dim();
+    assert!(N <= nc, "{N} channels asked of {nc}");
     let flat = data.as_slice().expect("standard layout");
-    let dims = [nx as i64, ny as i64, nz as i64];
-    if (0..3).any(|a| !(v[a] > -1.0 && v[a] < dims[a] as f64)) {
-        return;
-    }
-    // floor without a libm call: v > -1, so truncation of v + 1 is its floor plus one
-    let b = v.map(|x| (x + 1.0) as i64 - 1);
-    let t = [v[0] - b[0] as f64, v[1] - b[1] as f64, v[2] - b[2] as f64];
-    let strides = [(ny * nz * nc) as i64, (nz * nc) as i64, nc as i64];
-    for c in 0..8 {
-        let d = [c & 1, (c >> 1) & 1, (c >> 2) & 1];
-        let idx = [b[0] + d[0], b[1] + d[1], b[2] + d[2]];
-        if idx[0] < 0
-            || idx[0] >= dims[0]
-            || idx[1] < 0
-            || idx[1] >= dims[1]
-            || idx[2] < 0
-            || idx[2] >= dims[2]
-        {
-            continue;
-        }
-        let w = (if d[0] == 1 { t[0] } else { 1.0 - t[0] })
-            * (if d[1] == 1 { t[1] } else { 1.0 - t[1] })
-            * (if d[2] == 1 { t[2] } else { 1.0 - t[2] });
-        let off = (idx[0] * strides[0] + idx[1] * strides[1] + idx[2] * strides[2]) as usize;
-        for (o, &x) in out.iter_mut().zip(&flat[off..off + nc]) {
-            *o += w * x as f64;
-        }
-    }
+    // C order, channel fastest: axes reversed (memory order), channel c at offset c
+    let lin = Trilinear::new([nz, ny, nx], [nc, nz * nc, ny * nz * nc], Border::Zero);
+    lin.cell([v[2], v[1], v[0]]).map_or([0.0; N], |cell| {
+        cell.values(std::array::from_fn(|c| &flat[c..]))
+    })
 }
 
 /// Filters every channel of `data` (`[x, y, z, channel]`) along each axis with the 3-tap kernel
@@ -64,11 +48,9 @@ mod tests {
         let a = ndarray::Array4::from_shape_fn((5, 6, 7, 2), |(i, j, k, c)| {
             ((2 * i + 3 * j) as f32 - k as f32) * (c + 1) as f32
         });
-        let mut out = [0.0; 2];
-        trilinear_channels(&a, [1.25, 2.5, 3.75], &mut out);
+        let out: [f64; 2] = trilinear_channels(&a, [1.25, 2.5, 3.75]);
         assert!((out[0] - (2.5 + 7.5 - 3.75)).abs() < 1e-5 && (out[1] - 2.0 * out[0]).abs() < 1e-5);
-        trilinear_channels(&a, [-1.5, 0.0, 0.0], &mut out);
-        assert_eq!(out, [0.0, 0.0]);
+        assert_eq!(trilinear_channels(&a, [-1.5, 0.0, 0.0]), [0.0, 0.0]);
     }
 
     #[test]
@@ -80,15 +62,13 @@ mod tests {
         let h = [0.3, 0.4, 0.5];
         box_prefilter(&mut f, h);
         let mut acc = 0.0;
-        let mut buf = [0.0];
         for s in 0..8 {
             let o = [s & 1, (s >> 1) & 1, (s >> 2) & 1].map(|b| if b == 1 { 1.0 } else { -1.0 });
-            trilinear_channels(
+            let [v]: [f64; 1] = trilinear_channels(
                 &a,
                 [3.0 + o[0] * h[0], 3.0 + o[1] * h[1], 3.0 + o[2] * h[2]],
-                &mut buf,
             );
-            acc += buf[0] / 8.0;
+            acc += v / 8.0;
         }
         assert!(
             (f[[3, 3, 3, 0]] as f64 - acc).abs() < 1e-5,

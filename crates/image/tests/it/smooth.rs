@@ -116,14 +116,14 @@ fn masked_smoothing_ignores_outside_values() {
 
 #[test]
 fn separable_smoothing_matches_a_naive_3d_convolution() {
-    use cbflow_image::{fwhm_to_sigma, gaussian_kernel, gaussian_smooth3};
+    use cbflow_image::{TRUNCATE_SIGMAS, fwhm_to_sigma, gaussian_kernel, gaussian_smooth3};
     use rand::{RngExt, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
     let dims = (9usize, 7usize, 8usize);
     let f = Array3::from_shape_fn(dims, |_| rng.random_range(-1.0f32..1.0));
     let vox = [2.0, 2.5, 3.0];
     let sig = vox.map(|v| fwhm_to_sigma(6.0) / v);
-    let ks = sig.map(gaussian_kernel);
+    let ks = sig.map(|s| gaussian_kernel(s, TRUNCATE_SIGMAS));
     let got = gaussian_smooth3(f.view(), sig);
     let r = ks.clone().map(|k| (k.len() / 2) as i64);
     for ((i, j, k), &g) in got.indexed_iter() {

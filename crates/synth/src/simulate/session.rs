@@ -147,11 +147,10 @@ pub(super) fn simulate_session(
             .into_par_iter()
             .enumerate()
             .for_each(|(i, mut plane)| {
-                let mut buf = [0f64; 3];
                 for j in 0..d[1] {
                     for k in 0..d[2] {
                         let v = m * Vector4::new(i as f64, j as f64, k as f64, 1.0);
-                        trilinear_channels(&maps, [v[0], v[1], v[2]], &mut buf);
+                        let buf: [f64; 3] = trilinear_channels(&maps, [v[0], v[1], v[2]]);
                         for c in 0..3 {
                             plane[[j, k, c]] = buf[c] as f32;
                         }
