@@ -12,7 +12,9 @@
 //! `[0, n-1]`) and cubic the mirror-extended spline.
 
 use nalgebra::{Matrix4, Vector4};
-use ndarray::{Array3, ArrayD, ArrayView3, Axis, CowArray, Ix3, IxDyn, ShapeBuilder, Zip};
+use std::borrow::Cow;
+
+use ndarray::{Array3, ArrayD, ArrayView3, Axis, IxDyn, ShapeBuilder, Zip};
 use rayon::prelude::*;
 
 use crate::trilinear::{Border, Trilinear, within_extent};
@@ -37,8 +39,11 @@ pub struct Sampler<'a> {
     interp: Interp,
     dims: [usize; 3],
     strides: [usize; 3],
-    values: CowArray<'a, f32, Ix3>,
-    coeffs: Option<Array3<f64>>,
+    /// The image in memory order (empty for the cubic B-spline); borrowed when the input is
+    /// contiguous. Held as a slice so that a sample reads it without re-checking its layout.
+    values: Cow<'a, [f32]>,
+    /// The cubic B-spline coefficients in memory order (empty for the other methods).
+    coeffs: Vec<f64>,
 }
 
 /// Memory-order strides of a contiguous array with non-negative strides, else `None`.
@@ -57,24 +62,27 @@ impl<'a> Sampler<'a> {
     /// three passes) and costs about as much as a few hundred thousand samples.
     pub fn new(data: ArrayView3<'a, f32>, interp: Interp) -> Self {
         let dims = [data.shape()[0], data.shape()[1], data.shape()[2]];
-        let (values, coeffs) = match interp {
+        // memory-order buffer and strides of a contiguous array with non-negative strides
+        fn raw<T>(a: Array3<T>) -> (Vec<T>, [usize; 3]) {
+            let strides = contiguous_strides(&a.view()).expect("owned arrays are contiguous");
+            let (v, offset) = a.into_raw_vec_and_offset();
+            debug_assert_eq!(offset.unwrap_or(0), 0);
+            (v, strides)
+        }
+        let (values, coeffs, strides) = match interp {
             Interp::CubicBSpline => {
-                let c = bspline_coefficients(data);
-                (CowArray::from(Array3::<f32>::zeros((0, 0, 0))), Some(c))
+                let (c, strides) = raw(bspline_coefficients(data));
+                (Cow::Borrowed(&[][..]), c, strides)
             }
-            _ => {
-                if contiguous_strides(&data).is_some() {
-                    (CowArray::from(data), None)
-                } else {
+            _ => match (contiguous_strides(&data), data.to_slice_memory_order()) {
+                (Some(strides), Some(v)) => (Cow::Borrowed(v), Vec::new(), strides),
+                _ => {
                     let mut owned = Array3::<f32>::zeros(dims.f());
                     owned.assign(&data);
-                    (CowArray::from(owned), None)
+                    let (v, strides) = raw(owned);
+                    (Cow::Owned(v), Vec::new(), strides)
                 }
-            }
-        };
-        let strides = match &coeffs {
-            Some(c) => contiguous_strides(&c.view()).expect("owned coefficients are contiguous"),
-            None => contiguous_strides(&values.view()).expect("contiguous by construction"),
+            },
         };
         Self {
             interp,
@@ -109,24 +117,20 @@ impl<'a> Sampler<'a> {
         let [s0, s1, s2] = self.strides;
         match self.interp {
             Interp::Nearest => {
-                let v = self.values.as_slice_memory_order().expect("contiguous");
+                let v = &self.values;
                 let idx: [usize; 3] = std::array::from_fn(|a| {
                     ((ijk[a] + 0.5).floor().max(0.0) as usize).min(self.dims[a] - 1)
                 });
                 v[idx[0] * s0 + idx[1] * s1 + idx[2] * s2]
             }
             Interp::Linear => {
-                let v = self.values.as_slice_memory_order().expect("contiguous");
+                let v = &self.values;
                 // inside the extent (checked above), `Extent` is `Clamp`
                 let lin = Trilinear::new(self.dims, self.strides, Border::Clamp);
                 lin.cell(ijk).map_or(0.0, |c| c.value(v) as f32)
             }
             Interp::CubicBSpline => {
-                let c = self
-                    .coeffs
-                    .as_ref()
-                    .expect("cubic sampler has coefficients");
-                let c = c.as_slice_memory_order().expect("contiguous");
+                let c = &self.coeffs;
                 let mut idx = [[0usize; 4]; 3];
                 let mut w = [[0f64; 4]; 3];
                 for a in 0..3 {
