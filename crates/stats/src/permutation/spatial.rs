@@ -12,7 +12,7 @@ pub(super) struct Spatial<'a> {
 }
 
 pub(super) struct Scratch {
-    pub(super) ws: TfceWorkspace,
+    pub(super) ws: Option<TfceWorkspace>,
     pub(super) pos: Vec<f64>,
     pub(super) neg: Vec<f64>,
     pub(super) enh: Vec<f64>,
@@ -22,9 +22,9 @@ pub(super) struct Scratch {
 }
 
 impl Scratch {
-    pub(super) fn new(nv: usize) -> Self {
+    pub(super) fn new(nv: usize, tfce: Option<&Neighbours>) -> Self {
         Self {
-            ws: TfceWorkspace::new(nv),
+            ws: tfce.map(TfceWorkspace::new),
             pos: vec![0.0; nv],
             neg: vec![0.0; nv],
             enh: vec![0.0; nv],
@@ -40,20 +40,24 @@ impl Spatial<'_> {
     pub(super) fn run(&self, t: &[f64], sc: &mut Scratch) -> usize {
         let nv = t.len();
         if let Some((p, dh, nb)) = self.tfce {
+            let ws = sc
+                .ws
+                .as_mut()
+                .expect("scratch made with the TFCE neighbours");
             match self.tail {
-                Tail::Positive => tfce_positive_into(t, nb, p.e, p.h, dh, &mut sc.ws, &mut sc.enh),
+                Tail::Positive => tfce_positive_into(t, nb, p.e, p.h, dh, ws, &mut sc.enh),
                 Tail::Negative => {
                     for v in 0..nv {
                         sc.tmp[v] = -t[v];
                     }
-                    tfce_positive_into(&sc.tmp, nb, p.e, p.h, dh, &mut sc.ws, &mut sc.enh)
+                    tfce_positive_into(&sc.tmp, nb, p.e, p.h, dh, ws, &mut sc.enh)
                 }
                 Tail::TwoSided => {
-                    tfce_positive_into(t, nb, p.e, p.h, dh, &mut sc.ws, &mut sc.pos);
+                    tfce_positive_into(t, nb, p.e, p.h, dh, ws, &mut sc.pos);
                     for v in 0..nv {
                         sc.tmp[v] = -t[v];
                     }
-                    tfce_positive_into(&sc.tmp, nb, p.e, p.h, dh, &mut sc.ws, &mut sc.neg);
+                    tfce_positive_into(&sc.tmp, nb, p.e, p.h, dh, ws, &mut sc.neg);
                     for v in 0..nv {
                         sc.enh[v] = sc.pos[v] - sc.neg[v];
                     }

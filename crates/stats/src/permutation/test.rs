@@ -183,7 +183,7 @@ pub(super) fn permutation_test_ordered(
     let mut tfce_obs = vec![0.0; nv];
     let mut obs_labels = None;
     if spatial_needed {
-        let mut sc = Scratch::new(nv);
+        let mut sc = Scratch::new(nv, tfce_nb.as_ref());
         spatial.run(&t_obs, &mut sc);
         if options.tfce.is_some() {
             tfce_obs.copy_from_slice(&sc.enh);
@@ -226,8 +226,9 @@ pub(super) fn permutation_test_ordered(
                 let base = bi * block;
                 let mut maxes = vec![f64::NEG_INFINITY; shs.len()];
                 if spatial_needed {
-                    let (sc, full) =
-                        scratch.get_or_insert_with(|| (Scratch::new(nv), vec![0.0; nv * block]));
+                    let (sc, full) = scratch.get_or_insert_with(|| {
+                        (Scratch::new(nv, tfce_nb.as_ref()), vec![0.0; nv * block])
+                    });
                     engine.for_each_tile(shs, |b, v0, tile| {
                         let v1 = v0 + tile.len();
                         let mx = scan_tile(tile, &floor_obs[v0..v1], &mut acc.counts[v0..v1], tail);
