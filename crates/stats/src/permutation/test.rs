@@ -200,6 +200,11 @@ pub(super) fn permutation_test_ordered(
     let tfce_floor: Vec<f64> = tfce_obs.iter().map(|&x| tie_floor(x.abs())).collect();
 
     // permutation loop
+    let rank1 = if spatial_needed {
+        None
+    } else {
+        engine.rank1_scan(&floor_obs)
+    };
     let block = if spatial_needed { 8 } else { 64 };
     let blocks: Vec<&[Shuffle]> = shuffles.chunks(block).collect();
     struct Acc {
@@ -255,11 +260,22 @@ pub(super) fn permutation_test_ordered(
                         });
                     }
                 } else {
-                    engine.for_each_tile(shs, |b, v0, tile| {
-                        let v1 = v0 + tile.len();
-                        let mx = scan_tile(tile, &floor_obs[v0..v1], &mut acc.counts[v0..v1], tail);
-                        maxes[b] = maxes[b].max(mx);
-                    });
+                    match &rank1 {
+                        Some(scan) => engine.scan_rank1(
+                            shs,
+                            scan,
+                            &floor_obs,
+                            &mut acc.counts,
+                            tail,
+                            &mut maxes,
+                        ),
+                        None => engine.for_each_tile(shs, |b, v0, tile| {
+                            let v1 = v0 + tile.len();
+                            let mx =
+                                scan_tile(tile, &floor_obs[v0..v1], &mut acc.counts[v0..v1], tail);
+                            maxes[b] = maxes[b].max(mx);
+                        }),
+                    }
                     for b in 0..shs.len() {
                         acc.per.push(PerShuffle {
                             index: base + b,
