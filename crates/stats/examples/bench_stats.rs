@@ -9,7 +9,10 @@
 //! f64: V, the TFCE map, its uncorrected and FWE p-values (V each), then the max-TFCE null, so
 //! that two builds can be compared value by value (`benchmarks/compare_tfce_dumps.py`); the
 //! max-T run's results go to `FILE.maxt` in the same layout (the t map in place of the TFCE
-//! map, the max-T null in place of the max-TFCE null).
+//! map, the max-T null in place of the max-TFCE null), and with clusters the cluster labels,
+//! cluster FWE p (twice) and the max-size null to `FILE.clusters`.
+//! `CBFLOW_BENCH_TAIL=negative|two-sided` and `CBFLOW_BENCH_CLUSTER=THRESHOLD` change the TFCE
+//! run's tail and add cluster inference.
 
 use std::time::Instant;
 
@@ -216,10 +219,22 @@ fn main() {
         );
     }
     if n_tfce > 0 {
+        // CBFLOW_BENCH_TAIL=negative|two-sided and CBFLOW_BENCH_CLUSTER=THRESHOLD vary the TFCE
+        // run (the workflow's interaction contrast is two-sided, with clusters at 3.1)
+        let tail = match std::env::var("CBFLOW_BENCH_TAIL").as_deref() {
+            Ok("negative") => cbflow_stats::Tail::Negative,
+            Ok("two-sided") => cbflow_stats::Tail::TwoSided,
+            _ => cbflow_stats::Tail::Positive,
+        };
+        let cluster_threshold = std::env::var("CBFLOW_BENCH_CLUSTER")
+            .ok()
+            .and_then(|s| s.parse().ok());
         let opts = PermutationOptions {
             n_permutations: n_tfce,
             seed: 42,
+            tail,
             tfce: Some(TfceParams::default()),
+            cluster_threshold,
             ..Default::default()
         };
         let t = Instant::now();
@@ -236,6 +251,13 @@ fn main() {
                 &tf.p_fwe,
                 &tf.max_null,
             );
+            if let Some(cl) = &res.clusters {
+                let mut file = std::path::PathBuf::from(file).into_os_string();
+                file.push(".clusters");
+                let labels = cl.labels.iter().map(|&l| f64::from(l)).collect();
+                let null: Vec<f64> = cl.max_size_null.iter().map(|&m| m as f64).collect();
+                dump(&file, &labels, &cl.p_fwe, &cl.p_fwe, &null);
+            }
         }
         let nsig = tf.p_fwe.iter().filter(|&&p| p <= 0.05).count();
         println!(
