@@ -155,11 +155,11 @@ impl MaskGeometry {
             }
             offsets.push(indices.len() as u32);
         }
-        let bricks = Bricks::new(self.dims);
+        let (px, py) = (nx + 2, ny + 2);
         let padded_pos: Vec<u32> = self
             .ijk
             .iter()
-            .map(|c| bricks.cell([c[0] + 1, c[1] + 1, c[2] + 1]) as u32)
+            .map(|c| ((c[0] + 1) + px * ((c[1] + 1) + py * (c[2] + 1))) as u32)
             .collect();
         let mut by_cell: Vec<u32> = (0..padded_pos.len() as u32).collect();
         by_cell.sort_unstable_by_key(|&v| padded_pos[v as usize]);
@@ -168,7 +168,7 @@ impl MaskGeometry {
         for (r, &v) in by_cell.iter().enumerate() {
             rank_by_column[v as usize] = r as u32;
         }
-        let padded_len = bricks.len();
+        let padded_len = px * py * (nz + 2);
         let mut mask_bits = vec![0u64; padded_len.div_ceil(64) + 1];
         for &p in &padded_pos {
             mask_bits[p as usize >> 6] |= 1 << (p & 63);
@@ -179,7 +179,7 @@ impl MaskGeometry {
             mask_before.push(seen);
             seen += w.count_ones();
         }
-        let brick_offsets = bricks.offsets(&offs);
+        let rows = NeighbourRows::new(&offs, px, py);
         Neighbours {
             offsets,
             indices,
@@ -189,7 +189,7 @@ impl MaskGeometry {
             rank_by_column,
             mask_bits,
             mask_before,
-            brick_offsets,
+            rows,
         }
     }
 }
@@ -199,8 +199,7 @@ impl MaskGeometry {
 pub struct Neighbours {
     offsets: Vec<u32>,
     indices: Vec<u32>,
-    /// Cell of each voxel on the grid padded by one voxel on every side, stored in bricks of
-    /// 4×4×4 cells (see [`Bricks`]).
+    /// Linear position (cell) of each voxel on the grid padded by one voxel on every side.
     pub(crate) padded_pos: Vec<u32>,
     /// Number of cells of the padded grid.
     pub(crate) padded_len: usize,
@@ -208,14 +207,13 @@ pub struct Neighbours {
     /// `padded_pos`): rank → cell, and column → rank.
     pub(crate) cell_by_rank: Vec<u32>,
     pub(crate) rank_by_column: Vec<u32>,
-    /// The mask on the padded grid, one bit per cell (one word per brick, a spare word at the
-    /// end), and the number
+    /// The mask on the padded grid, one bit per cell (a spare word at the end), and the number
     /// of mask cells before each word: a cell's rank without a grid-sized table.
     mask_bits: Vec<u64>,
     mask_before: Vec<u32>,
-    /// Neighbour offsets on the padded grid by a cell's place in its brick: the neighbours of
-    /// cell `p` are `p + brick_offsets[p % 64][i]` (no bounds checks needed).
-    pub(crate) brick_offsets: Vec<Vec<isize>>,
+    /// The neighbour offsets on the padded grid, in rows of three cells (no bounds checks
+    /// needed).
+    pub(crate) rows: NeighbourRows,
 }
 
 impl Neighbours {
@@ -326,51 +324,47 @@ fn find(parent: &mut [u32], mut x: u32) -> u32 {
     x
 }
 
-/// The padded grid stored in bricks of 4×4×4 cells, one brick after another (the first axis
-/// fastest, within and across bricks): a cell's 26 neighbours lie in at most 8 bricks, and a
-/// brick of one-byte cells is one cache line, so a walk from neighbour to neighbour (the TFCE
-/// flood) stays within few lines.
-#[derive(Debug, Clone, Copy)]
-struct Bricks {
-    /// Bricks along each axis.
-    n: [usize; 3],
+/// The neighbour offsets of one connectivity on the padded grid, grouped into rows of three
+/// cells along the first axis (`di` = -1, 0, 1), so that the TFCE flood reads a row's cells
+/// with one load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NeighbourRows {
+    /// The cell offset of each neighbour offset, in the order of [`Connectivity::offsets`].
+    pub(crate) offsets: Vec<isize>,
+    /// Per row: the cell offset of its first cell (`di` = -1), and for each of the 8 patterns
+    /// of its three cells (bit `di + 1`), the mask of the neighbour offsets they are.
+    pub(crate) rows: Vec<(isize, [u32; 8])>,
 }
 
-impl Bricks {
-    /// For a grid of `dims` padded by one cell on every side.
-    fn new(dims: [usize; 3]) -> Self {
-        Self {
-            n: dims.map(|d| (d + 2).div_ceil(4)),
+impl NeighbourRows {
+    /// From the offsets `(di, dj, dk)` of one connectivity and the padded grid's first two
+    /// dimensions.
+    fn new(offsets: &[[i32; 3]], px: usize, py: usize) -> Self {
+        assert!(offsets.len() <= 32, "at most 32 neighbour offsets");
+        let cell = |o: &[i32; 3]| {
+            o[0] as isize + px as isize * (o[1] as isize + py as isize * o[2] as isize)
+        };
+        let mut rows: Vec<([i32; 2], isize, [u32; 8])> = Vec::new();
+        for (i, o) in offsets.iter().enumerate() {
+            let key = [o[1], o[2]];
+            let r = match rows.iter().position(|r| r.0 == key) {
+                Some(r) => r,
+                None => {
+                    rows.push((key, cell(&[-1, o[1], o[2]]), [0; 8]));
+                    rows.len() - 1
+                }
+            };
+            let bit = (o[0] + 1) as usize;
+            for (pattern, m) in rows[r].2.iter_mut().enumerate() {
+                if pattern >> bit & 1 != 0 {
+                    *m |= 1 << i;
+                }
+            }
         }
-    }
-
-    /// Number of cells.
-    fn len(&self) -> usize {
-        64 * self.n[0] * self.n[1] * self.n[2]
-    }
-
-    /// Cell of padded coordinates `c`.
-    fn cell(&self, c: [usize; 3]) -> usize {
-        let brick = c[0] / 4 + self.n[0] * (c[1] / 4 + self.n[1] * (c[2] / 4));
-        64 * brick + c[0] % 4 + 4 * (c[1] % 4) + 16 * (c[2] % 4)
-    }
-
-    /// For each place in a brick (`cell % 64`), the cell offsets of `offsets` (measured from a
-    /// brick away from the grid's edges: the same everywhere).
-    fn offsets(&self, offsets: &[[i32; 3]]) -> Vec<Vec<isize>> {
-        (0..64)
-            .map(|l| {
-                let c = [4 + l % 4, 4 + (l / 4) % 4, 4 + l / 16];
-                let here = self.cell(c) as isize;
-                offsets
-                    .iter()
-                    .map(|o| {
-                        let d = [0, 1, 2].map(|a| (c[a] as i64 + o[a] as i64) as usize);
-                        self.cell(d) as isize - here
-                    })
-                    .collect()
-            })
-            .collect()
+        Self {
+            offsets: offsets.iter().map(cell).collect(),
+            rows: rows.into_iter().map(|(_, b, t)| (b, t)).collect(),
+        }
     }
 }
 

@@ -176,6 +176,8 @@ trait Level: Copy {
     fn from_level(k: u32) -> Self;
     fn level(self) -> u32;
     const ZERO: Self;
+    /// Which of the three cells from `q` on are not 0 (bit `i` for cell `q + i`).
+    fn three(grid: &[Self], q: usize) -> usize;
 }
 
 impl Level for u8 {
@@ -186,6 +188,14 @@ impl Level for u8 {
         u32::from(self)
     }
     const ZERO: Self = 0;
+    #[inline]
+    fn three(grid: &[u8], q: usize) -> usize {
+        // four bytes in one load (the grid has spare cells at its end); the top bit of each
+        // byte of `t` is set where the byte is not 0
+        let w = u32::from_le_bytes(grid[q..q + 4].try_into().expect("four bytes"));
+        let t = (w | ((w & 0x7f7f_7f7f) + 0x7f7f_7f7f)) & 0x8080_8080;
+        ((t >> 7 & 1) | (t >> 14 & 2) | (t >> 21 & 4)) as usize
+    }
 }
 
 impl Level for u32 {
@@ -196,6 +206,12 @@ impl Level for u32 {
         self
     }
     const ZERO: Self = 0;
+    #[inline]
+    fn three(grid: &[u32], q: usize) -> usize {
+        usize::from(grid[q] != 0)
+            | usize::from(grid[q + 1] != 0) << 1
+            | usize::from(grid[q + 2] != 0) << 2
+    }
 }
 
 impl TfceWorkspace {
@@ -204,7 +220,7 @@ impl TfceWorkspace {
         let n_voxels = neighbours.n_voxels();
         Self {
             level: vec![0; n_voxels],
-            grid8: vec![0; neighbours.padded_len],
+            grid8: vec![0; neighbours.padded_len + 3],
             grid32: Vec::new(),
             tree: Tree {
                 node_of: vec![0; n_voxels],
@@ -274,15 +290,15 @@ impl Tree {
             let mut hl = l;
             loop {
                 'level: while let Some(p) = self.stacks[hl as usize].pop() {
-                    let offs = &nb.brick_offsets[p as usize & 63];
-                    // which neighbours wait to be reached, without a branch per neighbour
-                    let mut todo = offs.iter().enumerate().fold(0u32, |m, (i, &o)| {
-                        m | u32::from(grid[(p as isize + o) as usize].level() != 0) << i
+                    // which neighbours wait to be reached: a row of three cells per load,
+                    // without a branch per neighbour
+                    let mut todo = nb.rows.rows.iter().fold(0u32, |m, (base, table)| {
+                        m | table[G::three(grid, (p as isize + base) as usize)]
                     });
                     while todo != 0 {
                         let i = todo.trailing_zeros() as usize;
                         todo &= todo - 1;
-                        let q = (p as isize + offs[i]) as usize;
+                        let q = (p as isize + nb.rows.offsets[i]) as usize;
                         let lq = grid[q].level();
                         grid[q] = G::ZERO;
                         let mut nq = self.current[lq as usize];
@@ -318,8 +334,9 @@ impl Tree {
     }
 }
 
-/// TFCE of the positive part of `values` (length V, one per masked voxel), written to `out`
-/// (length V; voxels below `dh` get 0). `e`, `h`: exponents; `dh` > 0: step.
+/// TFCE of the positive part of `values` (length V, one per masked voxel; of `-values` if
+/// `negate`), handed to `emit(v, score)` for every voxel `v` in column order (0 below `dh`).
+/// `e`, `h`: exponents; `dh` > 0: step.
 ///
 /// The component tree of the map's upper level sets `{t ≥ k·dh}` (a max-tree: one node per
 /// component and level at which it gains voxels) is built by flooding (Salembier, Oliveras &
@@ -339,31 +356,36 @@ impl Tree {
 /// the public entry point is [`tfce`].
 pub(crate) fn tfce_positive_into(
     values: &[f64],
+    negate: bool,
     neighbours: &Neighbours,
     e: f64,
     h: f64,
     dh: f64,
     ws: &mut TfceWorkspace,
-    out: &mut [f64],
+    mut emit: impl FnMut(usize, f64),
 ) {
     let n = values.len();
-    debug_assert_eq!(out.len(), n);
+    debug_assert_eq!(ws.level.len(), n);
     let mut kmax = 0usize;
     let inv = 1.0 / dh;
+    let sign = if negate { -1.0 } else { 1.0 };
     for v in 0..n {
-        let k = level_near(values[v], dh, inv);
+        // `-x` exactly, as the negated map would hold it
+        let k = level_near(sign * values[v], dh, inv);
         ws.level[v] = k as u32;
         kmax = kmax.max(k);
     }
     if kmax == 0 {
-        out.fill(0.0);
+        for v in 0..n {
+            emit(v, 0.0);
+        }
         return;
     }
     let tree = &mut ws.tree;
     if kmax <= usize::from(u8::MAX) {
         tree.flood(&mut ws.grid8, &ws.level, kmax, neighbours);
     } else {
-        ws.grid32.resize(neighbours.padded_len, 0);
+        ws.grid32.resize(neighbours.padded_len + 3, 0);
         tree.flood(&mut ws.grid32, &ws.level, kmax, neighbours);
     }
     tree.prefix.clear();
@@ -397,12 +419,15 @@ pub(crate) fn tfce_positive_into(
             contribution(size, top, tree.node_level[q]) + tree.score[q]
         };
     }
-    for (v, o) in out.iter_mut().enumerate() {
-        *o = if ws.level[v] > 0 {
-            tree.score[tree.node_of[neighbours.rank_by_column[v] as usize] as usize]
-        } else {
-            0.0
-        };
+    for v in 0..n {
+        emit(
+            v,
+            if ws.level[v] > 0 {
+                tree.score[tree.node_of[neighbours.rank_by_column[v] as usize] as usize]
+            } else {
+                0.0
+            },
+        );
     }
 }
 
@@ -424,7 +449,9 @@ pub fn tfce(values: &[f64], neighbours: &Neighbours, e: f64, h: f64, dh: f64) ->
     .validate()?;
     let mut ws = TfceWorkspace::new(neighbours);
     let mut out = vec![0.0; values.len()];
-    tfce_positive_into(values, neighbours, e, h, dh, &mut ws, &mut out);
+    tfce_positive_into(values, false, neighbours, e, h, dh, &mut ws, |v, x| {
+        out[v] = x
+    });
     Ok(out)
 }
 

@@ -184,10 +184,7 @@ pub(super) fn permutation_test_ordered(
     let mut obs_labels = None;
     if spatial_needed {
         let mut sc = Scratch::new(nv, tfce_nb.as_ref());
-        spatial.run(&t_obs, &mut sc);
-        if options.tfce.is_some() {
-            tfce_obs.copy_from_slice(&sc.enh);
-        }
+        spatial.run(&t_obs, &mut sc, |v, x| tfce_obs[v] = x);
     }
     if let Some(thr) = options.cluster_threshold {
         obs_labels = Some(observed_clusters(
@@ -205,7 +202,7 @@ pub(super) fn permutation_test_ordered(
     } else {
         engine.rank1_scan(&floor_obs)
     };
-    let block = if spatial_needed { 8 } else { 64 };
+    let block = if spatial_needed { 16 } else { 64 };
     let blocks: Vec<&[Shuffle]> = shuffles.chunks(block).collect();
     struct Acc {
         counts: Vec<u32>,
@@ -241,17 +238,13 @@ pub(super) fn permutation_test_ordered(
                         full[b * nv + v0..b * nv + v0 + tile.len()].copy_from_slice(tile);
                     });
                     for b in 0..shs.len() {
-                        let maxc = spatial.run(&full[b * nv..(b + 1) * nv], sc);
                         let mut mt = 0.0f64;
-                        if track_tfce {
-                            for v in 0..nv {
-                                let x = sc.enh[v].abs();
-                                if x >= tfce_floor[v] {
-                                    acc.tfce_counts[v] += 1;
-                                }
-                                mt = mt.max(x);
-                            }
-                        }
+                        let counts = &mut acc.tfce_counts;
+                        let maxc = spatial.run(&full[b * nv..(b + 1) * nv], sc, |v, x| {
+                            let x = x.abs();
+                            counts[v] += u32::from(x >= tfce_floor[v]);
+                            mt = mt.max(x);
+                        });
                         acc.per.push(PerShuffle {
                             index: base + b,
                             max_t: maxes[b],
