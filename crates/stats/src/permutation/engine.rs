@@ -222,7 +222,7 @@ impl Engine {
         su_of: impl Fn(f64) -> f64,
         st_of: impl Fn(f64) -> f64,
     ) {
-        const TILE: usize = 512;
+        const TILE: usize = 256;
         let m = self.shuffled_rows(shuffles);
         let nv = self.w.ncols();
         let sqrt_df = self.df.sqrt();

@@ -202,7 +202,14 @@ pub(super) fn permutation_test_ordered(
     } else {
         engine.rank1_scan(&floor_obs)
     };
-    let block = if spatial_needed { 16 } else { 64 };
+    // shuffles per matrix product: the more, the fewer passes over the residuals (n × V), but
+    // every shuffle's t map is kept for TFCE and clusters, and the product's output per voxel
+    // tile grows with `r`
+    let block = match (spatial_needed, &rank1) {
+        (true, _) => 16,
+        (false, Some(_)) => 256,
+        (false, None) => 64,
+    };
     let blocks: Vec<&[Shuffle]> = shuffles.chunks(block).collect();
     struct Acc {
         counts: Vec<u32>,
