@@ -482,6 +482,59 @@ mod tests {
         assert!((out[1] - s2).abs() < 1e-12);
     }
 
+    /// The flood's row reads (one load per row of three cells, a word trick for the one-byte
+    /// cells, then the row tables) find exactly the neighbours whose cells are not 0, for every
+    /// connectivity, both cell widths and levels 1, 127, 128 and 255 (300 in four-byte cells).
+    #[test]
+    fn neighbour_rows_find_the_cells_that_are_not_0() {
+        for conn in [
+            Connectivity::Faces6,
+            Connectivity::Edges18,
+            Connectivity::Corners26,
+        ] {
+            let g = MaskGeometry::from_mask([4, 3, 3], &[true; 36]).unwrap();
+            let nb = g.neighbours(conn);
+            // voxel (1, 1, 1): all its neighbours are in the mask
+            let v = g.ijk().iter().position(|c| *c == [1, 1, 1]).unwrap();
+            let centre = nb.padded_pos[v] as isize;
+            let offs = conn.offsets();
+            for pattern in [
+                0u32, 0x3ff_ffff, 0x155_5555, 0x2aa_aaaa, 0x123_4567, 0x0f0_f0f0,
+            ] {
+                for fill in [1u32, 0x7f, 0x80, 0xff, 300] {
+                    let mut g8 = vec![0u8; nb.padded_len + 3];
+                    let mut g32 = vec![0u32; nb.padded_len + 3];
+                    for (i, &o) in nb.rows.offsets.iter().enumerate() {
+                        let o3 = offs[i];
+                        let flat = o3[0] as isize + 6 * (o3[1] as isize + 5 * o3[2] as isize);
+                        assert_eq!(o, flat, "{conn:?} offset {i}");
+                        if pattern >> i & 1 != 0 {
+                            let q = (centre + o) as usize;
+                            g8[q] = fill.min(255) as u8;
+                            g32[q] = fill;
+                        }
+                    }
+                    let read = |three: &dyn Fn(usize) -> usize| {
+                        nb.rows.rows.iter().fold(0u32, |m, (base, table)| {
+                            m | table[three((centre + base) as usize)]
+                        })
+                    };
+                    let want = pattern & ((1u64 << offs.len()) - 1) as u32;
+                    assert_eq!(
+                        read(&|q| u8::three(&g8, q)),
+                        want,
+                        "{conn:?} u8 {pattern:#x}"
+                    );
+                    assert_eq!(
+                        read(&|q| u32::three(&g32, q)),
+                        want,
+                        "{conn:?} u32 {pattern:#x}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn level_boundaries() {
         assert_eq!(level_of(0.35, 0.1), 3);
