@@ -4,7 +4,9 @@
 Usage: python3 benchmarks/compare_tfce_dumps.py OLD.bin NEW.bin
 
 Each dump is little-endian f64: V, the TFCE map, its uncorrected and FWE p-values (V each),
-then the max-TFCE null (one per shuffle). Prints, for each part, whether it is identical and
+then the max-TFCE null (one per shuffle). The same layout holds the max-T run (FILE.maxt: the
+t map and the max-T null) and clusters (FILE.clusters: labels, cluster FWE p twice, the
+max-size null), so those compare the same way (the parts keep the TFCE names). Prints, for each part, whether it is identical and
 otherwise how many values differ and the largest absolute and relative difference, and the
 number of voxels with FWE p <= 0.05 in each. Exit status 1 if a p-value or decision differs.
 """

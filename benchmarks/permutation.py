@@ -12,7 +12,13 @@ per row.
 
     cargo build --release -p cbflow-stats --example bench_stats
     python3 -m pip install numpy nibabel nilearn
-    python3 benchmarks/permutation.py [--pairs 2] [--small]
+    python3 benchmarks/permutation.py [--pairs 2] [--small] [--also OLD_BENCH]
+
+`--also OLD_BENCH`: a second `bench_stats` binary (e.g. built from an earlier commit) that runs in
+every round too (cbflow, the other build, nilearn), so that old and new cbflow are compared in
+the same run as nilearn; its figures and the ratio other / cbflow are printed as well. cbflow's
+CPU time per shuffle (both threads) is printed beside the wall time: on a machine shared with
+other work it varies far less from run to run.
 
 `--small` (what CI runs): the same pipeline with far fewer permutations, to show it runs; its
 nilearn figures are within the noise of nilearn's fixed costs, so its ratios mean nothing.
@@ -71,8 +77,13 @@ def cbflow(bench, n_maxt, n_tfce, data_dir):
     ms = re.search(r"max-T: \d+ shuffles in [\d.]+ s \(([\d.]+) ms/shuffle", p.stdout)
     tf = re.search(r"TFCE \(\+max-T\): \d+ shuffles in [\d.]+ s \(([\d.]+) ms/shuffle", p.stdout)
     mt = re.search(r"max t ([\d.]+)", p.stdout)
+    # CPU time per shuffle, where the binary prints it (builds from 2026-12-06 on)
+    ms_cpu = re.search(r"max-T: [^\n]*CPU ([\d.]+) ms/shuffle", p.stdout)
+    tf_cpu = re.search(r"TFCE \(\+max-T\): [^\n]*CPU ([\d.]+) ms/shuffle", p.stdout)
     return {"maxt_ms": float(ms.group(1)), "tfce_ms": float(tf.group(1)) if tf else None,
-            "max_t": float(mt.group(1))}
+            "max_t": float(mt.group(1)),
+            "maxt_cpu_ms": float(ms_cpu.group(1)) if ms_cpu else None,
+            "tfce_cpu_ms": float(tf_cpu.group(1)) if tf_cpu else None}
 
 
 def nilearn(n_maxt, n_tfce, data_dir):
@@ -86,6 +97,7 @@ def main():
     ap.add_argument("--pairs", type=int, default=2)
     ap.add_argument("--small", action="store_true")
     ap.add_argument("--bench", default=BENCH, help="the bench_stats example binary")
+    ap.add_argument("--also", help="another bench_stats binary (an earlier build) run in each round")
     a = ap.parse_args()
     if not os.path.exists(a.bench):
         sys.exit(f"{a.bench} not found: cargo build --release -p cbflow-stats --example bench_stats")
@@ -93,14 +105,25 @@ def main():
     c_maxt, c_tfce = (500, 40) if a.small else (5000, 400)
     n_maxt, n_tfce = (100, 1) if a.small else (1000, 2)
     rows = {"cbflow": [], "nilearn": []}
+    if a.also:
+        rows["other"] = []
     with tempfile.TemporaryDirectory() as d:
         for k in range(a.pairs):
             t = time.time()
             rows["cbflow"].append(cbflow(a.bench, c_maxt, c_tfce, d))
+            if a.also:
+                rows["other"].append(cbflow(a.also, c_maxt, c_tfce, d))
             rows["nilearn"].append(nilearn(n_maxt, n_tfce, d))
-            print(f"pair {k + 1}: cbflow {rows['cbflow'][-1]}, nilearn {rows['nilearn'][-1]} "
-                  f"({time.time() - t:.0f} s)", flush=True)
-    med = {tool: {key: statistics.median(r[key] for r in rs) for key in ("maxt_ms", "tfce_ms")}
+            print(f"round {k + 1}: " + ", ".join(f"{tool} {rs[-1]}" for tool, rs in rows.items())
+                  + f" ({time.time() - t:.0f} s; load average {os.getloadavg()[0]:.1f})",
+                  flush=True)
+
+    def median(rs, key):
+        xs = [r[key] for r in rs if r.get(key) is not None]
+        return statistics.median(xs) if xs else float("nan")
+
+    med = {tool: {key: median(rs, key) for key in ("maxt_ms", "tfce_ms", "maxt_cpu_ms",
+                                                    "tfce_cpu_ms")}
            for tool, rs in rows.items()}
     c, n = rows["cbflow"][0], rows["nilearn"][0]
     print(f"same data: max t cbflow {c['max_t']:.4f}, nilearn {n['max_t']:.4f}; "
@@ -113,6 +136,17 @@ def main():
     for key, what in (("maxt_ms", "sign-flip max-T"), ("tfce_ms", "TFCE + max-T")):
         print(f"| {what} | {med['nilearn'][key]:.2f} ms/perm | {med['cbflow'][key]:.2f} ms/perm | "
               f"{med['nilearn'][key] / med['cbflow'][key]:.1f}x |")
+    print(f"cbflow CPU time per shuffle (both threads): max-T {med['cbflow']['maxt_cpu_ms']:.2f} "
+          f"ms, TFCE + max-T {med['cbflow']['tfce_cpu_ms']:.2f} ms")
+    if a.also:
+        print("| work | other build | cbflow | other / cbflow (wall) | other / cbflow (CPU) |")
+        print("|---|---|---|---|---|")
+        for key, what in (("maxt", "sign-flip max-T"), ("tfce", "TFCE + max-T")):
+            o, c = med["other"], med["cbflow"]
+            print(f"| {what} | {o[key + '_ms']:.2f} ms/perm (CPU {o[key + '_cpu_ms']:.2f}) | "
+                  f"{c[key + '_ms']:.2f} ms/perm (CPU {c[key + '_cpu_ms']:.2f}) | "
+                  f"{o[key + '_ms'] / c[key + '_ms']:.2f}x | "
+                  f"{o[key + '_cpu_ms'] / c[key + '_cpu_ms']:.2f}x |")
 
 
 if __name__ == "__main__":

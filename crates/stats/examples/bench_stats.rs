@@ -7,7 +7,12 @@
 //! subject) and `DIR/mask.nii.gz`, for the peer side (`benchmarks/permutation.py`, nilearn).
 //! With `CBFLOW_BENCH_DUMP=FILE` the TFCE run's results are written to FILE as little-endian
 //! f64: V, the TFCE map, its uncorrected and FWE p-values (V each), then the max-TFCE null, so
-//! that two builds can be compared value by value (`benchmarks/compare_tfce_dumps.py`).
+//! that two builds can be compared value by value (`benchmarks/compare_tfce_dumps.py`); the
+//! max-T run's results go to `FILE.maxt` in the same layout (the t map in place of the TFCE
+//! map, the max-T null in place of the max-TFCE null), and with clusters the cluster labels,
+//! cluster FWE p (twice) and the max-size null to `FILE.clusters`.
+//! `CBFLOW_BENCH_TAIL=negative|two-sided` and `CBFLOW_BENCH_CLUSTER=THRESHOLD` change the TFCE
+//! run's tail and add cluster inference.
 
 use std::time::Instant;
 
@@ -23,6 +28,32 @@ fn vm_hwm_mb() -> f64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|k| k.parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// CPU time of the calling thread in ms (`/proc/thread-self/schedstat`, nanoseconds): unlike
+/// the wall time, not lengthened while other processes hold the core.
+fn thread_cpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(f64::NAN, |ns| ns / 1e6)
+}
+
+/// CPU time of the whole process in ms (user + system, `/proc/self/stat`, 10 ms ticks).
+fn process_cpu_ms() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // the fields after the command name (which is in parentheses), from the state on: utime
+    // and stime are the 12th and 13th of them
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(f64::NAN))
+        .collect();
+    if f.len() < 13 {
+        f64::NAN
+    } else {
+        (f[11] + f[12]) * 10.0
+    }
 }
 
 fn smooth(img: &mut [f32], dims: [usize; 3], sigma: f64) {
@@ -117,8 +148,21 @@ fn main() {
         ..Default::default()
     };
     let t = Instant::now();
+    let cpu = process_cpu_ms();
     let res = one_sample_sign_flip(data.view(), Some(&geom), &opts).expect("max-T");
     let el = t.elapsed().as_secs_f64();
+    let cpu = process_cpu_ms() - cpu;
+    if let Some(file) = std::env::var_os("CBFLOW_BENCH_DUMP") {
+        let mut file = std::path::PathBuf::from(file).into_os_string();
+        file.push(".maxt");
+        dump(
+            &file,
+            &res.t,
+            &res.p_uncorrected,
+            &res.p_fwe,
+            &res.max_t_null,
+        );
+    }
     let nsig = res.p_fwe.iter().filter(|&&p| p <= 0.05).count();
     let minp = res.p_fwe.iter().cloned().fold(1.0, f64::min);
     println!(
@@ -126,10 +170,11 @@ fn main() {
         res.t.iter().cloned().fold(f64::MIN, f64::max)
     );
     println!(
-        "max-T: {} shuffles in {:.2} s ({:.2} ms/shuffle); voxels p_fwe<=0.05: {}; VmHWM {:.0} MB",
+        "max-T: {} shuffles in {:.2} s ({:.2} ms/shuffle; CPU {:.2} ms/shuffle); voxels p_fwe<=0.05: {}; VmHWM {:.0} MB",
         res.n_shuffles,
         el,
         1e3 * el / res.n_shuffles as f64,
+        cpu / res.n_shuffles as f64,
         nsig,
         vm_hwm_mb()
     );
@@ -143,11 +188,13 @@ fn main() {
         let reps = 20;
         let mut acc = 0.0;
         let mut col_ms = f64::INFINITY;
+        let cpu0 = thread_cpu_ms();
         for _ in 0..reps {
             let t1 = Instant::now();
             acc += cbflow_stats::tfce(&tv, &nb, 0.5, 2.0, tmax / 100.0).expect("tfce")[0];
             col_ms = col_ms.min(1e3 * t1.elapsed().as_secs_f64());
         }
+        let col_cpu = (thread_cpu_ms() - cpu0) / reps as f64;
         let supra = tv.iter().filter(|&&x| x >= tmax / 100.0).count();
         // the same map with its columns in 8×8×8 bricks, not in grid order (permutation_test
         // worked in this order before 2026-12-02; the TFCE sweep now walks each level in grid
@@ -168,43 +215,78 @@ fn main() {
             brick_ms = brick_ms.min(1e3 * t2.elapsed().as_secs_f64());
         }
         println!(
-            "single TFCE map (one thread, fastest of {reps}): {col_ms:.2} ms in column order, {brick_ms:.2} ms in brick order; {supra} voxels >= dh, max t {tmax:.2} (checksum {acc:.3})"
+            "single TFCE map (one thread, fastest of {reps}): {col_ms:.2} ms in column order (CPU time {col_cpu:.2} ms per map, mean), {brick_ms:.2} ms in brick order; {supra} voxels >= dh, max t {tmax:.2} (checksum {acc:.3})"
         );
     }
     if n_tfce > 0 {
+        // CBFLOW_BENCH_TAIL=negative|two-sided and CBFLOW_BENCH_CLUSTER=THRESHOLD vary the TFCE
+        // run (the workflow's interaction contrast is two-sided, with clusters at 3.1)
+        let tail = match std::env::var("CBFLOW_BENCH_TAIL").as_deref() {
+            Ok("negative") => cbflow_stats::Tail::Negative,
+            Ok("two-sided") => cbflow_stats::Tail::TwoSided,
+            _ => cbflow_stats::Tail::Positive,
+        };
+        let cluster_threshold = std::env::var("CBFLOW_BENCH_CLUSTER")
+            .ok()
+            .and_then(|s| s.parse().ok());
         let opts = PermutationOptions {
             n_permutations: n_tfce,
             seed: 42,
+            tail,
             tfce: Some(TfceParams::default()),
+            cluster_threshold,
             ..Default::default()
         };
         let t = Instant::now();
+        let cpu = process_cpu_ms();
         let res = one_sample_sign_flip(data.view(), Some(&geom), &opts).expect("tfce");
         let el = t.elapsed().as_secs_f64();
+        let cpu = process_cpu_ms() - cpu;
         let tf = res.tfce.expect("tfce");
         if let Some(file) = std::env::var_os("CBFLOW_BENCH_DUMP") {
-            let nv = [tf.values.len() as f64];
-            let all = nv
-                .iter()
-                .chain(&tf.values)
-                .chain(&tf.p_uncorrected)
-                .chain(&tf.p_fwe)
-                .chain(&tf.max_null);
-            let bytes: Vec<u8> = all.flat_map(|x| x.to_le_bytes()).collect();
-            std::fs::write(&file, bytes).expect("dump");
+            dump(
+                &file,
+                &tf.values,
+                &tf.p_uncorrected,
+                &tf.p_fwe,
+                &tf.max_null,
+            );
+            if let Some(cl) = &res.clusters {
+                let mut file = std::path::PathBuf::from(file).into_os_string();
+                file.push(".clusters");
+                let labels = cl.labels.iter().map(|&l| f64::from(l)).collect();
+                let null: Vec<f64> = cl.max_size_null.iter().map(|&m| m as f64).collect();
+                dump(&file, &labels, &cl.p_fwe, &cl.p_fwe, &null);
+            }
         }
         let nsig = tf.p_fwe.iter().filter(|&&p| p <= 0.05).count();
         println!(
-            "TFCE (+max-T): {} shuffles in {:.2} s ({:.2} ms/shuffle, extrapolated to 5001: {:.1} s); dh {:.4}; voxels TFCE p_fwe<=0.05: {}; VmHWM {:.0} MB",
+            "TFCE (+max-T): {} shuffles in {:.2} s ({:.2} ms/shuffle, extrapolated to 5001: {:.1} s; CPU {:.2} ms/shuffle); dh {:.4}; voxels TFCE p_fwe<=0.05: {}; VmHWM {:.0} MB",
             res.n_shuffles,
             el,
             1e3 * el / res.n_shuffles as f64,
             el / res.n_shuffles as f64 * 5001.0,
+            cpu / res.n_shuffles as f64,
             tf.dh,
             nsig,
             vm_hwm_mb()
         );
     }
+}
+
+/// Writes a map, its uncorrected and FWE p-values and the null of maxima as little-endian f64
+/// after the voxel count.
+fn dump(
+    file: &std::ffi::OsStr,
+    map: &ndarray::Array1<f64>,
+    p_unc: &ndarray::Array1<f64>,
+    p_fwe: &ndarray::Array1<f64>,
+    null: &[f64],
+) {
+    let nv = [map.len() as f64];
+    let all = nv.iter().chain(map).chain(p_unc).chain(p_fwe).chain(null);
+    let bytes: Vec<u8> = all.flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(file, bytes).expect("dump");
 }
 
 /// The benchmark's data as NIfTI (MNI 2 mm affine): `data.nii.gz`, one volume per subject, 0

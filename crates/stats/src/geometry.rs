@@ -163,6 +163,11 @@ impl MaskGeometry {
             .collect();
         let mut by_cell: Vec<u32> = (0..padded_pos.len() as u32).collect();
         by_cell.sort_unstable_by_key(|&v| padded_pos[v as usize]);
+        let cell_by_rank = by_cell.iter().map(|&v| padded_pos[v as usize]).collect();
+        let mut rank_by_column = vec![0u32; by_cell.len()];
+        for (r, &v) in by_cell.iter().enumerate() {
+            rank_by_column[v as usize] = r as u32;
+        }
         let padded_len = px * py * (nz + 2);
         let mut mask_bits = vec![0u64; padded_len.div_ceil(64) + 1];
         for &p in &padded_pos {
@@ -174,20 +179,16 @@ impl MaskGeometry {
             mask_before.push(seen);
             seen += w.count_ones();
         }
-        let padded_offsets: Vec<isize> = offs
-            .iter()
-            .map(|o| o[0] as isize + px as isize * (o[1] as isize + py as isize * o[2] as isize))
-            .collect();
         let rows = NeighbourRows::new(&offs, px, py);
         Neighbours {
             offsets,
             indices,
             padded_pos,
             padded_len,
-            by_cell,
+            cell_by_rank,
+            rank_by_column,
             mask_bits,
             mask_before,
-            padded_offsets,
             rows,
         }
     }
@@ -198,19 +199,20 @@ impl MaskGeometry {
 pub struct Neighbours {
     offsets: Vec<u32>,
     indices: Vec<u32>,
-    /// Linear position of each voxel on the grid padded by one voxel on every side.
+    /// Linear position (cell) of each voxel on the grid padded by one voxel on every side.
     pub(crate) padded_pos: Vec<u32>,
     /// Number of cells of the padded grid.
     pub(crate) padded_len: usize,
-    /// The columns in grid order (ascending `padded_pos`): rank → column.
-    pub(crate) by_cell: Vec<u32>,
+    /// A voxel's rank is its index among the mask's cells in cell order (ascending
+    /// `padded_pos`): rank → cell, and column → rank.
+    pub(crate) cell_by_rank: Vec<u32>,
+    pub(crate) rank_by_column: Vec<u32>,
     /// The mask on the padded grid, one bit per cell (a spare word at the end), and the number
     /// of mask cells before each word: a cell's rank without a grid-sized table.
     mask_bits: Vec<u64>,
     mask_before: Vec<u32>,
-    /// Neighbour offsets on the padded grid (no bounds checks needed).
-    pub(crate) padded_offsets: Vec<isize>,
-    /// The offsets as TFCE reads them (adjacency among them, rows of three cells).
+    /// The neighbour offsets on the padded grid, in rows of three cells (no bounds checks
+    /// needed).
     pub(crate) rows: NeighbourRows,
 }
 
@@ -220,7 +222,7 @@ impl Neighbours {
         self.offsets.len() - 1
     }
 
-    /// Rank (index in grid order, see `by_cell`) of a padded-grid cell that is in the mask.
+    /// Rank (see `cell_by_rank`) of a padded-grid cell that is in the mask.
     #[inline]
     pub(crate) fn rank_of(&self, cell: usize) -> usize {
         let w = cell >> 6;
@@ -322,44 +324,33 @@ fn find(parent: &mut [u32], mut x: u32) -> u32 {
     x
 }
 
-/// How TFCE (`tfce_positive_into`) reads a voxel's neighbourhood: which earlier neighbours are
-/// adjacent to each neighbour, and the neighbour offsets grouped into rows of three cells along
-/// the first axis, so that a row's activity is three consecutive bits of the padded bit grid.
+/// The neighbour offsets of one connectivity on the padded grid, grouped into rows of three
+/// cells along the first axis (`di` = -1, 0, 1), so that the TFCE flood reads a row's cells
+/// with one load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NeighbourRows {
-    /// For each offset `i`, the mask of offsets `j < i` adjacent to it under the same
-    /// connectivity (offset `i` minus offset `j` is itself one of the offsets).
-    pub(crate) earlier: Vec<u32>,
-    /// Per row: the padded-grid offset of its first cell (`di = -1`), and for each of the 8
-    /// patterns of its three cells' activity, the mask of the offsets they are.
+    /// The cell offset of each neighbour offset, in the order of [`Connectivity::offsets`].
+    pub(crate) offsets: Vec<isize>,
+    /// Per row: the cell offset of its first cell (`di` = -1), and for each of the 8 patterns
+    /// of its three cells (bit `di + 1`), the mask of the neighbour offsets they are.
     pub(crate) rows: Vec<(isize, [u32; 8])>,
 }
 
 impl NeighbourRows {
     /// From the offsets `(di, dj, dk)` of one connectivity and the padded grid's first two
     /// dimensions.
-    pub(crate) fn new(offsets: &[[i32; 3]], px: usize, py: usize) -> Self {
+    fn new(offsets: &[[i32; 3]], px: usize, py: usize) -> Self {
         assert!(offsets.len() <= 32, "at most 32 neighbour offsets");
-        let earlier = offsets
-            .iter()
-            .enumerate()
-            .map(|(i, oi)| {
-                (0..i)
-                    .filter(|&j| {
-                        let d = [0, 1, 2].map(|a| oi[a] - offsets[j][a]);
-                        offsets.contains(&d)
-                    })
-                    .fold(0u32, |m, j| m | (1 << j))
-            })
-            .collect();
+        let cell = |o: &[i32; 3]| {
+            o[0] as isize + px as isize * (o[1] as isize + py as isize * o[2] as isize)
+        };
         let mut rows: Vec<([i32; 2], isize, [u32; 8])> = Vec::new();
         for (i, o) in offsets.iter().enumerate() {
             let key = [o[1], o[2]];
             let r = match rows.iter().position(|r| r.0 == key) {
                 Some(r) => r,
                 None => {
-                    let base = -1 + px as isize * (o[1] as isize + py as isize * o[2] as isize);
-                    rows.push((key, base, [0; 8]));
+                    rows.push((key, cell(&[-1, o[1], o[2]]), [0; 8]));
                     rows.len() - 1
                 }
             };
@@ -371,7 +362,7 @@ impl NeighbourRows {
             }
         }
         Self {
-            earlier,
+            offsets: offsets.iter().map(cell).collect(),
             rows: rows.into_iter().map(|(_, b, t)| (b, t)).collect(),
         }
     }

@@ -97,16 +97,8 @@ impl Engine {
                 let tb = &mut tbuf[..width];
                 let num = &gs[b * r * width..(b * r + 1) * width];
                 if self.rank1 {
-                    // t = num·sqrt(df) / sqrt(ss·a2 − num²)
                     for k in 0..width {
-                        let nu = num[k];
-                        let tot = ss[k] * a2;
-                        let den2 = tot - nu * nu;
-                        tb[k] = if den2 > 1e-12 * tot {
-                            nu * sqrt_df / den2.sqrt()
-                        } else {
-                            0.0
-                        };
+                        tb[k] = t_rank1(num[k], ss[k] * a2, sqrt_df);
                     }
                 } else {
                     tb.fill(0.0);
@@ -128,6 +120,191 @@ impl Engine {
                     }
                 }
                 visit(b, v0, tb);
+            }
+            v0 = v1;
+        }
+    }
+}
+
+/// The t of a rank-1 design from `num = ã'w` and `tot = ‖w‖²·‖a‖²`:
+/// `t = num·sqrt(df) / sqrt(tot − num²)`, 0 where the denominator vanishes.
+#[inline]
+fn t_rank1(num: f64, tot: f64, sqrt_df: f64) -> f64 {
+    let den2 = tot - num * num;
+    if den2 > 1e-12 * tot {
+        num * sqrt_df / den2.sqrt()
+    } else {
+        0.0
+    }
+}
+
+/// Relative width of the band around a voxel's threshold within which [`Rank1Scan`] computes
+/// t itself, and the largest `u²` it trusts (t up to about `1000·sqrt(df)`).
+const BAND: f64 = 1e-7;
+const U2_MAX: f64 = 1.0 - 1e-6;
+
+/// The max-T scan of a rank-1 design without t's square root and division.
+///
+/// With `u = num / sqrt(tot)` (the correlation of the shuffled `ã` and the voxel's data),
+/// `t = sqrt(df)·u / sqrt(1 − u²)` is increasing in `u`, so `t ≥ f` exactly when
+/// `u ≥ f / sqrt(df + f²)`. The scan compares `u` (one product) with each voxel's threshold in
+/// `u`; within a relative band of 1e-7 around it, and where `u² > 1 − 1e-6` (where the rounding
+/// of `tot − num²` grows), it computes t as [`Engine::for_each_tile`] does, so every count is
+/// that of the t the engine computes (whose rounding errors are below 1e-9 relative there).
+/// The maximum is the largest such t among the voxels whose `u` is within the band of the
+/// largest `u`. Counts and maxima are therefore those of the t maps, bit for bit.
+pub(super) struct Rank1Scan {
+    /// `1 / sqrt(tot)` per voxel (0 where `tot` = 0).
+    inv_norm: Vec<f64>,
+    /// The band around each voxel's threshold in `u`.
+    lo: Vec<f64>,
+    hi: Vec<f64>,
+}
+
+impl Engine {
+    /// The scan's thresholds for the tail statistic's per-voxel floors `floor`; `None` unless
+    /// the design has rank 1.
+    pub(super) fn rank1_scan(&self, floor: &[f64]) -> Option<Rank1Scan> {
+        if !self.rank1 {
+            return None;
+        }
+        let inv_norm = self
+            .ss
+            .iter()
+            .map(|&s| {
+                let tot = s * self.a2;
+                if tot > 0.0 { 1.0 / tot.sqrt() } else { 0.0 }
+            })
+            .collect();
+        let (lo, hi) = floor
+            .iter()
+            .map(|&f| {
+                let uf = f / (self.df + f * f).sqrt();
+                let w = BAND * uf.abs() + 1e-300;
+                (uf - w, uf + w)
+            })
+            .unzip();
+        Some(Rank1Scan { inv_norm, lo, hi })
+    }
+
+    /// Max-T scan of a block of shuffles for a rank-1 design: adds each voxel's exceedances of
+    /// `floor` (the tail statistic's) to `counts` and raises `maxes[b]` to shuffle `b`'s maximum,
+    /// as [`scan_tile`] on [`Engine::for_each_tile`]'s t maps would (see [`Rank1Scan`]).
+    pub(super) fn scan_rank1(
+        &self,
+        shuffles: &[Shuffle],
+        scan: &Rank1Scan,
+        floor: &[f64],
+        counts: &mut [u32],
+        tail: Tail,
+        maxes: &mut [f64],
+    ) {
+        match tail {
+            Tail::Positive => {
+                self.scan_rank1_with(shuffles, scan, floor, counts, maxes, |u| u, |t| t)
+            }
+            Tail::Negative => {
+                self.scan_rank1_with(shuffles, scan, floor, counts, maxes, |u| -u, |t| -t)
+            }
+            Tail::TwoSided => {
+                self.scan_rank1_with(shuffles, scan, floor, counts, maxes, f64::abs, f64::abs)
+            }
+        }
+    }
+
+    fn scan_rank1_with(
+        &self,
+        shuffles: &[Shuffle],
+        scan: &Rank1Scan,
+        floor: &[f64],
+        counts: &mut [u32],
+        maxes: &mut [f64],
+        su_of: impl Fn(f64) -> f64,
+        st_of: impl Fn(f64) -> f64,
+    ) {
+        const TILE: usize = 256;
+        let m = self.shuffled_rows(shuffles);
+        let nv = self.w.ncols();
+        let sqrt_df = self.df.sqrt();
+        let a2 = self.a2;
+        let mut su_buf = vec![0.0; TILE];
+        let mut v0 = 0;
+        while v0 < nv {
+            let v1 = (v0 + TILE).min(nv);
+            let width = v1 - v0;
+            let g = m.dot(&self.w.slice_axis(Axis(1), Slice::from(v0..v1)));
+            let g = g.as_standard_layout();
+            let gs = g.as_slice().expect("standard layout");
+            let (inv, lo, hi) = (&scan.inv_norm[v0..v1], &scan.lo[v0..v1], &scan.hi[v0..v1]);
+            let (ss, fl, cnt) = (&self.ss[v0..v1], &floor[v0..v1], &mut counts[v0..v1]);
+            let exact = |k: usize, nu: f64| st_of(t_rank1(nu, ss[k] * a2, sqrt_df));
+            let su = &mut su_buf[..width];
+            for (b, mx) in maxes.iter_mut().enumerate() {
+                let num = &gs[b * width..(b + 1) * width];
+                // the tail statistic's proxy, its largest value and the largest |u| (in lanes
+                // of 8, which the compiler turns into vector instructions)
+                let mut top = [f64::NEG_INFINITY; 8];
+                let mut big = [0.0f64; 8];
+                let mut lane = |s: &mut f64, u: f64, l: usize| {
+                    *s = su_of(u);
+                    top[l] = if *s > top[l] { *s } else { top[l] };
+                    let a = u.abs();
+                    big[l] = if a > big[l] { a } else { big[l] };
+                };
+                let mut chunks = su.chunks_exact_mut(8);
+                let (mut n8, mut i8) = (num.chunks_exact(8), inv.chunks_exact(8));
+                for ((s8, n8), i8) in (&mut chunks).zip(&mut n8).zip(&mut i8) {
+                    let (s8, n8, i8): (&mut [f64; 8], &[f64; 8], &[f64; 8]) = (
+                        s8.try_into().expect("8"),
+                        n8.try_into().expect("8"),
+                        i8.try_into().expect("8"),
+                    );
+                    for l in 0..8 {
+                        lane(&mut s8[l], n8[l] * i8[l], l);
+                    }
+                }
+                for (l, s) in chunks.into_remainder().iter_mut().enumerate() {
+                    lane(s, n8.remainder()[l] * i8.remainder()[l], l);
+                }
+                let top = top
+                    .iter()
+                    .fold(f64::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+                let big = big.iter().fold(0.0f64, |m, &x| if x > m { x } else { m });
+                let mut best = f64::NEG_INFINITY;
+                if big * big > U2_MAX {
+                    // a voxel where t's rounding grows: every t of this shuffle computed
+                    for k in 0..width {
+                        let st = exact(k, num[k]);
+                        cnt[k] += u32::from(st >= fl[k]);
+                        best = if st > best { st } else { best };
+                    }
+                    *mx = mx.max(best);
+                    continue;
+                }
+                let mut unsure = 0u32;
+                for k in 0..width {
+                    cnt[k] += u32::from(su[k] > hi[k]);
+                    unsure += u32::from((su[k] >= lo[k]) & (su[k] <= hi[k]));
+                }
+                if unsure > 0 {
+                    for k in 0..width {
+                        if su[k] >= lo[k] && su[k] <= hi[k] {
+                            cnt[k] += u32::from(exact(k, num[k]) >= fl[k]);
+                        }
+                    }
+                }
+                let near = top - (BAND * top.abs() + 1e-300);
+                for (s8, k8) in su.chunks(8).zip((0..).step_by(8)) {
+                    if s8.iter().fold(false, |any, &x| any | (x >= near)) {
+                        for (l, &x) in s8.iter().enumerate() {
+                            if x >= near {
+                                let st = exact(k8 + l, num[k8 + l]);
+                                best = if st > best { st } else { best };
+                            }
+                        }
+                    }
+                }
+                *mx = mx.max(best);
             }
             v0 = v1;
         }
@@ -176,4 +353,70 @@ pub(super) fn tail_stat(t: f64, tail: Tail) -> f64 {
 #[inline]
 pub(super) fn tie_floor(obs: f64) -> f64 {
     obs - 1e-10 * obs.abs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::permutation::{Scheme, draw_shuffles};
+    use rand::{RngExt, SeedableRng};
+
+    /// The rank-1 scan counts and maxima equal those of the t maps, bit for bit: on random data
+    /// with a constant voxel (|u| = 1 under some flips: t set to 0), an all-zero voxel, floors
+    /// at exactly the t of one shuffle (ties, decided inside the band) and a width that is no
+    /// multiple of the tiles, for each tail.
+    #[test]
+    fn rank1_scan_equals_the_t_maps() {
+        let (n, nv) = (12, 1337);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut data = Array2::<f32>::zeros((n, nv));
+        for v in 0..nv {
+            let shift = (v % 7) as f32 * 0.3;
+            for i in 0..n {
+                data[[i, v]] = match v {
+                    5 => 2.5,
+                    9 => 0.0,
+                    _ => rng.random::<f32>() - 0.5 + shift,
+                };
+            }
+        }
+        let design = GlmDesign::one_sample(n).unwrap();
+        let engine = Engine::new(data.view(), &design).unwrap();
+        let (shuffles, _) = draw_shuffles(n, &Scheme::SignFlip, 300, 8).unwrap();
+        let mut maps = vec![vec![0.0; nv]; shuffles.len()];
+        engine.for_each_tile(&shuffles, |b, v0, tile| {
+            maps[b][v0..v0 + tile.len()].copy_from_slice(tile)
+        });
+        for tail in [Tail::Positive, Tail::Negative, Tail::TwoSided] {
+            for tie_with in [0, 17] {
+                let floor: Vec<f64> = maps[tie_with]
+                    .iter()
+                    .map(|&t| tie_floor(tail_stat(t, tail)))
+                    .collect();
+                let mut want_counts = vec![0u32; nv];
+                let mut want_max = vec![f64::NEG_INFINITY; shuffles.len()];
+                for (b, map) in maps.iter().enumerate() {
+                    want_max[b] = scan_tile(map, &floor, &mut want_counts, tail);
+                }
+                let scan = engine.rank1_scan(&floor).expect("rank 1");
+                let mut counts = vec![0u32; nv];
+                let mut maxes = vec![f64::NEG_INFINITY; shuffles.len()];
+                for (c, shs) in shuffles.chunks(64).enumerate() {
+                    engine.scan_rank1(
+                        shs,
+                        &scan,
+                        &floor,
+                        &mut counts,
+                        tail,
+                        &mut maxes[c * 64..c * 64 + shs.len()],
+                    );
+                }
+                assert_eq!(counts, want_counts, "{tail:?} ties with shuffle {tie_with}");
+                let bits = |m: &[f64]| m.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&maxes), bits(&want_max), "{tail:?}");
+            }
+        }
+        // the constant voxel's t is 0 under the identity (|u| = 1), not a huge value
+        assert_eq!(maps[0][5], 0.0);
+    }
 }

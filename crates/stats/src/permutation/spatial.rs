@@ -12,22 +12,18 @@ pub(super) struct Spatial<'a> {
 }
 
 pub(super) struct Scratch {
-    pub(super) ws: TfceWorkspace,
+    pub(super) ws: Option<TfceWorkspace>,
     pub(super) pos: Vec<f64>,
-    pub(super) neg: Vec<f64>,
-    pub(super) enh: Vec<f64>,
     pub(super) tmp: Vec<f64>,
     pub(super) parent: Vec<u32>,
     pub(super) size: Vec<u32>,
 }
 
 impl Scratch {
-    pub(super) fn new(nv: usize) -> Self {
+    pub(super) fn new(nv: usize, tfce: Option<&Neighbours>) -> Self {
         Self {
-            ws: TfceWorkspace::new(nv),
+            ws: tfce.map(TfceWorkspace::new),
             pos: vec![0.0; nv],
-            neg: vec![0.0; nv],
-            enh: vec![0.0; nv],
             tmp: vec![0.0; nv],
             parent: vec![0; nv],
             size: vec![0; nv],
@@ -36,27 +32,25 @@ impl Scratch {
 }
 
 impl Spatial<'_> {
-    /// Fills `sc.enh` with the TFCE map of `t` (tail convention) and returns the max cluster size.
-    pub(super) fn run(&self, t: &[f64], sc: &mut Scratch) -> usize {
+    /// Hands the TFCE map of `t` (tail convention: signed, positive part minus negative part,
+    /// for two-sided) to `emit(v, value)`, voxel by voxel in column order, and returns the max
+    /// cluster size.
+    pub(super) fn run(
+        &self,
+        t: &[f64],
+        sc: &mut Scratch,
+        mut emit: impl FnMut(usize, f64),
+    ) -> usize {
         let nv = t.len();
         if let Some((p, dh, nb)) = self.tfce {
+            let Scratch { ws, pos, .. } = sc;
+            let ws = ws.as_mut().expect("scratch made with the TFCE neighbours");
             match self.tail {
-                Tail::Positive => tfce_positive_into(t, nb, p.e, p.h, dh, &mut sc.ws, &mut sc.enh),
-                Tail::Negative => {
-                    for v in 0..nv {
-                        sc.tmp[v] = -t[v];
-                    }
-                    tfce_positive_into(&sc.tmp, nb, p.e, p.h, dh, &mut sc.ws, &mut sc.enh)
-                }
+                Tail::Positive => tfce_positive_into(t, false, nb, p.e, p.h, dh, ws, emit),
+                Tail::Negative => tfce_positive_into(t, true, nb, p.e, p.h, dh, ws, emit),
                 Tail::TwoSided => {
-                    tfce_positive_into(t, nb, p.e, p.h, dh, &mut sc.ws, &mut sc.pos);
-                    for v in 0..nv {
-                        sc.tmp[v] = -t[v];
-                    }
-                    tfce_positive_into(&sc.tmp, nb, p.e, p.h, dh, &mut sc.ws, &mut sc.neg);
-                    for v in 0..nv {
-                        sc.enh[v] = sc.pos[v] - sc.neg[v];
-                    }
+                    tfce_positive_into(t, false, nb, p.e, p.h, dh, ws, |v, x| pos[v] = x);
+                    tfce_positive_into(t, true, nb, p.e, p.h, dh, ws, |v, x| emit(v, pos[v] - x));
                 }
             }
         }

@@ -183,11 +183,8 @@ pub(super) fn permutation_test_ordered(
     let mut tfce_obs = vec![0.0; nv];
     let mut obs_labels = None;
     if spatial_needed {
-        let mut sc = Scratch::new(nv);
-        spatial.run(&t_obs, &mut sc);
-        if options.tfce.is_some() {
-            tfce_obs.copy_from_slice(&sc.enh);
-        }
+        let mut sc = Scratch::new(nv, tfce_nb.as_ref());
+        spatial.run(&t_obs, &mut sc, |v, x| tfce_obs[v] = x);
     }
     if let Some(thr) = options.cluster_threshold {
         obs_labels = Some(observed_clusters(
@@ -200,7 +197,19 @@ pub(super) fn permutation_test_ordered(
     let tfce_floor: Vec<f64> = tfce_obs.iter().map(|&x| tie_floor(x.abs())).collect();
 
     // permutation loop
-    let block = if spatial_needed { 8 } else { 64 };
+    let rank1 = if spatial_needed {
+        None
+    } else {
+        engine.rank1_scan(&floor_obs)
+    };
+    // shuffles per matrix product: the more, the fewer passes over the residuals (n × V), but
+    // every shuffle's t map is kept for TFCE and clusters, and the product's output per voxel
+    // tile grows with `r`
+    let block = match (spatial_needed, &rank1) {
+        (true, _) => 16,
+        (false, Some(_)) => 256,
+        (false, None) => 64,
+    };
     let blocks: Vec<&[Shuffle]> = shuffles.chunks(block).collect();
     struct Acc {
         counts: Vec<u32>,
@@ -226,8 +235,9 @@ pub(super) fn permutation_test_ordered(
                 let base = bi * block;
                 let mut maxes = vec![f64::NEG_INFINITY; shs.len()];
                 if spatial_needed {
-                    let (sc, full) =
-                        scratch.get_or_insert_with(|| (Scratch::new(nv), vec![0.0; nv * block]));
+                    let (sc, full) = scratch.get_or_insert_with(|| {
+                        (Scratch::new(nv, tfce_nb.as_ref()), vec![0.0; nv * block])
+                    });
                     engine.for_each_tile(shs, |b, v0, tile| {
                         let v1 = v0 + tile.len();
                         let mx = scan_tile(tile, &floor_obs[v0..v1], &mut acc.counts[v0..v1], tail);
@@ -235,17 +245,13 @@ pub(super) fn permutation_test_ordered(
                         full[b * nv + v0..b * nv + v0 + tile.len()].copy_from_slice(tile);
                     });
                     for b in 0..shs.len() {
-                        let maxc = spatial.run(&full[b * nv..(b + 1) * nv], sc);
                         let mut mt = 0.0f64;
-                        if track_tfce {
-                            for v in 0..nv {
-                                let x = sc.enh[v].abs();
-                                if x >= tfce_floor[v] {
-                                    acc.tfce_counts[v] += 1;
-                                }
-                                mt = mt.max(x);
-                            }
-                        }
+                        let counts = &mut acc.tfce_counts;
+                        let maxc = spatial.run(&full[b * nv..(b + 1) * nv], sc, |v, x| {
+                            let x = x.abs();
+                            counts[v] += u32::from(x >= tfce_floor[v]);
+                            mt = mt.max(x);
+                        });
                         acc.per.push(PerShuffle {
                             index: base + b,
                             max_t: maxes[b],
@@ -254,11 +260,22 @@ pub(super) fn permutation_test_ordered(
                         });
                     }
                 } else {
-                    engine.for_each_tile(shs, |b, v0, tile| {
-                        let v1 = v0 + tile.len();
-                        let mx = scan_tile(tile, &floor_obs[v0..v1], &mut acc.counts[v0..v1], tail);
-                        maxes[b] = maxes[b].max(mx);
-                    });
+                    match &rank1 {
+                        Some(scan) => engine.scan_rank1(
+                            shs,
+                            scan,
+                            &floor_obs,
+                            &mut acc.counts,
+                            tail,
+                            &mut maxes,
+                        ),
+                        None => engine.for_each_tile(shs, |b, v0, tile| {
+                            let v1 = v0 + tile.len();
+                            let mx =
+                                scan_tile(tile, &floor_obs[v0..v1], &mut acc.counts[v0..v1], tail);
+                            maxes[b] = maxes[b].max(mx);
+                        }),
+                    }
                     for b in 0..shs.len() {
                         acc.per.push(PerShuffle {
                             index: base + b,

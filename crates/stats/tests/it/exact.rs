@@ -238,6 +238,8 @@ fn tfce_matches_naive_reference() {
         ([7, 6, 5], Connectivity::Faces6, 0.5, 2.0, 0.1),
         ([6, 6, 6], Connectivity::Edges18, 0.66, 1.5, 0.07),
         ([9, 3, 4], Connectivity::Corners26, 1.0, 2.0, 0.2),
+        // more than 255 levels: the flood's grid of four-byte cells
+        ([8, 7, 6], Connectivity::Corners26, 0.5, 2.0, 0.004),
     ] {
         let nv_full = dims[0] * dims[1] * dims[2];
         // irregular mask
@@ -249,6 +251,10 @@ fn tfce_matches_naive_reference() {
             .filter(|&l| mask[l])
             .map(|l| sm[l] * 3.0)
             .collect();
+        if dh < 0.01 {
+            let max = vals.iter().cloned().fold(0.0, f64::max);
+            assert!(max / dh > 255.0, "{max} / {dh}: too few levels");
+        }
         let fast = tfce(&vals, &geom.neighbours(conn), e, h, dh).unwrap();
         let naive = naive_tfce(&vals, &geom, conn, e, h, dh);
         let mut nonzero = 0;
