@@ -15,6 +15,34 @@ fn vm_hwm_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// CPU seconds of this process so far, all threads (user + system, from /proc/self/stat; 10 ms
+/// ticks): on a machine shared with other work, wall times of the same binary vary two- to
+/// threefold and CPU times by about a tenth, so changes are judged by CPU time.
+fn cpu_s() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // the fields after the command name in parentheses: utime and stime are the 12th and 13th
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    f.iter().sum::<f64>() / 100.0
+}
+
+/// Runs `f` `reps` times: (wall, CPU) seconds per run.
+fn timed(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
+    let (t, c) = (Instant::now(), cpu_s());
+    for _ in 0..reps {
+        f();
+    }
+    (
+        t.elapsed().as_secs_f64() / reps as f64,
+        (cpu_s() - c) / reps as f64,
+    )
+}
+
 fn main() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let root = dir.path().join("bids");
@@ -32,28 +60,22 @@ fn main() {
     let run = &runs[0];
     let before = vm_hwm_mb();
     let reps = 3;
-    let t = Instant::now();
-    for _ in 0..reps {
+    let (read, _) = timed(reps, || {
         let a = cbflow_image::read(&run.asl.path).expect("asl");
         let m = cbflow_image::read(&run.m0scan.as_ref().expect("m0").path).expect("m0");
         std::hint::black_box((a, m));
-    }
-    let read = t.elapsed().as_secs_f64() / reps as f64;
+    });
     let opts = cbflow_pipeline::AslOptions::default();
-    let t = Instant::now();
-    for _ in 0..reps {
+    let (full, full_cpu) = timed(reps, || {
         std::hint::black_box(cbflow_pipeline::process_run(run, &opts).expect("quantify"));
-    }
-    let full = t.elapsed().as_secs_f64() / reps as f64;
+    });
     let no_realign = cbflow_pipeline::AslOptions {
         realign: false,
         ..opts
     };
-    let t = Instant::now();
-    for _ in 0..reps {
+    let (quant, quant_cpu) = timed(reps, || {
         std::hint::black_box(cbflow_pipeline::process_run(run, &no_realign).expect("quantify"));
-    }
-    let quant = t.elapsed().as_secs_f64() / reps as f64;
+    });
     println!(
         "run: {} (64x64x40, 60 volumes + M0), {} threads",
         run.asl.rel_path.display(),
@@ -67,6 +89,11 @@ fn main() {
     println!(
         "read + realign + quantify:           {full:.3} s  ({:.2}x the read time)",
         full / read
+    );
+    println!(
+        "realignment: {:.3} s wall, {:.3} s CPU (both threads; the difference of the two runs)",
+        full - quant,
+        full_cpu - quant_cpu
     );
     println!(
         "peak memory (VmHWM): {:.0} MB (after generating the study: {before:.0} MB)",
