@@ -39,6 +39,33 @@ pub(super) fn sub_seed(seed: u64, map: &str, null: &str) -> u64 {
     seed ^ fnv(&format!("{map}/{null}"))
 }
 
+/// Wall time of the parts of the step, summed per part name in the order they first ran.
+#[derive(Debug)]
+struct Timings {
+    parts: Vec<(&'static str, f64)>,
+    last: std::time::Instant,
+}
+
+impl Timings {
+    fn start() -> Self {
+        Self {
+            parts: Vec::new(),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Adds the time since the previous mark to `part`.
+    fn mark(&mut self, part: &'static str) {
+        let now = std::time::Instant::now();
+        let secs = (now - self.last).as_secs_f64();
+        self.last = now;
+        match self.parts.iter_mut().find(|(p, _)| *p == part) {
+            Some((_, s)) => *s += secs,
+            None => self.parts.push((part, secs)),
+        }
+    }
+}
+
 pub(super) struct MapNulls {
     pub(super) variogram: Option<(NullModel, Array2<f64>)>,
     pub(super) juspace: Option<Array2<f64>>,
@@ -61,6 +88,7 @@ pub(super) struct MapNulls {
 /// of the partial correlation controlling for parcel grey-matter probability (the partial r is
 /// in the sidecar). Deterministic for a given seed at any thread count.
 pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> {
+    let mut timings = Timings::start();
     let out = &opts.output_dir;
     let registry = Registry::builtin().map_err(|e| rec_err(out, e))?;
     let entries = registry.select(&opts.maps).map_err(|e| rec_err(out, e))?;
@@ -113,12 +141,14 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
         ReceptorLevel::Voxel => None,
     };
     let gm_flat = flat_c(tpl.gm.frame(0));
+    timings.mark("group maps, parcellation");
     let signflip = opts.nulls.contains(&ReceptorNull::SignFlip);
     let subjects = if signflip {
         Some(load_subject_maps(opts)?)
     } else {
         None
     };
+    timings.mark("subjects' maps");
     // per map: points, receptor vector, contrast-independent nulls
     struct Prepared {
         map: LoadedMap,
@@ -132,6 +162,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
     for entry in &entries {
         let t0 = std::time::Instant::now();
         let map = load_receptor_map(entry, &opts.resources, tpl)?;
+        timings.mark("receptor maps");
         let mut mask = map.valid.clone();
         Zip::from(&mut mask)
             .and(&group_mask)
@@ -166,6 +197,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
         };
         let mut fit = None;
         let path = resources_path(opts, entry);
+        timings.mark("receptor maps");
         if opts.nulls.contains(&ReceptorNull::Variogram) {
             let seed = sub_seed(opts.seed, &entry.name, "variogram");
             match opts.level {
@@ -194,6 +226,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
                         Some((NullModel::VariogramSampled, g.generate(opts.n_null, seed)));
                 }
             }
+            timings.mark("variogram nulls");
         }
         if opts.nulls.contains(&ReceptorNull::Juspace) && opts.level == ReceptorLevel::Parcel {
             let seed = sub_seed(opts.seed, &entry.name, "juspace");
@@ -209,6 +242,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
                 )
                 .map_err(|e| rec_err(&path, e))?,
             );
+            timings.mark("juspace nulls");
         }
         tracing::info!(
             "receptor map {}: {} {}s, coverage {:.2}, nulls in {:.1} s",
@@ -229,6 +263,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
     }
 
     let writer = DerivativesWriter::create(out, crate::generated_by(), &[])?;
+    timings.mark("tables");
     let mut files = Vec::new();
     let mut summary = Vec::new();
     let space = match opts.level {
@@ -258,6 +293,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
             }
             None => None,
         };
+        timings.mark("sign-flip nulls");
         let mut results = Vec::with_capacity(prepared.len());
         let mut extra = serde_json::Map::new();
         for p in &prepared {
@@ -277,10 +313,12 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
             );
             let mut info = serde_json::Map::new();
             info.insert("coverage".into(), json!(p.map.coverage));
+            timings.mark("correlations");
             if let Some((model, s)) = &p.nulls.variogram {
                 let null = cbflow_receptor::null_correlations(&g, s.view(), opts.method, None)
                     .map_err(|err| rec_err(&path, err))?;
                 res.add_null(*model, null);
+                timings.mark("variogram null correlations");
             }
             if let Some(nm) = &p.nulls.juspace {
                 let rp = cbflow_receptor::partial_correlation(&g, &p.receptor, &p.gm, opts.method)
@@ -294,6 +332,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
                     null,
                 );
                 info.insert("juspace_partial_r".into(), json!(rp));
+                timings.mark("juspace null correlations");
             }
             if let (Some(d), Some(s)) = (&diff, &subjects) {
                 // subjects × points
@@ -324,6 +363,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
                 info.insert("signflip_r".into(), json!(sf.r[0]));
                 info.insert("signflip_exhaustive".into(), json!(sf.exhaustive));
                 info.insert("signflip_subjects".into(), json!(n_sub));
+                timings.mark("sign-flip nulls");
             }
             if let Some(f) = &p.fit {
                 info.insert("variogram_fit".into(), f.clone());
@@ -332,6 +372,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
             results.push(res);
         }
         cbflow_receptor::apply_fdr(&mut results).map_err(|err| rec_err(gpath, err))?;
+        timings.mark("correlations");
         files.extend(write_tables(
             &writer,
             opts,
@@ -340,6 +381,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
             &prepared.iter().map(|p| &p.map.entry).collect::<Vec<_>>(),
             extra,
         )?);
+        timings.mark("tables");
         if opts.dominance {
             files.extend(write_dominance(
                 &writer,
@@ -353,6 +395,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
                 labels.as_ref(),
                 &group_mask,
             )?);
+            timings.mark("dominance");
         }
         summary.push(ContrastReceptors {
             contrast: cname.to_string(),
@@ -362,5 +405,6 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
     Ok(ReceptorSummary {
         contrasts: summary,
         files,
+        timings: timings.parts,
     })
 }
