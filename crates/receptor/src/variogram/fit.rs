@@ -313,21 +313,28 @@ pub(super) fn summarise_fit(h: Vec<f64>, target: Vec<f64>, curves: Vec<Vec<f64>>
     }
 }
 
-/// `n` surrogates of `points` values as the rows of an `n × points` array, surrogate `i` drawn
-/// by `one(i)`, in parallel (each row depends on its index alone: the same at any thread count).
+/// `n` surrogates of `points` values as the rows of an `n × points` array, drawn `batch` at a
+/// time in parallel: `make(first..first + m)` returns the rows of surrogates `first` to
+/// `first + m - 1`. Each row must depend on its index alone (not on the batch it is drawn in),
+/// so the result is the same at any thread count and batch size.
 pub(super) fn generate_rows(
     n: usize,
     points: usize,
-    one: impl Fn(u64) -> Vec<f64> + Sync,
+    batch: usize,
+    make: impl Fn(std::ops::Range<u64>) -> Vec<Vec<f64>> + Sync,
 ) -> ndarray::Array2<f64> {
     use rayon::prelude::*;
     let mut out = ndarray::Array2::zeros((n, points));
-    out.axis_iter_mut(ndarray::Axis(0))
+    out.axis_chunks_iter_mut(ndarray::Axis(0), batch.max(1))
         .into_par_iter()
         .enumerate()
-        .for_each(|(i, mut row)| {
-            for (o, v) in row.iter_mut().zip(one(i as u64)) {
-                *o = v;
+        .for_each(|(c, mut rows)| {
+            let first = (c * batch.max(1)) as u64;
+            let made = make(first..first + rows.nrows() as u64);
+            for (mut row, v) in rows.outer_iter_mut().zip(made) {
+                for (o, v) in row.iter_mut().zip(v) {
+                    *o = v;
+                }
             }
         });
     out

@@ -120,6 +120,15 @@ pub(super) fn smooth_all(
 
 pub(super) const WEIGHT_LIMIT: usize = 1 << 26;
 
+/// Most entries (pairs × `nh`, f64) of the variogram-smoothing weight table kept by
+/// [`VariogramSurrogates`] (128 MB; 5 700 parcels at `pv` 90, `nh` 25); above it each
+/// variogram computes the weights of each pair again (the same values, by the same recurrence).
+const VGRAM_TABLE_LIMIT: usize = 1 << 24;
+
+/// Surrogates of the full method drawn together: their smoothed maps share one pass over the
+/// pairs (and the weight table's rows). Each surrogate's arithmetic is that of a batch of one.
+const BATCH: usize = 4;
+
 /// Full variogram-matching surrogate generator (BrainSMASH `Base`) for a map of `n` points
 /// (typically parcels) with an `n × n` distance matrix.
 #[derive(Debug, Clone)]
@@ -138,6 +147,9 @@ pub struct VariogramSurrogates {
     pub(super) b: f64,
     /// Sum over pairs of the variogram-smoothing weights at each `h`.
     pub(super) den: Vec<f64>,
+    /// The variogram-smoothing weights of every pair at every `h` (pairs × nh, row-major), the
+    /// same for every map; `None` above [`VGRAM_TABLE_LIMIT`].
+    pub(super) wtab: Option<Vec<f64>>,
     pub(super) target_smvar: Vec<f64>,
 }
 
@@ -228,12 +240,17 @@ impl VariogramSurrogates {
             params.b,
             "variogram distances are all equal",
         )?;
-        let mut den = vec![0.0; h.len()];
-        let mut row = vec![0.0; h.len()];
-        for &ue in &u {
+        let nh = h.len();
+        let mut den = vec![0.0; nh];
+        let mut wtab = (u.len() * nh <= VGRAM_TABLE_LIMIT).then(|| vec![0.0; u.len() * nh]);
+        let mut row = vec![0.0; nh];
+        for (e, &ue) in u.iter().enumerate() {
             vgram_weights_row(ue, h[0], h[1] - h[0], b, &mut row);
             for (d, w) in den.iter_mut().zip(&row) {
                 *d += w;
+            }
+            if let Some(t) = &mut wtab {
+                t[e * nh..(e + 1) * nh].copy_from_slice(&row);
             }
         }
         let mut s = Self {
@@ -250,6 +267,7 @@ impl VariogramSurrogates {
             h,
             b,
             den,
+            wtab,
             target_smvar: vec![],
         };
         s.target_smvar = s.smoothed_variogram(&s.x);
@@ -270,14 +288,16 @@ impl VariogramSurrogates {
     }
 
     /// Smoothed variograms of `t` maps stored interleaved (`x[i * t + d]` = map `d` at point
-    /// `i`), in one pass over the pairs (weights by recurrence, shared by the maps).
+    /// `i`), in one pass over the pairs (each pair's weights, from the table or by recurrence,
+    /// shared by the maps). Map `d`'s variogram is summed over the pairs in the same order
+    /// whatever `t`, so it does not depend on the other maps.
     pub(super) fn smoothed_variograms(&self, x: &[f64], t: usize) -> Vec<Vec<f64>> {
         let nh = self.h.len();
         let (h0, dh) = (self.h[0], self.h[1] - self.h[0]);
         let mut num = vec![0.0; t * nh];
-        let mut w = vec![0.0; nh];
+        let mut wbuf = vec![0.0; nh];
         let mut v = vec![0.0; t];
-        for (&(i, j), &ue) in self.pairs.iter().zip(&self.u) {
+        for (e, (&(i, j), &ue)) in self.pairs.iter().zip(&self.u).enumerate() {
             let (a, b) = (
                 &x[i as usize * t..(i as usize + 1) * t],
                 &x[j as usize * t..(j as usize + 1) * t],
@@ -285,7 +305,13 @@ impl VariogramSurrogates {
             for d in 0..t {
                 v[d] = 0.5 * (a[d] - b[d]) * (a[d] - b[d]);
             }
-            vgram_weights_row(ue, h0, dh, self.b, &mut w);
+            let w: &[f64] = match &self.wtab {
+                Some(tab) => &tab[e * nh..(e + 1) * nh],
+                None => {
+                    vgram_weights_row(ue, h0, dh, self.b, &mut wbuf);
+                    &wbuf
+                }
+            };
             for (d, &vd) in v.iter().enumerate() {
                 let row = &mut num[d * nh..(d + 1) * nh];
                 for k in 0..nh {
@@ -313,38 +339,50 @@ impl VariogramSurrogates {
         self.b
     }
 
-    pub(super) fn one(&self, seed: u64, stream: u64) -> Vec<f64> {
-        let mut rng = rng_for(seed, stream);
+    /// Surrogates `streams` (ChaCha8 streams of `seed`), their variograms computed in one pass
+    /// over the pairs. Each is what a batch of one would give.
+    pub(super) fn batch(&self, seed: u64, streams: std::ops::Range<u64>) -> Vec<Vec<f64>> {
         let n = self.x.len();
         let nd = self.ks.len();
-        let mut perm = self.x.clone();
-        perm.shuffle(&mut rng);
-        // smoothed permuted maps for every delta, interleaved point-major
+        let t = nd * (streams.end - streams.start) as usize;
+        // smoothed permuted maps for every surrogate and delta, interleaved point-major
+        let mut all = vec![0.0; n * t];
         let mut sm = vec![0.0; n];
-        let mut all = vec![0.0; n * nd];
-        for (di, &k) in self.ks.iter().enumerate() {
-            self.smooth(&perm, di, k, &mut sm);
-            for i in 0..n {
-                all[i * nd + di] = sm[i];
+        let mut rngs = Vec::new();
+        for (s, stream) in streams.enumerate() {
+            let mut rng = rng_for(seed, stream);
+            let mut perm = self.x.clone();
+            perm.shuffle(&mut rng);
+            for (di, &k) in self.ks.iter().enumerate() {
+                self.smooth(&perm, di, k, &mut sm);
+                for i in 0..n {
+                    all[i * t + s * nd + di] = sm[i];
+                }
             }
+            rngs.push(rng);
         }
-        let svs = self.smoothed_variograms(&all, nd);
-        let mut best: Option<(f64, f64, f64, usize)> = None;
-        for (di, sv) in svs.iter().enumerate() {
-            let (a, b, sse) = regress(sv, &self.target_smvar);
-            if best.is_none_or(|(_, _, s, _)| sse < s) {
-                best = Some((a, b, sse, di));
-            }
-        }
-        let (a, b, _, di) = best.expect("at least one delta");
-        let chosen: Vec<f64> = (0..n).map(|i| all[i * nd + di]).collect();
-        finish_surrogate(
-            &chosen,
-            a,
-            b,
-            self.params.resample.then_some(&self.sorted[..]),
-            &mut rng,
-        )
+        let svs = self.smoothed_variograms(&all, t);
+        rngs.into_iter()
+            .enumerate()
+            .map(|(s, mut rng)| {
+                let mut best: Option<(f64, f64, f64, usize)> = None;
+                for (di, sv) in svs[s * nd..(s + 1) * nd].iter().enumerate() {
+                    let (a, b, sse) = regress(sv, &self.target_smvar);
+                    if best.is_none_or(|(_, _, e, _)| sse < e) {
+                        best = Some((a, b, sse, di));
+                    }
+                }
+                let (a, b, _, di) = best.expect("at least one delta");
+                let chosen: Vec<f64> = (0..n).map(|i| all[i * t + s * nd + di]).collect();
+                finish_surrogate(
+                    &chosen,
+                    a,
+                    b,
+                    self.params.resample.then_some(&self.sorted[..]),
+                    &mut rng,
+                )
+            })
+            .collect()
     }
 
     pub(super) fn smooth(&self, x: &[f64], di: usize, k: usize, out: &mut [f64]) {
@@ -365,7 +403,7 @@ impl VariogramSurrogates {
     /// stream `i` of `seed`, so the result is identical at any thread count and the first `m`
     /// rows do not depend on `n`.
     pub fn generate(&self, n: usize, seed: u64) -> Array2<f64> {
-        generate_rows(n, self.x.len(), |i| self.one(seed, i))
+        generate_rows(n, self.x.len(), BATCH, |r| self.batch(seed, r))
     }
 
     /// Compare the smoothed variograms of `surrogates` (rows) with the target's.

@@ -208,7 +208,9 @@ impl SampledSurrogates {
     /// Generate `n` surrogates (rows of the `n × points` result); deterministic in `seed` at any
     /// thread count (surrogate `i` uses ChaCha8 stream `i`).
     pub fn generate(&self, n: usize, seed: u64) -> Array2<f64> {
-        generate_rows(n, self.x.len(), |i| self.one(seed, i))
+        generate_rows(n, self.x.len(), 1, |r| {
+            r.map(|i| self.one(seed, i)).collect()
+        })
     }
 
     /// Compare surrogates' smoothed variograms with the target's, on one random sample of `ns`

@@ -158,3 +158,28 @@ fn bad_inputs_are_errors() {
     let asym = ndarray::array![[0.0, 1.0], [2.0, 0.0]];
     assert!(DistanceMatrix::from_array(asym.view()).is_err());
 }
+
+/// A batch of surrogates gives each the values it has alone, and the weight table gives the
+/// weights the recurrence gives: `generate` is the same whatever the batch and the table.
+#[test]
+fn batches_and_weight_table_change_nothing() {
+    let coords = grid_coords(90, [5, 6], [6.0, 5.0, 7.0]);
+    let d = DistanceMatrix::from_coordinates(&coords).unwrap();
+    let x: Vec<f64> = coords
+        .iter()
+        .map(|c| (c[0] / 9.0).sin() + (c[1] / 13.0).cos() + c[2] / 30.0)
+        .collect();
+    let g = VariogramSurrogates::new(&x, &d, VariogramParams::default()).unwrap();
+    assert!(g.wtab.is_some());
+    let together = g.batch(5, 0..7);
+    for (i, row) in together.iter().enumerate() {
+        assert_eq!(row, &g.batch(5, i as u64..i as u64 + 1)[0], "surrogate {i}");
+    }
+    let mut no_table = g.clone();
+    no_table.wtab = None;
+    assert_eq!(no_table.batch(5, 0..7), together);
+    let all = g.generate(7, 5);
+    for (i, row) in together.iter().enumerate() {
+        assert_eq!(all.row(i).to_vec(), *row);
+    }
+}
