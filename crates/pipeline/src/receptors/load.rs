@@ -125,6 +125,8 @@ pub(super) struct SubjectMaps {
     pub(super) arms: Vec<Array2<f32>>,
     /// Flat C-order index of each column.
     pub(super) cols: Vec<usize>,
+    /// The column of each flat C-order index (`usize::MAX` outside the mask).
+    pub(super) col_of: Vec<usize>,
 }
 
 /// The group level's own loader ([`crate::group::maps`]): the same subjects, mask and
@@ -151,8 +153,16 @@ pub(super) fn load_subject_maps(opts: &ReceptorOptions) -> Result<SubjectMaps> {
     let MaskedMaps { ijk, data, .. } =
         masked_maps(tpl, &raw, opts.smoothing_fwhm_mm, &opts.output_dir)?;
     let [_, ny, nz] = tpl.grid.dims;
-    let cols = ijk.iter().map(|[i, j, k]| (i * ny + j) * nz + k).collect();
-    Ok(SubjectMaps { arms: data, cols })
+    let cols: Vec<usize> = ijk.iter().map(|[i, j, k]| (i * ny + j) * nz + k).collect();
+    let mut col_of = vec![usize::MAX; tpl.grid.dims.iter().product()];
+    for (c, &idx) in cols.iter().enumerate() {
+        col_of[idx] = c;
+    }
+    Ok(SubjectMaps {
+        arms: data,
+        cols,
+        col_of,
+    })
 }
 
 /// Path of a group statistic map written by the group level.
