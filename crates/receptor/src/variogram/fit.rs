@@ -70,14 +70,6 @@ pub(super) fn bins_and_bandwidth(
     Ok((h, b))
 }
 
-/// Half the squared difference of `x` over each pair `(pa[e], pb[e])` of points.
-pub(super) fn half_squared_differences(pa: &[u32], pb: &[u32], x: &[f64]) -> Vec<f64> {
-    pa.iter()
-        .zip(pb)
-        .map(|(&i, &j)| 0.5 * (x[i as usize] - x[j as usize]).powi(2))
-        .collect()
-}
-
 pub(super) fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
     if n == 1 {
         return vec![a];
@@ -139,37 +131,6 @@ pub(super) fn vgram_weights_row(u: f64, h0: f64, dh: f64, b: f64, w: &mut [f64])
         w[k] = w[k + 1] * r;
         r *= shrink;
     }
-}
-
-/// Smoothed variograms of several maps at once over the same pairs: `u[e]` pair distances,
-/// `vs[t][e]` half squared differences of map `t`, `h` a uniform grid. Returns one `nh`-vector
-/// per map: `Σ_e w(u_e, h_k) v_t[e] / Σ_e w(u_e, h_k)`.
-pub(super) fn smooth_variograms(u: &[f64], vs: &[Vec<f64>], h: &[f64], b: f64) -> Vec<Vec<f64>> {
-    let nh = h.len();
-    let nt = vs.len();
-    let dh = h[1] - h[0];
-    let mut num = vec![0.0; nt * nh];
-    let mut den = vec![0.0; nh];
-    let mut w = vec![0.0; nh];
-    let mut vals = vec![0.0; nt];
-    for (e, &ue) in u.iter().enumerate() {
-        vgram_weights_row(ue, h[0], dh, b, &mut w);
-        for (t, v) in vs.iter().enumerate() {
-            vals[t] = v[e];
-        }
-        for k in 0..nh {
-            den[k] += w[k];
-        }
-        for (t, &vt) in vals.iter().enumerate() {
-            let row = &mut num[t * nh..(t + 1) * nh];
-            for k in 0..nh {
-                row[k] += w[k] * vt;
-            }
-        }
-    }
-    (0..nt)
-        .map(|t| (0..nh).map(|k| num[t * nh + k] / den[k]).collect())
-        .collect()
 }
 
 pub(super) fn check_common(

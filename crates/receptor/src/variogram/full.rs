@@ -10,115 +10,9 @@ use super::fit::{
     regress, sorted_copy, summarise_fit, vgram_weights_row,
 };
 use super::params::{Kernel, VariogramParams};
+use super::smoother::Smoother;
 use crate::error::{Error, Result};
 use crate::rng_for;
-
-/// Precompute per-delta kernel weights when they fit in `limit` entries.
-pub(super) fn precompute_weights(
-    kernel: Kernel,
-    dist_rows: &[f32],
-    stride: usize,
-    n: usize,
-    ks: &[usize],
-    limit: usize,
-) -> Option<Vec<Vec<f32>>> {
-    let total: usize = ks.iter().map(|k| k * n).sum();
-    if total > limit {
-        return None;
-    }
-    Some(
-        ks.iter()
-            .map(|&k| {
-                let mut w = vec![0.0f32; n * k];
-                let mut row = vec![0.0f64; k];
-                for i in 0..n {
-                    kernel.weights(&dist_rows[i * stride..i * stride + k], &mut row);
-                    for (o, v) in w[i * k..(i + 1) * k].iter_mut().zip(&row) {
-                        *o = *v as f32;
-                    }
-                }
-                w
-            })
-            .collect(),
-    )
-}
-
-/// Kernel-weighted average of `x` over each point's first `k` neighbours.
-pub(super) fn smooth_map(
-    x: &[f64],
-    nb_idx: &[u32],
-    nb_dist: &[f32],
-    stride: usize,
-    k: usize,
-    kernel: Kernel,
-    pre: Option<&[f32]>,
-    out: &mut [f64],
-) {
-    let n = out.len();
-    let mut wrow = vec![0.0f64; k];
-    for i in 0..n {
-        let idx = &nb_idx[i * stride..i * stride + k];
-        let (mut s, mut ws) = (0.0, 0.0);
-        match pre {
-            Some(w) => {
-                for (&j, &wj) in idx.iter().zip(&w[i * k..(i + 1) * k]) {
-                    let wj = f64::from(wj);
-                    s += wj * x[j as usize];
-                    ws += wj;
-                }
-            }
-            None => {
-                kernel.weights(&nb_dist[i * stride..i * stride + k], &mut wrow);
-                for (&j, &wj) in idx.iter().zip(&wrow) {
-                    s += wj * x[j as usize];
-                    ws += wj;
-                }
-            }
-        }
-        out[i] = s / ws;
-    }
-}
-
-/// [`smooth_map`] for all neighbourhood sizes `ks` at once with precomputed weights, in one pass
-/// over each point's neighbours (each neighbour's value is gathered once). Same summation order
-/// as [`smooth_map`], so the results are bit-identical.
-pub(super) fn smooth_all(
-    x: &[f64],
-    nb_idx: &[u32],
-    stride: usize,
-    ks: &[usize],
-    weights: &[Vec<f32>],
-    out: &mut [Vec<f64>],
-) {
-    let nd = ks.len();
-    let mut order: Vec<usize> = (0..nd).collect();
-    order.sort_by_key(|&d| ks[d]);
-    let n = x.len();
-    let mut acc = vec![0.0f64; nd];
-    let mut wsum = vec![0.0f64; nd];
-    for i in 0..n {
-        acc.iter_mut().for_each(|v| *v = 0.0);
-        wsum.iter_mut().for_each(|v| *v = 0.0);
-        let idx = &nb_idx[i * stride..i * stride + stride];
-        let mut prev = 0;
-        for (m, &dm) in order.iter().enumerate() {
-            for pos in prev..ks[dm] {
-                let xj = x[idx[pos] as usize];
-                for &d in &order[m..] {
-                    let w = f64::from(weights[d][i * ks[d] + pos]);
-                    acc[d] += w * xj;
-                    wsum[d] += w;
-                }
-            }
-            prev = prev.max(ks[dm]);
-        }
-        for d in 0..nd {
-            out[d][i] = acc[d] / wsum[d];
-        }
-    }
-}
-
-pub(super) const WEIGHT_LIMIT: usize = 1 << 26;
 
 /// Most entries (pairs × `nh`, f64) of the variogram-smoothing weight table kept by
 /// [`VariogramSurrogates`] (128 MB; 5 700 parcels at `pv` 90, `nh` 25); above it each
@@ -137,10 +31,8 @@ pub struct VariogramSurrogates {
     pub(super) sorted: Vec<f64>,
     pub(super) params: VariogramParams,
     pub(super) ks: Vec<usize>,
-    pub(super) kmax: usize,
-    pub(super) nb_idx: Vec<u32>,
-    pub(super) nb_dist: Vec<f32>,
-    pub(super) kernel_w: Option<Vec<Vec<f32>>>,
+    /// Each point's nearest neighbours and the kernel smoothing over them.
+    pub(super) smoother: Smoother,
     pub(super) pairs: Vec<(u32, u32)>,
     pub(super) u: Vec<f64>,
     pub(super) h: Vec<f64>,
@@ -201,7 +93,7 @@ impl VariogramSurrogates {
                 reason: "two points are at zero distance",
             });
         }
-        let kernel_w = precompute_weights(params.kernel, &nb_dist, kmax, n, &ks, WEIGHT_LIMIT);
+        let smoother = Smoother::new(params.kernel, nb_idx, nb_dist, kmax, &ks);
 
         // upper-triangle pairs below the pv-th percentile of distances
         let mut all_u = Vec::with_capacity(n * (n - 1) / 2);
@@ -258,10 +150,7 @@ impl VariogramSurrogates {
             sorted: sorted_copy(values),
             params,
             ks,
-            kmax,
-            nb_idx,
-            nb_dist,
-            kernel_w,
+            smoother,
             pairs,
             u,
             h,
@@ -344,23 +233,23 @@ impl VariogramSurrogates {
     pub(super) fn batch(&self, seed: u64, streams: std::ops::Range<u64>) -> Vec<Vec<f64>> {
         let n = self.x.len();
         let nd = self.ks.len();
-        let t = nd * (streams.end - streams.start) as usize;
-        // smoothed permuted maps for every surrogate and delta, interleaved point-major
-        let mut all = vec![0.0; n * t];
-        let mut sm = vec![0.0; n];
-        let mut rngs = Vec::new();
+        let m = (streams.end - streams.start) as usize;
+        let t = nd * m;
+        // the permuted maps, interleaved point-major, then every surrogate's smoothed maps for
+        // every delta: `all[i * t + s * nd + di]`
+        let mut perms = vec![0.0; n * m];
+        let mut rngs = Vec::with_capacity(m);
         for (s, stream) in streams.enumerate() {
             let mut rng = rng_for(seed, stream);
             let mut perm = self.x.clone();
             perm.shuffle(&mut rng);
-            for (di, &k) in self.ks.iter().enumerate() {
-                self.smooth(&perm, di, k, &mut sm);
-                for i in 0..n {
-                    all[i * t + s * nd + di] = sm[i];
-                }
+            for (i, &v) in perm.iter().enumerate() {
+                perms[i * m + s] = v;
             }
             rngs.push(rng);
         }
+        let mut all = vec![0.0; n * t];
+        self.smoother.smooth(&perms, m, &mut all);
         let svs = self.smoothed_variograms(&all, t);
         rngs.into_iter()
             .enumerate()
@@ -383,20 +272,6 @@ impl VariogramSurrogates {
                 )
             })
             .collect()
-    }
-
-    pub(super) fn smooth(&self, x: &[f64], di: usize, k: usize, out: &mut [f64]) {
-        let pre = self.kernel_w.as_ref().map(|w| &w[di][..]);
-        smooth_map(
-            x,
-            &self.nb_idx,
-            &self.nb_dist,
-            self.kmax,
-            k,
-            self.params.kernel,
-            pre,
-            out,
-        );
     }
 
     /// Generate `n` surrogates (rows of the `n × points` result). Surrogate `i` uses the ChaCha8
