@@ -10,6 +10,7 @@ use super::fit::{
     regress, sorted_copy, summarise_fit, vgram_weights_row,
 };
 use super::params::{Kernel, VariogramParams};
+use super::screen::{Screen, certain_best};
 use super::smoother::Smoother;
 use crate::error::{Error, Result};
 use crate::rng_for;
@@ -42,6 +43,9 @@ pub struct VariogramSurrogates {
     /// The variogram-smoothing weights of every pair at every `h` (pairs × nh, row-major), the
     /// same for every map; `None` above [`VGRAM_TABLE_LIMIT`].
     pub(super) wtab: Option<Vec<f64>>,
+    /// The binned pairs that decide most surrogates' neighbourhood size before their exact
+    /// variograms (`None`: every size's exact variogram, as the screen would when undecided).
+    pub(super) screen: Option<Screen>,
     pub(super) target_smvar: Vec<f64>,
 }
 
@@ -157,9 +161,11 @@ impl VariogramSurrogates {
             b,
             den,
             wtab,
+            screen: None,
             target_smvar: vec![],
         };
         s.target_smvar = s.smoothed_variogram(&s.x);
+        s.screen = Some(Screen::new(&s.u, &s.h, s.b));
         Ok(s)
     }
 
@@ -250,21 +256,14 @@ impl VariogramSurrogates {
         }
         let mut all = vec![0.0; n * t];
         self.smoother.smooth(&perms, m, &mut all);
-        let svs = self.smoothed_variograms(&all, t);
+        let chosen = self.choose(&all, m);
         rngs.into_iter()
+            .zip(chosen)
             .enumerate()
-            .map(|(s, mut rng)| {
-                let mut best: Option<(f64, f64, f64, usize)> = None;
-                for (di, sv) in svs[s * nd..(s + 1) * nd].iter().enumerate() {
-                    let (a, b, sse) = regress(sv, &self.target_smvar);
-                    if best.is_none_or(|(_, _, e, _)| sse < e) {
-                        best = Some((a, b, sse, di));
-                    }
-                }
-                let (a, b, _, di) = best.expect("at least one delta");
-                let chosen: Vec<f64> = (0..n).map(|i| all[i * t + s * nd + di]).collect();
+            .map(|(s, (mut rng, (a, b, di)))| {
+                let smoothed: Vec<f64> = (0..n).map(|i| all[i * t + s * nd + di]).collect();
                 finish_surrogate(
-                    &chosen,
+                    &smoothed,
                     a,
                     b,
                     self.params.resample.then_some(&self.sorted[..]),
@@ -272,6 +271,68 @@ impl VariogramSurrogates {
                 )
             })
             .collect()
+    }
+
+    /// For each of `m` surrogates whose smoothed maps are `all` (`all[i * t + s * nd + di]`,
+    /// `t = nd m`), the neighbourhood size whose smoothed variogram, regressed on the target's,
+    /// leaves the smallest residual (the first if several), and that regression's intercept and
+    /// slope: `(α, β, size)`. The [`Screen`] decides most surrogates' size; the exact variograms
+    /// are then computed for their chosen size only, and for every size of the others.
+    fn choose(&self, all: &[f64], m: usize) -> Vec<(f64, f64, usize)> {
+        let nd = self.ks.len();
+        let nh = self.h.len();
+        let t = nd * m;
+        let decided: Vec<Option<usize>> = match &self.screen {
+            Some(screen) => {
+                let (approx, bound) = screen.variograms(&self.pairs, all, t, &self.den);
+                (0..m)
+                    .map(|s| {
+                        let range = |d: usize| (s * nd + d) * nh..(s * nd + d + 1) * nh;
+                        let xs: Vec<&[f64]> = (0..nd).map(|d| &approx[range(d)]).collect();
+                        let es: Vec<&[f64]> = (0..nd).map(|d| &bound[range(d)]).collect();
+                        certain_best(&self.target_smvar, &xs, &es)
+                    })
+                    .collect()
+            }
+            None => vec![None; m],
+        };
+        // the maps whose exact variograms are needed: (surrogate, size)
+        let needed: Vec<(usize, usize)> = decided
+            .iter()
+            .enumerate()
+            .flat_map(|(s, d)| match d {
+                Some(d) => vec![(s, *d)],
+                None => (0..nd).map(|d| (s, d)).collect(),
+            })
+            .collect();
+        let nt = needed.len();
+        let n = self.x.len();
+        let mut x = vec![0.0; n * nt];
+        for i in 0..n {
+            for (c, &(s, d)) in needed.iter().enumerate() {
+                x[i * nt + c] = all[i * t + s * nd + d];
+            }
+        }
+        let svs = self.smoothed_variograms(&x, nt);
+        let mut out = Vec::with_capacity(m);
+        let mut c = 0;
+        for d in decided {
+            let mut best: Option<(f64, f64, f64, usize)> = None;
+            let sizes = match d {
+                Some(d) => d..d + 1,
+                None => 0..nd,
+            };
+            for di in sizes {
+                let (a, b, sse) = regress(&svs[c], &self.target_smvar);
+                c += 1;
+                if best.is_none_or(|(_, _, e, _)| sse < e) {
+                    best = Some((a, b, sse, di));
+                }
+            }
+            let (a, b, _, di) = best.expect("at least one size");
+            out.push((a, b, di));
+        }
+        out
     }
 
     /// Generate `n` surrogates (rows of the `n × points` result). Surrogate `i` uses the ChaCha8

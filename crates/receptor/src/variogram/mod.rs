@@ -20,7 +20,8 @@
 //! Modules: `params` (kernels and settings), `distance` (the distance matrix), `neighbours`
 //! (exact nearest neighbours by a grid of cells), `smoother` (kernel smoothing over the nearest
 //! neighbours, for every neighbourhood size and several maps at once), `fit` (variogram
-//! estimation and the fit of a surrogate), `full` (surrogates over every pair, parcels),
+//! estimation and the fit of a surrogate), `screen` (the full method's neighbourhood size
+//! decided from binned variograms with error bounds), `full` (surrogates over every pair, parcels),
 //! `sampled` (surrogates from sampled pairs, voxels); each uses only those before it. This file
 //! only declares and re-exports.
 
@@ -30,6 +31,7 @@ mod full;
 mod neighbours;
 mod params;
 mod sampled;
+mod screen;
 mod smoother;
 #[cfg(test)]
 mod tests;

@@ -226,3 +226,89 @@ fn sampled_batches_change_nothing() {
         assert_eq!(all.row(i).to_vec(), *row);
     }
 }
+
+/// The screen decides most surrogates' neighbourhood size, and every surrogate is what the exact
+/// variograms of all sizes give, bit for bit: smooth and rough maps on a jittered lattice and
+/// on random points, several bandwidths.
+#[test]
+fn screened_surrogates_are_exact() {
+    let lattice = grid_coords(150, [6, 5], [6.0, 5.0, 7.0]);
+    let scattered: Vec<[f64; 3]> = (0..120)
+        .map(|i| {
+            let t = i as f64;
+            [
+                (t * 1.7).sin() * 40.0,
+                (t * 0.61).cos() * 30.0,
+                (t * 2.9).sin() * 25.0,
+            ]
+        })
+        .collect();
+    let mut decided = 0;
+    let mut total = 0;
+    for (coords, b) in [(&lattice, None), (&scattered, None), (&lattice, Some(20.0))] {
+        let d = DistanceMatrix::from_coordinates(coords).unwrap();
+        for rough in [0.0, 1.0] {
+            let x: Vec<f64> = coords
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    (c[0] / 15.0).sin() + c[2] / 40.0 + rough * ((i * 7919 % 100) as f64 / 100.0)
+                })
+                .collect();
+            let params = VariogramParams {
+                b,
+                ..VariogramParams::default()
+            };
+            let g = VariogramSurrogates::new(&x, &d, params).unwrap();
+            let mut exact = g.clone();
+            exact.screen = None;
+            let n = 60;
+            assert_eq!(g.generate(n, 3), exact.generate(n, 3));
+            // how many the screen decided
+            let nd = g.ks.len();
+            let mut rng = crate::rng_for(3, 0);
+            use rand::seq::SliceRandom;
+            let mut all = vec![0.0; x.len() * nd * 4];
+            let mut perms = vec![0.0; x.len() * 4];
+            for s in 0..4 {
+                let mut p = x.clone();
+                p.shuffle(&mut rng);
+                for (i, v) in p.iter().enumerate() {
+                    perms[i * 4 + s] = *v;
+                }
+            }
+            g.smoother.smooth(&perms, 4, &mut all);
+            let screen = g.screen.as_ref().unwrap();
+            let nh = g.h.len();
+            let (approx, bound) = screen.variograms(&g.pairs, &all, nd * 4, &g.den);
+            for s in 0..4 {
+                let r = |d: usize| (s * nd + d) * nh..(s * nd + d + 1) * nh;
+                let xs: Vec<&[f64]> = (0..nd).map(|d| &approx[r(d)]).collect();
+                let es: Vec<&[f64]> = (0..nd).map(|d| &bound[r(d)]).collect();
+                total += 1;
+                if let Some(best) = super::screen::certain_best(&g.target_smvar, &xs, &es) {
+                    decided += 1;
+                    // the bound holds: each exact value lies within it
+                    let exact_sv = g.smoothed_variograms(
+                        &(0..x.len())
+                            .flat_map(|i| (0..nd).map(move |d| (i, d)))
+                            .map(|(i, d)| all[i * nd * 4 + s * nd + d])
+                            .collect::<Vec<_>>(),
+                        nd,
+                    );
+                    for d in 0..nd {
+                        for k in 0..nh {
+                            assert!((exact_sv[d][k] - xs[d][k]).abs() <= es[d][k]);
+                        }
+                    }
+                    let sse = |d: usize| regress(&exact_sv[d], &g.target_smvar).2;
+                    assert!((0..nd).all(|d| d == best || sse(best) < sse(d)));
+                }
+            }
+        }
+    }
+    assert!(
+        decided * 10 >= total * 7,
+        "the screen decided {decided} of {total}"
+    );
+}
