@@ -148,6 +148,85 @@ impl Smoother {
     /// neighbourhood size: `out[i * nd * m + b * nd + d]` = the kernel-weighted mean of map `b`
     /// over point `i`'s first `ks[d]` neighbours (`nd = ks.len()`).
     pub(super) fn smooth(&self, x: &[f64], m: usize, out: &mut [f64]) {
+        match m {
+            1 => self.smooth_m::<1>(x, out),
+            2 => self.smooth_m::<2>(x, out),
+            3 => self.smooth_m::<3>(x, out),
+            4 => self.smooth_m::<4>(x, out),
+            _ => self.smooth_any(x, m, out),
+        }
+    }
+
+    /// [`Self::smooth`] for `M` maps: the same sums in the same order, the maps' values of a
+    /// one-neighbour segment used as they are (a sum of one value is that value).
+    fn smooth_m<const M: usize>(&self, x: &[f64], out: &mut [f64]) {
+        let nd = self.ks.len();
+        // accumulators and weights by increasing size
+        let mut acc = vec![[0.0f64; M]; nd];
+        let mut w = vec![0.0f64; nd];
+        for i in 0..self.n() {
+            acc.iter_mut().for_each(|a| *a = [0.0; M]);
+            let idx = &self.nb_idx[i * self.stride..(i + 1) * self.stride];
+            let (mut start, mut first) = (0, 0);
+            for g in self.seg_off[i]..self.seg_off[i + 1] {
+                let end = self.seg_end[g] as usize;
+                while first < nd && self.ks[self.order[first]] < end {
+                    first += 1;
+                }
+                if first == nd {
+                    break;
+                }
+                let row = |j: u32| -> &[f64; M] {
+                    x[j as usize * M..(j as usize + 1) * M]
+                        .try_into()
+                        .expect("M values")
+                };
+                let sx: [f64; M] = if end - start == 1 {
+                    *row(idx[start])
+                } else {
+                    let mut sx = [0.0; M];
+                    for &j in &idx[start..end] {
+                        let xj = row(j);
+                        for b in 0..M {
+                            sx[b] += xj[b];
+                        }
+                    }
+                    sx
+                };
+                match &self.seg_w {
+                    Some(sw) => {
+                        for o in first..nd {
+                            w[o] = f64::from(sw[g * nd + self.order[o]]);
+                        }
+                    }
+                    None => {
+                        let v = f64::from(self.nb_dist[i * self.stride + start]);
+                        for o in first..nd {
+                            let d = self.order[o];
+                            w[o] = self.kernel.weight(v, self.scale[i * nd + d]);
+                        }
+                    }
+                }
+                for o in first..nd {
+                    let wo = w[o];
+                    for b in 0..M {
+                        acc[o][b] += wo * sx[b];
+                    }
+                }
+                start = end;
+            }
+            let out = &mut out[i * nd * M..(i + 1) * nd * M];
+            for (o, a) in acc.iter().enumerate() {
+                let d = self.order[o];
+                for b in 0..M {
+                    out[b * nd + d] = a[b] / self.den[i * nd + d];
+                }
+            }
+        }
+    }
+
+    /// [`Self::smooth`] for any number of maps.
+    fn smooth_any(&self, x: &[f64], m: usize, out: &mut [f64]) {
         let nd = self.ks.len();
         let mut acc = vec![0.0f64; nd * m];
         let mut sx = vec![0.0f64; m];
