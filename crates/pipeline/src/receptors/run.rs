@@ -377,10 +377,12 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
                 // subjects × points
                 let n_sub = d.nrows();
                 let mut dp = Array2::<f64>::zeros((n_sub, p.points.n()));
-                for (j, m) in p.points.members.iter().enumerate() {
-                    for i in 0..n_sub {
-                        let sum: f64 = m.iter().map(|&v| f64::from(d[(i, s.col_of[v])])).sum();
-                        dp[(i, j)] = sum / m.len() as f64;
+                for (i, mut out) in dp.outer_iter_mut().enumerate() {
+                    let row = d.row(i);
+                    let row = row.as_slice().expect("standard layout");
+                    for (o, m) in out.iter_mut().zip(&p.points.members) {
+                        let sum: f64 = m.iter().map(|&v| f64::from(row[s.col_of[v]])).sum();
+                        *o = sum / m.len() as f64;
                     }
                 }
                 let rec = Array2::from_shape_vec((1, p.receptor.len()), p.receptor.clone())
