@@ -228,13 +228,21 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
     let gm_flat = flat_c(tpl.gm.frame(0));
     timings.mark("group maps, parcellation");
     let signflip = opts.nulls.contains(&ReceptorNull::SignFlip);
-    let subjects = if signflip {
-        Some(load_subject_maps(opts)?)
-    } else {
-        None
-    };
-    timings.mark("subjects' maps");
-    // per map: points, receptor vector (the maps in parallel, each on its own)
+    // the subjects' maps (for the sign-flip null) and the receptor maps on the template, read
+    // at the same time (the former is mostly one file after another)
+    let (subjects, maps) = rayon::join(
+        || signflip.then(|| load_subject_maps(opts)).transpose(),
+        || {
+            entries
+                .par_iter()
+                .map(|entry| load_receptor_map(entry, &opts.resources, tpl))
+                .collect::<Vec<_>>()
+        },
+    );
+    let subjects = subjects?;
+    let maps = maps.into_iter().collect::<Result<Vec<_>>>()?;
+    timings.mark("subjects' and receptor maps");
+    // per map: points, receptor vector (in parallel, each map on its own)
     let covered = subjects.as_ref().map(|s| {
         // sign-flip points must be covered by every subject's map
         let mut covered = Array3::from_elem(group_mask.raw_dim(), false);
@@ -244,10 +252,10 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
         }
         covered
     });
-    let placed: Vec<Result<Placed>> = entries
-        .par_iter()
-        .map(|entry| {
-            let map = load_receptor_map(entry, &opts.resources, tpl)?;
+    let placed: Vec<Result<Placed>> = maps
+        .into_par_iter()
+        .map(|map| {
+            let entry = &map.entry;
             let mut mask = map.valid.clone();
             Zip::from(&mut mask)
                 .and(&group_mask)
@@ -279,7 +287,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
         })
         .collect();
     let placed = placed.into_iter().collect::<Result<Vec<_>>>()?;
-    timings.mark("receptor maps");
+    timings.mark("points");
     // per map: the contrast-independent nulls (each drawn in parallel)
     let mut prepared = Vec::with_capacity(placed.len());
     for p in placed {
