@@ -8,6 +8,7 @@ use cbflow_image::Interp;
 use cbflow_receptor::GroupStat;
 use cbflow_resources::{ReceptorEntry, Registry};
 use ndarray::{Array2, Array3};
+use rayon::prelude::*;
 
 use super::options::ReceptorOptions;
 use crate::catalogue::{GroupFile, StatMap};
@@ -149,7 +150,18 @@ pub(super) fn load_subject_maps(opts: &ReceptorOptions) -> Result<SubjectMaps> {
             ),
         });
     }
-    let raw = read_cell_maps(&opts.output_dir, tpl, &subjects)?;
+    // the group level's reader, one subject per task (its files are decompressed one after
+    // another), the maps then in subject order as it returns them
+    let per_subject: Vec<Result<Vec<Vec<cbflow_image::Volume>>>> = subjects
+        .par_iter()
+        .map(|s| read_cell_maps(&opts.output_dir, tpl, std::slice::from_ref(s)))
+        .collect();
+    let mut raw: Vec<Vec<cbflow_image::Volume>> = vec![Vec::new(); 4];
+    for maps in per_subject {
+        for (cell, v) in raw.iter_mut().zip(maps?) {
+            cell.extend(v);
+        }
+    }
     let MaskedMaps { ijk, data, .. } =
         masked_maps(tpl, &raw, opts.smoothing_fwhm_mm, &opts.output_dir)?;
     let [_, ny, nz] = tpl.grid.dims;
