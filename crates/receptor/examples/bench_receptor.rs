@@ -16,7 +16,8 @@
 //! * `CBFLOW_BENCH_WRITE=DIR` writes the inputs as little-endian f64: `full_coords.f64` (n × 3,
 //!   mm), `full_values.f64` (n), `sampled_coords.f64`, `sampled_values.f64`;
 //! * `CBFLOW_BENCH_DUMP=DIR` writes the surrogates (`full_surrogates.f64`,
-//!   `sampled_surrogates.f64`; rows of n values), also to compare two builds byte by byte;
+//!   `sampled_surrogates.f64`, and the sampled method's first 100 without rank-matching,
+//!   `sampled_raw_surrogates.f64`; rows of n values), also to compare two builds value by value;
 //! * `bench_receptor fit full|sampled FILE` prints the fit error of the surrogates in FILE (rows
 //!   of n little-endian f64) by the same measure, so both tools are judged alike.
 
@@ -51,7 +52,9 @@ fn cpu_s() -> f64 {
         .filter_map(|v| v.parse().ok())
         .collect();
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state
-    f.get(10).zip(f.get(11)).map_or(f64::NAN, |(u, s)| (u + s) / 100.0)
+    f.get(10)
+        .zip(f.get(11))
+        .map_or(f64::NAN, |(u, s)| (u + s) / 100.0)
 }
 
 /// Smooth test map for the parcels: sum of Gaussian bumps (deterministic) plus a gradient.
@@ -220,6 +223,10 @@ fn sampled(n_surr: usize) {
     .unwrap();
     let n_raw = n_surr.min(100);
     let surr = raw.generate(n_raw, 1);
+    if let Some(dir) = std::env::var_os("CBFLOW_BENCH_DUMP") {
+        let path = Path::new(&dir).join("sampled_raw_surrogates.f64");
+        write_f64(&path, surr.iter().copied());
+    }
     let fit = raw.fit_error(surr.view(), FIT_SEED).unwrap();
     println!(
         "sampled method without rank-matching ({n_raw} surrogates): variogram rel RMSE {:.3}",

@@ -1,7 +1,6 @@
 //! Surrogates from the full distance matrix (Burt et al. 2020, parcels).
 
 use ndarray::{Array2, ArrayView2};
-use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
 use super::distance::DistanceMatrix;
@@ -11,9 +10,8 @@ use super::fit::{
 };
 use super::params::{Kernel, VariogramParams};
 use super::screen::{Screen, certain_best};
-use super::smoother::Smoother;
+use super::smoother::{MAX_MAPS, Smoother};
 use crate::error::{Error, Result};
-use crate::rng_for;
 
 /// Most entries (pairs × `nh`, f64) of the variogram-smoothing weight table kept by
 /// [`VariogramSurrogates`] (128 MB; 5 700 parcels at `pv` 90, `nh` 25); above it each
@@ -22,7 +20,7 @@ const VGRAM_TABLE_LIMIT: usize = 1 << 24;
 
 /// Surrogates of the full method drawn together: their smoothed maps share one pass over the
 /// pairs (and the weight table's rows). Each surrogate's arithmetic is that of a batch of one.
-const BATCH: usize = 4;
+const BATCH: usize = MAX_MAPS;
 
 /// Full variogram-matching surrogate generator (BrainSMASH `Base`) for a map of `n` points
 /// (typically parcels) with an `n × n` distance matrix.
@@ -241,21 +239,8 @@ impl VariogramSurrogates {
         let nd = self.ks.len();
         let m = (streams.end - streams.start) as usize;
         let t = nd * m;
-        // the permuted maps, interleaved point-major, then every surrogate's smoothed maps for
-        // every delta: `all[i * t + s * nd + di]`
-        let mut perms = vec![0.0; n * m];
-        let mut rngs = Vec::with_capacity(m);
-        for (s, stream) in streams.enumerate() {
-            let mut rng = rng_for(seed, stream);
-            let mut perm = self.x.clone();
-            perm.shuffle(&mut rng);
-            for (i, &v) in perm.iter().enumerate() {
-                perms[i * m + s] = v;
-            }
-            rngs.push(rng);
-        }
-        let mut all = vec![0.0; n * t];
-        self.smoother.smooth(&perms, m, &mut all);
+        // every surrogate's smoothed maps for every delta: `all[i * t + s * nd + di]`
+        let (all, rngs) = self.smoother.smooth_permuted(&self.x, seed, streams);
         let chosen = self.choose(&all, m);
         rngs.into_iter()
             .zip(chosen)

@@ -10,6 +10,19 @@ use rayon::prelude::*;
 
 use super::distance::dist;
 
+/// The smallest and largest coordinate along each axis.
+fn bounds(coords: &[[f64; 3]]) -> ([f64; 3], [f64; 3]) {
+    let mut lo = [f64::INFINITY; 3];
+    let mut hi = [f64::NEG_INFINITY; 3];
+    for c in coords {
+        for a in 0..3 {
+            lo[a] = lo[a].min(c[a]);
+            hi[a] = hi[a].max(c[a]);
+        }
+    }
+    (lo, hi)
+}
+
 /// Points binned into cubic cells.
 struct Cells {
     origin: [f64; 3],
@@ -22,14 +35,7 @@ struct Cells {
 
 impl Cells {
     fn new(coords: &[[f64; 3]], size: f64) -> Self {
-        let mut lo = [f64::INFINITY; 3];
-        let mut hi = [f64::NEG_INFINITY; 3];
-        for c in coords {
-            for a in 0..3 {
-                lo[a] = lo[a].min(c[a]);
-                hi[a] = hi[a].max(c[a]);
-            }
-        }
+        let (lo, hi) = bounds(coords);
         let dims = [0, 1, 2].map(|a| (((hi[a] - lo[a]) / size).floor() as usize + 1).max(1));
         let mut s = Self {
             origin: lo,
@@ -74,14 +80,7 @@ impl Cells {
 /// by index: neighbour indices and distances, each n × k row-major. In parallel over points.
 pub(super) fn k_nearest(coords: &[[f64; 3]], k: usize) -> (Vec<u32>, Vec<f32>) {
     let n = coords.len();
-    let mut lo = [f64::INFINITY; 3];
-    let mut hi = [f64::NEG_INFINITY; 3];
-    for c in coords {
-        for a in 0..3 {
-            lo[a] = lo[a].min(c[a]);
-            hi[a] = hi[a].max(c[a]);
-        }
-    }
+    let (lo, hi) = bounds(coords);
     // the radius holding k points at the mean density of the bounding box (at least 1 mm)
     let volume: f64 = (0..3).map(|a| (hi[a] - lo[a]).max(1.0)).product();
     let r0 = (3.0 * (k as f64) * volume / (4.0 * std::f64::consts::PI * n as f64))

@@ -1,7 +1,6 @@
 //! Surrogates from sampled pairs of points (Burt et al. 2020's sampled method, voxels).
 
 use ndarray::{Array2, ArrayView2};
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -11,13 +10,13 @@ use super::fit::{
 };
 use super::neighbours::k_nearest;
 use super::params::{Kernel, SampledParams};
-use super::smoother::Smoother;
+use super::smoother::{MAX_MAPS, Smoother};
 use crate::error::{Error, Result};
 use crate::rng_for;
 
 /// Surrogates of the sampled method drawn together: their permuted maps share one pass over
 /// the neighbour table. Each surrogate's values are what it has alone.
-const BATCH: usize = 4;
+const BATCH: usize = MAX_MAPS;
 
 /// Sampled variogram-matching surrogate generator (BrainSMASH `Sampled`) for dense maps
 /// (e.g. ~20 000 grey-matter voxels), using each point's `knn` nearest neighbours
@@ -162,19 +161,7 @@ impl SampledSurrogates {
         let n = self.x.len();
         let nd = self.ks.len();
         let m = (streams.end - streams.start) as usize;
-        let mut rngs = Vec::with_capacity(m);
-        let mut perms = vec![0.0; n * m];
-        for (b, stream) in streams.enumerate() {
-            let mut rng = rng_for(seed, stream);
-            let mut perm = self.x.clone();
-            perm.shuffle(&mut rng);
-            for (j, &v) in perm.iter().enumerate() {
-                perms[j * m + b] = v;
-            }
-            rngs.push(rng);
-        }
-        let mut all = vec![0.0; n * nd * m];
-        self.smoother.smooth(&perms, m, &mut all);
+        let (all, rngs) = self.smoother.smooth_permuted(&self.x, seed, streams);
         rngs.into_iter()
             .enumerate()
             .map(|(b, mut rng)| {

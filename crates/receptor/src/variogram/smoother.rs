@@ -8,11 +8,18 @@
 //! Where no two neighbours are equidistant (parcel centroids) every segment is one neighbour and
 //! the sums are those of the plain weighted average, in the same order.
 
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
 use super::params::Kernel;
+use crate::rng_for;
 
 /// Most segment weights (segments × neighbourhood sizes, f32) kept; above it the weights are
 /// computed for each use (in f64, as before this module kept them).
 const WEIGHT_LIMIT: usize = 1 << 26;
+
+/// Most maps smoothed in one pass (the generators' batches).
+pub(super) const MAX_MAPS: usize = 4;
 
 /// The smoothing operator of one point set: neighbours, segments, weights and weight sums.
 #[derive(Debug, Clone)]
@@ -144,7 +151,7 @@ impl Smoother {
         self.seg_off.len() - 1
     }
 
-    /// Smooths `m` maps stored interleaved (`x[j * m + b]`, map `b` at point `j`) with every
+    /// Smooths `m` (1 to [`MAX_MAPS`]) maps stored interleaved (`x[j * m + b]`, map `b` at point `j`) with every
     /// neighbourhood size: `out[i * nd * m + b * nd + d]` = the kernel-weighted mean of map `b`
     /// over point `i`'s first `ks[d]` neighbours (`nd = ks.len()`).
     pub(super) fn smooth(&self, x: &[f64], m: usize, out: &mut [f64]) {
@@ -153,7 +160,7 @@ impl Smoother {
             2 => self.smooth_m::<2>(x, out),
             3 => self.smooth_m::<3>(x, out),
             4 => self.smooth_m::<4>(x, out),
-            _ => self.smooth_any(x, m, out),
+            _ => panic!("the smoother takes 1 to {MAX_MAPS} maps at a time, not {m}"),
         }
     }
 
@@ -225,64 +232,31 @@ impl Smoother {
         }
     }
 
-    /// [`Self::smooth`] for any number of maps.
-    fn smooth_any(&self, x: &[f64], m: usize, out: &mut [f64]) {
-        let nd = self.ks.len();
-        let mut acc = vec![0.0f64; nd * m];
-        let mut sx = vec![0.0f64; m];
-        let mut wfly = vec![0.0f64; nd];
-        for i in 0..self.n() {
-            acc.iter_mut().for_each(|v| *v = 0.0);
-            let idx = &self.nb_idx[i * self.stride..(i + 1) * self.stride];
-            let mut start = 0;
-            // sizes in increasing order; `first` = the first (in that order) containing the segment
-            let mut first = 0;
-            for g in self.seg_off[i]..self.seg_off[i + 1] {
-                let end = self.seg_end[g] as usize;
-                while first < nd && self.ks[self.order[first]] < end {
-                    first += 1;
-                }
-                if first == nd {
-                    // beyond the largest neighbourhood
-                    break;
-                }
-                sx.iter_mut().for_each(|v| *v = 0.0);
-                for &j in &idx[start..end] {
-                    let xj = &x[j as usize * m..(j as usize + 1) * m];
-                    for (s, &v) in sx.iter_mut().zip(xj) {
-                        *s += v;
-                    }
-                }
-                let w: &[f64] = match &self.seg_w {
-                    Some(w) => {
-                        for &d in &self.order[first..] {
-                            wfly[d] = f64::from(w[g * nd + d]);
-                        }
-                        &wfly
-                    }
-                    None => {
-                        let v = f64::from(self.nb_dist[i * self.stride + start]);
-                        for &d in &self.order[first..] {
-                            wfly[d] = self.kernel.weight(v, self.scale[i * nd + d]);
-                        }
-                        &wfly
-                    }
-                };
-                for &d in &self.order[first..] {
-                    let wd = w[d];
-                    for (b, &s) in sx.iter().enumerate() {
-                        acc[b * nd + d] += wd * s;
-                    }
-                }
-                start = end;
+    /// Permutes `x` once for each of `streams` (ChaCha8 streams of `seed`) and smooths the
+    /// permuted maps ([`Self::smooth`]): the smoothed maps, `[i * nd * m + s * nd + d]` for
+    /// stream `s` of the `m`, and each stream's generator as the permutation left it.
+    pub(super) fn smooth_permuted(
+        &self,
+        x: &[f64],
+        seed: u64,
+        streams: std::ops::Range<u64>,
+    ) -> (Vec<f64>, Vec<ChaCha8Rng>) {
+        let n = x.len();
+        let m = (streams.end - streams.start) as usize;
+        let mut rngs = Vec::with_capacity(m);
+        let mut perms = vec![0.0; n * m];
+        for (s, stream) in streams.enumerate() {
+            let mut rng = rng_for(seed, stream);
+            let mut perm = x.to_vec();
+            perm.shuffle(&mut rng);
+            for (i, &v) in perm.iter().enumerate() {
+                perms[i * m + s] = v;
             }
-            let o = &mut out[i * nd * m..(i + 1) * nd * m];
-            for b in 0..m {
-                for d in 0..nd {
-                    o[b * nd + d] = acc[b * nd + d] / self.den[i * nd + d];
-                }
-            }
+            rngs.push(rng);
         }
+        let mut all = vec![0.0; n * self.ks.len() * m];
+        self.smooth(&perms, m, &mut all);
+        (all, rngs)
     }
 
     /// The segments of point `i` whose neighbours all lie closer than `dmax`, each as (its

@@ -190,14 +190,14 @@ fn batches_and_weight_table_change_nothing() {
         .collect();
     let g = VariogramSurrogates::new(&x, &d, VariogramParams::default()).unwrap();
     assert!(g.wtab.is_some());
-    let together = g.batch(5, 0..7);
+    let together = g.batch(5, 0..4);
     for (i, row) in together.iter().enumerate() {
         assert_eq!(row, &g.batch(5, i as u64..i as u64 + 1)[0], "surrogate {i}");
     }
     let mut no_table = g.clone();
     no_table.wtab = None;
-    assert_eq!(no_table.batch(5, 0..7), together);
-    let all = g.generate(7, 5);
+    assert_eq!(no_table.batch(5, 0..4), together);
+    let all = g.generate(4, 5);
     for (i, row) in together.iter().enumerate() {
         assert_eq!(all.row(i).to_vec(), *row);
     }
@@ -217,11 +217,15 @@ fn sampled_batches_change_nothing() {
         ..SampledParams::default()
     };
     let g = SampledSurrogates::new(&x, &coords, params).unwrap();
-    let together = g.batch(9, 0..6);
+    let together = g.batch(9, 2..6);
     for (i, row) in together.iter().enumerate() {
-        assert_eq!(row, &g.batch(9, i as u64..i as u64 + 1)[0], "surrogate {i}");
+        assert_eq!(
+            row,
+            &g.batch(9, i as u64 + 2..i as u64 + 3)[0],
+            "surrogate {i}"
+        );
     }
-    let all = g.generate(6, 9);
+    let all = g.generate(6, 9).slice_move(ndarray::s![2.., ..]);
     for (i, row) in together.iter().enumerate() {
         assert_eq!(all.row(i).to_vec(), *row);
     }
