@@ -37,9 +37,10 @@ pub(super) struct Smoother {
     seg_off: Vec<usize>,
     /// End (exclusive position in the point's row) of each segment.
     seg_end: Vec<u32>,
-    /// Per segment, its kernel weight in each neighbourhood size (in `ks` order; 0 for a size
-    /// that does not contain it); `None` above [`WEIGHT_LIMIT`].
-    seg_w: Option<Vec<f32>>,
+    /// Per segment, its kernel weight (rounded to f32, kept as f64) in each neighbourhood size,
+    /// by increasing size (0 for a size that does not contain it); `None` above
+    /// [`WEIGHT_LIMIT`].
+    seg_w: Option<Vec<f64>>,
     /// Per point and size, the largest neighbour distance (the kernel's scale).
     scale: Vec<f64>,
     /// Per point and size, the sum of the kernel weights (the denominator).
@@ -114,15 +115,16 @@ impl Smoother {
             den,
         };
         if s.seg_end.len() * nd <= WEIGHT_LIMIT {
-            let mut w = vec![0.0f32; s.seg_end.len() * nd];
+            let mut w = vec![0.0f64; s.seg_end.len() * nd];
             for i in 0..n {
                 let mut start = 0;
                 for g in s.seg_off[i]..s.seg_off[i + 1] {
                     let end = s.seg_end[g] as usize;
                     let v = f64::from(s.nb_dist[i * stride + start]);
-                    for (d, &k) in s.ks.iter().enumerate() {
-                        if end <= k {
-                            w[g * nd + d] = s.kernel.weight(v, s.scale[i * nd + d]) as f32;
+                    for (o, &d) in s.order.iter().enumerate() {
+                        if end <= s.ks[d] {
+                            let wd = s.kernel.weight(v, s.scale[i * nd + d]) as f32;
+                            w[g * nd + o] = f64::from(wd);
                         }
                     }
                     start = end;
@@ -170,7 +172,7 @@ impl Smoother {
         let nd = self.ks.len();
         // accumulators and weights by increasing size
         let mut acc = vec![[0.0f64; M]; nd];
-        let mut w = vec![0.0f64; nd];
+        let mut wfly = vec![0.0f64; nd];
         for i in 0..self.n() {
             acc.iter_mut().for_each(|a| *a = [0.0; M]);
             let idx = &self.nb_idx[i * self.stride..(i + 1) * self.stride];
@@ -200,24 +202,20 @@ impl Smoother {
                     }
                     sx
                 };
-                match &self.seg_w {
-                    Some(sw) => {
-                        for o in first..nd {
-                            w[o] = f64::from(sw[g * nd + self.order[o]]);
-                        }
-                    }
+                let w: &[f64] = match &self.seg_w {
+                    Some(sw) => &sw[g * nd..(g + 1) * nd],
                     None => {
                         let v = f64::from(self.nb_dist[i * self.stride + start]);
                         for o in first..nd {
                             let d = self.order[o];
-                            w[o] = self.kernel.weight(v, self.scale[i * nd + d]);
+                            wfly[o] = self.kernel.weight(v, self.scale[i * nd + d]);
                         }
+                        &wfly
                     }
-                }
-                for o in first..nd {
-                    let wo = w[o];
+                };
+                for (a, &wo) in acc[first..].iter_mut().zip(&w[first..]) {
                     for b in 0..M {
-                        acc[o][b] += wo * sx[b];
+                        a[b] += wo * sx[b];
                     }
                 }
                 start = end;
