@@ -119,6 +119,63 @@ pub fn partial_correlation(
     let rxy = correlate(x, y, method)?;
     let rxz = correlate(x, z, method)?;
     let ryz = correlate(y, z, method)?;
+    partial_from(rxy, rxz, ryz)
+}
+
+/// Correlations of one fixed map `x` with many maps `y` (null maps), optionally partial on a
+/// fixed covariate `z`: the ranks of `x` and `z` and their correlation are computed once. Each
+/// value is what [`correlate`] or [`partial_correlation`] gives for the same maps.
+pub(crate) struct FixedCorrelation {
+    method: CorrelationMethod,
+    /// `x`, ranked for Spearman.
+    x: Vec<f64>,
+    /// `z`, ranked for Spearman, and its correlation with `x`.
+    z: Option<(Vec<f64>, f64)>,
+}
+
+impl FixedCorrelation {
+    pub(crate) fn new(
+        x: &[f64],
+        covariate: Option<&[f64]>,
+        method: CorrelationMethod,
+    ) -> Result<Self> {
+        check_pair(x, x)?;
+        let prepare = |v: &[f64]| match method {
+            CorrelationMethod::Pearson => v.to_vec(),
+            CorrelationMethod::Spearman => ranks(v),
+        };
+        let xr = prepare(x);
+        let z = match covariate {
+            Some(z) => {
+                check_len("covariate (length of maps)", x.len(), z.len())?;
+                check_finite("covariate", z)?;
+                let zr = prepare(z);
+                let rxz = pearson(&xr, &zr)?;
+                Some((zr, rxz))
+            }
+            None => None,
+        };
+        Ok(Self { method, x: xr, z })
+    }
+
+    /// The (partial) correlation of the fixed map with `y` (same length).
+    pub(crate) fn with(&self, y: &[f64]) -> Result<f64> {
+        check_pair(&self.x, y)?;
+        let yr = match self.method {
+            CorrelationMethod::Pearson => y.to_vec(),
+            CorrelationMethod::Spearman => ranks(y),
+        };
+        let rxy = pearson(&self.x, &yr)?;
+        let Some((zr, rxz)) = &self.z else {
+            return Ok(rxy);
+        };
+        let ryz = pearson(&yr, zr)?;
+        partial_from(rxy, *rxz, ryz)
+    }
+}
+
+/// The partial correlation of x and y on z from the three correlations.
+fn partial_from(rxy: f64, rxz: f64, ryz: f64) -> Result<f64> {
     let den = ((1.0 - rxz * rxz) * (1.0 - ryz * ryz)).sqrt();
     if den <= 0.0 {
         return Err(Error::Singular {
@@ -239,6 +296,36 @@ mod tests {
         let want = pearson(&resid(&x), &resid(&y)).unwrap();
         let got = partial_correlation(&x, &y, &z, CorrelationMethod::Pearson).unwrap();
         assert!((want - got).abs() < 1e-12);
+    }
+
+    /// The fixed-map correlations are bit for bit those of `correlate` and
+    /// `partial_correlation`, with ties, both methods.
+    #[test]
+    fn fixed_correlation_is_correlate() {
+        let x = [1.0, 3.0, 2.0, 5.0, 4.0, 7.0, 6.0, 9.0, 4.0];
+        let z = [1.0, 2.0, 2.5, 3.0, 5.0, 5.5, 6.0, 8.0, 2.0];
+        let ys = [
+            [2.0, 1.0, 4.0, 3.0, 6.0, 5.0, 9.0, 7.0, 1.5],
+            [0.3, -1.0, 4.5, 4.5, 2.0, 5.0, -2.0, 7.0, 1.0],
+        ];
+        for method in [CorrelationMethod::Pearson, CorrelationMethod::Spearman] {
+            let plain = FixedCorrelation::new(&x, None, method).unwrap();
+            let partial = FixedCorrelation::new(&x, Some(&z), method).unwrap();
+            for y in &ys {
+                assert_eq!(plain.with(y).unwrap(), correlate(&x, y, method).unwrap());
+                assert_eq!(
+                    partial.with(y).unwrap(),
+                    partial_correlation(&x, y, &z, method).unwrap()
+                );
+            }
+        }
+        // the same errors
+        let flat = [1.0; 9];
+        let constant = FixedCorrelation::new(&flat, None, CorrelationMethod::Pearson).unwrap();
+        assert!(constant.with(&ys[0]).is_err());
+        assert!(FixedCorrelation::new(&x, Some(&flat), CorrelationMethod::Spearman).is_err());
+        let f = FixedCorrelation::new(&x, None, CorrelationMethod::Spearman).unwrap();
+        assert!(f.with(&flat).is_err());
     }
 
     #[test]

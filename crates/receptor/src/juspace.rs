@@ -22,21 +22,38 @@
 //! controlling for the parcel-wise grey-matter probability (SPM TPM class 1): pass it as
 //! `covariate`.
 
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use ndarray::Array2;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::corr::{CorrelationMethod, correlate, null_p_value, partial_correlation};
+use crate::corr::{
+    CorrelationMethod, FixedCorrelation, correlate, null_p_value, partial_correlation,
+};
 use crate::error::{Error, Result, check_finite, check_len};
 
 /// Largest smoothing variance (mm²) tried, as JuSpace's iteration cap.
 const S_MAX: u32 = 1000;
 
+/// Most kernel entries (f64) kept for reuse by one call of [`juspace_null_maps`] (64 MB: about
+/// 600 variances at 116 generator parcels); kernels beyond it are computed for each use (the
+/// same values).
+const KERNEL_CACHE_LIMIT: usize = 1 << 23;
+
 struct Gen {
     d: Vec<f64>,
     n: usize,
     r_target: f64,
+    /// The smoothing kernel at each integer variance `s` tried (index `s`): the weights
+    /// `exp(-d² / (2 s))` (n × n) and their row sums. Built when first needed and shared by the
+    /// null maps (the search tries the same variances for many of them), up to
+    /// [`KERNEL_CACHE_LIMIT`] entries in all.
+    kernels: Vec<OnceLock<(Vec<f64>, Vec<f64>)>>,
+    /// Kernel entries kept so far.
+    cached: AtomicUsize,
 }
 
 /// Correlation over all ordered pairs (incl. the zero diagonal) of distance and |x_i - x_j|.
@@ -68,16 +85,61 @@ fn dist_diff_corr(d: &[f64], x: &[f64]) -> f64 {
 }
 
 impl Gen {
-    fn smooth(&self, x: &[f64], s: f64) -> Vec<f64> {
+    fn new(d: Vec<f64>, n: usize, r_target: f64) -> Self {
+        Self {
+            d,
+            n,
+            r_target,
+            kernels: (0..=S_MAX).map(|_| OnceLock::new()).collect(),
+            cached: AtomicUsize::new(0),
+        }
+    }
+
+    /// The kernel at variance `s` and its row sums (each summed in column order).
+    fn kernel(&self, s: u32) -> (Vec<f64>, Vec<f64>) {
         let n = self.n;
-        (0..n)
-            .map(|i| {
-                let (mut num, mut den) = (0.0, 0.0);
-                for j in 0..n {
-                    let d = self.d[i * n + j];
-                    let w = (-d * d / (2.0 * s)).exp();
-                    num += w * x[j];
-                    den += w;
+        let s = f64::from(s);
+        let w: Vec<f64> = self.d.iter().map(|&d| (-d * d / (2.0 * s)).exp()).collect();
+        let den = w
+            .chunks_exact(n)
+            .map(|row| {
+                let mut den = 0.0;
+                for &v in row {
+                    den += v;
+                }
+                den
+            })
+            .collect();
+        (w, den)
+    }
+
+    /// Gaussian smoothing of `x` with variance `s` (mm²): `Σ_j w_ij x_j / Σ_j w_ij`.
+    fn smooth(&self, x: &[f64], s: u32) -> Vec<f64> {
+        let cell = &self.kernels[s as usize];
+        let size = self.n * self.n;
+        let kept = cell.get().or_else(|| {
+            let before = self.cached.fetch_add(size, Ordering::Relaxed);
+            if before + size <= KERNEL_CACHE_LIMIT {
+                Some(cell.get_or_init(|| self.kernel(s)))
+            } else {
+                self.cached.fetch_sub(size, Ordering::Relaxed);
+                None
+            }
+        });
+        let once;
+        let (w, den) = match kept {
+            Some(k) => k,
+            None => {
+                once = self.kernel(s);
+                &once
+            }
+        };
+        w.chunks_exact(self.n)
+            .zip(den)
+            .map(|(row, den)| {
+                let mut num = 0.0;
+                for (&wj, &xj) in row.iter().zip(x) {
+                    num += wj * xj;
                 }
                 num / den
             })
@@ -97,7 +159,7 @@ impl Gen {
                 (a.min(v), b.max(v))
             });
         let reaches = |s: u32| -> (bool, Vec<f64>) {
-            let sm = self.smooth(&perm, f64::from(s));
+            let sm = self.smooth(&perm, s);
             let r = dist_diff_corr(&self.d, &sm);
             (r >= self.r_target, sm)
         };
@@ -217,7 +279,7 @@ pub fn juspace_null_maps(
         }
     }
     let r_target = dist_diff_corr(&d, &xg);
-    let gen_ = Gen { d, n: ng, r_target };
+    let gen_ = Gen::new(d, ng, r_target);
     let pos: Vec<usize> = match mirror {
         None => (0..n).collect(),
         Some(m) => m
@@ -304,15 +366,16 @@ pub fn null_correlations(
         target.len(),
         nulls.ncols(),
     )?;
+    if nulls.nrows() == 0 {
+        return Ok(Vec::new());
+    }
+    let fixed = FixedCorrelation::new(target, covariate, method)?;
     nulls
         .outer_iter()
         .into_par_iter()
-        .map(|row| {
-            let row = row.to_vec();
-            match covariate {
-                Some(z) => partial_correlation(target, &row, z, method),
-                None => correlate(target, &row, method),
-            }
+        .map(|row| match row.as_slice() {
+            Some(y) => fixed.with(y),
+            None => fixed.with(&row.to_vec()),
         })
         .collect()
 }
@@ -365,6 +428,50 @@ mod tests {
             [0.0, 5.0, 5.0],
         ];
         assert_eq!(mirror_by_centroids(&coords).unwrap(), vec![0, 1, 0, 1, 4]);
+    }
+
+    /// Smoothing with a kept kernel, with one computed for the call, and JuSpace's direct sum
+    /// (`w = exp(-d² / (2 s))` summed over `j`) give the same bits.
+    #[test]
+    fn kept_and_fresh_kernels_smooth_alike() {
+        let coords: Vec<[f64; 3]> = (0..12)
+            .map(|i| {
+                [
+                    (i % 4) as f64 * 9.0,
+                    (i / 4) as f64 * 7.0,
+                    (i % 3) as f64 * 5.0,
+                ]
+            })
+            .collect();
+        let n = coords.len();
+        let mut d = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                let (p, q) = (coords[i], coords[j]);
+                d[i * n + j] =
+                    ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2)).sqrt();
+            }
+        }
+        let x: Vec<f64> = (0..n).map(|i| ((i * 7 % 5) as f64).sin()).collect();
+        let g = Gen::new(d.clone(), n, 0.5);
+        let full = Gen::new(d.clone(), n, 0.5);
+        full.cached.store(KERNEL_CACHE_LIMIT, Ordering::Relaxed);
+        for s in [2u32, 37, 2, 1000] {
+            let direct: Vec<f64> = (0..n)
+                .map(|i| {
+                    let (mut num, mut den) = (0.0, 0.0);
+                    for j in 0..n {
+                        let w = (-d[i * n + j] * d[i * n + j] / (2.0 * f64::from(s))).exp();
+                        num += w * x[j];
+                        den += w;
+                    }
+                    num / den
+                })
+                .collect();
+            assert_eq!(g.smooth(&x, s), direct, "kept kernel, s = {s}");
+            assert_eq!(full.smooth(&x, s), direct, "fresh kernel, s = {s}");
+        }
+        assert!(g.kernels[37].get().is_some() && full.kernels[37].get().is_none());
     }
 
     #[test]

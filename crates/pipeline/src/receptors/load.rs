@@ -8,6 +8,7 @@ use cbflow_image::Interp;
 use cbflow_receptor::GroupStat;
 use cbflow_resources::{ReceptorEntry, Registry};
 use ndarray::{Array2, Array3};
+use rayon::prelude::*;
 
 use super::options::ReceptorOptions;
 use crate::catalogue::{GroupFile, StatMap};
@@ -125,6 +126,8 @@ pub(super) struct SubjectMaps {
     pub(super) arms: Vec<Array2<f32>>,
     /// Flat C-order index of each column.
     pub(super) cols: Vec<usize>,
+    /// The column of each flat C-order index (`usize::MAX` outside the mask).
+    pub(super) col_of: Vec<usize>,
 }
 
 /// The group level's own loader ([`crate::group::maps`]): the same subjects, mask and
@@ -147,12 +150,31 @@ pub(super) fn load_subject_maps(opts: &ReceptorOptions) -> Result<SubjectMaps> {
             ),
         });
     }
-    let raw = read_cell_maps(&opts.output_dir, tpl, &subjects)?;
+    // the group level's reader, one subject per task (its files are decompressed one after
+    // another), the maps then in subject order as it returns them
+    let per_subject: Vec<Result<Vec<Vec<cbflow_image::Volume>>>> = subjects
+        .par_iter()
+        .map(|s| read_cell_maps(&opts.output_dir, tpl, std::slice::from_ref(s)))
+        .collect();
+    let mut raw: Vec<Vec<cbflow_image::Volume>> = vec![Vec::new(); 4];
+    for maps in per_subject {
+        for (cell, v) in raw.iter_mut().zip(maps?) {
+            cell.extend(v);
+        }
+    }
     let MaskedMaps { ijk, data, .. } =
         masked_maps(tpl, &raw, opts.smoothing_fwhm_mm, &opts.output_dir)?;
     let [_, ny, nz] = tpl.grid.dims;
-    let cols = ijk.iter().map(|[i, j, k]| (i * ny + j) * nz + k).collect();
-    Ok(SubjectMaps { arms: data, cols })
+    let cols: Vec<usize> = ijk.iter().map(|[i, j, k]| (i * ny + j) * nz + k).collect();
+    let mut col_of = vec![usize::MAX; tpl.grid.dims.iter().product()];
+    for (c, &idx) in cols.iter().enumerate() {
+        col_of[idx] = c;
+    }
+    Ok(SubjectMaps {
+        arms: data,
+        cols,
+        col_of,
+    })
 }
 
 /// Path of a group statistic map written by the group level.

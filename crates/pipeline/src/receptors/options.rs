@@ -159,6 +159,9 @@ pub struct ReceptorSummary {
     pub contrasts: Vec<ContrastReceptors>,
     /// Files written.
     pub files: Vec<PathBuf>,
+    /// Wall time of each part of the step (name, seconds), in the order the parts first ran; a
+    /// part that runs once per map or contrast is summed.
+    pub timings: Vec<(&'static str, f64)>,
 }
 
 /// The null model a requested null is at a level.

@@ -11,6 +11,7 @@ use cbflow_receptor::{
 use cbflow_resources::Registry;
 use cbflow_stats::CrossoverMaps;
 use ndarray::{Array2, Array3, Zip};
+use rayon::prelude::*;
 use serde_json::{Value, json};
 
 use super::load::{
@@ -39,9 +40,120 @@ pub(super) fn sub_seed(seed: u64, map: &str, null: &str) -> u64 {
     seed ^ fnv(&format!("{map}/{null}"))
 }
 
+/// Wall time of the parts of the step, summed per part name in the order they first ran.
+#[derive(Debug)]
+struct Timings {
+    parts: Vec<(&'static str, f64)>,
+    last: std::time::Instant,
+}
+
+impl Timings {
+    fn start() -> Self {
+        Self {
+            parts: Vec::new(),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Adds the time since the previous mark to `part`.
+    fn mark(&mut self, part: &'static str) {
+        let now = std::time::Instant::now();
+        let secs = (now - self.last).as_secs_f64();
+        self.last = now;
+        match self.parts.iter_mut().find(|(p, _)| *p == part) {
+            Some((_, s)) => *s += secs,
+            None => self.parts.push((part, secs)),
+        }
+    }
+}
+
 pub(super) struct MapNulls {
     pub(super) variogram: Option<(NullModel, Array2<f64>)>,
     pub(super) juspace: Option<Array2<f64>>,
+}
+
+/// A receptor map on the template and the points it is correlated over.
+struct Placed {
+    map: LoadedMap,
+    points: Points,
+    /// The map's mean z over each point.
+    receptor: Vec<f64>,
+    /// The template's mean grey-matter probability over each point.
+    gm: Vec<f64>,
+}
+
+/// A map ready for the contrasts: its points, values and contrast-independent nulls.
+struct Prepared {
+    map: LoadedMap,
+    points: Points,
+    receptor: Vec<f64>,
+    gm: Vec<f64>,
+    nulls: MapNulls,
+    /// The variogram surrogates' fit (first 100), for the sidecar.
+    fit: Option<Value>,
+}
+
+/// The nulls of one receptor map that do not depend on the contrast: variogram surrogates
+/// and JuSpace null maps, as asked, and the surrogates' variogram fit.
+fn map_nulls(
+    opts: &ReceptorOptions,
+    p: &Placed,
+    timings: &mut Timings,
+) -> Result<(MapNulls, Option<Value>)> {
+    let entry = &p.map.entry;
+    let path = resources_path(opts, entry);
+    let mut nulls = MapNulls {
+        variogram: None,
+        juspace: None,
+    };
+    let mut fit = None;
+    if opts.nulls.contains(&ReceptorNull::Variogram) {
+        let seed = sub_seed(opts.seed, &entry.name, "variogram");
+        match opts.level {
+            ReceptorLevel::Parcel => {
+                let d = DistanceMatrix::from_coordinates(&p.points.coords)
+                    .map_err(|e| rec_err(&path, e))?;
+                let g = VariogramSurrogates::new(&p.receptor, &d, VariogramParams::default())
+                    .map_err(|e| rec_err(&path, e))?;
+                let s = g.generate(opts.n_null, seed);
+                let f = g
+                    .fit_error(s.slice(ndarray::s![..s.nrows().min(100), ..]))
+                    .map_err(|e| rec_err(&path, e))?;
+                fit = Some(serde_json::to_value(&f).unwrap_or(Value::Null));
+                nulls.variogram = Some((NullModel::Variogram, s));
+            }
+            ReceptorLevel::Voxel => {
+                let n = p.receptor.len();
+                let params = SampledParams {
+                    knn: SampledParams::default().knn.min(n - 1),
+                    ns: SampledParams::default().ns.min(n),
+                    ..SampledParams::default()
+                };
+                let g = SampledSurrogates::new(&p.receptor, &p.points.coords, params)
+                    .map_err(|e| rec_err(&path, e))?;
+                nulls.variogram =
+                    Some((NullModel::VariogramSampled, g.generate(opts.n_null, seed)));
+            }
+        }
+        timings.mark("variogram nulls");
+    }
+    if opts.nulls.contains(&ReceptorNull::Juspace) && opts.level == ReceptorLevel::Parcel {
+        let seed = sub_seed(opts.seed, &entry.name, "juspace");
+        let mirror = cbflow_receptor::mirror_by_centroids(&p.points.coords)
+            .map_err(|e| rec_err(&path, e))?;
+        nulls.juspace = Some(
+            cbflow_receptor::juspace_null_maps(
+                &p.receptor,
+                &p.points.coords,
+                Some(&mirror),
+                opts.n_null,
+                seed,
+            )
+            .map_err(|e| rec_err(&path, e))?,
+        );
+        timings.mark("juspace nulls");
+    }
+    Ok((nulls, fit))
 }
 
 /// Correlates the group map of every contrast with the selected receptor maps, computes the
@@ -61,6 +173,7 @@ pub(super) struct MapNulls {
 /// of the partial correlation controlling for parcel grey-matter probability (the partial r is
 /// in the sidecar). Deterministic for a given seed at any thread count.
 pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> {
+    let mut timings = Timings::start();
     let out = &opts.output_dir;
     let registry = Registry::builtin().map_err(|e| rec_err(out, e))?;
     let entries = registry.select(&opts.maps).map_err(|e| rec_err(out, e))?;
@@ -113,122 +226,91 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
         ReceptorLevel::Voxel => None,
     };
     let gm_flat = flat_c(tpl.gm.frame(0));
+    timings.mark("group maps, parcellation");
     let signflip = opts.nulls.contains(&ReceptorNull::SignFlip);
-    let subjects = if signflip {
-        Some(load_subject_maps(opts)?)
-    } else {
-        None
-    };
-    // per map: points, receptor vector, contrast-independent nulls
-    struct Prepared {
-        map: LoadedMap,
-        points: Points,
-        receptor: Vec<f64>,
-        gm: Vec<f64>,
-        nulls: MapNulls,
-        fit: Option<Value>,
-    }
-    let mut prepared = Vec::with_capacity(entries.len());
-    for entry in &entries {
-        let t0 = std::time::Instant::now();
-        let map = load_receptor_map(entry, &opts.resources, tpl)?;
-        let mut mask = map.valid.clone();
-        Zip::from(&mut mask)
-            .and(&group_mask)
-            .for_each(|m, &g| *m &= g);
-        if let Some(s) = &subjects {
-            // sign-flip points must be covered by every subject's map
-            let mut covered = Array3::from_elem(mask.raw_dim(), false);
-            let flat = covered.as_slice_mut().expect("standard layout");
-            for &c in &s.cols {
-                flat[c] = true;
+    // the subjects' maps (for the sign-flip null) and the receptor maps on the template, read
+    // at the same time (the former is mostly one file after another)
+    let (subjects, maps) = rayon::join(
+        || signflip.then(|| load_subject_maps(opts)).transpose(),
+        || {
+            entries
+                .par_iter()
+                .map(|entry| load_receptor_map(entry, &opts.resources, tpl))
+                .collect::<Vec<_>>()
+        },
+    );
+    let subjects = subjects?;
+    let maps = maps.into_iter().collect::<Result<Vec<_>>>()?;
+    timings.mark("subjects' and receptor maps");
+    // per map: points, receptor vector (in parallel, each map on its own)
+    let covered = subjects.as_ref().map(|s| {
+        // sign-flip points must be covered by every subject's map
+        let mut covered = Array3::from_elem(group_mask.raw_dim(), false);
+        let flat = covered.as_slice_mut().expect("standard layout");
+        for &c in &s.cols {
+            flat[c] = true;
+        }
+        covered
+    });
+    let placed: Vec<Result<Placed>> = maps
+        .into_par_iter()
+        .map(|map| {
+            let entry = &map.entry;
+            let mut mask = map.valid.clone();
+            Zip::from(&mut mask)
+                .and(&group_mask)
+                .for_each(|m, &g| *m &= g);
+            if let Some(c) = &covered {
+                Zip::from(&mut mask).and(c).for_each(|m, &c| *m &= c);
             }
-            Zip::from(&mut mask).and(&covered).for_each(|m, &c| *m &= c);
-        }
-        let points = Points::build(&mask, labels.as_ref(), &tpl.grid);
-        if points.n() < 10 {
-            return Err(Error::Metadata {
-                path: out.clone(),
-                field: entry.name.clone(),
-                message: format!(
-                    "only {} {}s are covered by receptor map {} and the group mask",
-                    points.n(),
-                    opts.level.as_str(),
-                    entry.name
-                ),
-            });
-        }
-        let receptor = points.reduce(&flat_c(map.z.view()));
-        let gm = points.reduce(&gm_flat);
-        let mut nulls = MapNulls {
-            variogram: None,
-            juspace: None,
-        };
-        let mut fit = None;
-        let path = resources_path(opts, entry);
-        if opts.nulls.contains(&ReceptorNull::Variogram) {
-            let seed = sub_seed(opts.seed, &entry.name, "variogram");
-            match opts.level {
-                ReceptorLevel::Parcel => {
-                    let d = DistanceMatrix::from_coordinates(&points.coords)
-                        .map_err(|e| rec_err(&path, e))?;
-                    let g = VariogramSurrogates::new(&receptor, &d, VariogramParams::default())
-                        .map_err(|e| rec_err(&path, e))?;
-                    let s = g.generate(opts.n_null, seed);
-                    let f = g
-                        .fit_error(s.slice(ndarray::s![..s.nrows().min(100), ..]))
-                        .map_err(|e| rec_err(&path, e))?;
-                    fit = Some(serde_json::to_value(&f).unwrap_or(Value::Null));
-                    nulls.variogram = Some((NullModel::Variogram, s));
-                }
-                ReceptorLevel::Voxel => {
-                    let n = receptor.len();
-                    let params = SampledParams {
-                        knn: SampledParams::default().knn.min(n - 1),
-                        ns: SampledParams::default().ns.min(n),
-                        ..SampledParams::default()
-                    };
-                    let g = SampledSurrogates::new(&receptor, &points.coords, params)
-                        .map_err(|e| rec_err(&path, e))?;
-                    nulls.variogram =
-                        Some((NullModel::VariogramSampled, g.generate(opts.n_null, seed)));
-                }
+            let points = Points::build(&mask, labels.as_ref(), &tpl.grid);
+            if points.n() < 10 {
+                return Err(Error::Metadata {
+                    path: out.clone(),
+                    field: entry.name.clone(),
+                    message: format!(
+                        "only {} {}s are covered by receptor map {} and the group mask",
+                        points.n(),
+                        opts.level.as_str(),
+                        entry.name
+                    ),
+                });
             }
-        }
-        if opts.nulls.contains(&ReceptorNull::Juspace) && opts.level == ReceptorLevel::Parcel {
-            let seed = sub_seed(opts.seed, &entry.name, "juspace");
-            let mirror = cbflow_receptor::mirror_by_centroids(&points.coords)
-                .map_err(|e| rec_err(&path, e))?;
-            nulls.juspace = Some(
-                cbflow_receptor::juspace_null_maps(
-                    &receptor,
-                    &points.coords,
-                    Some(&mirror),
-                    opts.n_null,
-                    seed,
-                )
-                .map_err(|e| rec_err(&path, e))?,
-            );
-        }
+            let receptor = points.reduce(&flat_c(map.z.view()));
+            let gm = points.reduce(&gm_flat);
+            Ok(Placed {
+                map,
+                points,
+                receptor,
+                gm,
+            })
+        })
+        .collect();
+    let placed = placed.into_iter().collect::<Result<Vec<_>>>()?;
+    timings.mark("points");
+    // per map: the contrast-independent nulls (each drawn in parallel)
+    let mut prepared = Vec::with_capacity(placed.len());
+    for p in placed {
+        let (nulls, fit) = map_nulls(opts, &p, &mut timings)?;
         tracing::info!(
-            "receptor map {}: {} {}s, coverage {:.2}, nulls in {:.1} s",
-            entry.name,
-            points.n(),
+            "receptor map {}: {} {}s, coverage {:.2}",
+            p.map.entry.name,
+            p.points.n(),
             opts.level.as_str(),
-            map.coverage,
-            t0.elapsed().as_secs_f64()
+            p.map.coverage,
         );
         prepared.push(Prepared {
-            map,
-            points,
-            receptor,
-            gm,
+            map: p.map,
+            points: p.points,
+            receptor: p.receptor,
+            gm: p.gm,
             nulls,
             fit,
         });
     }
 
     let writer = DerivativesWriter::create(out, crate::generated_by(), &[])?;
+    timings.mark("tables");
     let mut files = Vec::new();
     let mut summary = Vec::new();
     let space = match opts.level {
@@ -258,6 +340,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
             }
             None => None,
         };
+        timings.mark("sign-flip nulls");
         let mut results = Vec::with_capacity(prepared.len());
         let mut extra = serde_json::Map::new();
         for p in &prepared {
@@ -277,10 +360,12 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
             );
             let mut info = serde_json::Map::new();
             info.insert("coverage".into(), json!(p.map.coverage));
+            timings.mark("correlations");
             if let Some((model, s)) = &p.nulls.variogram {
                 let null = cbflow_receptor::null_correlations(&g, s.view(), opts.method, None)
                     .map_err(|err| rec_err(&path, err))?;
                 res.add_null(*model, null);
+                timings.mark("variogram null correlations");
             }
             if let Some(nm) = &p.nulls.juspace {
                 let rp = cbflow_receptor::partial_correlation(&g, &p.receptor, &p.gm, opts.method)
@@ -294,19 +379,18 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
                     null,
                 );
                 info.insert("juspace_partial_r".into(), json!(rp));
+                timings.mark("juspace null correlations");
             }
             if let (Some(d), Some(s)) = (&diff, &subjects) {
                 // subjects × points
-                let mut col_of = vec![usize::MAX; gflat.len()];
-                for (c, &idx) in s.cols.iter().enumerate() {
-                    col_of[idx] = c;
-                }
                 let n_sub = d.nrows();
                 let mut dp = Array2::<f64>::zeros((n_sub, p.points.n()));
-                for (j, m) in p.points.members.iter().enumerate() {
-                    for i in 0..n_sub {
-                        let sum: f64 = m.iter().map(|&v| f64::from(d[(i, col_of[v])])).sum();
-                        dp[(i, j)] = sum / m.len() as f64;
+                for (i, mut out) in dp.outer_iter_mut().enumerate() {
+                    let row = d.row(i);
+                    let row = row.as_slice().expect("standard layout");
+                    for (o, m) in out.iter_mut().zip(&p.points.members) {
+                        let sum: f64 = m.iter().map(|&v| f64::from(row[s.col_of[v]])).sum();
+                        *o = sum / m.len() as f64;
                     }
                 }
                 let rec = Array2::from_shape_vec((1, p.receptor.len()), p.receptor.clone())
@@ -324,6 +408,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
                 info.insert("signflip_r".into(), json!(sf.r[0]));
                 info.insert("signflip_exhaustive".into(), json!(sf.exhaustive));
                 info.insert("signflip_subjects".into(), json!(n_sub));
+                timings.mark("sign-flip nulls");
             }
             if let Some(f) = &p.fit {
                 info.insert("variogram_fit".into(), f.clone());
@@ -332,6 +417,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
             results.push(res);
         }
         cbflow_receptor::apply_fdr(&mut results).map_err(|err| rec_err(gpath, err))?;
+        timings.mark("correlations");
         files.extend(write_tables(
             &writer,
             opts,
@@ -340,6 +426,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
             &prepared.iter().map(|p| &p.map.entry).collect::<Vec<_>>(),
             extra,
         )?);
+        timings.mark("tables");
         if opts.dominance {
             files.extend(write_dominance(
                 &writer,
@@ -353,6 +440,7 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
                 labels.as_ref(),
                 &group_mask,
             )?);
+            timings.mark("dominance");
         }
         summary.push(ContrastReceptors {
             contrast: cname.to_string(),
@@ -362,5 +450,6 @@ pub fn receptor_correlations(opts: &ReceptorOptions) -> Result<ReceptorSummary> 
     Ok(ReceptorSummary {
         contrasts: summary,
         files,
+        timings: timings.parts,
     })
 }

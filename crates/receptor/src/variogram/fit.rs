@@ -70,14 +70,6 @@ pub(super) fn bins_and_bandwidth(
     Ok((h, b))
 }
 
-/// Half the squared difference of `x` over each pair `(pa[e], pb[e])` of points.
-pub(super) fn half_squared_differences(pa: &[u32], pb: &[u32], x: &[f64]) -> Vec<f64> {
-    pa.iter()
-        .zip(pb)
-        .map(|(&i, &j)| 0.5 * (x[i as usize] - x[j as usize]).powi(2))
-        .collect()
-}
-
 pub(super) fn linspace(a: f64, b: f64, n: usize) -> Vec<f64> {
     if n == 1 {
         return vec![a];
@@ -139,37 +131,6 @@ pub(super) fn vgram_weights_row(u: f64, h0: f64, dh: f64, b: f64, w: &mut [f64])
         w[k] = w[k + 1] * r;
         r *= shrink;
     }
-}
-
-/// Smoothed variograms of several maps at once over the same pairs: `u[e]` pair distances,
-/// `vs[t][e]` half squared differences of map `t`, `h` a uniform grid. Returns one `nh`-vector
-/// per map: `Σ_e w(u_e, h_k) v_t[e] / Σ_e w(u_e, h_k)`.
-pub(super) fn smooth_variograms(u: &[f64], vs: &[Vec<f64>], h: &[f64], b: f64) -> Vec<Vec<f64>> {
-    let nh = h.len();
-    let nt = vs.len();
-    let dh = h[1] - h[0];
-    let mut num = vec![0.0; nt * nh];
-    let mut den = vec![0.0; nh];
-    let mut w = vec![0.0; nh];
-    let mut vals = vec![0.0; nt];
-    for (e, &ue) in u.iter().enumerate() {
-        vgram_weights_row(ue, h[0], dh, b, &mut w);
-        for (t, v) in vs.iter().enumerate() {
-            vals[t] = v[e];
-        }
-        for k in 0..nh {
-            den[k] += w[k];
-        }
-        for (t, &vt) in vals.iter().enumerate() {
-            let row = &mut num[t * nh..(t + 1) * nh];
-            for k in 0..nh {
-                row[k] += w[k] * vt;
-            }
-        }
-    }
-    (0..nt)
-        .map(|t| (0..nh).map(|k| num[t * nh + k] / den[k]).collect())
-        .collect()
 }
 
 pub(super) fn check_common(
@@ -313,21 +274,28 @@ pub(super) fn summarise_fit(h: Vec<f64>, target: Vec<f64>, curves: Vec<Vec<f64>>
     }
 }
 
-/// `n` surrogates of `points` values as the rows of an `n × points` array, surrogate `i` drawn
-/// by `one(i)`, in parallel (each row depends on its index alone: the same at any thread count).
+/// `n` surrogates of `points` values as the rows of an `n × points` array, drawn `batch` at a
+/// time in parallel: `make(first..first + m)` returns the rows of surrogates `first` to
+/// `first + m - 1`. Each row must depend on its index alone (not on the batch it is drawn in),
+/// so the result is the same at any thread count and batch size.
 pub(super) fn generate_rows(
     n: usize,
     points: usize,
-    one: impl Fn(u64) -> Vec<f64> + Sync,
+    batch: usize,
+    make: impl Fn(std::ops::Range<u64>) -> Vec<Vec<f64>> + Sync,
 ) -> ndarray::Array2<f64> {
     use rayon::prelude::*;
     let mut out = ndarray::Array2::zeros((n, points));
-    out.axis_iter_mut(ndarray::Axis(0))
+    out.axis_chunks_iter_mut(ndarray::Axis(0), batch.max(1))
         .into_par_iter()
         .enumerate()
-        .for_each(|(i, mut row)| {
-            for (o, v) in row.iter_mut().zip(one(i as u64)) {
-                *o = v;
+        .for_each(|(c, mut rows)| {
+            let first = (c * batch.max(1)) as u64;
+            let made = make(first..first + rows.nrows() as u64);
+            for (mut row, v) in rows.outer_iter_mut().zip(made) {
+                for (o, v) in row.iter_mut().zip(v) {
+                    *o = v;
+                }
             }
         });
     out

@@ -1,7 +1,6 @@
 //! Surrogates from the full distance matrix (Burt et al. 2020, parcels).
 
 use ndarray::{Array2, ArrayView2};
-use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
 use super::distance::DistanceMatrix;
@@ -10,115 +9,18 @@ use super::fit::{
     regress, sorted_copy, summarise_fit, vgram_weights_row,
 };
 use super::params::{Kernel, VariogramParams};
+use super::screen::{Screen, certain_best};
+use super::smoother::{MAX_MAPS, Smoother};
 use crate::error::{Error, Result};
-use crate::rng_for;
 
-/// Precompute per-delta kernel weights when they fit in `limit` entries.
-pub(super) fn precompute_weights(
-    kernel: Kernel,
-    dist_rows: &[f32],
-    stride: usize,
-    n: usize,
-    ks: &[usize],
-    limit: usize,
-) -> Option<Vec<Vec<f32>>> {
-    let total: usize = ks.iter().map(|k| k * n).sum();
-    if total > limit {
-        return None;
-    }
-    Some(
-        ks.iter()
-            .map(|&k| {
-                let mut w = vec![0.0f32; n * k];
-                let mut row = vec![0.0f64; k];
-                for i in 0..n {
-                    kernel.weights(&dist_rows[i * stride..i * stride + k], &mut row);
-                    for (o, v) in w[i * k..(i + 1) * k].iter_mut().zip(&row) {
-                        *o = *v as f32;
-                    }
-                }
-                w
-            })
-            .collect(),
-    )
-}
+/// Most entries (pairs × `nh`, f64) of the variogram-smoothing weight table kept by
+/// [`VariogramSurrogates`] (128 MB; 5 700 parcels at `pv` 90, `nh` 25); above it each
+/// variogram computes the weights of each pair again (the same values, by the same recurrence).
+const VGRAM_TABLE_LIMIT: usize = 1 << 24;
 
-/// Kernel-weighted average of `x` over each point's first `k` neighbours.
-pub(super) fn smooth_map(
-    x: &[f64],
-    nb_idx: &[u32],
-    nb_dist: &[f32],
-    stride: usize,
-    k: usize,
-    kernel: Kernel,
-    pre: Option<&[f32]>,
-    out: &mut [f64],
-) {
-    let n = out.len();
-    let mut wrow = vec![0.0f64; k];
-    for i in 0..n {
-        let idx = &nb_idx[i * stride..i * stride + k];
-        let (mut s, mut ws) = (0.0, 0.0);
-        match pre {
-            Some(w) => {
-                for (&j, &wj) in idx.iter().zip(&w[i * k..(i + 1) * k]) {
-                    let wj = f64::from(wj);
-                    s += wj * x[j as usize];
-                    ws += wj;
-                }
-            }
-            None => {
-                kernel.weights(&nb_dist[i * stride..i * stride + k], &mut wrow);
-                for (&j, &wj) in idx.iter().zip(&wrow) {
-                    s += wj * x[j as usize];
-                    ws += wj;
-                }
-            }
-        }
-        out[i] = s / ws;
-    }
-}
-
-/// [`smooth_map`] for all neighbourhood sizes `ks` at once with precomputed weights, in one pass
-/// over each point's neighbours (each neighbour's value is gathered once). Same summation order
-/// as [`smooth_map`], so the results are bit-identical.
-pub(super) fn smooth_all(
-    x: &[f64],
-    nb_idx: &[u32],
-    stride: usize,
-    ks: &[usize],
-    weights: &[Vec<f32>],
-    out: &mut [Vec<f64>],
-) {
-    let nd = ks.len();
-    let mut order: Vec<usize> = (0..nd).collect();
-    order.sort_by_key(|&d| ks[d]);
-    let n = x.len();
-    let mut acc = vec![0.0f64; nd];
-    let mut wsum = vec![0.0f64; nd];
-    for i in 0..n {
-        acc.iter_mut().for_each(|v| *v = 0.0);
-        wsum.iter_mut().for_each(|v| *v = 0.0);
-        let idx = &nb_idx[i * stride..i * stride + stride];
-        let mut prev = 0;
-        for (m, &dm) in order.iter().enumerate() {
-            for pos in prev..ks[dm] {
-                let xj = x[idx[pos] as usize];
-                for &d in &order[m..] {
-                    let w = f64::from(weights[d][i * ks[d] + pos]);
-                    acc[d] += w * xj;
-                    wsum[d] += w;
-                }
-            }
-            prev = prev.max(ks[dm]);
-        }
-        for d in 0..nd {
-            out[d][i] = acc[d] / wsum[d];
-        }
-    }
-}
-
-pub(super) const WEIGHT_LIMIT: usize = 1 << 26;
+/// Surrogates of the full method drawn together: their smoothed maps share one pass over the
+/// pairs (and the weight table's rows). Each surrogate's arithmetic is that of a batch of one.
+const BATCH: usize = MAX_MAPS;
 
 /// Full variogram-matching surrogate generator (BrainSMASH `Base`) for a map of `n` points
 /// (typically parcels) with an `n × n` distance matrix.
@@ -128,16 +30,20 @@ pub struct VariogramSurrogates {
     pub(super) sorted: Vec<f64>,
     pub(super) params: VariogramParams,
     pub(super) ks: Vec<usize>,
-    pub(super) kmax: usize,
-    pub(super) nb_idx: Vec<u32>,
-    pub(super) nb_dist: Vec<f32>,
-    pub(super) kernel_w: Option<Vec<Vec<f32>>>,
+    /// Each point's nearest neighbours and the kernel smoothing over them.
+    pub(super) smoother: Smoother,
     pub(super) pairs: Vec<(u32, u32)>,
     pub(super) u: Vec<f64>,
     pub(super) h: Vec<f64>,
     pub(super) b: f64,
     /// Sum over pairs of the variogram-smoothing weights at each `h`.
     pub(super) den: Vec<f64>,
+    /// The variogram-smoothing weights of every pair at every `h` (pairs × nh, row-major), the
+    /// same for every map; `None` above [`VGRAM_TABLE_LIMIT`].
+    pub(super) wtab: Option<Vec<f64>>,
+    /// The binned pairs that decide most surrogates' neighbourhood size before their exact
+    /// variograms (`None`: every size's exact variogram, as the screen would when undecided).
+    pub(super) screen: Option<Screen>,
     pub(super) target_smvar: Vec<f64>,
 }
 
@@ -189,7 +95,7 @@ impl VariogramSurrogates {
                 reason: "two points are at zero distance",
             });
         }
-        let kernel_w = precompute_weights(params.kernel, &nb_dist, kmax, n, &ks, WEIGHT_LIMIT);
+        let smoother = Smoother::new(params.kernel, nb_idx, nb_dist, kmax, &ks);
 
         // upper-triangle pairs below the pv-th percentile of distances
         let mut all_u = Vec::with_capacity(n * (n - 1) / 2);
@@ -228,12 +134,17 @@ impl VariogramSurrogates {
             params.b,
             "variogram distances are all equal",
         )?;
-        let mut den = vec![0.0; h.len()];
-        let mut row = vec![0.0; h.len()];
-        for &ue in &u {
+        let nh = h.len();
+        let mut den = vec![0.0; nh];
+        let mut wtab = (u.len() * nh <= VGRAM_TABLE_LIMIT).then(|| vec![0.0; u.len() * nh]);
+        let mut row = vec![0.0; nh];
+        for (e, &ue) in u.iter().enumerate() {
             vgram_weights_row(ue, h[0], h[1] - h[0], b, &mut row);
             for (d, w) in den.iter_mut().zip(&row) {
                 *d += w;
+            }
+            if let Some(t) = &mut wtab {
+                t[e * nh..(e + 1) * nh].copy_from_slice(&row);
             }
         }
         let mut s = Self {
@@ -241,18 +152,18 @@ impl VariogramSurrogates {
             sorted: sorted_copy(values),
             params,
             ks,
-            kmax,
-            nb_idx,
-            nb_dist,
-            kernel_w,
+            smoother,
             pairs,
             u,
             h,
             b,
             den,
+            wtab,
+            screen: None,
             target_smvar: vec![],
         };
         s.target_smvar = s.smoothed_variogram(&s.x);
+        s.screen = Some(Screen::new(&s.u, &s.h, s.b));
         Ok(s)
     }
 
@@ -270,14 +181,16 @@ impl VariogramSurrogates {
     }
 
     /// Smoothed variograms of `t` maps stored interleaved (`x[i * t + d]` = map `d` at point
-    /// `i`), in one pass over the pairs (weights by recurrence, shared by the maps).
+    /// `i`), in one pass over the pairs (each pair's weights, from the table or by recurrence,
+    /// shared by the maps). Map `d`'s variogram is summed over the pairs in the same order
+    /// whatever `t`, so it does not depend on the other maps.
     pub(super) fn smoothed_variograms(&self, x: &[f64], t: usize) -> Vec<Vec<f64>> {
         let nh = self.h.len();
         let (h0, dh) = (self.h[0], self.h[1] - self.h[0]);
         let mut num = vec![0.0; t * nh];
-        let mut w = vec![0.0; nh];
+        let mut wbuf = vec![0.0; nh];
         let mut v = vec![0.0; t];
-        for (&(i, j), &ue) in self.pairs.iter().zip(&self.u) {
+        for (e, (&(i, j), &ue)) in self.pairs.iter().zip(&self.u).enumerate() {
             let (a, b) = (
                 &x[i as usize * t..(i as usize + 1) * t],
                 &x[j as usize * t..(j as usize + 1) * t],
@@ -285,7 +198,13 @@ impl VariogramSurrogates {
             for d in 0..t {
                 v[d] = 0.5 * (a[d] - b[d]) * (a[d] - b[d]);
             }
-            vgram_weights_row(ue, h0, dh, self.b, &mut w);
+            let w: &[f64] = match &self.wtab {
+                Some(tab) => &tab[e * nh..(e + 1) * nh],
+                None => {
+                    vgram_weights_row(ue, h0, dh, self.b, &mut wbuf);
+                    &wbuf
+                }
+            };
             for (d, &vd) in v.iter().enumerate() {
                 let row = &mut num[d * nh..(d + 1) * nh];
                 for k in 0..nh {
@@ -313,59 +232,99 @@ impl VariogramSurrogates {
         self.b
     }
 
-    pub(super) fn one(&self, seed: u64, stream: u64) -> Vec<f64> {
-        let mut rng = rng_for(seed, stream);
+    /// Surrogates `streams` (ChaCha8 streams of `seed`), their variograms computed in one pass
+    /// over the pairs. Each is what a batch of one would give.
+    pub(super) fn batch(&self, seed: u64, streams: std::ops::Range<u64>) -> Vec<Vec<f64>> {
         let n = self.x.len();
         let nd = self.ks.len();
-        let mut perm = self.x.clone();
-        perm.shuffle(&mut rng);
-        // smoothed permuted maps for every delta, interleaved point-major
-        let mut sm = vec![0.0; n];
-        let mut all = vec![0.0; n * nd];
-        for (di, &k) in self.ks.iter().enumerate() {
-            self.smooth(&perm, di, k, &mut sm);
-            for i in 0..n {
-                all[i * nd + di] = sm[i];
-            }
-        }
-        let svs = self.smoothed_variograms(&all, nd);
-        let mut best: Option<(f64, f64, f64, usize)> = None;
-        for (di, sv) in svs.iter().enumerate() {
-            let (a, b, sse) = regress(sv, &self.target_smvar);
-            if best.is_none_or(|(_, _, s, _)| sse < s) {
-                best = Some((a, b, sse, di));
-            }
-        }
-        let (a, b, _, di) = best.expect("at least one delta");
-        let chosen: Vec<f64> = (0..n).map(|i| all[i * nd + di]).collect();
-        finish_surrogate(
-            &chosen,
-            a,
-            b,
-            self.params.resample.then_some(&self.sorted[..]),
-            &mut rng,
-        )
+        let m = (streams.end - streams.start) as usize;
+        let t = nd * m;
+        // every surrogate's smoothed maps for every delta: `all[i * t + s * nd + di]`
+        let (all, rngs) = self.smoother.smooth_permuted(&self.x, seed, streams);
+        let chosen = self.choose(&all, m);
+        rngs.into_iter()
+            .zip(chosen)
+            .enumerate()
+            .map(|(s, (mut rng, (a, b, di)))| {
+                let smoothed: Vec<f64> = (0..n).map(|i| all[i * t + s * nd + di]).collect();
+                finish_surrogate(
+                    &smoothed,
+                    a,
+                    b,
+                    self.params.resample.then_some(&self.sorted[..]),
+                    &mut rng,
+                )
+            })
+            .collect()
     }
 
-    pub(super) fn smooth(&self, x: &[f64], di: usize, k: usize, out: &mut [f64]) {
-        let pre = self.kernel_w.as_ref().map(|w| &w[di][..]);
-        smooth_map(
-            x,
-            &self.nb_idx,
-            &self.nb_dist,
-            self.kmax,
-            k,
-            self.params.kernel,
-            pre,
-            out,
-        );
+    /// For each of `m` surrogates whose smoothed maps are `all` (`all[i * t + s * nd + di]`,
+    /// `t = nd m`), the neighbourhood size whose smoothed variogram, regressed on the target's,
+    /// leaves the smallest residual (the first if several), and that regression's intercept and
+    /// slope: `(α, β, size)`. The [`Screen`] decides most surrogates' size; the exact variograms
+    /// are then computed for their chosen size only, and for every size of the others.
+    fn choose(&self, all: &[f64], m: usize) -> Vec<(f64, f64, usize)> {
+        let nd = self.ks.len();
+        let nh = self.h.len();
+        let t = nd * m;
+        let decided: Vec<Option<usize>> = match &self.screen {
+            Some(screen) => {
+                let (approx, bound) = screen.variograms(&self.pairs, all, t, &self.den);
+                (0..m)
+                    .map(|s| {
+                        let range = |d: usize| (s * nd + d) * nh..(s * nd + d + 1) * nh;
+                        let xs: Vec<&[f64]> = (0..nd).map(|d| &approx[range(d)]).collect();
+                        let es: Vec<&[f64]> = (0..nd).map(|d| &bound[range(d)]).collect();
+                        certain_best(&self.target_smvar, &xs, &es)
+                    })
+                    .collect()
+            }
+            None => vec![None; m],
+        };
+        // the maps whose exact variograms are needed: (surrogate, size)
+        let needed: Vec<(usize, usize)> = decided
+            .iter()
+            .enumerate()
+            .flat_map(|(s, d)| match d {
+                Some(d) => vec![(s, *d)],
+                None => (0..nd).map(|d| (s, d)).collect(),
+            })
+            .collect();
+        let nt = needed.len();
+        let n = self.x.len();
+        let mut x = vec![0.0; n * nt];
+        for i in 0..n {
+            for (c, &(s, d)) in needed.iter().enumerate() {
+                x[i * nt + c] = all[i * t + s * nd + d];
+            }
+        }
+        let svs = self.smoothed_variograms(&x, nt);
+        let mut out = Vec::with_capacity(m);
+        let mut c = 0;
+        for d in decided {
+            let mut best: Option<(f64, f64, f64, usize)> = None;
+            let sizes = match d {
+                Some(d) => d..d + 1,
+                None => 0..nd,
+            };
+            for di in sizes {
+                let (a, b, sse) = regress(&svs[c], &self.target_smvar);
+                c += 1;
+                if best.is_none_or(|(_, _, e, _)| sse < e) {
+                    best = Some((a, b, sse, di));
+                }
+            }
+            let (a, b, _, di) = best.expect("at least one size");
+            out.push((a, b, di));
+        }
+        out
     }
 
     /// Generate `n` surrogates (rows of the `n × points` result). Surrogate `i` uses the ChaCha8
     /// stream `i` of `seed`, so the result is identical at any thread count and the first `m`
     /// rows do not depend on `n`.
     pub fn generate(&self, n: usize, seed: u64) -> Array2<f64> {
-        generate_rows(n, self.x.len(), |i| self.one(seed, i))
+        generate_rows(n, self.x.len(), BATCH, |r| self.batch(seed, r))
     }
 
     /// Compare the smoothed variograms of `surrogates` (rows) with the target's.

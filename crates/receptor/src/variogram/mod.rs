@@ -17,16 +17,22 @@
 //! Reference: Burt JB, Helmer M, Shinn M, Anticevic A, Murray JD. Generative modeling of brain
 //! maps with spatial autocorrelation. *NeuroImage* 2020;220:117038.
 //!
-//! Modules: `params` (kernels and settings), `distance` (the distance matrix), `fit`
-//! (variogram estimation and the fit of a surrogate), `full` (surrogates over every pair,
-//! parcels), `sampled` (surrogates from sampled pairs, voxels). This file only declares and re-
-//! exports.
+//! Modules: `params` (kernels and settings), `distance` (the distance matrix), `neighbours`
+//! (exact nearest neighbours by a grid of cells), `smoother` (kernel smoothing over the nearest
+//! neighbours, for every neighbourhood size and several maps at once), `fit` (variogram
+//! estimation and the fit of a surrogate), `screen` (the full method's neighbourhood size
+//! decided from binned variograms with error bounds), `full` (surrogates over every pair, parcels),
+//! `sampled` (surrogates from sampled pairs, voxels); each uses only those before it. This file
+//! only declares and re-exports.
 
 mod distance;
 mod fit;
 mod full;
+mod neighbours;
 mod params;
 mod sampled;
+mod screen;
+mod smoother;
 #[cfg(test)]
 mod tests;
 

@@ -21,16 +21,25 @@ pub enum Kernel {
 impl Kernel {
     /// Weights for sorted neighbour distances `d` (one row), written into `out`.
     pub(super) fn weights(self, d: &[f32], out: &mut [f64]) {
-        let dmax = d.iter().fold(0.0f64, |a, &v| a.max(f64::from(v)));
-        let dmax = if dmax > 0.0 { dmax } else { 1.0 };
+        let dmax = Self::scale(d);
         for (o, &v) in out.iter_mut().zip(d) {
-            let v = f64::from(v);
-            *o = match self {
-                Kernel::Exp => (-v / dmax).exp(),
-                Kernel::Gaussian => (-1.25 * (v / dmax).powi(2)).exp(),
-                Kernel::InvDist => 1.0 / v,
-                Kernel::Uniform => 1.0,
-            };
+            *o = self.weight(f64::from(v), dmax);
+        }
+    }
+
+    /// The scale of a row of neighbour distances: the largest (1 if none is positive).
+    pub(super) fn scale(d: &[f32]) -> f64 {
+        let dmax = d.iter().fold(0.0f64, |a, &v| a.max(f64::from(v)));
+        if dmax > 0.0 { dmax } else { 1.0 }
+    }
+
+    /// The weight of a neighbour at distance `v` in a row of scale `dmax` ([`Self::scale`]).
+    pub(super) fn weight(self, v: f64, dmax: f64) -> f64 {
+        match self {
+            Kernel::Exp => (-v / dmax).exp(),
+            Kernel::Gaussian => (-1.25 * (v / dmax).powi(2)).exp(),
+            Kernel::InvDist => 1.0 / v,
+            Kernel::Uniform => 1.0,
         }
     }
 }

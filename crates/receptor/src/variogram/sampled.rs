@@ -1,33 +1,34 @@
 //! Surrogates from sampled pairs of points (Burt et al. 2020's sampled method, voxels).
 
 use ndarray::{Array2, ArrayView2};
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::distance::dist;
 use super::fit::{
     VariogramFit, bins_and_bandwidth, check_common, finish_surrogate, generate_rows,
-    half_squared_differences, percentile_f32, regress, smooth_variograms, sorted_copy,
-    summarise_fit,
+    percentile_f32, regress, sorted_copy, summarise_fit, vgram_weights_row,
 };
-use super::full::{WEIGHT_LIMIT, precompute_weights, smooth_all, smooth_map};
+use super::neighbours::k_nearest;
 use super::params::{Kernel, SampledParams};
+use super::smoother::{MAX_MAPS, Smoother};
 use crate::error::{Error, Result};
 use crate::rng_for;
 
+/// Surrogates of the sampled method drawn together: their permuted maps share one pass over
+/// the neighbour table. Each surrogate's values are what it has alone.
+const BATCH: usize = MAX_MAPS;
+
 /// Sampled variogram-matching surrogate generator (BrainSMASH `Sampled`) for dense maps
 /// (e.g. ~20 000 grey-matter voxels), using each point's `knn` nearest neighbours
-/// (found here by exact brute-force search over the coordinates).
+/// (found exactly, by a grid of cells: [`neighbours`](super::neighbours)).
 #[derive(Debug, Clone)]
 pub struct SampledSurrogates {
     pub(super) x: Vec<f64>,
     pub(super) sorted: Vec<f64>,
     pub(super) params: SampledParams,
     pub(super) ks: Vec<usize>,
-    pub(super) nb_idx: Vec<u32>,
-    pub(super) nb_dist: Vec<f32>,
-    pub(super) kernel_w: Option<Vec<Vec<f32>>>,
+    /// Neighbours (n × knn), their segments of equal distance, kernel weights and sums.
+    pub(super) smoother: Smoother,
     pub(super) dmax: f64,
     pub(super) h: Vec<f64>,
     pub(super) b: f64,
@@ -67,30 +68,7 @@ impl SampledSurrogates {
             });
         }
         let knn = params.knn;
-        // exact k-nearest neighbours by brute force, one row per point, written in place
-        let mut nb_idx = vec![0u32; n * knn];
-        let mut nb_dist = vec![0.0f32; n * knn];
-        nb_idx
-            .par_chunks_mut(knn)
-            .zip(nb_dist.par_chunks_mut(knn))
-            .enumerate()
-            .for_each_init(Vec::new, |cand: &mut Vec<(f64, u32)>, (i, (ri, rd))| {
-                let ci = coords[i];
-                cand.clear();
-                cand.extend(
-                    (0..n)
-                        .filter(|&j| j != i)
-                        .map(|j| (dist(&ci, &coords[j]), j as u32)),
-                );
-                let cmp = |a: &(f64, u32), b: &(f64, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-                cand.select_nth_unstable_by(knn - 1, cmp);
-                cand.truncate(knn);
-                cand.sort_by(cmp);
-                for (k, c) in cand.iter().enumerate() {
-                    ri[k] = c.1;
-                    rd[k] = c.0 as f32;
-                }
-            });
+        let (nb_idx, nb_dist) = k_nearest(coords, knn);
         if params.kernel == Kernel::InvDist && nb_dist.iter().any(|&d| d <= 0.0) {
             return Err(Error::InvalidParameter {
                 name: "kernel",
@@ -103,7 +81,6 @@ impl SampledSurrogates {
             .iter()
             .map(|d| ((d * knn as f64) as usize).clamp(1, knn))
             .collect();
-        let kernel_w = precompute_weights(params.kernel, &nb_dist, knn, n, &ks, WEIGHT_LIMIT);
         let dmax = percentile_f32(nb_dist.clone(), params.pv);
         let dmin = nb_dist
             .iter()
@@ -116,14 +93,13 @@ impl SampledSurrogates {
             params.b,
             "neighbour distances are all equal",
         )?;
+        let smoother = Smoother::new(params.kernel, nb_idx, nb_dist, knn, &ks);
         Ok(Self {
             x: values.to_vec(),
             sorted: sorted_copy(values),
             params,
             ks,
-            nb_idx,
-            nb_dist,
-            kernel_w,
+            smoother,
             dmax,
             h,
             b,
@@ -135,80 +111,90 @@ impl SampledSurrogates {
         &self.h
     }
 
-    /// Pairs (sampled row, neighbour) of the sampled points with distance below `dmax`.
-    pub(super) fn sample_pairs(&self, rng: &mut ChaCha8Rng) -> (Vec<u32>, Vec<u32>, Vec<f64>) {
-        let knn = self.params.knn;
-        let idx = rand::seq::index::sample(rng, self.x.len(), self.params.ns);
-        let (mut a, mut bb, mut u) = (Vec::new(), Vec::new(), Vec::new());
-        for r in idx.iter() {
-            for j in 0..knn {
-                let d = f64::from(self.nb_dist[r * knn + j]);
-                if d < self.dmax {
-                    a.push(r as u32);
-                    bb.push(self.nb_idx[r * knn + j]);
-                    u.push(d);
-                }
-            }
-        }
-        (a, bb, u)
+    /// The `ns` points whose neighbour pairs enter one surrogate's variograms.
+    pub(super) fn sample_rows(&self, rng: &mut ChaCha8Rng) -> Vec<usize> {
+        rand::seq::index::sample(rng, self.x.len(), self.params.ns).into_vec()
     }
 
-    pub(super) fn one(&self, seed: u64, stream: u64) -> Vec<f64> {
-        let mut rng = rng_for(seed, stream);
-        let n = self.x.len();
-        let mut perm = self.x.clone();
-        perm.shuffle(&mut rng);
-        let (pa, pb, u) = self.sample_pairs(&mut rng);
-        let hsd = |x: &[f64]| half_squared_differences(&pa, &pb, x);
-        let mut smoothed = vec![vec![0.0; n]; self.ks.len()];
-        match &self.kernel_w {
-            Some(w) => smooth_all(
-                &perm,
-                &self.nb_idx,
-                self.params.knn,
-                &self.ks,
-                w,
-                &mut smoothed,
-            ),
-            None => {
-                for (di, &k) in self.ks.iter().enumerate() {
-                    smooth_map(
-                        &perm,
-                        &self.nb_idx,
-                        &self.nb_dist,
-                        self.params.knn,
-                        k,
-                        self.params.kernel,
-                        None,
-                        &mut smoothed[di],
-                    );
+    /// Smoothed variograms of `maps` (each n values) over the pairs (sampled row, neighbour
+    /// closer than `dmax`): `Σ_e w(u_e, h_k) v_e / Σ_e w(u_e, h_k)` with `v_e` half the squared
+    /// difference across pair `e`. Pairs at one distance from one row share their weights, so
+    /// their differences are summed first (a segment of [`Smoother`]).
+    pub(super) fn smoothed_variograms(&self, rows: &[usize], maps: &[&[f64]]) -> Vec<Vec<f64>> {
+        let nh = self.h.len();
+        let nt = maps.len();
+        let (h0, dh) = (self.h[0], self.h[1] - self.h[0]);
+        let mut num = vec![0.0; nt * nh];
+        let mut den = vec![0.0; nh];
+        let mut w = vec![0.0; nh];
+        let mut v = vec![0.0; nt];
+        for &r in rows {
+            for (u, seg) in self.smoother.segments_below(r, self.dmax) {
+                v.iter_mut().for_each(|a| *a = 0.0);
+                for &j in seg {
+                    for (a, x) in v.iter_mut().zip(maps) {
+                        let d = x[r] - x[j as usize];
+                        *a += 0.5 * d * d;
+                    }
+                }
+                vgram_weights_row(u, h0, dh, self.b, &mut w);
+                let count = seg.len() as f64;
+                for k in 0..nh {
+                    den[k] += w[k] * count;
+                }
+                for (t, &vt) in v.iter().enumerate() {
+                    let row = &mut num[t * nh..(t + 1) * nh];
+                    for k in 0..nh {
+                        row[k] += w[k] * vt;
+                    }
                 }
             }
         }
-        let mut vs = vec![hsd(&self.x)];
-        vs.extend(smoothed.iter().map(|sm| hsd(sm)));
-        let sv = smooth_variograms(&u, &vs, &self.h, self.b);
-        let mut best: Option<(f64, f64, f64, usize)> = None;
-        for di in 0..self.ks.len() {
-            let (a, b, sse) = regress(&sv[di + 1], &sv[0]);
-            if best.is_none_or(|(_, _, s, _)| sse < s) {
-                best = Some((a, b, sse, di));
-            }
-        }
-        let (a, b, _, di) = best.expect("at least one delta");
-        finish_surrogate(
-            &smoothed[di],
-            a,
-            b,
-            self.params.resample.then_some(&self.sorted[..]),
-            &mut rng,
-        )
+        (0..nt)
+            .map(|t| (0..nh).map(|k| num[t * nh + k] / den[k]).collect())
+            .collect()
+    }
+
+    /// Surrogates `streams` (ChaCha8 streams of `seed`), their permuted maps smoothed in one
+    /// pass over the neighbours. Each is what a batch of one would give.
+    pub(super) fn batch(&self, seed: u64, streams: std::ops::Range<u64>) -> Vec<Vec<f64>> {
+        let n = self.x.len();
+        let nd = self.ks.len();
+        let m = (streams.end - streams.start) as usize;
+        let (all, rngs) = self.smoother.smooth_permuted(&self.x, seed, streams);
+        rngs.into_iter()
+            .enumerate()
+            .map(|(b, mut rng)| {
+                let rows = self.sample_rows(&mut rng);
+                let smoothed: Vec<Vec<f64>> = (0..nd)
+                    .map(|d| (0..n).map(|i| all[i * nd * m + b * nd + d]).collect())
+                    .collect();
+                let mut maps = vec![&self.x[..]];
+                maps.extend(smoothed.iter().map(|s| &s[..]));
+                let sv = self.smoothed_variograms(&rows, &maps);
+                let mut best: Option<(f64, f64, f64, usize)> = None;
+                for di in 0..nd {
+                    let (a, b, sse) = regress(&sv[di + 1], &sv[0]);
+                    if best.is_none_or(|(_, _, s, _)| sse < s) {
+                        best = Some((a, b, sse, di));
+                    }
+                }
+                let (a, b, _, di) = best.expect("at least one delta");
+                finish_surrogate(
+                    &smoothed[di],
+                    a,
+                    b,
+                    self.params.resample.then_some(&self.sorted[..]),
+                    &mut rng,
+                )
+            })
+            .collect()
     }
 
     /// Generate `n` surrogates (rows of the `n × points` result); deterministic in `seed` at any
-    /// thread count (surrogate `i` uses ChaCha8 stream `i`).
+    /// thread count and batch (surrogate `i` uses ChaCha8 stream `i`).
     pub fn generate(&self, n: usize, seed: u64) -> Array2<f64> {
-        generate_rows(n, self.x.len(), |i| self.one(seed, i))
+        generate_rows(n, self.x.len(), BATCH, |r| self.batch(seed, r))
     }
 
     /// Compare surrogates' smoothed variograms with the target's, on one random sample of `ns`
@@ -222,14 +208,12 @@ impl SampledSurrogates {
             });
         }
         let mut rng = rng_for(seed, u64::MAX);
-        let (pa, pb, u) = self.sample_pairs(&mut rng);
-        let hsd = |x: &[f64]| half_squared_differences(&pa, &pb, x);
-        let target = smooth_variograms(&u, &[hsd(&self.x)], &self.h, self.b).remove(0);
-        // one surrogate at a time (memory: one pair list per thread, not per surrogate)
+        let rows = self.sample_rows(&mut rng);
+        let target = self.smoothed_variograms(&rows, &[&self.x]).remove(0);
         let curves: Vec<Vec<f64>> = surrogates
             .outer_iter()
             .into_par_iter()
-            .map(|r| smooth_variograms(&u, &[hsd(&r.to_vec())], &self.h, self.b).remove(0))
+            .map(|r| self.smoothed_variograms(&rows, &[&r.to_vec()]).remove(0))
             .collect();
         Ok(summarise_fit(self.h.clone(), target, curves))
     }
