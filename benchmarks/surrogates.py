@@ -22,7 +22,11 @@ evaluates the variograms of many surrogates in one matrix product. Both are time
 
     cargo build --release -p cbflow-receptor --example bench_receptor
     python3 -m pip install numpy scipy brainsmash==0.11.0
-    python3 benchmarks/surrogates.py [--pairs 2] [--small]
+    python3 benchmarks/surrogates.py [--pairs 2] [--small] [--fit]
+
+`--fit`: the fit error of a mean variogram falls with the number of surrogates averaged, so after
+the timed pairs BrainSMASH draws as many surrogates as cbflow did (Base batched: the same
+algorithm, faster) and both tools' errors are printed on all of them and on five disjoint sets.
 
 `--small` (what CI runs): a few surrogates per tool, to show that the pipeline runs; its times
 are dominated by fixed costs, so its ratios mean nothing.
@@ -117,11 +121,33 @@ def fits_of(bench, method, d, n_c, n_b, points, sets):
     return own, peer, n_b
 
 
+def equal_fits(bench, method, d, n, points, seed, batch):
+    """Both tools' fit errors on n surrogates each (cbflow's from its last run), and on five
+    disjoint sets of n / 5: the error of a mean variogram falls with the number of surrogates,
+    so the tools are compared on equally many."""
+    brainsmash(method, n, seed, d, batch)
+    out = {}
+    for tool, src in (("cbflow", f"{d}/{method}_surrogates.f64"),
+                      ("BrainSMASH", f"{d}/brainsmash_{method}.f64")):
+        rows_of(src, f"{d}/fit_{method}.f64", 0, n, points)
+        whole = fit(bench, method, f"{d}/fit_{method}.f64")
+        sets = []
+        for k in range(5):
+            rows_of(src, f"{d}/fit_{method}.f64", k * (n // 5), n // 5, points)
+            sets.append(fit(bench, method, f"{d}/fit_{method}.f64"))
+        out[tool] = (whole, sets)
+    return out
+
+
 def arguments():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", default=BENCH, help="the bench_receptor example binary")
     ap.add_argument("--pairs", type=int, default=2, help="alternations of the two tools")
     ap.add_argument("--small", action="store_true", help="a few surrogates per tool (CI)")
+    ap.add_argument("--fit", action="store_true",
+                    help="after the timed pairs, as many BrainSMASH surrogates as cbflow's (Base "
+                         "batched, 1 000; Sampled, 200) and both tools' fit errors on all of them "
+                         "and on five disjoint sets")
     a = ap.parse_args()
     if not os.path.exists(a.bench):
         sys.exit(f"{a.bench} not found: cargo build --release -p cbflow-receptor --example bench_receptor")
@@ -155,6 +181,13 @@ def main():
                 fits["sampled"] = fits_of(a.bench, "sampled", d, n_c, n_b, points, 2 if a.small else 5)
             print(f"pair {k + 1} ({time.time() - t:.0f} s): " + "; ".join(
                 f"{name} {r[-1]['ms']:.2f} ms" for name, r in rows.items()), flush=True)
+        if a.fit:
+            n_full, n_sampled = counts["full"][0], counts["sampled"][0]
+            # the last pair's cbflow runs left their surrogates in d
+            equal = {"full": equal_fits(a.bench, "full", d, n_full,
+                                        rows["full brainsmash"][0]["points"], 99, 100),
+                     "sampled": equal_fits(a.bench, "sampled", d, n_sampled,
+                                           rows["sampled brainsmash"][0]["points"], 99, 1)}
     med = {name: statistics.median(r["ms"] for r in rs) for name, rs in rows.items()}
     cpu = {name: statistics.median(r["cpu_ms"] for r in rs) for name, rs in rows.items()}
     setup = {name: statistics.median(r["setup_s"] for r in rs) for name, rs in rows.items()}
@@ -181,6 +214,13 @@ def main():
         cpu_ratio = cpu[peer] / cpu[f"{method} cbflow"]
         print(f"| {what} | {med[peer]:.2f} ms | {c:.3f} ms | {med[peer] / c:.1f}x | "
               f"{cpu_ratio:.1f}x | {fit_cols} |")
+    if a.fit:
+        print("fit error on equally many surrogates per tool (all of them; mean and range over "
+              "five disjoint sets of a fifth):")
+        for method, n in (("full", n_full), ("sampled", n_sampled)):
+            print(f"  {method}, {n} each: " + "; ".join(
+                f"{tool} {w:.3f} (sets mean {statistics.mean(s):.3f}, {min(s):.3f}–{max(s):.3f})"
+                for tool, (w, s) in equal[method].items()))
     print(f"set-up: BrainSMASH Base {setup['full brainsmash']:.2f} s (distance matrix), Sampled "
           f"{setup['sampled brainsmash']:.2f} s (k-d tree); cbflow full {setup['full cbflow']:.3f} s, "
           f"sampled {setup['sampled cbflow']:.2f} s (exact nearest neighbours, kernel weights)")
