@@ -20,7 +20,7 @@ const BATCH: usize = MAX_MAPS;
 
 /// Sampled variogram-matching surrogate generator (BrainSMASH `Sampled`) for dense maps
 /// (e.g. ~20 000 grey-matter voxels), using each point's `knn` nearest neighbours
-/// (found exactly, by a grid of cells: [`neighbours`](super::neighbours)).
+/// (found exactly, by a grid of cells; `variogram/neighbours.rs`).
 #[derive(Debug, Clone)]
 pub struct SampledSurrogates {
     pub(super) x: Vec<f64>,
