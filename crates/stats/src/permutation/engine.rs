@@ -212,7 +212,50 @@ impl Engine {
         }
     }
 
+    /// [`Self::scan_rank1_body`] compiled for AVX2 when the CPU has it (the build's baseline is
+    /// SSE2, two lanes of f64): the same operations on each value, so the same results.
+    #[allow(clippy::too_many_arguments)]
     fn scan_rank1_with(
+        &self,
+        shuffles: &[Shuffle],
+        scan: &Rank1Scan,
+        floor: &[f64],
+        counts: &mut [u32],
+        maxes: &mut [f64],
+        su_of: impl Fn(f64) -> f64,
+        st_of: impl Fn(f64) -> f64,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above (the only precondition of a
+            // `target_feature` function)
+            #[allow(unsafe_code)]
+            return unsafe {
+                self.scan_rank1_avx2(shuffles, scan, floor, counts, maxes, su_of, st_of)
+            };
+        }
+        self.scan_rank1_body(shuffles, scan, floor, counts, maxes, su_of, st_of)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::too_many_arguments)]
+    fn scan_rank1_avx2(
+        &self,
+        shuffles: &[Shuffle],
+        scan: &Rank1Scan,
+        floor: &[f64],
+        counts: &mut [u32],
+        maxes: &mut [f64],
+        su_of: impl Fn(f64) -> f64,
+        st_of: impl Fn(f64) -> f64,
+    ) {
+        self.scan_rank1_body(shuffles, scan, floor, counts, maxes, su_of, st_of)
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn scan_rank1_body(
         &self,
         shuffles: &[Shuffle],
         scan: &Rank1Scan,
@@ -228,6 +271,7 @@ impl Engine {
         let sqrt_df = self.df.sqrt();
         let a2 = self.a2;
         let mut su_buf = vec![0.0; TILE];
+        let mut tc_buf = vec![0u64; TILE];
         let mut v0 = 0;
         while v0 < nv {
             let v1 = (v0 + TILE).min(nv);
@@ -239,18 +283,14 @@ impl Engine {
             let (ss, fl, cnt) = (&self.ss[v0..v1], &floor[v0..v1], &mut counts[v0..v1]);
             let exact = |k: usize, nu: f64| st_of(t_rank1(nu, ss[k] * a2, sqrt_df));
             let su = &mut su_buf[..width];
+            let tc = &mut tc_buf[..width];
+            tc.fill(0);
             for (b, mx) in maxes.iter_mut().enumerate() {
                 let num = &gs[b * width..(b + 1) * width];
-                // the tail statistic's proxy, its largest value and the largest |u| (in lanes
-                // of 8, which the compiler turns into vector instructions)
+                // the tail statistic's proxy, its largest value and the largest |u|, in lanes
+                // of 8 with one loop over the lanes per step (vector instructions)
                 let mut top = [f64::NEG_INFINITY; 8];
                 let mut big = [0.0f64; 8];
-                let mut lane = |s: &mut f64, u: f64, l: usize| {
-                    *s = su_of(u);
-                    top[l] = if *s > top[l] { *s } else { top[l] };
-                    let a = u.abs();
-                    big[l] = if a > big[l] { a } else { big[l] };
-                };
                 let mut chunks = su.chunks_exact_mut(8);
                 let (mut n8, mut i8) = (num.chunks_exact(8), inv.chunks_exact(8));
                 for ((s8, n8), i8) in (&mut chunks).zip(&mut n8).zip(&mut i8) {
@@ -259,12 +299,26 @@ impl Engine {
                         n8.try_into().expect("8"),
                         i8.try_into().expect("8"),
                     );
+                    let mut u8 = [0.0f64; 8];
                     for l in 0..8 {
-                        lane(&mut s8[l], n8[l] * i8[l], l);
+                        u8[l] = n8[l] * i8[l];
+                    }
+                    for l in 0..8 {
+                        s8[l] = su_of(u8[l]);
+                    }
+                    for l in 0..8 {
+                        top[l] = if s8[l] > top[l] { s8[l] } else { top[l] };
+                    }
+                    for l in 0..8 {
+                        let a = u8[l].abs();
+                        big[l] = if a > big[l] { a } else { big[l] };
                     }
                 }
                 for (l, s) in chunks.into_remainder().iter_mut().enumerate() {
-                    lane(s, n8.remainder()[l] * i8.remainder()[l], l);
+                    let u = n8.remainder()[l] * i8.remainder()[l];
+                    *s = su_of(u);
+                    top[l] = if *s > top[l] { *s } else { top[l] };
+                    big[l] = if u.abs() > big[l] { u.abs() } else { big[l] };
                 }
                 let top = top
                     .iter()
@@ -281,10 +335,12 @@ impl Engine {
                     *mx = mx.max(best);
                     continue;
                 }
-                let mut unsure = 0u32;
+                // counted in 64-bit lanes, as wide as the comparisons' (added to the u32
+                // counts once per tile)
+                let mut unsure = 0u64;
                 for k in 0..width {
-                    cnt[k] += u32::from(su[k] > hi[k]);
-                    unsure += u32::from((su[k] >= lo[k]) & (su[k] <= hi[k]));
+                    tc[k] += u64::from(su[k] > hi[k]);
+                    unsure += u64::from((su[k] >= lo[k]) & (su[k] <= hi[k]));
                 }
                 if unsure > 0 {
                     for k in 0..width {
@@ -305,6 +361,9 @@ impl Engine {
                     }
                 }
                 *mx = mx.max(best);
+            }
+            for (c, &t) in cnt.iter_mut().zip(tc.iter()) {
+                *c += t as u32;
             }
             v0 = v1;
         }
