@@ -22,7 +22,7 @@ evaluates the variograms of many surrogates in one matrix product. Both are time
 
     cargo build --release -p cbflow-receptor --example bench_receptor
     python3 -m pip install numpy scipy brainsmash==0.11.0
-    python3 benchmarks/surrogates.py [--pairs 2] [--small] [--fit]
+    python3 benchmarks/surrogates.py [--pairs 2] [--small] [--fit [--fit-n 5000 600]]
 
 `--fit`: the fit error of a mean variogram falls with the number of surrogates averaged, so after
 the timed pairs BrainSMASH draws as many surrogates as cbflow did (Base batched: the same
@@ -148,6 +148,9 @@ def arguments():
                     help="after the timed pairs, as many BrainSMASH surrogates as cbflow's (Base "
                          "batched, 1 000; Sampled, 200) and both tools' fit errors on all of them "
                          "and on five disjoint sets")
+    ap.add_argument("--fit-n", type=int, nargs=2, metavar=("FULL", "SAMPLED"),
+                    help="with --fit: this many surrogates per tool instead (e.g. 5000 600; "
+                         "BrainSMASH's Sampled takes about 1.5 s each)")
     a = ap.parse_args()
     if not os.path.exists(a.bench):
         sys.exit(f"{a.bench} not found: cargo build --release -p cbflow-receptor --example bench_receptor")
@@ -183,7 +186,11 @@ def main():
                 f"{name} {r[-1]['ms']:.2f} ms" for name, r in rows.items()), flush=True)
         if a.fit:
             n_full, n_sampled = counts["full"][0], counts["sampled"][0]
-            # the last pair's cbflow runs left their surrogates in d
+            if a.fit_n:
+                n_full, n_sampled = a.fit_n
+                cbflow(a.bench, "full", n_full, d)
+                cbflow(a.bench, "sampled", n_sampled, d)
+            # the last cbflow runs left their surrogates in d
             equal = {"full": equal_fits(a.bench, "full", d, n_full,
                                         rows["full brainsmash"][0]["points"], 99, 100),
                      "sampled": equal_fits(a.bench, "sampled", d, n_sampled,
