@@ -13,6 +13,7 @@ pub mod glm;
 pub mod lmm;
 pub mod permutation;
 pub mod roi;
+mod simd;
 pub mod tfce;
 
 pub use design::{

@@ -77,6 +77,26 @@ impl Engine {
     pub(super) fn for_each_tile(
         &self,
         shuffles: &[Shuffle],
+        visit: impl FnMut(usize, usize, &[f64]),
+    ) {
+        crate::simd::avx2_or!(
+            self.for_each_tile_avx2(shuffles, visit),
+            self.for_each_tile_body(shuffles, visit)
+        )
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn for_each_tile_avx2(&self, shuffles: &[Shuffle], visit: impl FnMut(usize, usize, &[f64])) {
+        self.for_each_tile_body(shuffles, visit)
+    }
+
+    /// [`Self::for_each_tile`]'s body (its square roots and divisions four lanes wide in the
+    /// AVX2 copy).
+    #[inline(always)]
+    fn for_each_tile_body(
+        &self,
+        shuffles: &[Shuffle],
         mut visit: impl FnMut(usize, usize, &[f64]),
     ) {
         let m = self.shuffled_rows(shuffles);
@@ -212,8 +232,7 @@ impl Engine {
         }
     }
 
-    /// [`Self::scan_rank1_body`] compiled for AVX2 when the CPU has it (the build's baseline is
-    /// SSE2, two lanes of f64): the same operations on each value, so the same results.
+    /// [`Self::scan_rank1_body`], its AVX2 copy when the CPU has AVX2 (`crate::simd`).
     #[allow(clippy::too_many_arguments)]
     fn scan_rank1_with(
         &self,
@@ -225,16 +244,10 @@ impl Engine {
         su_of: impl Fn(f64) -> f64,
         st_of: impl Fn(f64) -> f64,
     ) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above (the only precondition of a
-            // `target_feature` function)
-            #[allow(unsafe_code)]
-            return unsafe {
-                self.scan_rank1_avx2(shuffles, scan, floor, counts, maxes, su_of, st_of)
-            };
-        }
-        self.scan_rank1_body(shuffles, scan, floor, counts, maxes, su_of, st_of)
+        crate::simd::avx2_or!(
+            self.scan_rank1_avx2(shuffles, scan, floor, counts, maxes, su_of, st_of),
+            self.scan_rank1_body(shuffles, scan, floor, counts, maxes, su_of, st_of)
+        )
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -477,5 +490,42 @@ mod tests {
         }
         // the constant voxel's t is 0 under the identity (|u| = 1), not a huge value
         assert_eq!(maps[0][5], 0.0);
+        // the baseline bodies give what the dispatched copies (AVX2 where the CPU has it) gave
+        let mut body_maps = vec![vec![0.0; nv]; shuffles.len()];
+        engine.for_each_tile_body(&shuffles, |b, v0, tile| {
+            body_maps[b][v0..v0 + tile.len()].copy_from_slice(tile)
+        });
+        let bits = |m: &[f64]| m.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (m, bm) in maps.iter().zip(&body_maps) {
+            assert_eq!(bits(m), bits(bm));
+        }
+        let floor: Vec<f64> = maps[17].iter().map(|&t| tie_floor(t)).collect();
+        let scan = engine.rank1_scan(&floor).expect("rank 1");
+        let run = |body: bool| {
+            let mut counts = vec![0u32; nv];
+            let mut maxes = vec![f64::NEG_INFINITY; 64];
+            if body {
+                engine.scan_rank1_body(
+                    &shuffles[..64],
+                    &scan,
+                    &floor,
+                    &mut counts,
+                    &mut maxes,
+                    |u| u,
+                    |t| t,
+                );
+            } else {
+                engine.scan_rank1(
+                    &shuffles[..64],
+                    &scan,
+                    &floor,
+                    &mut counts,
+                    Tail::Positive,
+                    &mut maxes,
+                );
+            }
+            (counts, bits(&maxes))
+        };
+        assert_eq!(run(true), run(false));
     }
 }
