@@ -163,6 +163,16 @@ fn t_rank1(num: f64, tot: f64, sqrt_df: f64) -> f64 {
 const BAND: f64 = 1e-7;
 const U2_MAX: f64 = 1.0 - 1e-6;
 
+/// One block of shuffles for [`Engine::scan_rank1`]: what it reads and the counts and maxima
+/// it adds to.
+struct ScanBlock<'a> {
+    shuffles: &'a [Shuffle],
+    scan: &'a Rank1Scan,
+    floor: &'a [f64],
+    counts: &'a mut [u32],
+    maxes: &'a mut [f64],
+}
+
 /// The max-T scan of a rank-1 design without t's square root and division.
 ///
 /// With `u = num / sqrt(tot)` (the correlation of the shuffled `ã` and the voxel's data),
@@ -219,65 +229,58 @@ impl Engine {
         tail: Tail,
         maxes: &mut [f64],
     ) {
+        let block = ScanBlock {
+            shuffles,
+            scan,
+            floor,
+            counts,
+            maxes,
+        };
         match tail {
-            Tail::Positive => {
-                self.scan_rank1_with(shuffles, scan, floor, counts, maxes, |u| u, |t| t)
-            }
-            Tail::Negative => {
-                self.scan_rank1_with(shuffles, scan, floor, counts, maxes, |u| -u, |t| -t)
-            }
-            Tail::TwoSided => {
-                self.scan_rank1_with(shuffles, scan, floor, counts, maxes, f64::abs, f64::abs)
-            }
+            Tail::Positive => self.scan_rank1_with(block, |u| u, |t| t),
+            Tail::Negative => self.scan_rank1_with(block, |u| -u, |t| -t),
+            Tail::TwoSided => self.scan_rank1_with(block, f64::abs, f64::abs),
         }
     }
 
     /// [`Self::scan_rank1_body`], its AVX2 copy when the CPU has AVX2 (`crate::simd`).
-    #[allow(clippy::too_many_arguments)]
     fn scan_rank1_with(
         &self,
-        shuffles: &[Shuffle],
-        scan: &Rank1Scan,
-        floor: &[f64],
-        counts: &mut [u32],
-        maxes: &mut [f64],
+        block: ScanBlock<'_>,
         su_of: impl Fn(f64) -> f64,
         st_of: impl Fn(f64) -> f64,
     ) {
         crate::simd::avx2_or!(
-            self.scan_rank1_avx2(shuffles, scan, floor, counts, maxes, su_of, st_of),
-            self.scan_rank1_body(shuffles, scan, floor, counts, maxes, su_of, st_of)
+            self.scan_rank1_avx2(block, su_of, st_of),
+            self.scan_rank1_body(block, su_of, st_of)
         )
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    #[allow(clippy::too_many_arguments)]
     fn scan_rank1_avx2(
         &self,
-        shuffles: &[Shuffle],
-        scan: &Rank1Scan,
-        floor: &[f64],
-        counts: &mut [u32],
-        maxes: &mut [f64],
+        block: ScanBlock<'_>,
         su_of: impl Fn(f64) -> f64,
         st_of: impl Fn(f64) -> f64,
     ) {
-        self.scan_rank1_body(shuffles, scan, floor, counts, maxes, su_of, st_of)
+        self.scan_rank1_body(block, su_of, st_of)
     }
 
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     fn scan_rank1_body(
         &self,
-        shuffles: &[Shuffle],
-        scan: &Rank1Scan,
-        floor: &[f64],
-        counts: &mut [u32],
-        maxes: &mut [f64],
+        block: ScanBlock<'_>,
         su_of: impl Fn(f64) -> f64,
         st_of: impl Fn(f64) -> f64,
     ) {
+        let ScanBlock {
+            shuffles,
+            scan,
+            floor,
+            counts,
+            maxes,
+        } = block;
         const TILE: usize = 256;
         let m = self.shuffled_rows(shuffles);
         let nv = self.w.ncols();
@@ -505,15 +508,14 @@ mod tests {
             let mut counts = vec![0u32; nv];
             let mut maxes = vec![f64::NEG_INFINITY; 64];
             if body {
-                engine.scan_rank1_body(
-                    &shuffles[..64],
-                    &scan,
-                    &floor,
-                    &mut counts,
-                    &mut maxes,
-                    |u| u,
-                    |t| t,
-                );
+                let block = ScanBlock {
+                    shuffles: &shuffles[..64],
+                    scan: &scan,
+                    floor: &floor,
+                    counts: &mut counts,
+                    maxes: &mut maxes,
+                };
+                engine.scan_rank1_body(block, |u| u, |t| t);
             } else {
                 engine.scan_rank1(
                     &shuffles[..64],
