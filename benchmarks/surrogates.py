@@ -110,14 +110,21 @@ def rows_of(src, dst, first, rows, points):
         f.write(data)
 
 
+def set_fits(bench, method, d, src, size, count, points):
+    """The fit errors of `count` disjoint sets of `size` consecutive surrogates of file `src`."""
+    out = []
+    for k in range(count):
+        rows_of(src, f"{d}/fit_{method}.f64", k * size, size, points)
+        out.append(fit(bench, method, f"{d}/fit_{method}.f64"))
+    return out
+
+
 def fits_of(bench, method, d, n_c, n_b, points, sets):
     """BrainSMASH's fit error on its n_b surrogates, and cbflow's on disjoint sets of n_b of its
     n_c (up to `sets`): the spread of the latter is the sampling noise the comparison is judged by."""
     peer = fit(bench, method, f"{d}/brainsmash_{method}.f64")
-    own = []
-    for k in range(min(sets, n_c // n_b)):
-        rows_of(f"{d}/{method}_surrogates.f64", f"{d}/cbflow_{method}.f64", k * n_b, n_b, points)
-        own.append(fit(bench, method, f"{d}/cbflow_{method}.f64"))
+    own = set_fits(bench, method, d, f"{d}/{method}_surrogates.f64", n_b, min(sets, n_c // n_b),
+                   points)
     return own, peer, n_b
 
 
@@ -126,17 +133,10 @@ def equal_fits(bench, method, d, n, points, seed, batch):
     disjoint sets of n / 5: the error of a mean variogram falls with the number of surrogates,
     so the tools are compared on equally many."""
     brainsmash(method, n, seed, d, batch)
-    out = {}
-    for tool, src in (("cbflow", f"{d}/{method}_surrogates.f64"),
-                      ("BrainSMASH", f"{d}/brainsmash_{method}.f64")):
-        rows_of(src, f"{d}/fit_{method}.f64", 0, n, points)
-        whole = fit(bench, method, f"{d}/fit_{method}.f64")
-        sets = []
-        for k in range(5):
-            rows_of(src, f"{d}/fit_{method}.f64", k * (n // 5), n // 5, points)
-            sets.append(fit(bench, method, f"{d}/fit_{method}.f64"))
-        out[tool] = (whole, sets)
-    return out
+    return {tool: (set_fits(bench, method, d, src, n, 1, points)[0],
+                   set_fits(bench, method, d, src, n // 5, 5, points))
+            for tool, src in (("cbflow", f"{d}/{method}_surrogates.f64"),
+                              ("BrainSMASH", f"{d}/brainsmash_{method}.f64"))}
 
 
 def arguments():

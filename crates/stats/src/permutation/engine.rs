@@ -315,18 +315,18 @@ impl Engine {
                         n8.try_into().expect("8"),
                         i8.try_into().expect("8"),
                     );
-                    let mut u8 = [0.0f64; 8];
+                    let mut u_lanes = [0.0f64; 8];
                     for l in 0..8 {
-                        u8[l] = n8[l] * i8[l];
+                        u_lanes[l] = n8[l] * i8[l];
                     }
                     for l in 0..8 {
-                        s8[l] = su_of(u8[l]);
+                        s8[l] = su_of(u_lanes[l]);
                     }
                     for l in 0..8 {
                         top[l] = if s8[l] > top[l] { s8[l] } else { top[l] };
                     }
                     for l in 0..8 {
-                        let a = u8[l].abs();
+                        let a = u_lanes[l].abs();
                         big[l] = if a > big[l] { a } else { big[l] };
                     }
                 }
