@@ -15,8 +15,8 @@
 //! `h^H`), and a voxel's score is the sum of contributions from its level's node to the root,
 //! summed root-first. Cost: `O(V + levels)` per map instead of `O(V · levels)`. The tree depends
 //! on the map alone, so the result does not depend on the order of the mask's columns. The flood
-//! reads a voxel's neighbours near the voxels it has just expanded, three cells of one-byte
-//! levels per load (see `tfce_positive_into`); a union–find sweep level by level, used before,
+//! reads a voxel's neighbours near the voxels it has just expanded, three cells' bits of a bit
+//! grid of the cells still waiting per load (see `tfce_positive_into`); a union–find sweep level by level, used before,
 //! read each level's voxels scattered over the grid and was about 1.7× slower, with the same
 //! result to the bit.
 //!
@@ -162,15 +162,17 @@ fn fill_levels_body(values: &[f64], sign: f64, dh: f64, level: &mut [u32]) -> us
 
 /// Reusable scratch space for `tfce_positive_into`; sized for one mask.
 ///
-/// The component tree is built by flooding (Salembier et al. 1998): a padded grid holds each
-/// mask cell's threshold level while a map is processed (0
-/// outside the mask, below `dh` and once a cell has been reached, so it is all 0 between
-/// calls), one byte per cell while the levels fit (most maps: `dh` is a hundredth of the
+/// The component tree is built by flooding (Salembier et al. 1998) a padded grid: one bit per
+/// cell marks the mask cells at level 1 or above that the flood has not reached yet (so the bits
+/// are all 0 between calls), and a second grid holds each mask cell's level, read once per cell
+/// reached, of one byte per cell while the levels fit (most maps: `dh` is a hundredth of the
 /// observed maximum), else four.
 #[derive(Debug, Clone)]
 pub(crate) struct TfceWorkspace {
     /// Top threshold level of each voxel (column order).
     level: Vec<u32>,
+    /// The padded grid's bits of the cells waiting to be reached (two spare bytes at its end).
+    wait: Vec<u8>,
     /// The padded grid of levels, of one byte or (allocated when needed) four per cell.
     grid8: Vec<u8>,
     grid32: Vec<u32>,
@@ -206,9 +208,6 @@ const NONE: u32 = u32::MAX;
 trait Level: Copy {
     fn from_level(k: u32) -> Self;
     fn level(self) -> u32;
-    const ZERO: Self;
-    /// Which of the three cells from `q` on are not 0 (bit `i` for cell `q + i`).
-    fn three(grid: &[Self], q: usize) -> usize;
 }
 
 impl Level for u8 {
@@ -217,15 +216,6 @@ impl Level for u8 {
     }
     fn level(self) -> u32 {
         u32::from(self)
-    }
-    const ZERO: Self = 0;
-    #[inline]
-    fn three(grid: &[u8], q: usize) -> usize {
-        // four bytes in one load (the grid has spare cells at its end); the top bit of each
-        // byte of `t` is set where the byte is not 0
-        let w = u32::from_le_bytes(grid[q..q + 4].try_into().expect("four bytes"));
-        let t = (w | ((w & 0x7f7f_7f7f) + 0x7f7f_7f7f)) & 0x8080_8080;
-        ((t >> 7 & 1) | (t >> 14 & 2) | (t >> 21 & 4)) as usize
     }
 }
 
@@ -236,13 +226,15 @@ impl Level for u32 {
     fn level(self) -> u32 {
         self
     }
-    const ZERO: Self = 0;
-    #[inline]
-    fn three(grid: &[u32], q: usize) -> usize {
-        usize::from(grid[q] != 0)
-            | usize::from(grid[q + 1] != 0) << 1
-            | usize::from(grid[q + 2] != 0) << 2
-    }
+}
+
+/// Which of the three cells from `q` on wait in the bit grid `wait` (bit `i` for cell `q + i`):
+/// one two-byte load (the grid has a spare byte at its end).
+#[inline]
+fn three(wait: &[u8], q: usize) -> usize {
+    let b = q >> 3;
+    let w = u16::from_le_bytes(wait[b..b + 2].try_into().expect("two bytes"));
+    (usize::from(w) >> (q & 7)) & 7
 }
 
 impl TfceWorkspace {
@@ -251,7 +243,8 @@ impl TfceWorkspace {
         let n_voxels = neighbours.n_voxels();
         Self {
             level: vec![0; n_voxels],
-            grid8: vec![0; neighbours.padded_len + 3],
+            wait: vec![0; neighbours.padded_len / 8 + 2],
+            grid8: vec![0; neighbours.padded_len],
             grid32: Vec::new(),
             tree: Tree {
                 node_of: vec![0; n_voxels],
@@ -289,12 +282,22 @@ impl Tree {
         }
     }
 
-    /// Builds the tree of the levels `level` (column order, at most `kmax`) by flooding `grid`
-    /// (all 0 before and after).
-    fn flood<G: Level>(&mut self, grid: &mut [G], level: &[u32], kmax: usize, nb: &Neighbours) {
+    /// Builds the tree of the levels `level` (column order, at most `kmax`) by flooding the
+    /// padded grid `grid` of levels; `wait` (one bit per cell of `grid`) is all 0 before and
+    /// after.
+    fn flood<G: Level>(
+        &mut self,
+        grid: &mut [G],
+        wait: &mut [u8],
+        level: &[u32],
+        kmax: usize,
+        nb: &Neighbours,
+    ) {
         let pos = &nb.padded_pos;
         for (v, &k) in level.iter().enumerate() {
-            grid[pos[v] as usize] = G::from_level(k);
+            let p = pos[v] as usize;
+            grid[p] = G::from_level(k);
+            wait[p >> 3] |= u8::from(k > 0) << (p & 7);
         }
         if self.stacks.len() < kmax + 1 {
             self.stacks.resize(kmax + 1, Vec::new());
@@ -309,11 +312,11 @@ impl Tree {
         self.closed.clear();
         for (r, &seed) in nb.cell_by_rank.iter().enumerate() {
             let seed = seed as usize;
-            let l = grid[seed].level();
-            if l == 0 {
+            if wait[seed >> 3] >> (seed & 7) & 1 == 0 {
                 continue;
             }
-            grid[seed] = G::ZERO;
+            wait[seed >> 3] &= !(1 << (seed & 7));
+            let l = grid[seed].level();
             let node = self.new_node(l);
             self.node_size[node as usize] = 1;
             self.node_of[r] = node;
@@ -321,17 +324,17 @@ impl Tree {
             let mut hl = l;
             loop {
                 'level: while let Some(p) = self.stacks[hl as usize].pop() {
-                    // which neighbours wait to be reached: a row of three cells per load,
-                    // without a branch per neighbour
+                    // which neighbours wait to be reached: a row of three cells' bits per
+                    // load, without a branch per neighbour
                     let mut todo = nb.rows.rows.iter().fold(0u32, |m, (base, table)| {
-                        m | table[G::three(grid, (p as isize + base) as usize)]
+                        m | table[three(wait, (p as isize + base) as usize)]
                     });
                     while todo != 0 {
                         let i = todo.trailing_zeros() as usize;
                         todo &= todo - 1;
                         let q = (p as isize + nb.rows.offsets[i]) as usize;
                         let lq = grid[q].level();
-                        grid[q] = G::ZERO;
+                        wait[q >> 3] &= !(1 << (q & 7));
                         let mut nq = self.current[lq as usize];
                         if nq == NONE {
                             nq = self.new_node(lq);
@@ -380,7 +383,7 @@ impl Tree {
 /// The tree depends on the map alone, and so do the sums and their order: the result does not
 /// depend on the order of the mask's columns. The flood reads each voxel's neighbours next to
 /// the voxels it has just expanded, so its reads stay in the cache, and finds which of them wait
-/// with one load per row of three one-byte cells and a table (the union–find sweep level by
+/// with one load per row of three cells of a bit grid and a table (the union–find sweep level by
 /// level used before read each level's voxels scattered over the whole grid).
 ///
 /// Panics only on length mismatch between `values`, `out`, `neighbours` and `ws` (internal use);
@@ -407,10 +410,10 @@ pub(crate) fn tfce_positive_into(
     }
     let tree = &mut ws.tree;
     if kmax <= usize::from(u8::MAX) {
-        tree.flood(&mut ws.grid8, &ws.level, kmax, neighbours);
+        tree.flood(&mut ws.grid8, &mut ws.wait, &ws.level, kmax, neighbours);
     } else {
-        ws.grid32.resize(neighbours.padded_len + 3, 0);
-        tree.flood(&mut ws.grid32, &ws.level, kmax, neighbours);
+        ws.grid32.resize(neighbours.padded_len, 0);
+        tree.flood(&mut ws.grid32, &mut ws.wait, &ws.level, kmax, neighbours);
     }
     tree.prefix.clear();
     tree.prefix.push(0.0);
@@ -504,54 +507,41 @@ mod tests {
         assert!((out[1] - s2).abs() < 1e-12);
     }
 
-    /// The flood's row reads (one load per row of three cells, a word trick for the one-byte
-    /// cells, then the row tables) find exactly the neighbours whose cells are not 0, for every
-    /// connectivity, both cell widths and levels 1, 127, 128 and 255 (300 in four-byte cells).
+    /// The flood's row reads (one load of a row of three cells' bits, then the row tables)
+    /// find exactly the neighbours whose bits are set, for every connectivity, at every bit
+    /// offset of the centre within its byte.
     #[test]
-    fn neighbour_rows_find_the_cells_that_are_not_0() {
+    fn neighbour_rows_find_the_waiting_cells() {
         for conn in [
             Connectivity::Faces6,
             Connectivity::Edges18,
             Connectivity::Corners26,
         ] {
-            let g = MaskGeometry::from_mask([4, 3, 3], &[true; 36]).unwrap();
+            let g = MaskGeometry::from_mask([10, 3, 3], &[true; 90]).unwrap();
             let nb = g.neighbours(conn);
-            // voxel (1, 1, 1): all its neighbours are in the mask
-            let v = g.ijk().iter().position(|c| *c == [1, 1, 1]).unwrap();
-            let centre = nb.padded_pos[v] as isize;
             let offs = conn.offsets();
-            for pattern in [
-                0u32, 0x3ff_ffff, 0x155_5555, 0x2aa_aaaa, 0x123_4567, 0x0f0_f0f0,
-            ] {
-                for fill in [1u32, 0x7f, 0x80, 0xff, 300] {
-                    let mut g8 = vec![0u8; nb.padded_len + 3];
-                    let mut g32 = vec![0u32; nb.padded_len + 3];
+            for x in 1..9 {
+                // voxel (x, 1, 1): all its neighbours are in the mask
+                let v = g.ijk().iter().position(|c| *c == [x, 1, 1]).unwrap();
+                let centre = nb.padded_pos[v] as isize;
+                for pattern in [
+                    0u32, 0x3ff_ffff, 0x155_5555, 0x2aa_aaaa, 0x123_4567, 0x0f0_f0f0,
+                ] {
+                    let mut wait = vec![0u8; nb.padded_len / 8 + 2];
                     for (i, &o) in nb.rows.offsets.iter().enumerate() {
                         let o3 = offs[i];
-                        let flat = o3[0] as isize + 6 * (o3[1] as isize + 5 * o3[2] as isize);
+                        let flat = o3[0] as isize + 12 * (o3[1] as isize + 5 * o3[2] as isize);
                         assert_eq!(o, flat, "{conn:?} offset {i}");
                         if pattern >> i & 1 != 0 {
                             let q = (centre + o) as usize;
-                            g8[q] = fill.min(255) as u8;
-                            g32[q] = fill;
+                            wait[q >> 3] |= 1 << (q & 7);
                         }
                     }
-                    let read = |three: &dyn Fn(usize) -> usize| {
-                        nb.rows.rows.iter().fold(0u32, |m, (base, table)| {
-                            m | table[three((centre + base) as usize)]
-                        })
-                    };
+                    let got = nb.rows.rows.iter().fold(0u32, |m, (base, table)| {
+                        m | table[three(&wait, (centre + base) as usize)]
+                    });
                     let want = pattern & ((1u64 << offs.len()) - 1) as u32;
-                    assert_eq!(
-                        read(&|q| u8::three(&g8, q)),
-                        want,
-                        "{conn:?} u8 {pattern:#x}"
-                    );
-                    assert_eq!(
-                        read(&|q| u32::three(&g32, q)),
-                        want,
-                        "{conn:?} u32 {pattern:#x}"
-                    );
+                    assert_eq!(got, want, "{conn:?} x {x} {pattern:#x}");
                 }
             }
         }
