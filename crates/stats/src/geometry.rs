@@ -168,6 +168,8 @@ impl MaskGeometry {
         for (r, &v) in by_cell.iter().enumerate() {
             rank_by_column[v as usize] = r as u32;
         }
+        let in_rank_order = by_cell.iter().enumerate().all(|(r, &v)| v as usize == r);
+        let column_by_rank = (!in_rank_order).then_some(by_cell);
         let padded_len = px * py * (nz + 2);
         let mut mask_bits = vec![0u64; padded_len.div_ceil(64) + 1];
         for &p in &padded_pos {
@@ -187,6 +189,7 @@ impl MaskGeometry {
             padded_len,
             cell_by_rank,
             rank_by_column,
+            column_by_rank,
             mask_bits,
             mask_before,
             rows,
@@ -207,6 +210,9 @@ pub struct Neighbours {
     /// `padded_pos`): rank → cell, and column → rank.
     pub(crate) cell_by_rank: Vec<u32>,
     pub(crate) rank_by_column: Vec<u32>,
+    /// Rank → column, `None` where the columns are in rank order (a mask listed in cell order,
+    /// as [`MaskGeometry::from_mask`] lists it).
+    pub(crate) column_by_rank: Option<Vec<u32>>,
     /// The mask on the padded grid, one bit per cell (a spare word at the end), and the number
     /// of mask cells before each word: a cell's rank without a grid-sized table.
     mask_bits: Vec<u64>,

@@ -131,51 +131,75 @@ fn level_near(x: f64, dh: f64, inv: f64) -> usize {
     k as usize
 }
 
-/// Each voxel's level ([`level_near`]) of `sign · values` into `level`, and the largest.
-/// Compiled for AVX2 too (`crate::simd`: four lanes of the conversions and comparisons, where
-/// the baseline build does them one voxel at a time).
-fn fill_levels(values: &[f64], sign: f64, dh: f64, level: &mut [u32]) -> usize {
+/// Each voxel's level ([`level_near`]) of `sign · values` into `level` in rank order (the
+/// voxel of rank `r` is column `columns[r]`, or column `r` without `columns`; cells of one byte
+/// hold at most 255), and the largest level. Compiled for AVX2 too (`crate::simd`: four lanes of
+/// the conversions and comparisons, where the baseline build does them one voxel at a time).
+fn fill_levels<G: Level>(
+    values: &[f64],
+    sign: f64,
+    dh: f64,
+    columns: Option<&[u32]>,
+    level: &mut [G],
+) -> usize {
     crate::simd::avx2_or!(
-        fill_levels_avx2(values, sign, dh, level),
-        fill_levels_body(values, sign, dh, level)
+        fill_levels_avx2(values, sign, dh, columns, level),
+        fill_levels_body(values, sign, dh, columns, level)
     )
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn fill_levels_avx2(values: &[f64], sign: f64, dh: f64, level: &mut [u32]) -> usize {
-    fill_levels_body(values, sign, dh, level)
+fn fill_levels_avx2<G: Level>(
+    values: &[f64],
+    sign: f64,
+    dh: f64,
+    columns: Option<&[u32]>,
+    level: &mut [G],
+) -> usize {
+    fill_levels_body(values, sign, dh, columns, level)
 }
 
 #[inline(always)]
-fn fill_levels_body(values: &[f64], sign: f64, dh: f64, level: &mut [u32]) -> usize {
+fn fill_levels_body<G: Level>(
+    values: &[f64],
+    sign: f64,
+    dh: f64,
+    columns: Option<&[u32]>,
+    level: &mut [G],
+) -> usize {
     let inv = 1.0 / dh;
     let mut kmax = 0u32;
-    for (l, &x) in level.iter_mut().zip(values) {
-        // `-x` exactly, as the negated map would hold it
+    // `-x` exactly, as the negated map would hold it
+    let mut put = |l: &mut G, x: f64| {
         let k = level_near(sign * x, dh, inv) as u32;
-        *l = k;
+        *l = G::from_level(k);
         kmax = kmax.max(k);
+    };
+    match columns {
+        None => level.iter_mut().zip(values).for_each(|(l, &x)| put(l, x)),
+        Some(c) => level
+            .iter_mut()
+            .zip(c)
+            .for_each(|(l, &v)| put(l, values[v as usize])),
     }
     kmax as usize
 }
 
 /// Reusable scratch space for `tfce_positive_into`; sized for one mask.
 ///
-/// The component tree is built by flooding (Salembier et al. 1998) a padded grid: one bit per
-/// cell marks the mask cells at level 1 or above that the flood has not reached yet (so the bits
-/// are all 0 between calls), and a second grid holds each mask cell's level, read once per cell
-/// reached, of one byte per cell while the levels fit (most maps: `dh` is a hundredth of the
-/// observed maximum), else four.
+/// The component tree is built by flooding (Salembier et al. 1998) a padded grid whose bits (one
+/// per cell) mark the mask cells at level 1 or above that the flood has not reached yet (so they
+/// are all 0 between calls); each voxel's level is kept in rank order (cell order, see
+/// `Neighbours::rank_of`), read once per voxel reached, in one byte while the levels fit (most
+/// maps: `dh` is a hundredth of the observed maximum), else four.
 #[derive(Debug, Clone)]
 pub(crate) struct TfceWorkspace {
-    /// Top threshold level of each voxel (column order).
-    level: Vec<u32>,
+    /// Top threshold level of each voxel by rank, of one byte or (allocated when needed) four.
+    level8: Vec<u8>,
+    level32: Vec<u32>,
     /// The padded grid's bits of the cells waiting to be reached (two spare bytes at its end).
     wait: Vec<u8>,
-    /// The padded grid of levels, of one byte or (allocated when needed) four per cell.
-    grid8: Vec<u8>,
-    grid32: Vec<u32>,
     tree: Tree,
 }
 
@@ -211,8 +235,9 @@ trait Level: Copy {
 }
 
 impl Level for u8 {
+    /// Levels above 255 are cut there (the caller uses four-byte cells then).
     fn from_level(k: u32) -> Self {
-        k as u8
+        k.min(255) as u8
     }
     fn level(self) -> u32 {
         u32::from(self)
@@ -242,10 +267,9 @@ impl TfceWorkspace {
     pub(crate) fn new(neighbours: &Neighbours) -> Self {
         let n_voxels = neighbours.n_voxels();
         Self {
-            level: vec![0; n_voxels],
+            level8: vec![0; n_voxels],
+            level32: Vec::new(),
             wait: vec![0; neighbours.padded_len / 8 + 2],
-            grid8: vec![0; neighbours.padded_len],
-            grid32: Vec::new(),
             tree: Tree {
                 node_of: vec![0; n_voxels],
                 ..Tree::default()
@@ -282,22 +306,12 @@ impl Tree {
         }
     }
 
-    /// Builds the tree of the levels `level` (column order, at most `kmax`) by flooding the
-    /// padded grid `grid` of levels; `wait` (one bit per cell of `grid`) is all 0 before and
-    /// after.
-    fn flood<G: Level>(
-        &mut self,
-        grid: &mut [G],
-        wait: &mut [u8],
-        level: &[u32],
-        kmax: usize,
-        nb: &Neighbours,
-    ) {
-        let pos = &nb.padded_pos;
-        for (v, &k) in level.iter().enumerate() {
-            let p = pos[v] as usize;
-            grid[p] = G::from_level(k);
-            wait[p >> 3] |= u8::from(k > 0) << (p & 7);
+    /// Builds the tree of the levels `level` (rank order, at most `kmax`) by flooding the padded
+    /// grid; `wait` (one bit per cell) is all 0 before and after.
+    fn flood<G: Level>(&mut self, level: &[G], wait: &mut [u8], kmax: usize, nb: &Neighbours) {
+        for (&k, &c) in level.iter().zip(&nb.cell_by_rank) {
+            let c = c as usize;
+            wait[c >> 3] |= u8::from(k.level() > 0) << (c & 7);
         }
         if self.stacks.len() < kmax + 1 {
             self.stacks.resize(kmax + 1, Vec::new());
@@ -316,7 +330,7 @@ impl Tree {
                 continue;
             }
             wait[seed >> 3] &= !(1 << (seed & 7));
-            let l = grid[seed].level();
+            let l = level[r].level();
             let node = self.new_node(l);
             self.node_size[node as usize] = 1;
             self.node_of[r] = node;
@@ -333,14 +347,15 @@ impl Tree {
                         let i = todo.trailing_zeros() as usize;
                         todo &= todo - 1;
                         let q = (p as isize + nb.rows.offsets[i]) as usize;
-                        let lq = grid[q].level();
+                        let rq = nb.rank_of(q);
+                        let lq = level[rq].level();
                         wait[q >> 3] &= !(1 << (q & 7));
                         let mut nq = self.current[lq as usize];
                         if nq == NONE {
                             nq = self.new_node(lq);
                         }
                         self.node_size[nq as usize] += 1;
-                        self.node_of[nb.rank_of(q)] = nq;
+                        self.node_of[rq] = nq;
                         self.stacks[lq as usize].push(q as u32);
                         if lq > hl {
                             // climb: expand the higher level first, come back to `p` after
@@ -399,9 +414,10 @@ pub(crate) fn tfce_positive_into(
     mut emit: impl FnMut(usize, f64),
 ) {
     let n = values.len();
-    debug_assert_eq!(ws.level.len(), n);
+    debug_assert_eq!(ws.level8.len(), n);
     let sign = if negate { -1.0 } else { 1.0 };
-    let kmax = fill_levels(values, sign, dh, &mut ws.level);
+    let columns = neighbours.column_by_rank.as_deref();
+    let kmax = fill_levels(values, sign, dh, columns, &mut ws.level8);
     if kmax == 0 {
         for v in 0..n {
             emit(v, 0.0);
@@ -409,11 +425,13 @@ pub(crate) fn tfce_positive_into(
         return;
     }
     let tree = &mut ws.tree;
-    if kmax <= usize::from(u8::MAX) {
-        tree.flood(&mut ws.grid8, &mut ws.wait, &ws.level, kmax, neighbours);
+    let wide = kmax > usize::from(u8::MAX);
+    if wide {
+        ws.level32.resize(n, 0);
+        fill_levels(values, sign, dh, columns, &mut ws.level32);
+        tree.flood(&ws.level32, &mut ws.wait, kmax, neighbours);
     } else {
-        ws.grid32.resize(neighbours.padded_len, 0);
-        tree.flood(&mut ws.grid32, &mut ws.wait, &ws.level, kmax, neighbours);
+        tree.flood(&ws.level8, &mut ws.wait, kmax, neighbours);
     }
     tree.prefix.clear();
     tree.prefix.push(0.0);
@@ -446,11 +464,13 @@ pub(crate) fn tfce_positive_into(
             contribution(size, top, tree.node_level[q]) + tree.score[q]
         };
     }
+    // a voxel's level is at least 1 where its one-byte level is
     for v in 0..n {
+        let r = neighbours.rank_by_column[v] as usize;
         emit(
             v,
-            if ws.level[v] > 0 {
-                tree.score[tree.node_of[neighbours.rank_by_column[v] as usize] as usize]
+            if ws.level8[r] > 0 {
+                tree.score[tree.node_of[r] as usize]
             } else {
                 0.0
             },
@@ -557,11 +577,21 @@ mod tests {
             let x = k as f64 * dh;
             values.extend([x, x.next_up(), x.next_down(), -x, 0.37 * x]);
         }
+        let reversed: Vec<u32> = (0..values.len() as u32).rev().collect();
         for sign in [1.0, -1.0] {
-            let (mut a, mut b) = (vec![9; values.len()], vec![7; values.len()]);
-            let ka = fill_levels(&values, sign, dh, &mut a);
-            let kb = fill_levels_body(&values, sign, dh, &mut b);
-            assert_eq!((ka, &a), (kb, &b), "sign {sign}");
+            for columns in [None, Some(&reversed[..])] {
+                let (mut a, mut b) = (vec![9u32; values.len()], vec![7u32; values.len()]);
+                let ka = fill_levels(&values, sign, dh, columns, &mut a);
+                let kb = fill_levels_body(&values, sign, dh, columns, &mut b);
+                assert_eq!((ka, &a), (kb, &b), "sign {sign}");
+                let mut c = vec![5u8; values.len()];
+                assert_eq!(fill_levels(&values, sign, dh, columns, &mut c), ka);
+                let cut: Vec<u8> = a.iter().map(|&k| k.min(255) as u8).collect();
+                assert_eq!(c, cut, "one-byte cells, sign {sign}");
+                if columns.is_some() {
+                    assert_eq!(a[0], level_of(sign * values[values.len() - 1], dh) as u32);
+                }
+            }
         }
     }
 

@@ -238,7 +238,7 @@ fn tfce_matches_naive_reference() {
         ([7, 6, 5], Connectivity::Faces6, 0.5, 2.0, 0.1),
         ([6, 6, 6], Connectivity::Edges18, 0.66, 1.5, 0.07),
         ([9, 3, 4], Connectivity::Corners26, 1.0, 2.0, 0.2),
-        // more than 255 levels: the flood's grid of four-byte cells
+        // more than 255 levels: the flood's four-byte levels
         ([8, 7, 6], Connectivity::Corners26, 0.5, 2.0, 0.004),
     ] {
         let nv_full = dims[0] * dims[1] * dims[2];
