@@ -173,32 +173,59 @@ struct ScanBlock<'a> {
     maxes: &'a mut [f64],
 }
 
-/// The max-T scan of a rank-1 design without t's square root and division.
+/// The max-T scan of a rank-1 design in single precision, with every decision it cannot be sure
+/// of taken in double precision.
 ///
 /// With `u = num / sqrt(tot)` (the correlation of the shuffled `ã` and the voxel's data),
 /// `t = sqrt(df)·u / sqrt(1 − u²)` is increasing in `u`, so `t ≥ f` exactly when
-/// `u ≥ f / sqrt(df + f²)`. The scan compares `u` (one product) with each voxel's threshold in
-/// `u`; within a relative band of 1e-7 around it, and where `u² > 1 − 1e-6` (where the rounding
-/// of `tot − num²` grows), it computes t as [`Engine::for_each_tile`] does, so every count is
-/// that of the t the engine computes (whose rounding errors are below 1e-9 relative there).
-/// The maximum is the largest such t among the voxels whose `u` is within the band of the
-/// largest `u`. Counts and maxima are therefore those of the t maps, bit for bit.
+/// `u ≥ f / sqrt(df + f²)`. Within a relative band of 1e-7 around that threshold, and where
+/// `u² > 1 − 1e-6` (where the rounding of `tot − num²` grows), t is computed as
+/// [`Engine::for_each_tile`] computes it; elsewhere the comparison of `u` decides. That is the
+/// decision rule in `f64`; the scan takes it from an `f32` estimate of `u`: one `f32` matrix
+/// product of the shuffled `ã` with the data scaled to unit norm (`z = w / sqrt(tot)`), whose
+/// error is below `delta = 2·(n+3)·2⁻²⁴` (the products' and sums' rounding is at most
+/// `γ(n+2)·Σ|ã_i·z_i|`, and `Σ|ã_i·z_i| ≤ ‖ã‖·‖z‖ = 1` by Cauchy–Schwarz, whatever the data's
+/// scale). Where the estimate is more than `delta` outside the band, the `f64` rule's outcome
+/// is certain; the few voxels within `delta` of it (a few per shuffle), the candidates for the
+/// maximum (within `2·delta` and the band of the largest estimate) and any shuffle and tile
+/// where `u²` may pass `1 − 1e-6` get their `num` from the same `f64` product as
+/// [`Engine::for_each_tile`] (the same matrix product on the columns concerned, each element of
+/// which depends on its row and column alone) and the `f64` rule. Counts and maxima are
+/// therefore those of the t maps, bit for bit, at about half the cost of the `f64` product and
+/// comparisons.
 pub(super) struct Rank1Scan {
     /// `1 / sqrt(tot)` per voxel (0 where `tot` = 0).
     inv_norm: Vec<f64>,
     /// The band around each voxel's threshold in `u`.
     lo: Vec<f64>,
     hi: Vec<f64>,
+    /// The data at unit norm, `w / sqrt(tot)` (n, V), in `f32`.
+    z: Array2<f32>,
+    /// The band widened by `delta`, rounded outwards to `f32`.
+    lo32: Vec<f32>,
+    hi32: Vec<f32>,
+    delta: f64,
+}
+
+/// `x` rounded to `f32` towards −∞ (`down`) or +∞.
+fn f32_outward(x: f64, down: bool) -> f32 {
+    let y = x as f32;
+    match (down, f64::from(y)) {
+        (true, z) if z > x => y.next_down(),
+        (false, z) if z < x => y.next_up(),
+        _ => y,
+    }
 }
 
 impl Engine {
     /// The scan's thresholds for the tail statistic's per-voxel floors `floor`; `None` unless
-    /// the design has rank 1.
+    /// the design has rank 1 (and `‖a‖` a size `f32` holds with room to spare).
     pub(super) fn rank1_scan(&self, floor: &[f64]) -> Option<Rank1Scan> {
-        if !self.rank1 {
+        let a_norm = self.a2.sqrt();
+        if !self.rank1 || !(1e-15..=1e15).contains(&a_norm) {
             return None;
         }
-        let inv_norm = self
+        let inv_norm: Vec<f64> = self
             .ss
             .iter()
             .map(|&s| {
@@ -206,7 +233,7 @@ impl Engine {
                 if tot > 0.0 { 1.0 / tot.sqrt() } else { 0.0 }
             })
             .collect();
-        let (lo, hi) = floor
+        let (lo, hi): (Vec<f64>, Vec<f64>) = floor
             .iter()
             .map(|&f| {
                 let uf = f / (self.df + f * f).sqrt();
@@ -214,7 +241,25 @@ impl Engine {
                 (uf - w, uf + w)
             })
             .unzip();
-        Some(Rank1Scan { inv_norm, lo, hi })
+        let n = self.w.nrows();
+        let delta = 2.0 * (n + 3) as f64 * f64::from(f32::EPSILON) / 2.0;
+        let mut z = Array2::<f32>::zeros(self.w.dim());
+        for (mut zr, wr) in z.rows_mut().into_iter().zip(self.w.rows()) {
+            for ((zv, &wv), &iv) in zr.iter_mut().zip(wr.iter()).zip(&inv_norm) {
+                *zv = (wv * iv) as f32;
+            }
+        }
+        let lo32 = lo.iter().map(|&l| f32_outward(l - delta, true)).collect();
+        let hi32 = hi.iter().map(|&h| f32_outward(h + delta, false)).collect();
+        Some(Rank1Scan {
+            inv_norm,
+            lo,
+            hi,
+            z,
+            lo32,
+            hi32,
+            delta,
+        })
     }
 
     /// Max-T scan of a block of shuffles for a rank-1 design: adds each voxel's exceedances of
@@ -239,7 +284,7 @@ impl Engine {
         match tail {
             Tail::Positive => self.scan_rank1_with(block, |u| u, |t| t),
             Tail::Negative => self.scan_rank1_with(block, |u| -u, |t| -t),
-            Tail::TwoSided => self.scan_rank1_with(block, f64::abs, f64::abs),
+            Tail::TwoSided => self.scan_rank1_with(block, |u| u.abs(), f64::abs),
         }
     }
 
@@ -247,7 +292,7 @@ impl Engine {
     fn scan_rank1_with(
         &self,
         block: ScanBlock<'_>,
-        su_of: impl Fn(f64) -> f64,
+        su_of: impl Fn(f32) -> f32,
         st_of: impl Fn(f64) -> f64,
     ) {
         crate::simd::avx2_or!(
@@ -261,7 +306,7 @@ impl Engine {
     fn scan_rank1_avx2(
         &self,
         block: ScanBlock<'_>,
-        su_of: impl Fn(f64) -> f64,
+        su_of: impl Fn(f32) -> f32,
         st_of: impl Fn(f64) -> f64,
     ) {
         self.scan_rank1_body(block, su_of, st_of)
@@ -271,7 +316,7 @@ impl Engine {
     fn scan_rank1_body(
         &self,
         block: ScanBlock<'_>,
-        su_of: impl Fn(f64) -> f64,
+        su_of: impl Fn(f32) -> f32,
         st_of: impl Fn(f64) -> f64,
     ) {
         let ScanBlock {
@@ -283,105 +328,217 @@ impl Engine {
         } = block;
         const TILE: usize = 256;
         let m = self.shuffled_rows(shuffles);
+        let m32 = m.mapv(|x| x as f32);
+        let nb = shuffles.len();
         let nv = self.w.ncols();
-        let sqrt_df = self.df.sqrt();
-        let a2 = self.a2;
-        let mut su_buf = vec![0.0; TILE];
-        let mut tc_buf = vec![0u64; TILE];
+        let delta = scan.delta;
+        // the estimates below `cut(top)` cannot be the maximum when the largest is `top`
+        let cut = |top: f32| {
+            let t = f64::from(top);
+            f32_outward(t - 2.0 * delta - BAND * (t.abs() + delta) - 1e-30, true)
+        };
+        // per shuffle: the largest estimate so far, its cut and the candidates above it
+        let mut top = vec![f32::NEG_INFINITY; nb];
+        let mut cuts = vec![f32::NEG_INFINITY; nb];
+        let mut cands: Vec<Vec<(u32, f32)>> = vec![Vec::new(); nb];
+        // (shuffle, voxel) pairs within `delta` of a band, and (shuffle, tile) where u² may
+        // pass U2_MAX: decided in f64 at the end
+        let mut unsure: Vec<(u32, u32)> = Vec::new();
+        let mut whole: Vec<(u32, usize, usize)> = Vec::new();
+        let mut tc_buf = vec![0u32; TILE];
         let mut v0 = 0;
         while v0 < nv {
             let v1 = (v0 + TILE).min(nv);
             let width = v1 - v0;
-            let g = m.dot(&self.w.slice_axis(Axis(1), Slice::from(v0..v1)));
+            let g = m32.dot(&scan.z.slice_axis(Axis(1), Slice::from(v0..v1)));
             let g = g.as_standard_layout();
             let gs = g.as_slice().expect("standard layout");
-            let (inv, lo, hi) = (&scan.inv_norm[v0..v1], &scan.lo[v0..v1], &scan.hi[v0..v1]);
-            let (ss, fl, cnt) = (&self.ss[v0..v1], &floor[v0..v1], &mut counts[v0..v1]);
-            let exact = |k: usize, nu: f64| st_of(t_rank1(nu, ss[k] * a2, sqrt_df));
-            let su = &mut su_buf[..width];
+            let (lo, hi) = (&scan.lo32[v0..v1], &scan.hi32[v0..v1]);
             let tc = &mut tc_buf[..width];
             tc.fill(0);
-            for (b, mx) in maxes.iter_mut().enumerate() {
-                let num = &gs[b * width..(b + 1) * width];
-                // the tail statistic's proxy, its largest value and the largest |u|, in lanes
-                // of 8 with one loop over the lanes per step (vector instructions)
-                let mut top = [f64::NEG_INFINITY; 8];
-                let mut big = [0.0f64; 8];
-                let mut chunks = su.chunks_exact_mut(8);
-                let (mut n8, mut i8) = (num.chunks_exact(8), inv.chunks_exact(8));
-                for ((s8, n8), i8) in (&mut chunks).zip(&mut n8).zip(&mut i8) {
-                    let (s8, n8, i8): (&mut [f64; 8], &[f64; 8], &[f64; 8]) = (
-                        s8.try_into().expect("8"),
-                        n8.try_into().expect("8"),
-                        i8.try_into().expect("8"),
-                    );
-                    let mut u_lanes = [0.0f64; 8];
-                    for l in 0..8 {
-                        u_lanes[l] = n8[l] * i8[l];
+            for b in 0..nb {
+                let u = &gs[b * width..(b + 1) * width];
+                // the tail statistic's largest estimate and the largest |u|, in lanes of 16
+                // with one loop over the lanes per step (vector instructions)
+                let mut tops = [f32::NEG_INFINITY; 16];
+                let mut bigs = [0.0f32; 16];
+                let mut u16s = u.chunks_exact(16);
+                for u16 in &mut u16s {
+                    let u16: &[f32; 16] = u16.try_into().expect("16");
+                    for l in 0..16 {
+                        let s = su_of(u16[l]);
+                        tops[l] = if s > tops[l] { s } else { tops[l] };
                     }
-                    for l in 0..8 {
-                        s8[l] = su_of(u_lanes[l]);
-                    }
-                    for l in 0..8 {
-                        top[l] = if s8[l] > top[l] { s8[l] } else { top[l] };
-                    }
-                    for l in 0..8 {
-                        let a = u_lanes[l].abs();
-                        big[l] = if a > big[l] { a } else { big[l] };
+                    for l in 0..16 {
+                        let a = u16[l].abs();
+                        bigs[l] = if a > bigs[l] { a } else { bigs[l] };
                     }
                 }
-                for (l, s) in chunks.into_remainder().iter_mut().enumerate() {
-                    let u = n8.remainder()[l] * i8.remainder()[l];
-                    *s = su_of(u);
-                    top[l] = if *s > top[l] { *s } else { top[l] };
-                    big[l] = if u.abs() > big[l] { u.abs() } else { big[l] };
+                for (l, &x) in u16s.remainder().iter().enumerate() {
+                    let s = su_of(x);
+                    tops[l] = if s > tops[l] { s } else { tops[l] };
+                    bigs[l] = if x.abs() > bigs[l] { x.abs() } else { bigs[l] };
                 }
-                let top = top
+                let tile_top = tops
                     .iter()
-                    .fold(f64::NEG_INFINITY, |m, &x| if x > m { x } else { m });
-                let big = big.iter().fold(0.0f64, |m, &x| if x > m { x } else { m });
-                let mut best = f64::NEG_INFINITY;
-                if big * big > U2_MAX {
-                    // a voxel where t's rounding grows: every t of this shuffle computed
-                    for k in 0..width {
-                        let st = exact(k, num[k]);
-                        cnt[k] += u32::from(st >= fl[k]);
-                        best = if st > best { st } else { best };
-                    }
-                    *mx = mx.max(best);
+                    .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+                let big = f64::from(bigs.iter().fold(0.0f32, |m, &x| if x > m { x } else { m }));
+                if (big + delta) * (big + delta) > U2_MAX {
+                    whole.push((b as u32, v0, v1));
                     continue;
                 }
-                // counted in 64-bit lanes, as wide as the comparisons' (added to the u32
-                // counts once per tile)
-                let mut unsure = 0u64;
+                // certain exceedances counted in 32-bit lanes, as wide as the comparisons'
+                let mut n_unsure = 0u32;
                 for k in 0..width {
-                    tc[k] += u64::from(su[k] > hi[k]);
-                    unsure += u64::from((su[k] >= lo[k]) & (su[k] <= hi[k]));
+                    let s = su_of(u[k]);
+                    tc[k] += u32::from(s > hi[k]);
+                    n_unsure += u32::from((s >= lo[k]) & (s <= hi[k]));
                 }
-                if unsure > 0 {
+                if n_unsure > 0 {
                     for k in 0..width {
-                        if su[k] >= lo[k] && su[k] <= hi[k] {
-                            cnt[k] += u32::from(exact(k, num[k]) >= fl[k]);
+                        let s = su_of(u[k]);
+                        if s >= lo[k] && s <= hi[k] {
+                            unsure.push((b as u32, (v0 + k) as u32));
                         }
                     }
                 }
-                let near = top - (BAND * top.abs() + 1e-300);
-                for (s8, k8) in su.chunks(8).zip((0..).step_by(8)) {
-                    if s8.iter().fold(false, |any, &x| any | (x >= near)) {
-                        for (l, &x) in s8.iter().enumerate() {
-                            if x >= near {
-                                let st = exact(k8 + l, num[k8 + l]);
-                                best = if st > best { st } else { best };
+                if tile_top >= cuts[b] {
+                    if tile_top > top[b] {
+                        top[b] = tile_top;
+                        cuts[b] = cut(tile_top);
+                        let c = cuts[b];
+                        cands[b].retain(|&(_, x)| x >= c);
+                    }
+                    let c = cuts[b];
+                    for (u16, k16) in u.chunks(16).zip((0..).step_by(16)) {
+                        if u16.iter().fold(false, |any, &x| any | (su_of(x) >= c)) {
+                            for (l, &x) in u16.iter().enumerate() {
+                                let x = su_of(x);
+                                if x >= c {
+                                    cands[b].push(((v0 + k16 + l) as u32, x));
+                                }
                             }
                         }
                     }
                 }
-                *mx = mx.max(best);
             }
-            for (c, &t) in cnt.iter_mut().zip(tc.iter()) {
-                *c += t as u32;
+            for (c, &t) in counts[v0..v1].iter_mut().zip(tc.iter()) {
+                *c += t;
             }
             v0 = v1;
+        }
+        self.resolve_rank1(
+            &m,
+            scan,
+            floor,
+            &st_of,
+            counts,
+            maxes,
+            Unsure {
+                pairs: &unsure,
+                cands: &cands,
+                whole: &whole,
+            },
+        );
+    }
+}
+
+/// What the `f32` scan of one block left to the `f64` rule (see [`Rank1Scan`]).
+struct Unsure<'a> {
+    /// (shuffle, voxel) pairs within `delta` of the voxel's band.
+    pairs: &'a [(u32, u32)],
+    /// Per shuffle: the voxels that may hold its maximum.
+    cands: &'a [Vec<(u32, f32)>],
+    /// (shuffle, first voxel, end) of the tiles where `u²` may pass `U2_MAX`.
+    whole: &'a [(u32, usize, usize)],
+}
+
+impl Engine {
+    /// Takes the decisions of [`Unsure`] with the `f64` rule, `num` from the `f64` product of
+    /// the shuffled rows `m` with the columns concerned.
+    #[allow(clippy::too_many_arguments)]
+    fn resolve_rank1(
+        &self,
+        m: &Array2<f64>,
+        scan: &Rank1Scan,
+        floor: &[f64],
+        st_of: &impl Fn(f64) -> f64,
+        counts: &mut [u32],
+        maxes: &mut [f64],
+        left: Unsure<'_>,
+    ) {
+        let sqrt_df = self.df.sqrt();
+        let a2 = self.a2;
+        let exact = |v: usize, nu: f64| st_of(t_rank1(nu, self.ss[v] * a2, sqrt_df));
+        // the tail statistic in u, as the f64 rule computes it
+        let su64 = |v: usize, nu: f64| st_of(nu * scan.inv_norm[v]);
+        let mut pairs = left.pairs.to_vec();
+        pairs.sort_unstable();
+        let nv = self.w.ncols();
+        let mut rest = &pairs[..];
+        for (b, (cs, mx)) in left.cands.iter().zip(maxes.iter_mut()).enumerate() {
+            let n_b = rest.partition_point(|&(pb, _)| pb as usize == b);
+            let (ps, later) = rest.split_at(n_b);
+            rest = later;
+            if ps.is_empty() && cs.is_empty() {
+                continue;
+            }
+            // shuffle b's num at the voxels concerned: from its row's product with those
+            // columns, or with all of them where they are many (the unshuffled data: every
+            // voxel on its floor)
+            let mut cols: Vec<u32> = ps.iter().map(|&(_, v)| v).collect();
+            cols.extend(cs.iter().map(|&(v, _)| v));
+            cols.sort_unstable();
+            cols.dedup();
+            let row = m.slice(ndarray::s![b..b + 1, ..]);
+            let all = cols.len() > nv / 16;
+            let g = if all {
+                row.dot(&self.w)
+            } else {
+                let mut wc = Array2::<f64>::zeros((self.w.nrows(), cols.len()));
+                for (mut c, &v) in wc.columns_mut().into_iter().zip(&cols) {
+                    c.assign(&self.w.column(v as usize));
+                }
+                row.dot(&wc)
+            };
+            let num = |v: u32| {
+                let j = if all {
+                    v as usize
+                } else {
+                    cols.binary_search(&v).expect("listed")
+                };
+                g[[0, j]]
+            };
+            for &(_, v) in ps {
+                let (nu, vi) = (num(v), v as usize);
+                let su = su64(vi, nu);
+                if su > scan.hi[vi] {
+                    counts[vi] += 1;
+                } else if su >= scan.lo[vi] {
+                    counts[vi] += u32::from(exact(vi, nu) >= floor[vi]);
+                }
+            }
+            let su: Vec<f64> = cs.iter().map(|&(v, _)| su64(v as usize, num(v))).collect();
+            let top = su
+                .iter()
+                .fold(f64::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+            let near = top - (BAND * top.abs() + 1e-300);
+            for (&(v, _), &x) in cs.iter().zip(&su) {
+                if x >= near {
+                    let st = exact(v as usize, num(v));
+                    *mx = if st > *mx { st } else { *mx };
+                }
+            }
+        }
+        for &(b, v0, v1) in left.whole {
+            let row = m.slice(ndarray::s![b as usize..b as usize + 1, ..]);
+            let g = row.dot(&self.w.slice_axis(Axis(1), Slice::from(v0..v1)));
+            let mx = &mut maxes[b as usize];
+            for (k, &nu) in g.iter().enumerate() {
+                let st = exact(v0 + k, nu);
+                counts[v0 + k] += u32::from(st >= floor[v0 + k]);
+                *mx = if st > *mx { st } else { *mx };
+            }
         }
     }
 }
