@@ -411,70 +411,139 @@ pub(crate) fn tfce_positive_into(
     h: f64,
     dh: f64,
     ws: &mut TfceWorkspace,
-    mut emit: impl FnMut(usize, f64),
+    emit: impl FnMut(usize, f64),
 ) {
     let n = values.len();
     debug_assert_eq!(ws.level8.len(), n);
     let sign = if negate { -1.0 } else { 1.0 };
     let columns = neighbours.column_by_rank.as_deref();
     let kmax = fill_levels(values, sign, dh, columns, &mut ws.level8);
+    if kmax > usize::from(u8::MAX) {
+        ws.level32.resize(n, 0);
+        fill_levels(values, sign, dh, columns, &mut ws.level32);
+        ws.tree.flood(&ws.level32, &mut ws.wait, kmax, neighbours);
+        ws.tree
+            .emit_scores(&ws.level8, kmax, neighbours, e, h, dh, emit);
+    } else {
+        let TfceWorkspace {
+            level8, wait, tree, ..
+        } = ws;
+        tfce_of_levels(level8, kmax, neighbours, e, h, dh, wait, tree, emit);
+    }
+}
+
+/// The one-byte levels (cut at 255, see [`level_near`]) by rank of a tile of a map whose
+/// columns are in rank order ([`Neighbours::column_by_rank`] `None`): the levels of
+/// `sign · values` into `out` (the tile's part of a map's levels); returns the largest level,
+/// uncut (above 255: the levels do not fit one byte).
+pub(crate) fn tile_levels(values: &[f64], sign: f64, dh: f64, out: &mut [u8]) -> usize {
+    fill_levels(values, sign, dh, None, out)
+}
+
+/// [`tfce_positive_into`] from a map's one-byte levels by rank (`level`, at most `kmax` ≤ 255),
+/// e.g. from [`tile_levels`].
+pub(crate) fn tfce_of_one_byte_levels(
+    level: &[u8],
+    kmax: usize,
+    neighbours: &Neighbours,
+    e: f64,
+    h: f64,
+    dh: f64,
+    ws: &mut TfceWorkspace,
+    emit: impl FnMut(usize, f64),
+) {
+    assert!(kmax <= usize::from(u8::MAX), "one-byte levels");
+    tfce_of_levels(
+        level,
+        kmax,
+        neighbours,
+        e,
+        h,
+        dh,
+        &mut ws.wait,
+        &mut ws.tree,
+        emit,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tfce_of_levels(
+    level: &[u8],
+    kmax: usize,
+    neighbours: &Neighbours,
+    e: f64,
+    h: f64,
+    dh: f64,
+    wait: &mut [u8],
+    tree: &mut Tree,
+    mut emit: impl FnMut(usize, f64),
+) {
     if kmax == 0 {
-        for v in 0..n {
+        for v in 0..level.len() {
             emit(v, 0.0);
         }
         return;
     }
-    let tree = &mut ws.tree;
-    let wide = kmax > usize::from(u8::MAX);
-    if wide {
-        ws.level32.resize(n, 0);
-        fill_levels(values, sign, dh, columns, &mut ws.level32);
-        tree.flood(&ws.level32, &mut ws.wait, kmax, neighbours);
-    } else {
-        tree.flood(&ws.level8, &mut ws.wait, kmax, neighbours);
-    }
-    tree.prefix.clear();
-    tree.prefix.push(0.0);
-    let mut s = 0.0;
-    for k in 1..=kmax {
-        s += (k as f64 * dh).powf(h);
-        tree.prefix.push(s);
-    }
-    let prefix = &tree.prefix;
-    let contribution = |size: u32, top: u32, k: u32| -> f64 {
-        let (t, k) = (top as usize, k as usize);
-        let ext = if e == 0.5 {
-            (size as f64).sqrt()
-        } else {
-            (size as f64).powf(e)
-        };
-        ext * dh * (prefix[t] - prefix[k])
-    };
-    // root-first: a node's parent was closed after it
-    tree.score.clear();
-    tree.score.resize(tree.node_level.len(), 0.0);
-    for &c in tree.closed.iter().rev() {
-        let c = c as usize;
-        let (size, top) = (tree.node_size[c], tree.node_level[c]);
-        let q = tree.node_parent[c];
-        tree.score[c] = if q == NONE {
-            contribution(size, top, 0)
-        } else {
-            let q = q as usize;
-            contribution(size, top, tree.node_level[q]) + tree.score[q]
-        };
-    }
-    // a voxel's level is at least 1 where its one-byte level is
-    for v in 0..n {
-        let r = neighbours.rank_by_column[v] as usize;
-        emit(
-            v,
-            if ws.level8[r] > 0 {
-                tree.score[tree.node_of[r] as usize]
+    tree.flood(level, wait, kmax, neighbours);
+    tree.emit_scores(level, kmax, neighbours, e, h, dh, emit);
+}
+
+impl Tree {
+    /// The scores of the tree just flooded, handed to `emit` voxel by voxel in column order
+    /// (`level8`: the voxels' one-byte levels by rank, 0 exactly where the level is).
+    #[allow(clippy::too_many_arguments)]
+    fn emit_scores(
+        &mut self,
+        level8: &[u8],
+        kmax: usize,
+        neighbours: &Neighbours,
+        e: f64,
+        h: f64,
+        dh: f64,
+        mut emit: impl FnMut(usize, f64),
+    ) {
+        self.prefix.clear();
+        self.prefix.push(0.0);
+        let mut s = 0.0;
+        for k in 1..=kmax {
+            s += (k as f64 * dh).powf(h);
+            self.prefix.push(s);
+        }
+        let prefix = &self.prefix;
+        let contribution = |size: u32, top: u32, k: u32| -> f64 {
+            let (t, k) = (top as usize, k as usize);
+            let ext = if e == 0.5 {
+                (size as f64).sqrt()
             } else {
-                0.0
-            },
-        );
+                (size as f64).powf(e)
+            };
+            ext * dh * (prefix[t] - prefix[k])
+        };
+        // root-first: a node's parent was closed after it
+        self.score.clear();
+        self.score.resize(self.node_level.len(), 0.0);
+        for &c in self.closed.iter().rev() {
+            let c = c as usize;
+            let (size, top) = (self.node_size[c], self.node_level[c]);
+            let q = self.node_parent[c];
+            self.score[c] = if q == NONE {
+                contribution(size, top, 0)
+            } else {
+                let q = q as usize;
+                contribution(size, top, self.node_level[q]) + self.score[q]
+            };
+        }
+        for (v, &r) in neighbours.rank_by_column.iter().enumerate() {
+            let r = r as usize;
+            emit(
+                v,
+                if level8[r] > 0 {
+                    self.score[self.node_of[r] as usize]
+                } else {
+                    0.0
+                },
+            );
+        }
     }
 }
 

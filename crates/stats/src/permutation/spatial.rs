@@ -2,7 +2,9 @@
 
 use super::types::Tail;
 use crate::geometry::{Neighbours, max_cluster_size};
-use crate::tfce::{TfceParams, TfceWorkspace, tfce_positive_into};
+use crate::tfce::{
+    TfceParams, TfceWorkspace, tfce_of_one_byte_levels, tfce_positive_into, tile_levels,
+};
 
 /// Spatial statistics of one t map: TFCE map (signed for two-sided) and max cluster size.
 pub(super) struct Spatial<'a> {
@@ -31,7 +33,89 @@ impl Scratch {
     }
 }
 
+/// The one-byte TFCE levels by rank of a block of shuffles' maps (the positive part's, and the
+/// negative part's where the tail needs it), filled tile by tile as the maps are computed, and
+/// each map's largest level (uncut).
+#[derive(Default)]
+pub(super) struct BlockLevels {
+    nv: usize,
+    pos: Vec<u8>,
+    neg: Vec<u8>,
+    kpos: Vec<usize>,
+    kneg: Vec<usize>,
+}
+
+impl BlockLevels {
+    /// Empties the levels for `block` maps of `nv` voxels.
+    pub(super) fn reset(&mut self, block: usize, nv: usize, tail: Tail) {
+        self.nv = nv;
+        self.pos.resize(block * nv, 0);
+        if tail != Tail::Positive {
+            self.neg.resize(block * nv, 0);
+        }
+        self.kpos.clear();
+        self.kpos.resize(block, 0);
+        self.kneg.clear();
+        self.kneg.resize(block, 0);
+    }
+}
+
 impl Spatial<'_> {
+    /// Whether [`Self::tile_levels`] and [`Self::run_levels`] can stand in for [`Self::run`]:
+    /// TFCE alone, on a mask whose columns are in rank order.
+    pub(super) fn levels_suffice(&self) -> bool {
+        self.cluster.is_none()
+            && self
+                .tfce
+                .is_some_and(|(_, _, nb)| nb.column_by_rank.is_none())
+    }
+
+    /// The levels of map `b`'s tile `t` (columns `v0..`) into `bl`.
+    pub(super) fn tile_levels(&self, bl: &mut BlockLevels, b: usize, v0: usize, t: &[f64]) {
+        let (_, dh, _) = self.tfce.expect("TFCE");
+        let range = b * bl.nv + v0..b * bl.nv + v0 + t.len();
+        if self.tail != Tail::Negative {
+            let k = tile_levels(t, 1.0, dh, &mut bl.pos[range.clone()]);
+            bl.kpos[b] = bl.kpos[b].max(k);
+        }
+        if self.tail != Tail::Positive {
+            let k = tile_levels(t, -1.0, dh, &mut bl.neg[range]);
+            bl.kneg[b] = bl.kneg[b].max(k);
+        }
+    }
+
+    /// [`Self::run`] on map `b` of `bl` (TFCE alone); `None` where its levels do not fit one
+    /// byte (then [`Self::run`] on its t map).
+    pub(super) fn run_levels(
+        &self,
+        bl: &BlockLevels,
+        b: usize,
+        sc: &mut Scratch,
+        mut emit: impl FnMut(usize, f64),
+    ) -> Option<()> {
+        let (p, dh, nb) = self.tfce.expect("TFCE");
+        let one_byte = |k: usize| k <= usize::from(u8::MAX);
+        if !(one_byte(bl.kpos[b]) && one_byte(bl.kneg[b])) {
+            return None;
+        }
+        let at = b * bl.nv..(b + 1) * bl.nv;
+        let Scratch { ws, pos, .. } = sc;
+        let ws = ws.as_mut().expect("scratch made with the TFCE neighbours");
+        let run =
+            |lv: &[u8], k: usize, ws: &mut TfceWorkspace, emit: &mut dyn FnMut(usize, f64)| {
+                tfce_of_one_byte_levels(&lv[at.clone()], k, nb, p.e, p.h, dh, ws, emit)
+            };
+        match self.tail {
+            Tail::Positive => run(&bl.pos, bl.kpos[b], ws, &mut emit),
+            Tail::Negative => run(&bl.neg, bl.kneg[b], ws, &mut emit),
+            Tail::TwoSided => {
+                run(&bl.pos, bl.kpos[b], ws, &mut |v, x| pos[v] = x);
+                run(&bl.neg, bl.kneg[b], ws, &mut |v, x| emit(v, pos[v] - x));
+            }
+        }
+        Some(())
+    }
+
     /// Hands the TFCE map of `t` (tail convention: signed, positive part minus negative part,
     /// for two-sided) to `emit(v, value)`, voxel by voxel in column order, and returns the max
     /// cluster size.

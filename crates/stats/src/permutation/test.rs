@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use super::engine::{Engine, VOXEL_TILE, scan_tile, tail_stat, tie_floor};
 use super::shuffles::{Shuffle, draw_shuffles};
-use super::spatial::{PerShuffle, Scratch, Spatial};
+use super::spatial::{BlockLevels, PerShuffle, Scratch, Spatial};
 use super::types::{
     Cluster, ClusterResult, PermutationOptions, PermutationResult, Scheme, Tail, TfceResult,
 };
@@ -202,10 +202,14 @@ pub(super) fn permutation_test_ordered(
     } else {
         engine.rank1_scan(&floor_obs)
     };
+    // TFCE alone is computed from each map's one-byte levels, filled tile by tile (an eighth of
+    // the t maps' memory), else from the t maps
+    let levels = spatial_needed && spatial.levels_suffice();
     // shuffles per matrix product: the more, the fewer passes over the residuals (n × V), but
-    // every shuffle's t map is kept for TFCE and clusters, and the product's output per voxel
-    // tile grows with `r`
+    // every shuffle's t map (or levels) is kept for TFCE and clusters, and the product's output
+    // per voxel tile grows with `r`
     let block = match (spatial_needed, &rank1) {
+        (true, _) if levels => 64,
         (true, _) => 16,
         (false, Some(_)) => 256,
         (false, None) => 64,
@@ -228,30 +232,54 @@ pub(super) fn permutation_test_ordered(
                         tfce_counts: vec![0; if track_tfce { nv } else { 0 }],
                         per: Vec::new(),
                     },
-                    None::<(Scratch, Vec<f64>)>,
+                    None::<(Scratch, Vec<f64>, BlockLevels)>,
                 )
             },
             |(mut acc, mut scratch), (bi, shs)| {
                 let base = bi * block;
                 let mut maxes = vec![f64::NEG_INFINITY; shs.len()];
                 if spatial_needed {
-                    let (sc, full) = scratch.get_or_insert_with(|| {
-                        (Scratch::new(nv, tfce_nb.as_ref()), vec![0.0; nv * block])
+                    let (sc, full, bl) = scratch.get_or_insert_with(|| {
+                        let full = vec![0.0; if levels { nv } else { nv * block }];
+                        (
+                            Scratch::new(nv, tfce_nb.as_ref()),
+                            full,
+                            BlockLevels::default(),
+                        )
                     });
+                    if levels {
+                        bl.reset(shs.len(), nv, tail);
+                    }
                     engine.for_each_tile(shs, |b, v0, tile| {
                         let v1 = v0 + tile.len();
                         let mx = scan_tile(tile, &floor_obs[v0..v1], &mut acc.counts[v0..v1], tail);
                         maxes[b] = maxes[b].max(mx);
-                        full[b * nv + v0..b * nv + v0 + tile.len()].copy_from_slice(tile);
+                        if levels {
+                            spatial.tile_levels(bl, b, v0, tile);
+                        } else {
+                            full[b * nv + v0..b * nv + v0 + tile.len()].copy_from_slice(tile);
+                        }
                     });
                     for b in 0..shs.len() {
                         let mut mt = 0.0f64;
                         let counts = &mut acc.tfce_counts;
-                        let maxc = spatial.run(&full[b * nv..(b + 1) * nv], sc, |v, x| {
+                        let mut emit = |v: usize, x: f64| {
                             let x = x.abs();
                             counts[v] += u32::from(x >= tfce_floor[v]);
                             mt = mt.max(x);
-                        });
+                        };
+                        let maxc = if !levels {
+                            spatial.run(&full[b * nv..(b + 1) * nv], sc, emit)
+                        } else if spatial.run_levels(bl, b, sc, &mut emit).is_some() {
+                            0
+                        } else {
+                            // levels beyond one byte: this shuffle's t map again (the same
+                            // product, the same bytes) and TFCE from it
+                            engine.for_each_tile(&shs[b..b + 1], |_, v0, tile| {
+                                full[v0..v0 + tile.len()].copy_from_slice(tile)
+                            });
+                            spatial.run(&full[..nv], sc, emit)
+                        };
                         acc.per.push(PerShuffle {
                             index: base + b,
                             max_t: maxes[b],

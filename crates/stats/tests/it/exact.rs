@@ -141,51 +141,63 @@ fn exhaustive_sign_flip_equals_brute_force() {
     let mut r = rng(2);
     let mut data = smooth_noise(&mut r, 8, dims, 1.0);
     data.mapv_inplace(|x| x + 0.4);
+    // with clusters TFCE comes from the t maps; alone, from each map's one-byte levels, and
+    // from the t map again where they pass 255 (dh 0.01)
+    let cases = [(0.1, Some(1.5)), (0.1, None), (0.01, None)];
     for tail in [Tail::Positive, Tail::Negative, Tail::TwoSided] {
-        let dh = 0.1;
-        let thr = 1.5;
-        let opts = PermutationOptions {
-            seed: 7,
-            tail,
-            tfce: Some(TfceParams {
-                step: TfceStep::Fixed(dh),
+        for (dh, thr) in cases {
+            let opts = PermutationOptions {
+                seed: 7,
+                tail,
+                tfce: Some(TfceParams {
+                    step: TfceStep::Fixed(dh),
+                    ..Default::default()
+                }),
+                cluster_threshold: thr,
                 ..Default::default()
-            }),
-            cluster_threshold: Some(thr),
-            ..Default::default()
-        };
-        let res = one_sample_sign_flip(data.view(), Some(&geom), &opts).unwrap();
-        assert!(res.exhaustive);
-        assert_eq!(res.n_shuffles, 256);
-        let b = brute(&data, &geom, tail, Some(dh), Some(thr));
-        for v in 0..geom.n_voxels() {
-            assert!((res.t[v] - b.t_obs[v]).abs() < 1e-10, "t {tail:?} {v}");
-            assert_eq!(res.p_uncorrected[v], b.p_unc[v], "p_unc {tail:?} voxel {v}");
-            assert_eq!(res.p_fwe[v], b.p_fwe[v], "p_fwe {tail:?} voxel {v}");
+            };
+            let res = one_sample_sign_flip(data.view(), Some(&geom), &opts).unwrap();
+            assert!(res.exhaustive);
+            assert_eq!(res.n_shuffles, 256);
+            let b = brute(&data, &geom, tail, Some(dh), thr);
             let tf = res.tfce.as_ref().unwrap();
-            assert!(
-                (tf.values[v] - b.tfce_obs[v]).abs() <= 1e-9 * b.tfce_obs[v].abs().max(1.0),
-                "tfce {tail:?} {v}"
-            );
-            assert_eq!(tf.p_fwe[v], b.tfce_fwe[v], "tfce fwe {tail:?} {v}");
-        }
-        let cl = res.clusters.as_ref().unwrap();
-        assert_eq!(cl.max_size_null.len(), 256);
-        let mut mine = cl.max_size_null.clone();
-        let mut theirs = b.cluster_null.clone();
-        mine.sort_unstable();
-        theirs.sort_unstable();
-        assert_eq!(mine, theirs, "cluster null {tail:?}");
-        // the cluster list agrees with a flood fill of the observed map
-        for c in &cl.clusters {
-            let expect = cl.max_size_null.iter().filter(|&&m| m >= c.size).count() as f64 / 256.0;
-            assert_eq!(c.p_fwe, expect);
-            assert_eq!(cl.labels.iter().filter(|&&l| l == c.label).count(), c.size);
-            assert!((c.sign as f64 * c.peak_t) >= thr);
-        }
-        // sanity: some signal was found with the positive shift
-        if tail == Tail::Positive {
-            assert!(res.p_uncorrected.iter().any(|&p| p < 0.05));
+            if dh < 0.05 {
+                let top = tf.max_null.iter().fold(0.0, |m: f64, &x| m.max(x));
+                assert!(
+                    top > 0.0 && b.t_obs.iter().any(|t| t.abs() > 2.56),
+                    "levels > 255"
+                );
+            }
+            for v in 0..geom.n_voxels() {
+                assert!((res.t[v] - b.t_obs[v]).abs() < 1e-10, "t {tail:?} {v}");
+                assert_eq!(res.p_uncorrected[v], b.p_unc[v], "p_unc {tail:?} voxel {v}");
+                assert_eq!(res.p_fwe[v], b.p_fwe[v], "p_fwe {tail:?} voxel {v}");
+                assert!(
+                    (tf.values[v] - b.tfce_obs[v]).abs() <= 1e-9 * b.tfce_obs[v].abs().max(1.0),
+                    "tfce {tail:?} {v}"
+                );
+                assert_eq!(tf.p_fwe[v], b.tfce_fwe[v], "tfce fwe {tail:?} {dh} {v}");
+            }
+            // sanity: some signal was found with the positive shift
+            if tail == Tail::Positive {
+                assert!(res.p_uncorrected.iter().any(|&p| p < 0.05));
+            }
+            let Some(thr) = thr else { continue };
+            let cl = res.clusters.as_ref().unwrap();
+            assert_eq!(cl.max_size_null.len(), 256);
+            let mut mine = cl.max_size_null.clone();
+            let mut theirs = b.cluster_null.clone();
+            mine.sort_unstable();
+            theirs.sort_unstable();
+            assert_eq!(mine, theirs, "cluster null {tail:?}");
+            // the cluster list agrees with a flood fill of the observed map
+            for c in &cl.clusters {
+                let expect =
+                    cl.max_size_null.iter().filter(|&&m| m >= c.size).count() as f64 / 256.0;
+                assert_eq!(c.p_fwe, expect);
+                assert_eq!(cl.labels.iter().filter(|&&l| l == c.label).count(), c.size);
+                assert!((c.sign as f64 * c.peak_t) >= thr);
+            }
         }
     }
 }
