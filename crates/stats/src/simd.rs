@@ -16,8 +16,11 @@
 macro_rules! avx2_or {
     ($avx2:expr, $baseline:expr) => {{
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked above), the only precondition of the call
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("popcnt")
+        {
+            // SAFETY: the CPU has AVX2 and POPCNT (checked above), the features the copies
+            // enable: the only precondition of the call
             #[allow(unsafe_code)]
             return unsafe { $avx2 };
         }

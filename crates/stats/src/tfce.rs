@@ -124,8 +124,9 @@ fn level_of(x: f64, dh: f64) -> usize {
 /// single instructions).
 #[inline]
 fn level_near(x: f64, dh: f64, inv: f64) -> usize {
-    // `as` truncates towards zero and maps NaN to 0
-    let mut k = (x * inv).clamp(0.0, 2e9) as i32;
+    // `max` maps NaN to 0 (and `as` truncates towards zero): in range, so the conversion needs
+    // no saturation and is vectorised
+    let mut k = (x * inv).max(0.0).min(2e9) as i32;
     k -= i32::from((k > 0) & (f64::from(k) * dh > x));
     k += i32::from(f64::from(k + 1) * dh <= x);
     k as usize
@@ -309,6 +310,21 @@ impl Tree {
     /// Builds the tree of the levels `level` (rank order, at most `kmax`) by flooding the padded
     /// grid; `wait` (one bit per cell) is all 0 before and after.
     fn flood<G: Level>(&mut self, level: &[G], wait: &mut [u8], kmax: usize, nb: &Neighbours) {
+        crate::simd::avx2_or!(
+            self.flood_avx2(level, wait, kmax, nb),
+            self.flood_body(level, wait, kmax, nb)
+        )
+    }
+
+    /// [`Self::flood`] where the CPU has AVX2 (and POPCNT, for a cell's rank).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,popcnt")]
+    fn flood_avx2<G: Level>(&mut self, level: &[G], wait: &mut [u8], kmax: usize, nb: &Neighbours) {
+        self.flood_body(level, wait, kmax, nb)
+    }
+
+    #[inline(always)]
+    fn flood_body<G: Level>(&mut self, level: &[G], wait: &mut [u8], kmax: usize, nb: &Neighbours) {
         for (&k, &c) in level.iter().zip(&nb.cell_by_rank) {
             let c = c as usize;
             wait[c >> 3] |= u8::from(k.level() > 0) << (c & 7);
@@ -428,7 +444,7 @@ pub(crate) fn tfce_positive_into(
         let TfceWorkspace {
             level8, wait, tree, ..
         } = ws;
-        tfce_of_levels(level8, kmax, neighbours, e, h, dh, wait, tree, emit);
+        let _largest = tfce_of_levels(level8, kmax, neighbours, e, h, dh, wait, tree, emit);
     }
 }
 
@@ -441,7 +457,7 @@ pub(crate) fn tile_levels(values: &[f64], sign: f64, dh: f64, out: &mut [u8]) ->
 }
 
 /// [`tfce_positive_into`] from a map's one-byte levels by rank (`level`, at most `kmax` ≤ 255),
-/// e.g. from [`tile_levels`].
+/// e.g. from [`tile_levels`]; returns the largest score handed to `emit` (at least 0).
 pub(crate) fn tfce_of_one_byte_levels(
     level: &[u8],
     kmax: usize,
@@ -451,7 +467,7 @@ pub(crate) fn tfce_of_one_byte_levels(
     dh: f64,
     ws: &mut TfceWorkspace,
     emit: impl FnMut(usize, f64),
-) {
+) -> f64 {
     assert!(kmax <= usize::from(u8::MAX), "one-byte levels");
     tfce_of_levels(
         level,
@@ -463,7 +479,7 @@ pub(crate) fn tfce_of_one_byte_levels(
         &mut ws.wait,
         &mut ws.tree,
         emit,
-    );
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -477,20 +493,22 @@ fn tfce_of_levels(
     wait: &mut [u8],
     tree: &mut Tree,
     mut emit: impl FnMut(usize, f64),
-) {
+) -> f64 {
     if kmax == 0 {
         for v in 0..level.len() {
             emit(v, 0.0);
         }
-        return;
+        return 0.0;
     }
     tree.flood(level, wait, kmax, neighbours);
-    tree.emit_scores(level, kmax, neighbours, e, h, dh, emit);
+    tree.emit_scores(level, kmax, neighbours, e, h, dh, emit)
 }
 
 impl Tree {
     /// The scores of the tree just flooded, handed to `emit` voxel by voxel in column order
-    /// (`level8`: the voxels' one-byte levels by rank, 0 exactly where the level is).
+    /// (`level8`: the voxels' one-byte levels by rank, 0 exactly where the level is); returns
+    /// the largest score handed over (every node holds a voxel of its level: the largest node
+    /// score, at least 0).
     #[allow(clippy::too_many_arguments)]
     fn emit_scores(
         &mut self,
@@ -501,7 +519,7 @@ impl Tree {
         h: f64,
         dh: f64,
         mut emit: impl FnMut(usize, f64),
-    ) {
+    ) -> f64 {
         self.prefix.clear();
         self.prefix.push(0.0);
         let mut s = 0.0;
@@ -544,6 +562,9 @@ impl Tree {
                 },
             );
         }
+        self.score
+            .iter()
+            .fold(0.0, |m, &x| if x > m { x } else { m })
     }
 }
 

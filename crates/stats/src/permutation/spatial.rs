@@ -84,15 +84,16 @@ impl Spatial<'_> {
         }
     }
 
-    /// [`Self::run`] on map `b` of `bl` (TFCE alone); `None` where its levels do not fit one
-    /// byte (then [`Self::run`] on its t map).
+    /// [`Self::run`] on map `b` of `bl` (TFCE alone), returning the largest |TFCE| handed to
+    /// `emit` (at least 0); `None` where its levels do not fit one byte (then [`Self::run`] on
+    /// its t map).
     pub(super) fn run_levels(
         &self,
         bl: &BlockLevels,
         b: usize,
         sc: &mut Scratch,
         mut emit: impl FnMut(usize, f64),
-    ) -> Option<()> {
+    ) -> Option<f64> {
         let (p, dh, nb) = self.tfce.expect("TFCE");
         let one_byte = |k: usize| k <= usize::from(u8::MAX);
         if !(one_byte(bl.kpos[b]) && one_byte(bl.kneg[b])) {
@@ -101,19 +102,34 @@ impl Spatial<'_> {
         let at = b * bl.nv..(b + 1) * bl.nv;
         let Scratch { ws, pos, .. } = sc;
         let ws = ws.as_mut().expect("scratch made with the TFCE neighbours");
-        let run =
-            |lv: &[u8], k: usize, ws: &mut TfceWorkspace, emit: &mut dyn FnMut(usize, f64)| {
-                tfce_of_one_byte_levels(&lv[at.clone()], k, nb, p.e, p.h, dh, ws, emit)
-            };
-        match self.tail {
-            Tail::Positive => run(&bl.pos, bl.kpos[b], ws, &mut emit),
-            Tail::Negative => run(&bl.neg, bl.kneg[b], ws, &mut emit),
-            Tail::TwoSided => {
-                run(&bl.pos, bl.kpos[b], ws, &mut |v, x| pos[v] = x);
-                run(&bl.neg, bl.kneg[b], ws, &mut |v, x| emit(v, pos[v] - x));
+        let (pl, nl) = (&bl.pos[..], &bl.neg[..]);
+        // where one part of a two-sided map is not 0 the other is: |pos − neg| is one of them
+        Some(match self.tail {
+            Tail::Positive => {
+                tfce_of_one_byte_levels(&pl[at], bl.kpos[b], nb, p.e, p.h, dh, ws, emit)
             }
-        }
-        Some(())
+            Tail::Negative => {
+                tfce_of_one_byte_levels(&nl[at], bl.kneg[b], nb, p.e, p.h, dh, ws, emit)
+            }
+            Tail::TwoSided => {
+                let (e, h) = (p.e, p.h);
+                let up = tfce_of_one_byte_levels(
+                    &pl[at.clone()],
+                    bl.kpos[b],
+                    nb,
+                    e,
+                    h,
+                    dh,
+                    ws,
+                    |v, x| pos[v] = x,
+                );
+                let down =
+                    tfce_of_one_byte_levels(&nl[at], bl.kneg[b], nb, e, h, dh, ws, |v, x| {
+                        emit(v, pos[v] - x)
+                    });
+                up.max(down)
+            }
+        })
     }
 
     /// Hands the TFCE map of `t` (tail convention: signed, positive part minus negative part,

@@ -261,24 +261,36 @@ pub(super) fn permutation_test_ordered(
                         }
                     });
                     for b in 0..shs.len() {
-                        let mut mt = 0.0f64;
                         let counts = &mut acc.tfce_counts;
-                        let mut emit = |v: usize, x: f64| {
-                            let x = x.abs();
-                            counts[v] += u32::from(x >= tfce_floor[v]);
-                            mt = mt.max(x);
+                        let mut count = |v: usize, x: f64| {
+                            counts[v] += u32::from(x.abs() >= tfce_floor[v]);
                         };
-                        let maxc = if !levels {
-                            spatial.run(&full[b * nv..(b + 1) * nv], sc, emit)
-                        } else if spatial.run_levels(bl, b, sc, &mut emit).is_some() {
-                            0
+                        // the largest |TFCE| from the levels' tree, else tracked voxel by voxel
+                        let from_levels = if levels {
+                            spatial.run_levels(bl, b, sc, &mut count)
                         } else {
-                            // levels beyond one byte: this shuffle's t map again (the same
-                            // product, the same bytes) and TFCE from it
-                            engine.for_each_tile(&shs[b..b + 1], |_, v0, tile| {
-                                full[v0..v0 + tile.len()].copy_from_slice(tile)
-                            });
-                            spatial.run(&full[..nv], sc, emit)
+                            None
+                        };
+                        let (mt, maxc) = match from_levels {
+                            Some(mt) => (mt, 0),
+                            None => {
+                                let at = if levels {
+                                    // levels beyond one byte: this shuffle's t map again (the
+                                    // same product, the same bytes) and TFCE from it
+                                    engine.for_each_tile(&shs[b..b + 1], |_, v0, tile| {
+                                        full[v0..v0 + tile.len()].copy_from_slice(tile)
+                                    });
+                                    0
+                                } else {
+                                    b * nv
+                                };
+                                let mut mt = 0.0f64;
+                                let maxc = spatial.run(&full[at..at + nv], sc, |v, x| {
+                                    count(v, x);
+                                    mt = mt.max(x.abs());
+                                });
+                                (mt, maxc)
+                            }
                         };
                         acc.per.push(PerShuffle {
                             index: base + b,
