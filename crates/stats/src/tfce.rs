@@ -124,9 +124,8 @@ fn level_of(x: f64, dh: f64) -> usize {
 /// single instructions).
 #[inline]
 fn level_near(x: f64, dh: f64, inv: f64) -> usize {
-    // `max` maps NaN to 0 (and `as` truncates towards zero): in range, so the conversion needs
-    // no saturation and is vectorised
-    let mut k = (x * inv).max(0.0).min(2e9) as i32;
+    // `as` truncates towards zero and maps NaN to 0
+    let mut k = (x * inv).clamp(0.0, 2e9) as i32;
     k -= i32::from((k > 0) & (f64::from(k) * dh > x));
     k += i32::from(f64::from(k + 1) * dh <= x);
     k as usize
