@@ -288,11 +288,22 @@ pub(crate) fn max_cluster_size(
     parent: &mut [u32],
     size: &mut [u32],
 ) -> usize {
+    max_active_cluster(|v| values[v] >= threshold, neighbours, parent, size)
+}
+
+/// Size of the largest connected component of the voxels `v` with `active(v)` (see
+/// [`max_cluster_size`]).
+pub(crate) fn max_active_cluster(
+    active: impl Fn(usize) -> bool,
+    neighbours: &Neighbours,
+    parent: &mut [u32],
+    size: &mut [u32],
+) -> usize {
     const NONE: u32 = u32::MAX;
     parent.fill(NONE);
     let mut best = 0u32;
-    for v in 0..values.len() {
-        if values[v] < threshold {
+    for v in 0..neighbours.n_voxels() {
+        if !active(v) {
             continue;
         }
         parent[v] = v as u32;

@@ -1,7 +1,7 @@
 //! TFCE and cluster extent of each shuffle's map, for their maximum-statistic nulls.
 
 use super::types::Tail;
-use crate::geometry::{Neighbours, max_cluster_size};
+use crate::geometry::{Neighbours, max_active_cluster, max_cluster_size};
 use crate::tfce::{
     TfceParams, TfceWorkspace, tfce_of_one_byte_levels, tfce_positive_into, tile_levels,
 };
@@ -35,7 +35,8 @@ impl Scratch {
 
 /// The one-byte TFCE levels by rank of a block of shuffles' maps (the positive part's, and the
 /// negative part's where the tail needs it), filled tile by tile as the maps are computed, and
-/// each map's largest level (uncut).
+/// each map's largest level (uncut); with clusters, each voxel's byte of `t ≥ threshold` (bit 0)
+/// and `−t ≥ threshold` (bit 1).
 #[derive(Default)]
 pub(super) struct BlockLevels {
     nv: usize,
@@ -43,15 +44,19 @@ pub(super) struct BlockLevels {
     neg: Vec<u8>,
     kpos: Vec<usize>,
     kneg: Vec<usize>,
+    above: Vec<u8>,
 }
 
 impl BlockLevels {
     /// Empties the levels for `block` maps of `nv` voxels.
-    pub(super) fn reset(&mut self, block: usize, nv: usize, tail: Tail) {
+    pub(super) fn reset(&mut self, block: usize, nv: usize, spatial: &Spatial<'_>) {
         self.nv = nv;
         self.pos.resize(block * nv, 0);
-        if tail != Tail::Positive {
+        if spatial.tail != Tail::Positive {
             self.neg.resize(block * nv, 0);
+        }
+        if spatial.cluster.is_some() {
+            self.above.resize(block * nv, 0);
         }
         self.kpos.clear();
         self.kpos.resize(block, 0);
@@ -62,12 +67,10 @@ impl BlockLevels {
 
 impl Spatial<'_> {
     /// Whether [`Self::tile_levels`] and [`Self::run_levels`] can stand in for [`Self::run`]:
-    /// TFCE alone, on a mask whose columns are in rank order.
+    /// TFCE (and clusters or not) on a mask whose columns are in rank order.
     pub(super) fn levels_suffice(&self) -> bool {
-        self.cluster.is_none()
-            && self
-                .tfce
-                .is_some_and(|(_, _, nb)| nb.column_by_rank.is_none())
+        self.tfce
+            .is_some_and(|(_, _, nb)| nb.column_by_rank.is_none())
     }
 
     /// The levels of map `b`'s tile `t` (columns `v0..`) into `bl`.
@@ -79,15 +82,43 @@ impl Spatial<'_> {
             bl.kpos[b] = bl.kpos[b].max(k);
         }
         if self.tail != Tail::Positive {
-            let k = tile_levels(t, -1.0, dh, &mut bl.neg[range]);
+            let k = tile_levels(t, -1.0, dh, &mut bl.neg[range.clone()]);
             bl.kneg[b] = bl.kneg[b].max(k);
+        }
+        if let Some((thr, _)) = self.cluster {
+            for (a, &x) in bl.above[range].iter_mut().zip(t) {
+                *a = u8::from(x >= thr) | u8::from(-x >= thr) << 1;
+            }
         }
     }
 
-    /// [`Self::run`] on map `b` of `bl` (TFCE alone), returning the largest |TFCE| handed to
-    /// `emit` (at least 0); `None` where its levels do not fit one byte (then [`Self::run`] on
-    /// its t map).
+    /// [`Self::run`] on map `b` of `bl`, returning the largest |TFCE| handed to `emit` (at
+    /// least 0) and the max cluster size; `None` where its levels do not fit one byte (then
+    /// [`Self::run`] on its t map).
     pub(super) fn run_levels(
+        &self,
+        bl: &BlockLevels,
+        b: usize,
+        sc: &mut Scratch,
+        emit: impl FnMut(usize, f64),
+    ) -> Option<(f64, usize)> {
+        let mt = self.tfce_of_levels(bl, b, sc, emit)?;
+        let Some((_, nb)) = self.cluster else {
+            return Some((mt, 0));
+        };
+        let above = &bl.above[b * bl.nv..(b + 1) * bl.nv];
+        let mut largest =
+            |bit: u8| max_active_cluster(|v| above[v] & bit != 0, nb, &mut sc.parent, &mut sc.size);
+        // as `run`: the negative part first
+        let maxc = match self.tail {
+            Tail::Positive => largest(1),
+            Tail::Negative => largest(2),
+            Tail::TwoSided => largest(2).max(largest(1)),
+        };
+        Some((mt, maxc))
+    }
+
+    fn tfce_of_levels(
         &self,
         bl: &BlockLevels,
         b: usize,

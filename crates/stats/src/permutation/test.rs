@@ -202,8 +202,9 @@ pub(super) fn permutation_test_ordered(
     } else {
         engine.rank1_scan(&floor_obs)
     };
-    // TFCE alone is computed from each map's one-byte levels, filled tile by tile (an eighth of
-    // the t maps' memory), else from the t maps
+    // TFCE (and clusters) are computed from each map's one-byte levels (and bytes of which
+    // voxels pass the cluster threshold), filled tile by tile (a quarter to an eighth of the t
+    // maps' memory), else (clusters alone) from the t maps
     let levels = spatial_needed && spatial.levels_suffice();
     // shuffles per matrix product: the more, the fewer passes over the residuals (n × V), but
     // every shuffle's t map (or levels) is kept for TFCE and clusters, and the product's output
@@ -248,7 +249,7 @@ pub(super) fn permutation_test_ordered(
                         )
                     });
                     if levels {
-                        bl.reset(shs.len(), nv, tail);
+                        bl.reset(shs.len(), nv, &spatial);
                     }
                     engine.for_each_tile(shs, |b, v0, tile| {
                         let v1 = v0 + tile.len();
@@ -272,7 +273,7 @@ pub(super) fn permutation_test_ordered(
                             None
                         };
                         let (mt, maxc) = match from_levels {
-                            Some(mt) => (mt, 0),
+                            Some(found) => found,
                             None => {
                                 let at = if levels {
                                     // levels beyond one byte: this shuffle's t map again (the

@@ -141,9 +141,14 @@ fn exhaustive_sign_flip_equals_brute_force() {
     let mut r = rng(2);
     let mut data = smooth_noise(&mut r, 8, dims, 1.0);
     data.mapv_inplace(|x| x + 0.4);
-    // with clusters TFCE comes from the t maps; alone, from each map's one-byte levels, and
-    // from the t map again where they pass 255 (dh 0.01)
-    let cases = [(0.1, Some(1.5)), (0.1, None), (0.01, None)];
+    // TFCE (and clusters) from each map's one-byte levels (and bytes of the voxels above the
+    // cluster threshold), and from the t map again where the levels pass 255 (dh 0.01)
+    let cases = [
+        (0.1, Some(1.5)),
+        (0.1, None),
+        (0.01, None),
+        (0.01, Some(1.5)),
+    ];
     for tail in [Tail::Positive, Tail::Negative, Tail::TwoSided] {
         for (dh, thr) in cases {
             let opts = PermutationOptions {
