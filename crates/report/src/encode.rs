@@ -51,14 +51,15 @@ impl RgbImage {
     }
 }
 
-/// PNG bytes of an RGB image (8-bit, default compression).
+/// PNG bytes of an RGB image (8-bit, balanced compression: `High` made a subject's report job
+/// take 4.2 s instead of 1.9 s, 43 % of it in deflate, for a page 1.5 % smaller).
 pub fn encode_png(img: &RgbImage) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut out, img.width as u32, img.height as u32);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::High);
+        enc.set_compression(png::Compression::Balanced);
         let mut w = enc.write_header().map_err(|e| Error::figure("png", e))?;
         w.write_image_data(&img.data)
             .map_err(|e| Error::figure("png", e))?;
