@@ -131,43 +131,58 @@ fn level_near(x: f64, dh: f64, inv: f64) -> usize {
     k as usize
 }
 
-/// Each voxel's level ([`level_near`]) of `sign · values` into `level` in rank order (the
-/// voxel of rank `r` is column `columns[r]`, or column `r` without `columns`; cells of one byte
-/// hold at most 255), and the largest level. Compiled for AVX2 too (`crate::simd`: four lanes of
-/// the conversions and comparisons, where the baseline build does them one voxel at a time).
-fn fill_levels<G: Level>(
-    values: &[f64],
+/// What [`fill_levels`] reads and writes: each voxel's level ([`level_near`]) of `sign · values`
+/// goes into `level` in rank order (the voxel of rank `r` is column `columns[r]`, or column `r`
+/// without `columns`; cells of one byte hold at most 255).
+struct Fill<'a, G> {
+    values: &'a [f64],
     sign: f64,
     dh: f64,
-    columns: Option<&[u32]>,
-    level: &mut [G],
-) -> usize {
-    crate::simd::avx2_or!(
-        fill_levels_avx2(values, sign, dh, columns, level),
-        fill_levels_body(values, sign, dh, columns, level)
-    )
+    columns: Option<&'a [u32]>,
+    level: &'a mut [G],
+}
+
+impl<'a, G> Fill<'a, G> {
+    /// The levels of `values` (see [`level_near`]), or of `-values` if `negate`, into `level`.
+    fn new(
+        values: &'a [f64],
+        negate: bool,
+        dh: f64,
+        nb: &'a Neighbours,
+        level: &'a mut [G],
+    ) -> Self {
+        Self {
+            values,
+            sign: if negate { -1.0 } else { 1.0 },
+            dh,
+            columns: nb.column_by_rank.as_deref(),
+            level,
+        }
+    }
+}
+
+/// Fills the levels of [`Fill`] and returns the largest. Compiled for AVX2 too (`crate::simd`:
+/// four lanes of the conversions and comparisons, where the baseline build does them one voxel
+/// at a time).
+fn fill_levels<G: Level>(fill: Fill<'_, G>) -> usize {
+    crate::simd::avx2_or!(fill_levels_avx2(fill), fill_levels_body(fill))
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn fill_levels_avx2<G: Level>(
-    values: &[f64],
-    sign: f64,
-    dh: f64,
-    columns: Option<&[u32]>,
-    level: &mut [G],
-) -> usize {
-    fill_levels_body(values, sign, dh, columns, level)
+fn fill_levels_avx2<G: Level>(fill: Fill<'_, G>) -> usize {
+    fill_levels_body(fill)
 }
 
 #[inline(always)]
-fn fill_levels_body<G: Level>(
-    values: &[f64],
-    sign: f64,
-    dh: f64,
-    columns: Option<&[u32]>,
-    level: &mut [G],
-) -> usize {
+fn fill_levels_body<G: Level>(fill: Fill<'_, G>) -> usize {
+    let Fill {
+        values,
+        sign,
+        dh,
+        columns,
+        level,
+    } = fill;
     let inv = 1.0 / dh;
     let mut kmax = 0u32;
     // `-x` exactly, as the negated map would hold it
@@ -430,21 +445,16 @@ pub(crate) fn tfce_positive_into(
 ) {
     let n = values.len();
     debug_assert_eq!(ws.level8.len(), n);
-    let sign = if negate { -1.0 } else { 1.0 };
-    let columns = neighbours.column_by_rank.as_deref();
-    let kmax = fill_levels(values, sign, dh, columns, &mut ws.level8);
+    let kmax = fill_levels(Fill::new(values, negate, dh, neighbours, &mut ws.level8));
     if kmax > usize::from(u8::MAX) {
         ws.level32.resize(n, 0);
-        fill_levels(values, sign, dh, columns, &mut ws.level32);
+        fill_levels(Fill::new(values, negate, dh, neighbours, &mut ws.level32));
         ws.tree.flood(&ws.level32, &mut ws.wait, kmax, neighbours);
-        ws.tree
-            .emit_scores(&ws.level8, kmax, neighbours, e, h, dh, emit);
     } else {
-        let TfceWorkspace {
-            level8, wait, tree, ..
-        } = ws;
-        let _largest = tfce_of_levels(level8, kmax, neighbours, e, h, dh, wait, tree, emit);
+        ws.tree.flood(&ws.level8, &mut ws.wait, kmax, neighbours);
     }
+    ws.tree
+        .emit_scores(&ws.level8, kmax, neighbours, e, h, dh, emit);
 }
 
 /// The one-byte levels (cut at 255, see [`level_near`]) by rank of a tile of a map whose
@@ -452,7 +462,13 @@ pub(crate) fn tfce_positive_into(
 /// `sign · values` into `out` (the tile's part of a map's levels); returns the largest level,
 /// uncut (above 255: the levels do not fit one byte).
 pub(crate) fn tile_levels(values: &[f64], sign: f64, dh: f64, out: &mut [u8]) -> usize {
-    fill_levels(values, sign, dh, None, out)
+    fill_levels(Fill {
+        values,
+        sign,
+        dh,
+        columns: None,
+        level: out,
+    })
 }
 
 /// [`tfce_positive_into`] from a map's one-byte levels by rank (`level`, at most `kmax` ≤ 255),
@@ -468,39 +484,8 @@ pub(crate) fn tfce_of_one_byte_levels(
     emit: impl FnMut(usize, f64),
 ) -> f64 {
     assert!(kmax <= usize::from(u8::MAX), "one-byte levels");
-    tfce_of_levels(
-        level,
-        kmax,
-        neighbours,
-        e,
-        h,
-        dh,
-        &mut ws.wait,
-        &mut ws.tree,
-        emit,
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn tfce_of_levels(
-    level: &[u8],
-    kmax: usize,
-    neighbours: &Neighbours,
-    e: f64,
-    h: f64,
-    dh: f64,
-    wait: &mut [u8],
-    tree: &mut Tree,
-    mut emit: impl FnMut(usize, f64),
-) -> f64 {
-    if kmax == 0 {
-        for v in 0..level.len() {
-            emit(v, 0.0);
-        }
-        return 0.0;
-    }
-    tree.flood(level, wait, kmax, neighbours);
-    tree.emit_scores(level, kmax, neighbours, e, h, dh, emit)
+    ws.tree.flood(level, &mut ws.wait, kmax, neighbours);
+    ws.tree.emit_scores(level, kmax, neighbours, e, h, dh, emit)
 }
 
 impl Tree {
@@ -669,12 +654,28 @@ mod tests {
         let reversed: Vec<u32> = (0..values.len() as u32).rev().collect();
         for sign in [1.0, -1.0] {
             for columns in [None, Some(&reversed[..])] {
+                let fill = |level| Fill {
+                    values: &values,
+                    sign,
+                    dh,
+                    columns,
+                    level,
+                };
                 let (mut a, mut b) = (vec![9u32; values.len()], vec![7u32; values.len()]);
-                let ka = fill_levels(&values, sign, dh, columns, &mut a);
-                let kb = fill_levels_body(&values, sign, dh, columns, &mut b);
+                let ka = fill_levels(fill(&mut a[..]));
+                let kb = fill_levels_body(fill(&mut b[..]));
                 assert_eq!((ka, &a), (kb, &b), "sign {sign}");
                 let mut c = vec![5u8; values.len()];
-                assert_eq!(fill_levels(&values, sign, dh, columns, &mut c), ka);
+                assert_eq!(
+                    fill_levels(Fill {
+                        values: &values,
+                        sign,
+                        dh,
+                        columns,
+                        level: &mut c[..]
+                    }),
+                    ka
+                );
                 let cut: Vec<u8> = a.iter().map(|&k| k.min(255) as u8).collect();
                 assert_eq!(c, cut, "one-byte cells, sign {sign}");
                 if columns.is_some() {
