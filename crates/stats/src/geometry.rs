@@ -279,21 +279,10 @@ pub fn label_components(
     Ok((labels, sizes))
 }
 
-/// Size of the largest connected component of voxels with `values[v] >= threshold`,
-/// using `ws` as scratch (union–find). Returns 0 when no voxel passes.
+/// Size of the largest connected component of the voxels `v` with `active(v)` (e.g. a
+/// statistic at or above the cluster-forming threshold), using `parent` and `size` as scratch
+/// (union–find). Returns 0 when no voxel is active.
 pub(crate) fn max_cluster_size(
-    values: &[f64],
-    threshold: f64,
-    neighbours: &Neighbours,
-    parent: &mut [u32],
-    size: &mut [u32],
-) -> usize {
-    max_active_cluster(|v| values[v] >= threshold, neighbours, parent, size)
-}
-
-/// Size of the largest connected component of the voxels `v` with `active(v)` (see
-/// [`max_cluster_size`]).
-pub(crate) fn max_active_cluster(
     active: impl Fn(usize) -> bool,
     neighbours: &Neighbours,
     parent: &mut [u32],
@@ -413,8 +402,7 @@ mod tests {
         let vals = [1.0, 1.0, 1.0, 0.5];
         assert_eq!(
             max_cluster_size(
-                &vals,
-                0.9,
+                |v| vals[v] >= 0.9,
                 &g.neighbours(Connectivity::Corners26),
                 &mut p,
                 &mut s
@@ -423,8 +411,7 @@ mod tests {
         );
         assert_eq!(
             max_cluster_size(
-                &vals,
-                0.4,
+                |v| vals[v] >= 0.4,
                 &g.neighbours(Connectivity::Faces6),
                 &mut p,
                 &mut s
@@ -433,8 +420,7 @@ mod tests {
         );
         assert_eq!(
             max_cluster_size(
-                &vals,
-                2.0,
+                |v| vals[v] >= 2.0,
                 &g.neighbours(Connectivity::Faces6),
                 &mut p,
                 &mut s

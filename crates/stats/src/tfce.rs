@@ -15,10 +15,10 @@
 //! `h^H`), and a voxel's score is the sum of contributions from its level's node to the root,
 //! summed root-first. Cost: `O(V + levels)` per map instead of `O(V · levels)`. The tree depends
 //! on the map alone, so the result does not depend on the order of the mask's columns. The flood
-//! reads a voxel's neighbours near the voxels it has just expanded, three cells' bits of a bit
-//! grid of the cells still waiting per load (see `tfce_positive_into`); a union–find sweep level by level, used before,
-//! read each level's voxels scattered over the grid and was about 1.7× slower, with the same
-//! result to the bit.
+//! reads a voxel's neighbours near the voxels it has just expanded, per load the bits of three
+//! cells of a bit grid of the cells still waiting (see `tfce_positive_into`); a union–find sweep
+//! level by level, used before, read each level's voxels scattered over the grid and was about
+//! 1.7× slower, with the same result to the bit.
 //!
 //! References: Smith, S. M. & Nichols, T. E. (2009). Threshold-free cluster enhancement:
 //! addressing problems of smoothing, threshold dependence and localisation in cluster
@@ -431,8 +431,9 @@ impl Tree {
 /// with one load per row of three cells of a bit grid and a table (the union–find sweep level by
 /// level used before read each level's voxels scattered over the whole grid).
 ///
-/// Panics only on length mismatch between `values`, `out`, `neighbours` and `ws` (internal use);
-/// the public entry point is [`tfce`].
+/// Returns the largest score handed to `emit` (at least 0). Panics only on length mismatch
+/// between `values`, `out`, `neighbours` and `ws` (internal use); the public entry point is
+/// [`tfce`].
 pub(crate) fn tfce_positive_into(
     values: &[f64],
     negate: bool,
@@ -442,7 +443,7 @@ pub(crate) fn tfce_positive_into(
     dh: f64,
     ws: &mut TfceWorkspace,
     emit: impl FnMut(usize, f64),
-) {
+) -> f64 {
     let n = values.len();
     debug_assert_eq!(ws.level8.len(), n);
     let kmax = fill_levels(Fill::new(values, negate, dh, neighbours, &mut ws.level8));
@@ -454,7 +455,7 @@ pub(crate) fn tfce_positive_into(
         ws.tree.flood(&ws.level8, &mut ws.wait, kmax, neighbours);
     }
     ws.tree
-        .emit_scores(&ws.level8, kmax, neighbours, e, h, dh, emit);
+        .emit_scores(&ws.level8, kmax, neighbours, e, h, dh, emit)
 }
 
 /// The one-byte levels (cut at 255, see [`level_near`]) by rank of a tile of a map whose

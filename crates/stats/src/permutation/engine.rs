@@ -242,7 +242,8 @@ impl Engine {
             })
             .unzip();
         let n = self.w.nrows();
-        let delta = 2.0 * (n + 3) as f64 * f64::from(f32::EPSILON) / 2.0;
+        // twice γ(n+3) at f32's unit roundoff 2⁻²⁴ (half its epsilon)
+        let delta = 2.0 * (n + 3) as f64 * (f64::from(f32::EPSILON) / 2.0);
         let mut z = Array2::<f32>::zeros(self.w.dim());
         for (mut zr, wr) in z.rows_mut().into_iter().zip(self.w.rows()) {
             for ((zv, &wv), &iv) in zr.iter_mut().zip(wr.iter()).zip(&inv_norm) {

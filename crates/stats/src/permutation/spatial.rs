@@ -1,7 +1,7 @@
 //! TFCE and cluster extent of each shuffle's map, for their maximum-statistic nulls.
 
 use super::types::Tail;
-use crate::geometry::{Neighbours, max_active_cluster, max_cluster_size};
+use crate::geometry::{Neighbours, max_cluster_size};
 use crate::tfce::{
     TfceParams, TfceWorkspace, tfce_of_one_byte_levels, tfce_positive_into, tile_levels,
 };
@@ -16,7 +16,6 @@ pub(super) struct Spatial<'a> {
 pub(super) struct Scratch {
     pub(super) ws: Option<TfceWorkspace>,
     pub(super) pos: Vec<f64>,
-    pub(super) tmp: Vec<f64>,
     pub(super) parent: Vec<u32>,
     pub(super) size: Vec<u32>,
 }
@@ -26,7 +25,6 @@ impl Scratch {
         Self {
             ws: tfce.map(TfceWorkspace::new),
             pos: vec![0.0; nv],
-            tmp: vec![0.0; nv],
             parent: vec![0; nv],
             size: vec![0; nv],
         }
@@ -107,15 +105,28 @@ impl Spatial<'_> {
             return Some((mt, 0));
         };
         let above = &bl.above[b * bl.nv..(b + 1) * bl.nv];
-        let mut largest =
-            |bit: u8| max_active_cluster(|v| above[v] & bit != 0, nb, &mut sc.parent, &mut sc.size);
-        // as `run`: the negative part first
-        let maxc = match self.tail {
-            Tail::Positive => largest(1),
-            Tail::Negative => largest(2),
-            Tail::TwoSided => largest(2).max(largest(1)),
-        };
+        let maxc = self.largest_cluster(nb, sc, |v, negative| {
+            above[v] & (1 << u8::from(negative)) != 0
+        });
         Some((mt, maxc))
+    }
+
+    /// The size of the largest cluster of the tail's voxels, `passes(v, negative)` telling
+    /// whether voxel `v` passes the threshold on the positive or the negative side.
+    fn largest_cluster(
+        &self,
+        nb: &Neighbours,
+        sc: &mut Scratch,
+        passes: impl Fn(usize, bool) -> bool,
+    ) -> usize {
+        let mut largest = |negative: bool| {
+            max_cluster_size(|v| passes(v, negative), nb, &mut sc.parent, &mut sc.size)
+        };
+        match self.tail {
+            Tail::Positive => largest(false),
+            Tail::Negative => largest(true),
+            Tail::TwoSided => largest(true).max(largest(false)),
+        }
     }
 
     fn tfce_of_levels(
@@ -164,45 +175,38 @@ impl Spatial<'_> {
     }
 
     /// Hands the TFCE map of `t` (tail convention: signed, positive part minus negative part,
-    /// for two-sided) to `emit(v, value)`, voxel by voxel in column order, and returns the max
-    /// cluster size.
+    /// for two-sided) to `emit(v, value)`, voxel by voxel in column order, and returns the
+    /// largest |TFCE| handed over (0 without TFCE) and the max cluster size.
     pub(super) fn run(
         &self,
         t: &[f64],
         sc: &mut Scratch,
         mut emit: impl FnMut(usize, f64),
-    ) -> usize {
-        let nv = t.len();
+    ) -> (f64, usize) {
+        let mut mt = 0.0;
         if let Some((p, dh, nb)) = self.tfce {
             let Scratch { ws, pos, .. } = sc;
             let ws = ws.as_mut().expect("scratch made with the TFCE neighbours");
-            match self.tail {
+            // as in `run_levels`: |pos − neg| is one of them
+            mt = match self.tail {
                 Tail::Positive => tfce_positive_into(t, false, nb, p.e, p.h, dh, ws, emit),
                 Tail::Negative => tfce_positive_into(t, true, nb, p.e, p.h, dh, ws, emit),
                 Tail::TwoSided => {
-                    tfce_positive_into(t, false, nb, p.e, p.h, dh, ws, |v, x| pos[v] = x);
-                    tfce_positive_into(t, true, nb, p.e, p.h, dh, ws, |v, x| emit(v, pos[v] - x));
+                    let up = tfce_positive_into(t, false, nb, p.e, p.h, dh, ws, |v, x| pos[v] = x);
+                    let down = tfce_positive_into(t, true, nb, p.e, p.h, dh, ws, |v, x| {
+                        emit(v, pos[v] - x)
+                    });
+                    up.max(down)
                 }
-            }
+            };
         }
-        if let Some((thr, nb)) = self.cluster {
-            match self.tail {
-                Tail::Positive => max_cluster_size(t, thr, nb, &mut sc.parent, &mut sc.size),
-                Tail::Negative | Tail::TwoSided => {
-                    for v in 0..nv {
-                        sc.tmp[v] = -t[v];
-                    }
-                    let neg = max_cluster_size(&sc.tmp, thr, nb, &mut sc.parent, &mut sc.size);
-                    if self.tail == Tail::TwoSided {
-                        neg.max(max_cluster_size(t, thr, nb, &mut sc.parent, &mut sc.size))
-                    } else {
-                        neg
-                    }
-                }
-            }
-        } else {
-            0
-        }
+        let maxc = match self.cluster {
+            Some((thr, nb)) => self.largest_cluster(nb, sc, |v, negative| {
+                (if negative { -t[v] } else { t[v] }) >= thr
+            }),
+            None => 0,
+        };
+        (mt, maxc)
     }
 }
 

@@ -184,7 +184,7 @@ pub(super) fn permutation_test_ordered(
     let mut obs_labels = None;
     if spatial_needed {
         let mut sc = Scratch::new(nv, tfce_nb.as_ref());
-        spatial.run(&t_obs, &mut sc, |v, x| tfce_obs[v] = x);
+        let _largest = spatial.run(&t_obs, &mut sc, |v, x| tfce_obs[v] = x);
     }
     if let Some(thr) = options.cluster_threshold {
         obs_labels = Some(observed_clusters(
@@ -266,7 +266,6 @@ pub(super) fn permutation_test_ordered(
                         let mut count = |v: usize, x: f64| {
                             counts[v] += u32::from(x.abs() >= tfce_floor[v]);
                         };
-                        // the largest |TFCE| from the levels' tree, else tracked voxel by voxel
                         let from_levels = if levels {
                             spatial.run_levels(bl, b, sc, &mut count)
                         } else {
@@ -285,12 +284,7 @@ pub(super) fn permutation_test_ordered(
                                 } else {
                                     b * nv
                                 };
-                                let mut mt = 0.0f64;
-                                let maxc = spatial.run(&full[at..at + nv], sc, |v, x| {
-                                    count(v, x);
-                                    mt = mt.max(x.abs());
-                                });
-                                (mt, maxc)
+                                spatial.run(&full[at..at + nv], sc, count)
                             }
                         };
                         acc.per.push(PerShuffle {

@@ -142,19 +142,21 @@ fn exhaustive_sign_flip_equals_brute_force() {
     let mut data = smooth_noise(&mut r, 8, dims, 1.0);
     data.mapv_inplace(|x| x + 0.4);
     // TFCE (and clusters) from each map's one-byte levels (and bytes of the voxels above the
-    // cluster threshold), and from the t map again where the levels pass 255 (dh 0.01)
+    // cluster threshold), from the t map again where the levels pass 255 (dh 0.01), and
+    // clusters alone from the t maps
     let cases = [
-        (0.1, Some(1.5)),
-        (0.1, None),
-        (0.01, None),
-        (0.01, Some(1.5)),
+        (Some(0.1), Some(1.5)),
+        (Some(0.1), None),
+        (Some(0.01), None),
+        (Some(0.01), Some(1.5)),
+        (None, Some(1.5)),
     ];
     for tail in [Tail::Positive, Tail::Negative, Tail::TwoSided] {
         for (dh, thr) in cases {
             let opts = PermutationOptions {
                 seed: 7,
                 tail,
-                tfce: Some(TfceParams {
+                tfce: dh.map(|dh| TfceParams {
                     step: TfceStep::Fixed(dh),
                     ..Default::default()
                 }),
@@ -164,24 +166,30 @@ fn exhaustive_sign_flip_equals_brute_force() {
             let res = one_sample_sign_flip(data.view(), Some(&geom), &opts).unwrap();
             assert!(res.exhaustive);
             assert_eq!(res.n_shuffles, 256);
-            let b = brute(&data, &geom, tail, Some(dh), thr);
-            let tf = res.tfce.as_ref().unwrap();
-            if dh < 0.05 {
-                let top = tf.max_null.iter().fold(0.0, |m: f64, &x| m.max(x));
-                assert!(
-                    top > 0.0 && b.t_obs.iter().any(|t| t.abs() > 2.56),
-                    "levels > 255"
-                );
-            }
+            let b = brute(&data, &geom, tail, dh, thr);
             for v in 0..geom.n_voxels() {
                 assert!((res.t[v] - b.t_obs[v]).abs() < 1e-10, "t {tail:?} {v}");
                 assert_eq!(res.p_uncorrected[v], b.p_unc[v], "p_unc {tail:?} voxel {v}");
                 assert_eq!(res.p_fwe[v], b.p_fwe[v], "p_fwe {tail:?} voxel {v}");
-                assert!(
-                    (tf.values[v] - b.tfce_obs[v]).abs() <= 1e-9 * b.tfce_obs[v].abs().max(1.0),
-                    "tfce {tail:?} {v}"
-                );
-                assert_eq!(tf.p_fwe[v], b.tfce_fwe[v], "tfce fwe {tail:?} {dh} {v}");
+            }
+            if let Some(dh) = dh {
+                let tf = res.tfce.as_ref().unwrap();
+                if dh < 0.05 {
+                    let top = tf.max_null.iter().fold(0.0, |m: f64, &x| m.max(x));
+                    assert!(
+                        top > 0.0 && b.t_obs.iter().any(|t| t.abs() > 2.56),
+                        "levels > 255"
+                    );
+                }
+                for v in 0..geom.n_voxels() {
+                    assert!(
+                        (tf.values[v] - b.tfce_obs[v]).abs() <= 1e-9 * b.tfce_obs[v].abs().max(1.0),
+                        "tfce {tail:?} {v}"
+                    );
+                    assert_eq!(tf.p_fwe[v], b.tfce_fwe[v], "tfce fwe {tail:?} {dh} {v}");
+                }
+            } else {
+                assert!(res.tfce.is_none());
             }
             // sanity: some signal was found with the positive shift
             if tail == Tail::Positive {
